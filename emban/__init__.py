@@ -1,0 +1,1 @@
+"""Emban: self-hostable customer-facing analytics."""

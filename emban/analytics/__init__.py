@@ -1,0 +1,1 @@
+"""Everything ClickHouse: versioned DDL, the two stores (chDB embedded, HTTP), the planner."""

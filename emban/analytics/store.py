@@ -1,0 +1,51 @@
+"""One small interface over the two ClickHouse stores (chDB embedded, ClickHouse over HTTP)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from emban.settings import Settings
+
+_CODE = re.compile(r"Code:\s*(\d+)")
+
+
+class ClickHouseError(Exception):
+    """An error reported by the engine, with its numeric ClickHouse code when it gave one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        match = _CODE.search(message)
+        self.code: int | None = int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[tuple[str, str]]
+    rows: list[list[Any]]
+    rows_read: int = 0
+    elapsed_ms: float = 0.0
+
+
+class EventStore(Protocol):
+    """``params`` bind server-side as ``{name:Type}`` placeholders; values never enter SQL text."""
+
+    async def ping(self) -> None: ...
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(settings: Settings) -> EventStore:
+    """The HTTP store when ``EMBAN_CLICKHOUSE_URL`` is set, else chDB in the data dir."""
+    if settings.clickhouse_url:
+        from emban.analytics.http_store import HttpStore
+
+        return HttpStore(settings.clickhouse_url)
+    from emban.analytics.chdb_store import ChdbStore
+
+    return ChdbStore(settings.chdb_path)

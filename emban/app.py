@@ -1,0 +1,78 @@
+"""``create_app(settings)``: the aiohttp application with both edges and its resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from tortoise import connections
+
+from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.store import open_store
+from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
+from emban.jobs.inprocess import InProcessJobs
+from emban.metadata import close_metadata, migrate_metadata, open_metadata
+from emban.resolvers.schema import schema
+from emban.resolvers.view import EmbanGraphQLView
+from emban.rest_compat.http import error_middleware, json_response
+from emban.rest_compat.routes import add_routes
+from emban.runtime import RUNTIME_KEY, Runtime
+from emban.settings import Settings
+
+# Ingest (a later route) takes up to 10 MiB; every other route enforces 1 MiB itself.
+CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
+
+
+def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> web.Application:
+    """Build the app. Embedded mode applies pending migrations on start unless told otherwise."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await migrate_metadata(settings)
+        metadata = await open_metadata(settings)
+        events = open_store(settings)
+        redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        jobs = InProcessJobs()
+        try:
+            if migrate_on_start:
+                await migrate_clickhouse(events)
+            limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
+            app[RUNTIME_KEY] = Runtime(
+                settings=settings, events=events, limiter=limiter, redis=redis
+            )
+            if redis is None:
+                jobs.start({"settings": settings})
+            yield
+        finally:
+            await jobs.stop()
+            if redis is not None:
+                await redis.aclose()
+            await events.close()
+            await close_metadata(metadata)
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/healthz", healthz)
+    add_routes(app)
+    view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")
+    app.router.add_route("*", "/graphql", view)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the metadata DB and ClickHouse answer; 503 naming the one that failed."""
+    runtime = request.app[RUNTIME_KEY]
+    failed: dict[str, str] = {}
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+    except Exception as exc:
+        failed["metadata"] = type(exc).__name__
+    try:
+        await runtime.events.ping()
+    except Exception as exc:
+        failed["clickhouse"] = type(exc).__name__
+    if failed:
+        return json_response({"status": "unavailable", "failed": failed}, status=503)
+    return json_response({"status": "ok"})

@@ -1,0 +1,1 @@
+"""Principals and credentials: console sessions, API keys, and (later) embed tokens."""

@@ -1,0 +1,60 @@
+"""The frozen principal every request resolves to, and the role/scope checks services use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from emban.errors import Forbidden
+
+ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
+
+PrincipalKind = Literal["session", "api_key", "operator"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a console user session or an API key, bound to one org.
+
+    ``role`` is the member's role for sessions, ``admin`` for admin-scoped keys and ``None`` for
+    ingest-scoped keys, which may only ingest.
+    """
+
+    kind: PrincipalKind
+    org_id: str
+    environment_id: str
+    role: str | None
+    scope: str
+    user_id: str | None = None
+    api_key_id: str | None = None
+    session_id: int | None = None
+    ip: str | None = None
+    label: str | None = None
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.user_id if self.kind == "session" else self.api_key_id
+
+    @classmethod
+    def operator(cls, org_id: str, environment_id: str = "") -> Principal:
+        """The command-line operator (``emban org set-plan``): audited, never from a request."""
+        return cls(
+            kind="operator",
+            org_id=org_id,
+            environment_id=environment_id,
+            role="owner",
+            scope="operator",
+            label="cli",
+        )
+
+    def require_role(self, minimum: str) -> None:
+        """403 unless the caller has at least ``minimum`` (viewer < editor < admin < owner)."""
+        if self.scope == "ingest":
+            raise Forbidden("ingest keys can only send events", code="insufficient_scope")
+        if self.role is None or ROLE_RANK[self.role] < ROLE_RANK[minimum]:
+            code = "owner_required" if minimum == "owner" else "insufficient_role"
+            raise Forbidden(f"this action requires the {minimum} role", code=code)
+
+    def require_console(self) -> None:
+        """Any authenticated console user or admin key (not ingest keys)."""
+        self.require_role("viewer")

@@ -1,0 +1,141 @@
+"""``emban serve | worker | migrate | demo | schema | org set-plan``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from emban.errors import EmbanError
+from emban.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print(f"emban: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from emban.app import create_app
+
+    settings = _settings().with_listen(args.host, args.port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    print(
+        f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
+        flush=True,
+    )
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if not settings.redis_url:
+        print(
+            "emban: `emban worker` needs EMBAN_REDIS_URL (production mode); in embedded mode "
+            "`emban serve` runs the jobs itself",
+            file=sys.stderr,
+        )
+        return 2
+    from arq.worker import run_worker
+
+    from emban.jobs.worker import worker_settings
+
+    logging.basicConfig(level=logging.INFO)
+    run_worker(worker_settings(settings))
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    from emban.analytics.ddl import migrate_clickhouse
+    from emban.analytics.store import open_store
+    from emban.metadata import migrate_metadata
+
+    await migrate_metadata(settings)
+    store = open_store(settings)
+    try:
+        return await migrate_clickhouse(store)
+    finally:
+        await store.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    applied = asyncio.run(_migrate(settings))
+    done = ", ".join(str(v) for v in applied) if applied else "none pending"
+    print(f"metadata migrations applied; ClickHouse DDL versions applied: {done}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from emban.demo import seed_demo
+
+    settings = _settings()
+    asyncio.run(_migrate(settings))
+    result = asyncio.run(seed_demo(settings))
+    print(f"Demo org: {result.org_name} ({result.org_id})")
+    print(f"Owner login: {result.email} / {result.password}")
+    print(f"Admin API key (production): {result.api_key}")
+    print(f"Open {settings.base_url}/graphql after `emban serve`")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from emban.contracts import write_contracts
+
+    for path in write_contracts(Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_set_plan(args: argparse.Namespace) -> int:
+    from emban.services.billing import set_plan_cli
+
+    settings = _settings()
+    try:
+        org = asyncio.run(set_plan_cli(settings, args.org_id, args.plan))
+    except EmbanError as error:
+        print(f"emban: {error.message}", file=sys.stderr)
+        return 1
+    print(f"org {org.id} is now on the {org.plan} plan")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emban", description="Embedded analytics service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API (GraphQL at /graphql, REST at /v1)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("worker", help="run the arq worker (needs EMBAN_REDIS_URL)").set_defaults(
+        func=cmd_worker
+    )
+    sub.add_parser("migrate", help="apply metadata migrations and ClickHouse DDL").set_defaults(
+        func=cmd_migrate
+    )
+    sub.add_parser("demo", help="seed the demo org and print its login").set_defaults(func=cmd_demo)
+    schema = sub.add_parser("schema", help="write schema/schema.graphql and schema/openapi.json")
+    schema.add_argument("--out", default="schema")
+    schema.set_defaults(func=cmd_schema)
+    org = sub.add_parser("org", help="operator commands for orgs")
+    org_sub = org.add_subparsers(dest="org_command", required=True)
+    set_plan = org_sub.add_parser("set-plan", help="put an org on a plan")
+    set_plan.add_argument("org_id")
+    set_plan.add_argument("plan")
+    set_plan.set_defaults(func=cmd_set_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    raise SystemExit(args.func(args))

@@ -1,0 +1,128 @@
+"""The public contracts written to ``schema/``: GraphQL SDL and OpenAPI 3.1 for ``/v1``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from strawberry.printer import print_schema
+
+from emban.resolvers.schema import schema
+from emban.rest_compat.routes import ROUTES
+
+_STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No content",
+    400: "Invalid parameter or payload",
+    401: "Missing or invalid auth",
+    402: "Plan limit exceeded",
+    403: "Scope or role violation",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    429: "Too many attempts",
+}
+
+
+def graphql_sdl() -> str:
+    return print_schema(schema).rstrip() + "\n"
+
+
+def openapi_document() -> dict[str, Any]:
+    bodies = [route.body for route in ROUTES if route.body is not None]
+    body_schemas, components = msgspec.json.schema_components(
+        bodies, ref_template="#/components/schemas/{name}"
+    )
+    body_refs = dict(zip(bodies, body_schemas, strict=True))
+    components["Error"] = {
+        "type": "object",
+        "required": ["error", "code"],
+        "properties": {
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "field": {"type": "string"},
+        },
+    }
+    components["PlanLimitError"] = {
+        "type": "object",
+        "required": ["error", "code", "plan", "upgrade_to", "limit", "used"],
+        "properties": {
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "plan": {"type": "string"},
+            "upgrade_to": {"type": ["string", "null"]},
+            "limit": {"type": ["integer", "null"]},
+            "used": {"type": ["integer", "null"]},
+        },
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        path = route.path
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": route.handler.__name__,
+            "tags": [route.tag],
+            "responses": {},
+        }
+        params = re.findall(r"{(\w+)}", path)
+        if params:
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
+            ]
+        if route.auth == "public":
+            operation["security"] = []
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": body_refs[route.body]}},
+            }
+        success: dict[str, Any] = {"description": _STATUS_TEXT[route.status]}
+        if route.status != 204:
+            success["content"] = {"application/json": {"schema": {"type": "object"}}}
+        operation["responses"][str(route.status)] = success
+        for status in sorted(route.errors):
+            ref = "PlanLimitError" if status == 402 else "Error"
+            operation["responses"][str(status)] = {
+                "description": _STATUS_TEXT[status],
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
+                },
+            }
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Emban API",
+            "version": "1",
+            "description": "The documented /v1 REST surface of Emban (embedded analytics).",
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "API key"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "emban_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+    }
+
+
+def openapi_json() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=False) + "\n"
+
+
+def write_contracts(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    sdl = out / "schema.graphql"
+    sdl.write_text(graphql_sdl())
+    api = out / "openapi.json"
+    api.write_text(openapi_json())
+    return [sdl, api]

@@ -1,0 +1,84 @@
+"""``emban demo``: seed (or refresh) the demo org and hand back a working login."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from emban.analytics.store import open_store
+from emban.auth import credentials
+from emban.auth.principal import Principal
+from emban.auth.rate_limit import MemoryLimiter
+from emban.metadata import close_metadata, open_metadata
+from emban.models import ApiKey, Environment, Membership, Org, User
+from emban.runtime import Runtime
+from emban.services import accounts, audit
+from emban.settings import Settings
+
+DEMO_EMAIL = "demo@emban.dev"
+DEMO_ORG = "Demo Workspace"
+DEMO_KEY_LABEL = "Demo admin key"
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    org_id: str
+    org_name: str
+    email: str
+    password: str
+    api_key: str
+
+
+async def seed_demo(settings: Settings) -> DemoSeed:
+    """Create the demo org once; on every run reset the owner password and mint a fresh key."""
+    metadata = await open_metadata(settings)
+    events = open_store(settings)
+    runtime = Runtime(settings=settings, events=events, limiter=MemoryLimiter())
+    password = secrets.token_urlsafe(9)
+    try:
+        async with in_transaction():
+            org = await Org.filter(is_demo=True).first()
+            if org is None:
+                reg = await accounts.create_org_with_owner(
+                    runtime,
+                    email=DEMO_EMAIL,
+                    password=password,
+                    name="Demo Owner",
+                    org_name=DEMO_ORG,
+                    ip=None,
+                    is_demo=True,
+                )
+                org = reg.org
+            else:
+                owner = await Membership.filter(org_id=org.id, role="owner").first()
+                assert owner is not None
+                await User.filter(id=owner.user_id).update(
+                    password_hash=credentials.hash_password(password)
+                )
+            production = await Environment.get(org_id=org.id, name="production")
+            await ApiKey.filter(org_id=org.id, label=DEMO_KEY_LABEL).delete()
+            clear = credentials.new_api_key()
+            key = await ApiKey.create(
+                org_id=org.id,
+                environment_id=production.id,
+                label=DEMO_KEY_LABEL,
+                scope="admin",
+                prefix=credentials.key_prefix(clear),
+                key_hash=credentials.token_digest(clear),
+            )
+            await audit.record(
+                Principal.operator(org.id, production.id),
+                "api_key.create",
+                "api_key",
+                key.id,
+                {"label": DEMO_KEY_LABEL, "scope": "admin"},
+            )
+        owner_user = await User.get(
+            id=(await Membership.filter(org_id=org.id, role="owner").first()).user_id  # type: ignore[union-attr]
+        )
+        return DemoSeed(org.id, org.name, owner_user.email, password, clear)
+    finally:
+        await events.close()
+        await close_metadata(metadata)

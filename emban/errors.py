@@ -1,0 +1,114 @@
+"""The one error hierarchy: every domain error carries a stable ``code`` and its HTTP status.
+
+REST renders it as ``{"error": message, "code": code, ...extra}``; GraphQL puts the same fields in
+``extensions`` with ``extensions.code`` set to the GraphQL category (``UNAUTHENTICATED`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class EmbanError(Exception):
+    status: ClassVar[int] = 400
+    graphql_code: ClassVar[str] = "BAD_REQUEST"
+    default_code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.extra: dict[str, Any] = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, **self.extra}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(EmbanError):
+    """A payload or parameter is invalid; ``field`` names it when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        if field is None:
+            super().__init__(message, code=code or "bad_request")
+        else:
+            super().__init__(message, code=code or "invalid_field", field=field)
+
+
+class Unauthenticated(EmbanError):
+    status = 401
+    graphql_code = "UNAUTHENTICATED"
+    default_code = "unauthenticated"
+
+
+class Forbidden(EmbanError):
+    status = 403
+    graphql_code = "FORBIDDEN"
+    default_code = "forbidden"
+
+
+class NotFound(EmbanError):
+    status = 404
+    graphql_code = "NOT_FOUND"
+    default_code = "not_found"
+
+
+class MethodNotAllowed(EmbanError):
+    status = 405
+    graphql_code = "BAD_REQUEST"
+    default_code = "method_not_allowed"
+
+
+class Conflict(EmbanError):
+    status = 409
+    graphql_code = "CONFLICT"
+    default_code = "conflict"
+
+
+class PayloadTooLarge(EmbanError):
+    status = 413
+    graphql_code = "BAD_REQUEST"
+    default_code = "payload_too_large"
+
+
+class PlanLimitExceeded(EmbanError):
+    """402 with exactly the spec's body: error, code, plan, upgrade_to, limit, used."""
+
+    status = 402
+    graphql_code = "PLAN_LIMIT"
+    default_code = "plan_limit"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        plan: str,
+        upgrade_to: str | None,
+        limit: int | None,
+        used: int | None,
+    ) -> None:
+        super().__init__(
+            message, code=code, plan=plan, upgrade_to=upgrade_to, limit=limit, used=used
+        )
+
+
+class RateLimited(EmbanError):
+    status = 429
+    graphql_code = "RATE_LIMITED"
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(EmbanError):
+    status = 503
+    graphql_code = "SERVICE_UNAVAILABLE"
+    default_code = "service_unavailable"

@@ -1,0 +1,192 @@
+"""Tortoise models: the metadata store. Only models live here; rules live in ``emban.services``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from emban.ids import new_id
+
+ROLES = ("viewer", "editor", "admin", "owner")
+KEY_SCOPES = ("admin", "ingest")
+
+
+def _org_id() -> str:
+    return new_id("org")
+
+
+def _env_id() -> str:
+    return new_id("env")
+
+
+def _user_id() -> str:
+    return new_id("usr")
+
+
+def _member_id() -> str:
+    return new_id("mem")
+
+
+def _key_id() -> str:
+    return new_id("key")
+
+
+def _invite_id() -> str:
+    return new_id("inv")
+
+
+class Org(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=_org_id)
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=320, null=True)
+    plan = fields.CharField(max_length=20, default="free")
+    is_demo = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "orgs"
+
+
+class Environment(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=_env_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="environments", on_delete=fields.CASCADE
+    )
+    org_id: str
+    name = fields.CharField(max_length=64)
+    embed_secret = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "environments"
+        unique_together = (("org", "name"),)
+
+
+class User(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=_user_id)
+    email = fields.CharField(max_length=320, unique=True)
+    name = fields.CharField(max_length=200)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class Membership(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=_member_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="memberships", on_delete=fields.CASCADE
+    )
+    org_id: str
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "emban.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    user_id: str
+    role = fields.CharField(max_length=16)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "memberships"
+        unique_together = (("org", "user"),)
+
+
+class UserSession(Model):
+    """A console login. Only the SHA-256 of the cookie value is stored."""
+
+    id = fields.BigIntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "emban.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    user_id: str
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="sessions", on_delete=fields.CASCADE
+    )
+    org_id: str
+    environment_id = fields.CharField(max_length=32)
+    ip = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "user_sessions"
+
+
+class ApiKey(Model):
+    """An org + environment bound key. The clear key is shown once, only its hash is kept."""
+
+    id = fields.CharField(max_length=32, primary_key=True, default=_key_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    org_id: str
+    environment: fields.ForeignKeyRelation[Environment] = fields.ForeignKeyField(
+        "emban.Environment", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    environment_id: str
+    label = fields.CharField(max_length=200)
+    scope = fields.CharField(max_length=16)
+    prefix = fields.CharField(max_length=16)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    created_by = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_keys"
+
+
+class Invite(Model):
+    id = fields.CharField(max_length=32, primary_key=True, default=_invite_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="invites", on_delete=fields.CASCADE
+    )
+    org_id: str
+    email = fields.CharField(max_length=320)
+    role = fields.CharField(max_length=16)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    invited_by = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    accepted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "invites"
+
+
+class AuditLog(Model):
+    id = fields.BigIntField(primary_key=True)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="audit_rows", on_delete=fields.CASCADE
+    )
+    org_id: str
+    actor_type = fields.CharField(max_length=16)
+    actor_id = fields.CharField(max_length=64, null=True)
+    actor_label = fields.CharField(max_length=320, null=True)
+    action = fields.CharField(max_length=64, db_index=True)
+    resource_type = fields.CharField(max_length=64)
+    resource_id = fields.CharField(max_length=64, null=True)
+    ip = fields.CharField(max_length=64, null=True)
+    metadata: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "audit_log"
+
+
+__all__ = [
+    "KEY_SCOPES",
+    "ROLES",
+    "ApiKey",
+    "AuditLog",
+    "Environment",
+    "Invite",
+    "Membership",
+    "Org",
+    "User",
+    "UserSession",
+]

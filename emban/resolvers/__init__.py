@@ -1,0 +1,1 @@
+"""The GraphQL edge (Strawberry): types, queries, mutations; thin adapters over services."""

@@ -1,0 +1,143 @@
+"""GraphQL mutations: one transaction each, one service call each."""
+
+from __future__ import annotations
+
+import strawberry
+
+from emban.auth.cookies import clear_session_cookie, set_session_cookie
+from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.types import (
+    ApiKey,
+    CreatedApiKey,
+    CreatedInvite,
+    Environment,
+    Invite,
+    LoginResult,
+    Member,
+    Org,
+    Registration,
+    User,
+)
+from emban.services import accounts, api_keys, orgs, team
+
+
+def _set_cookie(info: GqlInfo, token: str) -> None:
+    context = ctx(info)
+    if context.response is not None:
+        set_session_cookie(context.response, context.runtime.settings, token)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    @transactional
+    async def register(
+        self, info: GqlInfo, email: str, password: str, name: str, org_name: str
+    ) -> Registration:
+        context = ctx(info)
+        reg = await accounts.register(
+            context.runtime,
+            email=email,
+            password=password,
+            name=name,
+            org_name=org_name,
+            ip=context.ip,
+        )
+        _set_cookie(info, reg.session_token)
+        env = reg.environments[0]
+        return Registration(
+            user=User.of(reg.user),
+            org=Org.of(reg.org),
+            environments=[Environment.of(e) for e in reg.environments],
+            api_key=CreatedApiKey(api_key=ApiKey.of(reg.api_key, env), key=reg.clear_key),
+        )
+
+    @strawberry.mutation
+    @transactional
+    async def login(self, info: GqlInfo, email: str, password: str) -> LoginResult:
+        context = ctx(info)
+        result = await accounts.login(
+            context.runtime, email=email, password=password, ip=context.ip
+        )
+        _set_cookie(info, result.session_token)
+        return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)
+
+    @strawberry.mutation
+    @transactional
+    async def logout(self, info: GqlInfo) -> bool:
+        await accounts.logout(actor=ctx(info).actor())
+        response = ctx(info).response
+        if response is not None:
+            clear_session_cookie(response)
+        return True
+
+    @strawberry.mutation
+    @transactional
+    async def accept_invite(
+        self, info: GqlInfo, token: str, password: str, name: str
+    ) -> LoginResult:
+        context = ctx(info)
+        result = await accounts.accept_invite(
+            context.runtime, token=token, password=password, name=name, ip=context.ip
+        )
+        _set_cookie(info, result.session_token)
+        return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)
+
+    @strawberry.mutation
+    @transactional
+    async def create_api_key(
+        self, info: GqlInfo, label: str, scope: str, environment: str | None = None
+    ) -> CreatedApiKey:
+        created = await api_keys.create_api_key(
+            actor=ctx(info).actor(), label=label, scope=scope, environment=environment
+        )
+        return CreatedApiKey(
+            api_key=ApiKey.of(created.api_key, created.environment), key=created.clear_key
+        )
+
+    @strawberry.mutation
+    @transactional
+    async def delete_api_key(self, info: GqlInfo, id: strawberry.ID) -> bool:
+        await api_keys.delete_api_key(actor=ctx(info).actor(), key_id=str(id))
+        return True
+
+    @strawberry.mutation
+    @transactional
+    async def invite_member(self, info: GqlInfo, email: str, role: str) -> CreatedInvite:
+        context = ctx(info)
+        created = await team.invite_member(
+            context.runtime, actor=context.actor(), email=email, role=role
+        )
+        return CreatedInvite(
+            invite=Invite.of(created.invite), token=created.token, invite_url=created.url
+        )
+
+    @strawberry.mutation
+    @transactional
+    async def change_member_role(self, info: GqlInfo, id: strawberry.ID, role: str) -> Member:
+        membership, user = await team.change_role(
+            actor=ctx(info).actor(), member_id=str(id), role=role
+        )
+        return Member.of(membership, user)
+
+    @strawberry.mutation
+    @transactional
+    async def remove_member(self, info: GqlInfo, id: strawberry.ID) -> bool:
+        await team.remove_member(actor=ctx(info).actor(), member_id=str(id))
+        return True
+
+    @strawberry.mutation
+    @transactional
+    async def update_org(
+        self, info: GqlInfo, name: str | None = None, email: str | None = None
+    ) -> Org:
+        return Org.of(await orgs.update_org(actor=ctx(info).actor(), name=name, email=email))
+
+    @strawberry.mutation
+    @transactional
+    async def delete_org(self, info: GqlInfo) -> bool:
+        context = ctx(info)
+        await orgs.delete_org(context.runtime, actor=context.actor())
+        if context.response is not None:
+            clear_session_cookie(context.response)
+        return True

@@ -1,0 +1,88 @@
+"""The Strawberry schema: errors mapped to ``extensions.code``, caches and query limits on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql.error import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from emban.errors import EmbanError
+from emban.resolvers.mutations import Mutation
+from emban.resolvers.queries import Query
+
+log = logging.getLogger("emban.graphql")
+
+MAX_DEPTH = 10
+MAX_ALIASES = 20
+MAX_TOKENS = 2000
+
+
+class EmbanErrors(MaskErrors):
+    """Domain errors keep their message and carry ``extensions.code`` plus the REST fields;
+    anything unexpected is logged and masked."""
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed: list[GraphQLError] = []
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, EmbanError):
+                extensions: dict[str, Any] = {
+                    "code": original.graphql_code,
+                    "reason": original.code,
+                    **original.extra,
+                }
+                processed.append(
+                    GraphQLError(
+                        original.message,
+                        nodes=error.nodes,
+                        source=error.source,
+                        positions=error.positions,
+                        path=error.path,
+                        extensions=extensions,
+                    )
+                )
+            elif original is None:
+                processed.append(error)  # syntax / validation errors are for the client to see
+            else:
+                log.error("unexpected GraphQL error at %s", error.path, exc_info=original)
+                processed.append(self.anonymise_error(error))
+        return processed
+
+
+class EmbanSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log only what is unexpected; domain errors are answers, not incidents."""
+        unexpected = [
+            e
+            for e in errors
+            if e.original_error is not None and not isinstance(e.original_error, EmbanError)
+        ]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+schema = EmbanSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: EmbanErrors(),
+    ],
+)

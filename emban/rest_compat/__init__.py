@@ -1,0 +1,1 @@
+"""The documented ``/v1`` REST surface: thin handlers over ``emban.services``."""

@@ -1,0 +1,43 @@
+"""Request bodies of the ``/v1`` routes as typed structs: validation and OpenAPI, one source."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RegisterBody(msgspec.Struct):
+    email: str
+    password: str
+    name: str
+    org_name: str
+
+
+class LoginBody(msgspec.Struct):
+    email: str
+    password: str
+
+
+class AcceptInviteBody(msgspec.Struct):
+    token: str
+    password: str
+    name: str
+
+
+class CreateApiKeyBody(msgspec.Struct):
+    label: str
+    scope: str
+    environment: str | None = None
+
+
+class InviteBody(msgspec.Struct):
+    email: str
+    role: str
+
+
+class RoleBody(msgspec.Struct):
+    role: str
+
+
+class OrgPatchBody(msgspec.Struct):
+    name: str | None = None
+    email: str | None = None

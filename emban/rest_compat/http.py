@@ -1,0 +1,140 @@
+"""Request plumbing for ``/v1``: JSON bodies, the principal, errors rendered the spec's way."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+from tortoise.transactions import in_transaction
+
+from emban.auth.cookies import SESSION_COOKIE
+from emban.auth.principal import Principal
+from emban.errors import (
+    BadRequest,
+    EmbanError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
+from emban.runtime import RUNTIME_KEY, Runtime
+from emban.services import accounts
+
+log = logging.getLogger("emban.http")
+
+MAX_JSON_BODY = 1024 * 1024
+_PRINCIPAL_KEY = "emban.principal"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+_AT_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def runtime(request: web.Request) -> Runtime:
+    return request.app[RUNTIME_KEY]
+
+
+def client_ip(request: web.Request) -> str | None:
+    return request.remote
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json"
+    )
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
+    """Read the body, refusing more than ``limit`` bytes with a 413 (before and while reading)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return body
+
+
+async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON_BODY) -> T:
+    """Decode and type-check a JSON body; a 400 names the offending field."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    try:
+        return msgspec.json.decode(body, type=model)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _MISSING.search(message) or _AT_PATH.search(message)
+        field = match.group(1) if match else None
+        if field:
+            raise BadRequest(f"{field}: {message.split(' - at ')[0]}", field=field) from None
+        raise BadRequest(message, code="invalid_body") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+async def optional_principal(request: web.Request) -> Principal | None:
+    if _PRINCIPAL_KEY not in request:
+        request[_PRINCIPAL_KEY] = await accounts.authenticate(
+            authorization=request.headers.get("Authorization"),
+            session_cookie=request.cookies.get(SESSION_COOKIE),
+            ip=client_ip(request),
+        )
+    principal: Principal | None = request[_PRINCIPAL_KEY]
+    return principal
+
+
+async def actor(request: web.Request) -> Principal:
+    """The authenticated caller; 401 when the request carries no credentials."""
+    principal = await optional_principal(request)
+    if principal is None:
+        raise Unauthenticated("authentication required", code="unauthenticated")
+    return principal
+
+
+def error_response(error: EmbanError) -> web.Response:
+    response = json_response(error.body(), status=error.status)
+    response.headers.update(error.headers())
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest."""
+    try:
+        if request.method in _SAFE_METHODS or not request.path.startswith("/v1/"):
+            return await handler(request)
+        async with in_transaction():
+            return await handler(request)
+    except EmbanError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return error_response(NotFound("no such route", code="route_not_found"))
+        if exc.status == 405:
+            return error_response(
+                MethodNotAllowed(f"{request.method} is not allowed on this route")
+            )
+        if exc.status == 413:
+            return error_response(PayloadTooLarge("request body is too large"))
+        raise
+    except Exception:
+        request_id = uuid.uuid4().hex[:12]
+        log.exception(
+            "unexpected error request_id=%s %s %s", request_id, request.method, request.path
+        )
+        return json_response(
+            {"error": "internal error", "code": "internal_error", "request_id": request_id},
+            status=500,
+        )

@@ -1,0 +1,409 @@
+"""The ``/v1`` routes implemented so far. Each handler: parse, call one service, shape the answer.
+
+``ROUTES`` is also the source of ``schema/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from emban.auth.cookies import clear_session_cookie, set_session_cookie
+from emban.rest_compat import shapes
+from emban.rest_compat.bodies import (
+    AcceptInviteBody,
+    CreateApiKeyBody,
+    InviteBody,
+    LoginBody,
+    OrgPatchBody,
+    RegisterBody,
+    RoleBody,
+)
+from emban.rest_compat.http import (
+    actor,
+    client_ip,
+    json_response,
+    no_content,
+    parse_body,
+    runtime,
+)
+from emban.services import accounts, api_keys, audit, billing, orgs, team
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RestRoute:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    status: int = 200
+    body: type | None = None
+    auth: str = "console"  # public | any | console
+    tag: str = "misc"
+    errors: tuple[int, ...] = ()
+
+
+async def register(request: web.Request) -> web.StreamResponse:
+    body = await parse_body(request, RegisterBody)
+    reg = await accounts.register(
+        runtime(request),
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        org_name=body.org_name,
+        ip=client_ip(request),
+    )
+    response = json_response(
+        {
+            "user": shapes.user(reg.user),
+            "org": shapes.org(reg.org),
+            "environments": [shapes.environment(e) for e in reg.environments],
+            "api_key": {
+                "id": reg.api_key.id,
+                "label": reg.api_key.label,
+                "scope": reg.api_key.scope,
+                "prefix": reg.api_key.prefix,
+                "environment": reg.environments[0].name,
+                "key": reg.clear_key,
+            },
+        },
+        status=201,
+    )
+    set_session_cookie(response, runtime(request).settings, reg.session_token)
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    body = await parse_body(request, LoginBody)
+    result = await accounts.login(
+        runtime(request), email=body.email, password=body.password, ip=client_ip(request)
+    )
+    response = json_response(
+        {"user": shapes.user(result.user), "org": shapes.org(result.org), "role": result.role}
+    )
+    set_session_cookie(response, runtime(request).settings, result.session_token)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    await accounts.logout(actor=await actor(request))
+    response = no_content()
+    clear_session_cookie(response)
+    return response
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    return json_response(shapes.me(await accounts.whoami(actor=await actor(request))))
+
+
+async def accept_invite(request: web.Request) -> web.StreamResponse:
+    body = await parse_body(request, AcceptInviteBody)
+    result = await accounts.accept_invite(
+        runtime(request),
+        token=body.token,
+        password=body.password,
+        name=body.name,
+        ip=client_ip(request),
+    )
+    response = json_response(
+        {"user": shapes.user(result.user), "org": shapes.org(result.org), "role": result.role},
+        status=201,
+    )
+    set_session_cookie(response, runtime(request).settings, result.session_token)
+    return response
+
+
+async def list_api_keys(request: web.Request) -> web.StreamResponse:
+    keys = await api_keys.list_api_keys(actor=await actor(request))
+    return json_response({"api_keys": [shapes.api_key(k, env) for k, env in keys]})
+
+
+async def create_api_key(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, CreateApiKeyBody)
+    created = await api_keys.create_api_key(
+        actor=principal, label=body.label, scope=body.scope, environment=body.environment
+    )
+    data = shapes.api_key(created.api_key, created.environment)
+    data["key"] = created.clear_key
+    return json_response(data, status=201)
+
+
+async def delete_api_key(request: web.Request) -> web.StreamResponse:
+    await api_keys.delete_api_key(actor=await actor(request), key_id=request.match_info["id"])
+    return no_content()
+
+
+async def list_members(request: web.Request) -> web.StreamResponse:
+    members = await team.list_members(actor=await actor(request))
+    return json_response({"members": [shapes.member(m, u) for m, u in members]})
+
+
+async def invite_member(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, InviteBody)
+    created = await team.invite_member(
+        runtime(request), actor=principal, email=body.email, role=body.role
+    )
+    data = shapes.invite(created.invite)
+    data.update(token=created.token, invite_url=created.url)
+    return json_response(data, status=201)
+
+
+async def list_invites(request: web.Request) -> web.StreamResponse:
+    invites = await team.list_invites(actor=await actor(request))
+    return json_response({"invites": [shapes.invite(i) for i in invites]})
+
+
+async def change_role(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, RoleBody)
+    membership, user = await team.change_role(
+        actor=principal, member_id=request.match_info["id"], role=body.role
+    )
+    return json_response(shapes.member(membership, user))
+
+
+async def remove_member(request: web.Request) -> web.StreamResponse:
+    await team.remove_member(actor=await actor(request), member_id=request.match_info["id"])
+    return no_content()
+
+
+async def get_org(request: web.Request) -> web.StreamResponse:
+    return json_response(shapes.org(await orgs.get_org(actor=await actor(request))))
+
+
+async def update_org(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, OrgPatchBody)
+    org = await orgs.update_org(actor=principal, name=body.name, email=body.email)
+    return json_response(shapes.org(org))
+
+
+async def delete_org(request: web.Request) -> web.StreamResponse:
+    await orgs.delete_org(runtime(request), actor=await actor(request))
+    response = no_content()
+    clear_session_cookie(response)
+    return response
+
+
+async def list_plans(request: web.Request) -> web.StreamResponse:
+    return json_response({"plans": [shapes.plan(p) for p in billing.list_plans()]})
+
+
+async def list_audit(request: web.Request) -> web.StreamResponse:
+    rows = await audit.list_audit(actor=await actor(request))
+    return json_response({"entries": [shapes.audit_row(a) for a in rows]})
+
+
+_AUTH = (401,)
+_ADMIN = (401, 403)
+
+ROUTES: tuple[RestRoute, ...] = (
+    RestRoute(
+        "POST",
+        "/v1/auth/register",
+        register,
+        "Create a user, org, owner membership, default environments and admin key.",
+        201,
+        RegisterBody,
+        "public",
+        "auth",
+        (400, 409, 413),
+    ),
+    RestRoute(
+        "POST",
+        "/v1/auth/login",
+        login,
+        "Log in and set the emban_session cookie.",
+        200,
+        LoginBody,
+        "public",
+        "auth",
+        (400, 401, 429),
+    ),
+    RestRoute(
+        "POST",
+        "/v1/auth/logout",
+        logout,
+        "Delete the session cookie and its server-side row.",
+        204,
+        None,
+        "console",
+        "auth",
+        _AUTH,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/auth/me",
+        me,
+        "The caller's user, org, role, scope and environment.",
+        200,
+        None,
+        "any",
+        "auth",
+        _AUTH,
+    ),
+    RestRoute(
+        "POST",
+        "/v1/auth/accept-invite",
+        accept_invite,
+        "Accept a pending invite: creates the user and membership and starts a session.",
+        201,
+        AcceptInviteBody,
+        "public",
+        "auth",
+        (400, 404, 409),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/api-keys",
+        list_api_keys,
+        "List API keys (prefix only, never the key).",
+        200,
+        None,
+        "console",
+        "api-keys",
+        _ADMIN,
+    ),
+    RestRoute(
+        "POST",
+        "/v1/api-keys",
+        create_api_key,
+        "Create an API key; the key is in the response only this once.",
+        201,
+        CreateApiKeyBody,
+        "console",
+        "api-keys",
+        (400, 401, 402, 403),
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/api-keys/{id}",
+        delete_api_key,
+        "Revoke an API key at once.",
+        204,
+        None,
+        "console",
+        "api-keys",
+        (401, 403, 404),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/members",
+        list_members,
+        "List org members.",
+        200,
+        None,
+        "console",
+        "team",
+        _ADMIN,
+    ),
+    RestRoute(
+        "POST",
+        "/v1/members/invite",
+        invite_member,
+        "Invite a member; the response holds the invite token.",
+        201,
+        InviteBody,
+        "console",
+        "team",
+        (400, 401, 403, 409),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/members/invites",
+        list_invites,
+        "List pending invites.",
+        200,
+        None,
+        "console",
+        "team",
+        _ADMIN,
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/members/{id}",
+        change_role,
+        "Change a member's role (owner only).",
+        200,
+        RoleBody,
+        "console",
+        "team",
+        (400, 401, 403, 404, 409),
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/members/{id}",
+        remove_member,
+        "Remove a member.",
+        204,
+        None,
+        "console",
+        "team",
+        (401, 403, 404, 409),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/settings/org",
+        get_org,
+        "Get org details.",
+        200,
+        None,
+        "console",
+        "settings",
+        _ADMIN,
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/settings/org",
+        update_org,
+        "Update the org's name or email.",
+        200,
+        OrgPatchBody,
+        "console",
+        "settings",
+        (400, 401, 403),
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/settings/org",
+        delete_org,
+        "Delete the org, its metadata and its events (owner only). Irreversible.",
+        204,
+        None,
+        "console",
+        "settings",
+        _ADMIN,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/billing/plans",
+        list_plans,
+        "List plan specs and feature flags.",
+        200,
+        None,
+        "public",
+        "billing",
+    ),
+    RestRoute(
+        "GET",
+        "/v1/audit",
+        list_audit,
+        "The last 100 audit entries, newest first.",
+        200,
+        None,
+        "console",
+        "audit",
+        _ADMIN,
+    ),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,97 @@
+"""JSON shapes of the spec's resources (one place, so every route answers alike)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from emban.models import ApiKey, AuditLog, Environment, Invite, Membership, Org, User
+from emban.services.accounts import Me
+from emban.services.billing import Plan
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user(u: User) -> dict[str, Any]:
+    return {"id": u.id, "email": u.email, "name": u.name, "created_at": iso(u.created_at)}
+
+
+def org(o: Org) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "name": o.name,
+        "email": o.email,
+        "plan": o.plan,
+        "created_at": iso(o.created_at),
+        "updated_at": iso(o.updated_at),
+    }
+
+
+def environment(e: Environment) -> dict[str, Any]:
+    return {"id": e.id, "name": e.name}
+
+
+def api_key(k: ApiKey, env: Environment) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "label": k.label,
+        "scope": k.scope,
+        "prefix": k.prefix,
+        "environment": env.name,
+        "created_at": iso(k.created_at),
+        "last_used_at": iso(k.last_used_at),
+    }
+
+
+def member(m: Membership, u: User) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "user_id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": m.role,
+        "created_at": iso(m.created_at),
+    }
+
+
+def invite(i: Invite) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "email": i.email,
+        "role": i.role,
+        "created_at": iso(i.created_at),
+        "expires_at": iso(i.expires_at),
+    }
+
+
+def audit_row(a: AuditLog) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "actor_type": a.actor_type,
+        "actor_id": a.actor_id,
+        "actor_label": a.actor_label,
+        "action": a.action,
+        "resource_type": a.resource_type,
+        "resource_id": a.resource_id,
+        "ip": a.ip,
+        "metadata": a.metadata,
+        "created_at": iso(a.created_at),
+    }
+
+
+def me(m: Me) -> dict[str, Any]:
+    return {
+        "user": user(m.user) if m.user else None,
+        "org": org(m.org),
+        "role": m.role,
+        "scope": m.scope,
+        "environment": environment(m.environment),
+    }
+
+
+def plan(p: Plan) -> dict[str, Any]:
+    return p.as_dict()

@@ -1,0 +1,23 @@
+"""The process-wide resources services need, opened once by the app or a worker and closed there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from emban.analytics.store import EventStore
+from emban.auth.rate_limit import AttemptLimiter
+from emban.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    events: EventStore
+    limiter: AttemptLimiter
+    redis: Redis | None = None
+
+
+RUNTIME_KEY = web.AppKey("runtime", Runtime)

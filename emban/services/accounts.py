@@ -1,0 +1,278 @@
+"""Registration, login, logout, invites acceptance and resolving credentials to a principal."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+
+from emban.auth import credentials
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthenticated
+from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
+from emban.runtime import Runtime
+from emban.services import audit
+from emban.services.validation import clean_email, clean_name, clean_password
+
+DEFAULT_ENVIRONMENTS = ("production", "development")
+BAD_LOGIN = "invalid email or password"
+API_KEY_TOUCH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Registration:
+    user: User
+    org: Org
+    environments: list[Environment]
+    api_key: ApiKey
+    clear_key: str
+    session_token: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    org: Org
+    role: str
+    session_token: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _start_session(rt: Runtime, user: User, org: Org, ip: str | None) -> str:
+    token = credentials.new_session_token()
+    production = await Environment.get(org_id=org.id, name="production")
+    await UserSession.create(
+        token_hash=credentials.token_digest(token),
+        user_id=user.id,
+        org_id=org.id,
+        environment_id=production.id,
+        ip=ip,
+        expires_at=_now() + timedelta(seconds=rt.settings.session_ttl_seconds),
+    )
+    return token
+
+
+def session_principal(
+    user: User,
+    membership: Membership,
+    environment_id: str,
+    ip: str | None,
+    session_id: int | None = None,
+) -> Principal:
+    return Principal(
+        kind="session",
+        org_id=membership.org_id,
+        environment_id=environment_id,
+        role=membership.role,
+        scope="session",
+        user_id=user.id,
+        session_id=session_id,
+        ip=ip,
+        label=user.email,
+    )
+
+
+async def create_org_with_owner(
+    rt: Runtime,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    org_name: str,
+    ip: str | None,
+    is_demo: bool = False,
+) -> Registration:
+    """Create the user, org, owner membership, default environments and default admin key."""
+    email = clean_email(email)
+    password = clean_password(password)
+    name = clean_name(name, "name")
+    org_name = clean_name(org_name, "org_name")
+    if await User.exists(email=email):
+        raise Conflict("this email is already registered", code="email_registered")
+    try:
+        user = await User.create(
+            email=email, name=name, password_hash=credentials.hash_password(password)
+        )
+    except IntegrityError:
+        raise Conflict("this email is already registered", code="email_registered") from None
+    org = await Org.create(
+        name=org_name, email=email, plan=rt.settings.default_plan, is_demo=is_demo
+    )
+    membership = await Membership.create(org_id=org.id, user_id=user.id, role="owner")
+    environments = [
+        await Environment.create(org_id=org.id, name=env, embed_secret=secrets.token_urlsafe(48))
+        for env in DEFAULT_ENVIRONMENTS
+    ]
+    actor = session_principal(user, membership, environments[0].id, ip)
+    clear_key = credentials.new_api_key()
+    api_key = await ApiKey.create(
+        org_id=org.id,
+        environment_id=environments[0].id,
+        label="Default admin key",
+        scope="admin",
+        prefix=credentials.key_prefix(clear_key),
+        key_hash=credentials.token_digest(clear_key),
+        created_by=user.id,
+    )
+    await audit.record(actor, "org.create", "org", org.id, {"name": org.name})
+    await audit.record(
+        actor, "api_key.create", "api_key", api_key.id, {"label": api_key.label, "scope": "admin"}
+    )
+    token = await _start_session(rt, user, org, ip)
+    return Registration(user, org, environments, api_key, clear_key, token)
+
+
+async def register(
+    rt: Runtime, *, email: str, password: str, name: str, org_name: str, ip: str | None
+) -> Registration:
+    return await create_org_with_owner(
+        rt, email=email, password=password, name=name, org_name=org_name, ip=ip
+    )
+
+
+async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> LoginResult:
+    """Same 401 for an unknown email and a wrong password; attempts are limited per email and IP."""
+    settings = rt.settings
+    normalized = email.strip().lower()
+    window = settings.login_window_seconds
+    for key, limit in (
+        (f"login:ip:{ip}", settings.login_max_per_ip),
+        (f"login:email:{normalized}", settings.login_max_per_email),
+    ):
+        wait = await rt.limiter.hit(key, limit, window)
+        if wait is not None:
+            raise RateLimited("too many login attempts; try again later", retry_after=wait)
+    user = await User.get_or_none(email=normalized)
+    if not credentials.verify_password(user.password_hash if user else None, password):
+        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+    assert user is not None
+    membership = await Membership.filter(user_id=user.id).order_by("created_at").first()
+    if membership is None:
+        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+    await rt.limiter.reset(f"login:email:{normalized}")
+    org = await Org.get(id=membership.org_id)
+    token = await _start_session(rt, user, org, ip)
+    production = await Environment.get(org_id=org.id, name="production")
+    await audit.record(
+        session_principal(user, membership, production.id, ip), "session.login", "user", user.id
+    )
+    return LoginResult(user, org, membership.role, token)
+
+
+async def logout(*, actor: Principal) -> None:
+    """Delete the server-side session row; the old cookie then fails with 401."""
+    if actor.kind != "session" or actor.session_id is None:
+        raise BadRequest("logout needs a console session, not an API key", code="not_a_session")
+    await UserSession.filter(id=actor.session_id).delete()
+    await audit.record(actor, "session.logout", "user", actor.user_id)
+
+
+async def accept_invite(
+    rt: Runtime, *, token: str, password: str, name: str, ip: str | None
+) -> LoginResult:
+    invite = await Invite.get_or_none(token_hash=credentials.token_digest(token))
+    if invite is None:
+        raise NotFound("this invite does not exist", code="invite_not_found")
+    if invite.accepted_at is not None:
+        raise BadRequest("this invite has already been used", code="invite_used")
+    if invite.expires_at <= _now():
+        raise BadRequest("this invite has expired", code="invite_expired")
+    password = clean_password(password)
+    name = clean_name(name, "name")
+    if await User.exists(email=invite.email):
+        raise Conflict("this email is already registered", code="email_registered")
+    user = await User.create(
+        email=invite.email, name=name, password_hash=credentials.hash_password(password)
+    )
+    membership = await Membership.create(org_id=invite.org_id, user_id=user.id, role=invite.role)
+    invite.accepted_at = _now()
+    await invite.save(update_fields=["accepted_at"])
+    org = await Org.get(id=invite.org_id)
+    production = await Environment.get(org_id=org.id, name="production")
+    await audit.record(
+        session_principal(user, membership, production.id, ip),
+        "invite.accept",
+        "invite",
+        invite.id,
+        {"role": invite.role},
+    )
+    session_token = await _start_session(rt, user, org, ip)
+    return LoginResult(user, org, membership.role, session_token)
+
+
+async def principal_from_session(token: str, ip: str | None) -> Principal:
+    session = await UserSession.get_or_none(token_hash=credentials.token_digest(token))
+    if session is None or not credentials.digests_match(session.token_hash, token):
+        raise Unauthenticated("session is invalid or has ended", code="invalid_session")
+    if session.expires_at <= _now():
+        await session.delete()
+        raise Unauthenticated("session has expired", code="session_expired")
+    membership = await Membership.get_or_none(org_id=session.org_id, user_id=session.user_id)
+    user = await User.get_or_none(id=session.user_id)
+    if membership is None or user is None:
+        raise Unauthenticated("session is invalid or has ended", code="invalid_session")
+    return session_principal(user, membership, session.environment_id, ip, session.id)
+
+
+async def principal_from_api_key(key: str, ip: str | None) -> Principal:
+    api_key = await ApiKey.get_or_none(key_hash=credentials.token_digest(key))
+    if api_key is None or not credentials.digests_match(api_key.key_hash, key):
+        raise Unauthenticated("API key is invalid or revoked", code="invalid_api_key")
+    now = _now()
+    last = api_key.last_used_at
+    if last is None or (now - last).total_seconds() > API_KEY_TOUCH_SECONDS:
+        await ApiKey.filter(id=api_key.id).update(last_used_at=now)
+    return Principal(
+        kind="api_key",
+        org_id=api_key.org_id,
+        environment_id=api_key.environment_id,
+        role="admin" if api_key.scope == "admin" else None,
+        scope=api_key.scope,
+        api_key_id=api_key.id,
+        ip=ip,
+        label=api_key.prefix,
+    )
+
+
+async def authenticate(
+    *, authorization: str | None, session_cookie: str | None, ip: str | None
+) -> Principal | None:
+    """Resolve the caller once: a Bearer API key wins over the cookie; bad credentials are 401."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated(
+                "Authorization must be 'Bearer <key>'", code="invalid_auth_header"
+            )
+        return await principal_from_api_key(value.strip(), ip)
+    if session_cookie:
+        return await principal_from_session(session_cookie, ip)
+    return None
+
+
+def require_principal(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthenticated("authentication required", code="unauthenticated")
+    return principal
+
+
+@dataclass(frozen=True)
+class Me:
+    user: User | None
+    org: Org
+    role: str | None
+    scope: str
+    environment: Environment
+
+
+async def whoami(*, actor: Principal) -> Me:
+    """Identity is readable by every principal, ingest keys included (they can check themselves)."""
+    user = await User.get_or_none(id=actor.user_id) if actor.user_id else None
+    org = await Org.get(id=actor.org_id)
+    environment = await Environment.get(id=actor.environment_id)
+    return Me(user=user, org=org, role=actor.role, scope=actor.scope, environment=environment)

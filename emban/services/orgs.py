@@ -1,0 +1,46 @@
+"""Org settings and deletion (owner only, irreversible: metadata and events)."""
+
+from __future__ import annotations
+
+import logging
+
+from emban.analytics.ddl import delete_org_events
+from emban.auth.principal import Principal
+from emban.models import Membership, Org, User
+from emban.runtime import Runtime
+from emban.services import audit
+from emban.services.validation import clean_email, clean_name
+
+log = logging.getLogger(__name__)
+
+
+async def get_org(*, actor: Principal) -> Org:
+    actor.require_role("viewer")
+    return await Org.get(id=actor.org_id)
+
+
+async def update_org(*, actor: Principal, name: str | None, email: str | None) -> Org:
+    actor.require_role("admin")
+    org = await Org.get(id=actor.org_id)
+    changes: dict[str, str] = {}
+    if name is not None:
+        org.name = changes["name"] = clean_name(name, "name")
+    if email is not None:
+        org.email = changes["email"] = clean_email(email)
+    if changes:
+        await org.save(update_fields=[*changes, "updated_at"])
+        await audit.record(actor, "org.update", "org", org.id, changes)
+    return org
+
+
+async def delete_org(rt: Runtime, *, actor: Principal) -> None:
+    """Remove the org's events, then its metadata (cascades), then users left without an org."""
+    actor.require_role("owner")
+    org = await Org.get(id=actor.org_id)
+    user_ids = list(await Membership.filter(org_id=org.id).values_list("user_id", flat=True))
+    await delete_org_events(rt.events, org.id)
+    await org.delete()
+    orphans = [uid for uid in user_ids if not await Membership.filter(user_id=uid).exists()]
+    await User.filter(id__in=orphans).delete()
+    # The org's own audit rows go with it; the server log keeps the trace.
+    log.info("org.delete org=%s by=%s", org.id, actor.actor_id)

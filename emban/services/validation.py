@@ -1,0 +1,34 @@
+"""Small value checks shared by services (each raises a 400 naming the field)."""
+
+from __future__ import annotations
+
+import re
+
+from emban.errors import BadRequest
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+MIN_PASSWORD = 8
+
+
+def clean_email(value: str, field: str = "email") -> str:
+    email = value.strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise BadRequest(f"{field} is not a valid email address", field=field)
+    return email
+
+
+def clean_password(value: str, field: str = "password") -> str:
+    if len(value) < MIN_PASSWORD:
+        raise BadRequest(f"{field} must be at least {MIN_PASSWORD} characters", field=field)
+    if len(value) > 1024:
+        raise BadRequest(f"{field} must be at most 1024 characters", field=field)
+    return value
+
+
+def clean_name(value: str, field: str, max_length: int = 200) -> str:
+    name = value.strip()
+    if not name:
+        raise BadRequest(f"{field} must not be empty", field=field)
+    if len(name) > max_length:
+        raise BadRequest(f"{field} must be at most {max_length} characters", field=field)
+    return name

@@ -1,0 +1,165 @@
+"""One typed Settings object, read from ``EMBAN_*`` environment variables.
+
+Bad settings raise :class:`SettingsError` with one line that names the variable; the CLI prints
+that line and exits instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PLANS = ("free", "starter", "pro", "enterprise")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".emban")
+    database_url: str | None = None
+    clickhouse_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = ""
+    public_url: str | None = None
+    default_plan: str = "free"
+    cookie_secure: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_ttl_seconds: int = 14 * 24 * 3600
+    invite_ttl_seconds: int = 7 * 24 * 3600
+    login_max_per_email: int = 10
+    login_max_per_ip: int = 50
+    login_window_seconds: int = 900
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when metadata lives in the SQLite file of the data dir (no database URL)."""
+        return self.database_url is None
+
+    @property
+    def metadata_db_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite://{(self.data_dir / 'metadata.sqlite3').resolve()}"
+
+    @property
+    def chdb_path(self) -> Path:
+        return (self.data_dir / "clickhouse").resolve()
+
+    @property
+    def base_url(self) -> str:
+        """The base for links the service hands out (embed URLs, invite links)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def with_listen(self, host: str, port: int) -> Settings:
+        return replace(self, host=host, port=port)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate settings; embedded mode keeps a generated secret in the data dir."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("EMBAN_DATA_DIR") or ".emban")
+        database_url = env.get("EMBAN_DATABASE_URL") or None
+        if database_url is not None:
+            scheme = urlsplit(database_url).scheme
+            if scheme not in ("postgres", "postgresql", "sqlite"):
+                raise SettingsError(
+                    "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// "
+                    f"(got {scheme or 'no scheme'}://)"
+                )
+            if scheme == "postgresql":
+                database_url = "postgres" + database_url[len("postgresql") :]
+        clickhouse_url = env.get("EMBAN_CLICKHOUSE_URL") or None
+        if clickhouse_url is not None:
+            parts = urlsplit(clickhouse_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SettingsError(
+                    "EMBAN_CLICKHOUSE_URL must look like http://user:pass@host:8123/db"
+                )
+        redis_url = env.get("EMBAN_REDIS_URL") or None
+        if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss"):
+            raise SettingsError("EMBAN_REDIS_URL must start with redis:// or rediss://")
+        public_url = env.get("EMBAN_PUBLIC_URL") or None
+        if public_url is not None:
+            parts = urlsplit(public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise SettingsError("EMBAN_PUBLIC_URL must be an http(s) URL such as https://x.io")
+        plan = env.get("EMBAN_DEFAULT_PLAN") or "free"
+        if plan not in PLANS:
+            raise SettingsError(
+                f"EMBAN_DEFAULT_PLAN must be one of {', '.join(PLANS)} (got {plan})"
+            )
+        cookie_secure = _parse_bool("EMBAN_COOKIE_SECURE", env.get("EMBAN_COOKIE_SECURE"))
+        secret_key = env.get("EMBAN_SECRET_KEY") or ""
+        if not secret_key:
+            if database_url is not None:
+                raise SettingsError("EMBAN_SECRET_KEY is required when EMBAN_DATABASE_URL is set")
+            secret_key = _embedded_secret(data_dir)
+        elif len(secret_key) < 32:
+            raise SettingsError("EMBAN_SECRET_KEY must be at least 32 characters")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            clickhouse_url=clickhouse_url,
+            redis_url=redis_url,
+            secret_key=secret_key,
+            public_url=public_url,
+            default_plan=plan,
+            cookie_secure=cookie_secure,
+            login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
+            login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
+            session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
+        )
+
+
+def _parse_bool(name: str, value: str | None) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false (got {value!r})")
+
+
+def _parse_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number (got {raw!r})") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive (got {value})")
+    return value
+
+
+def _embedded_secret(data_dir: Path) -> str:
+    """Generate the embedded secret once and keep it in the data dir (mode 0600)."""
+    path = data_dir / "secret_key"
+    try:
+        if path.exists():
+            value = path.read_text().strip()
+            if len(value) >= 32:
+                return value
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+    except OSError as exc:
+        raise SettingsError(f"EMBAN_DATA_DIR {data_dir} is not writable: {exc.strerror}") from None

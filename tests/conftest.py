@@ -1,0 +1,142 @@
+"""Shared fixtures: one real PostgreSQL database per run (dropped at the end), chDB in a temp dir,
+one app for the session, and the tables emptied before each test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from tortoise import connections
+
+from emban.app import create_app
+from emban.auth.rate_limit import MemoryLimiter
+from emban.runtime import RUNTIME_KEY, Runtime
+from emban.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get(
+    "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+METADATA_TABLES = (
+    "audit_log",
+    "api_keys",
+    "invites",
+    "user_sessions",
+    "memberships",
+    "environments",
+    "users",
+    "orgs",
+)
+PASSWORD = "correct-horse-1"
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"emban_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(TEST_DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_db(TEST_DATABASE_URL, name)
+    admin = await asyncpg.connect(TEST_DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir: Path = tmp_path_factory.mktemp("emban-data")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=secrets.token_urlsafe(40),
+        public_url="https://emban.test",
+        login_max_per_email=5,
+        login_max_per_ip=20,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app_server(settings: Settings) -> AsyncIterator[TestServer]:
+    app: web.Application = create_app(settings, apply_migrations=True)
+    server = TestServer(app)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def runtime(app_server: TestServer) -> Runtime:
+    return app_server.app[RUNTIME_KEY]
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty the metadata tables and the events table before each test that uses the app."""
+    if "app_server" not in request.fixturenames:
+        yield
+        return
+    server: TestServer = request.getfixturevalue("app_server")
+    runtime = server.app[RUNTIME_KEY]
+    await connections.get("default").execute_script(
+        f"TRUNCATE {', '.join(METADATA_TABLES)} RESTART IDENTITY CASCADE"
+    )
+    await runtime.events.execute("TRUNCATE TABLE IF EXISTS events")
+    runtime.limiter = MemoryLimiter()
+    yield
+
+
+Client = aiohttp.ClientSession
+ClientFactory = Callable[[], Awaitable[Client]]
+
+
+@pytest.fixture
+async def make_client(app_server: TestServer) -> AsyncIterator[ClientFactory]:
+    """A factory of HTTP clients, each with its own cookie jar (one per simulated browser)."""
+    clients: list[Client] = []
+
+    async def factory() -> Client:
+        client = aiohttp.ClientSession(
+            base_url=str(app_server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+async def register(
+    client: Client,
+    email: str = "owner@acme.test",
+    org_name: str = "Acme",
+    name: str = "Olive Owner",
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "name": name, "org_name": org_name},
+    )
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from tests.conftest import ClientFactory, register
+
+
+async def test_healthz_ok(make_client: ClientFactory) -> None:
+    client = await make_client()
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_register_then_me(make_client: ClientFactory) -> None:
+    client = await make_client()
+    body = await register(client)
+    assert body["user"]["email"] == "owner@acme.test"
+    assert [e["name"] for e in body["environments"]] == ["production", "development"]
+    me = await client.get("/v1/auth/me")
+    assert me.status == 200
+    data = await me.json()
+    assert data["role"] == "owner"
+    assert data["scope"] == "session"
+    assert data["environment"]["name"] == "production"
