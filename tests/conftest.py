@@ -140,3 +140,30 @@ async def register(
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def join_as(
+    owner: Client, make_client: ClientFactory, role: str, email: str | None = None
+) -> tuple[Client, dict[str, Any]]:
+    """Invite ``email`` with ``role`` through ``owner``'s session, accept it in a new client.
+
+    Returns the new member's logged-in client and the accept-invite response body.
+    """
+    email = email or f"{role}-{secrets.token_hex(3)}@acme.test"
+    invited = await owner.post("/v1/members/invite", json={"email": email, "role": role})
+    assert invited.status == 201, await invited.text()
+    token = (await invited.json())["token"]
+    member = await make_client()
+    accepted = await member.post(
+        "/v1/auth/accept-invite", json={"token": token, "password": PASSWORD, "name": role.title()}
+    )
+    assert accepted.status == 201, await accepted.text()
+    body: dict[str, Any] = await accepted.json()
+    return member, body
+
+
+async def create_key(owner: Client, scope: str, label: str = "k") -> str:
+    response = await owner.post("/v1/api-keys", json={"label": label, "scope": scope})
+    assert response.status == 201, await response.text()
+    key: str = (await response.json())["key"]
+    return key

@@ -21,3 +21,14 @@ async def test_register_then_me(make_client: ClientFactory) -> None:
     assert data["role"] == "owner"
     assert data["scope"] == "session"
     assert data["environment"]["name"] == "production"
+
+
+async def test_join_as_viewer_has_viewer_role(make_client: ClientFactory) -> None:
+    from tests.conftest import join_as
+
+    owner = await make_client()
+    await register(owner)
+    viewer, body = await join_as(owner, make_client, "viewer")
+    assert body["role"] == "viewer"
+    me = await (await viewer.get("/v1/auth/me")).json()
+    assert me["role"] == "viewer"
