@@ -7,14 +7,68 @@ idempotent (``IF NOT EXISTS``) so a crash between a statement and its record is 
 from __future__ import annotations
 
 from emban.analytics.store import EventStore
+from emban.analytics.tables import (
+    DAILY,
+    DAILY_DIM,
+    EVENT_IDS,
+    EVENTS,
+    HOURLY,
+    HOURLY_DIM,
+    ROLLUP_DIMENSIONS,
+)
+
+_ROLLUP_COLUMNS = """
+    events SimpleAggregateFunction(sum, UInt64),
+    users AggregateFunction(uniqExact, String),
+    users_hll AggregateFunction(uniqCombined64, String)
+"""
+_ROLLUP_SELECT = """
+    count() AS events,
+    uniqExactStateIf(user_id, user_id != '') AS users,
+    uniqCombined64StateIf(user_id, user_id != '') AS users_hll
+"""
+_DIMENSIONS = "[" + ", ".join(f"'{d}'" for d in ROLLUP_DIMENSIONS) + "]"
+
+
+def _rollup(table: str, bucket_type: str, bucket_expr: str, dimensional: bool) -> list[str]:
+    dim_cols = "dimension LowCardinality(String), value String," if dimensional else ""
+    dim_key = "dimension, value, " if dimensional else ""
+    dim_select = "dimension, string_props[dimension] AS value," if dimensional else ""
+    array_join = f"ARRAY JOIN {_DIMENSIONS} AS dimension" if dimensional else ""
+    return [
+        f"""
+        CREATE TABLE IF NOT EXISTS {table} (
+            org_id LowCardinality(String),
+            environment_id LowCardinality(String),
+            tenant_id String,
+            event_name LowCardinality(String),
+            {dim_cols}
+            bucket {bucket_type},
+            {_ROLLUP_COLUMNS}
+        )
+        ENGINE = AggregatingMergeTree
+        PARTITION BY toYYYYMM(bucket)
+        ORDER BY (org_id, environment_id, tenant_id, event_name, {dim_key}bucket)
+        """,
+        f"""
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv TO {table} AS
+        SELECT org_id, environment_id, tenant_id, event_name, {dim_select}
+               {bucket_expr} AS bucket,
+               {_ROLLUP_SELECT}
+        FROM {EVENTS}
+        {array_join}
+        GROUP BY org_id, environment_id, tenant_id, event_name, {dim_key}bucket
+        """,
+    ]
+
 
 VERSIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
-        "events table",
+        "events, event ids for de-duplication, hourly and daily rollups",
         [
-            """
-            CREATE TABLE IF NOT EXISTS events (
+            f"""
+            CREATE TABLE IF NOT EXISTS {EVENTS} (
                 org_id LowCardinality(String),
                 environment_id LowCardinality(String),
                 tenant_id String,
@@ -27,10 +81,26 @@ VERSIONS: list[tuple[int, str, list[str]]] = [
                 is_sample UInt8 DEFAULT 0,
                 inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
             )
-            ENGINE = ReplacingMergeTree(inserted_at)
+            ENGINE = MergeTree
             PARTITION BY toYYYYMM(timestamp)
-            ORDER BY (org_id, environment_id, tenant_id, event_name, timestamp, event_id)
+            ORDER BY (org_id, environment_id, tenant_id, event_name, timestamp)
             """,
+            # event_ids seen in the last day: ingest skips ids already here (resends).
+            f"""
+            CREATE TABLE IF NOT EXISTS {EVENT_IDS} (
+                org_id LowCardinality(String),
+                environment_id LowCardinality(String),
+                event_id String,
+                seen_at DateTime('UTC') DEFAULT now()
+            )
+            ENGINE = ReplacingMergeTree(seen_at)
+            ORDER BY (org_id, environment_id, event_id)
+            TTL seen_at + INTERVAL 1 DAY
+            """,
+            *_rollup(HOURLY, "DateTime('UTC')", "toStartOfHour(timestamp)", False),
+            *_rollup(DAILY, "Date", "toDate(timestamp)", False),
+            *_rollup(HOURLY_DIM, "DateTime('UTC')", "toStartOfHour(timestamp)", True),
+            *_rollup(DAILY_DIM, "Date", "toDate(timestamp)", True),
         ],
     ),
 ]
@@ -60,8 +130,9 @@ async def migrate_clickhouse(store: EventStore) -> list[int]:
 
 
 async def delete_org_events(store: EventStore, org_id: str) -> None:
-    """Remove every event row of one org (used when the org is deleted)."""
-    await store.execute(
-        "ALTER TABLE events DELETE WHERE org_id = {org:String} SETTINGS mutations_sync = 1",
-        {"org": org_id},
-    )
+    """Remove every row of one org from the events, rollups and de-duplication tables."""
+    for table in (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM):
+        await store.execute(
+            f"ALTER TABLE {table} DELETE WHERE org_id = {{org:String}} SETTINGS mutations_sync = 1",
+            {"org": org_id},
+        )
