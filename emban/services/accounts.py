@@ -14,7 +14,7 @@ from emban.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthenti
 from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
-from emban.services.validation import clean_email, clean_name, clean_password
+from emban.services.validation import clean_email, clean_name, clean_password, storable
 
 DEFAULT_ENVIRONMENTS = ("production", "development")
 BAD_LOGIN = "invalid email or password"
@@ -147,7 +147,7 @@ async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> Lo
         wait = await rt.limiter.hit(key, limit, window)
         if wait is not None:
             raise RateLimited("too many login attempts; try again later", retry_after=wait)
-    user = await User.get_or_none(email=normalized)
+    user = await User.get_or_none(email=normalized) if storable(normalized) else None
     if not credentials.verify_password(user.password_hash if user else None, password):
         raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
     assert user is not None

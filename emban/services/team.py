@@ -12,7 +12,7 @@ from emban.models import Invite, Membership, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
 from emban.services.scope import in_org
-from emban.services.validation import clean_email
+from emban.services.validation import clean_email, storable
 
 INVITE_ROLES = ("viewer", "editor", "admin")
 MEMBER_ROLES = ("viewer", "editor", "admin", "owner")
@@ -72,7 +72,9 @@ async def invite_member(rt: Runtime, *, actor: Principal, email: str, role: str)
 
 
 async def _member(actor: Principal, member_id: str) -> Membership:
-    membership = await in_org(Membership, actor).get_or_none(id=member_id)
+    membership = (
+        await in_org(Membership, actor).get_or_none(id=member_id) if storable(member_id) else None
+    )
     if membership is None:
         raise NotFound("member not found", code="member_not_found")
     return membership

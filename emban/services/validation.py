@@ -7,12 +7,18 @@ import re
 from emban.errors import BadRequest
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD = 8
+
+
+def storable(value: str) -> bool:
+    """False for text PostgreSQL cannot store or compare (a NUL character): look nothing up."""
+    return "\x00" not in value
 
 
 def clean_email(value: str, field: str = "email") -> str:
     email = value.strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email):
+    if len(email) > 320 or _CONTROL.search(email) or not _EMAIL.match(email):
         raise BadRequest(f"{field} is not a valid email address", field=field)
     return email
 
@@ -31,4 +37,6 @@ def clean_name(value: str, field: str, max_length: int = 200) -> str:
         raise BadRequest(f"{field} must not be empty", field=field)
     if len(name) > max_length:
         raise BadRequest(f"{field} must be at most {max_length} characters", field=field)
+    if _CONTROL.search(name):
+        raise BadRequest(f"{field} must not contain control characters", field=field)
     return name
