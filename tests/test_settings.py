@@ -1,0 +1,236 @@
+"""``Settings.from_env``: defaults, normalisation, and one clear line per bad variable."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from emban.settings import Settings, SettingsError
+
+SECRET = "s" * 32
+PG = "postgres://emban:pw@db.internal:5432/emban"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
+
+def env_for(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"EMBAN_DATA_DIR": str(tmp_path / "data"), **values}
+
+
+def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
+    settings = Settings.from_env(env_for(tmp_path))
+    data_dir = tmp_path / "data"
+    assert settings.data_dir == data_dir
+    assert settings.database_url is None
+    assert settings.clickhouse_url is None
+    assert settings.redis_url is None
+    assert settings.public_url is None
+    assert settings.embedded is True
+    assert settings.default_plan == "free"
+    assert settings.cookie_secure is False
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.session_ttl_seconds == 14 * 24 * 3600
+    assert settings.invite_ttl_seconds == 7 * 24 * 3600
+    assert (settings.login_max_per_email, settings.login_max_per_ip) == (10, 50)
+    assert settings.login_window_seconds == 900
+    assert settings.metadata_db_url == f"sqlite://{data_dir.resolve()}/metadata.sqlite3"
+    assert settings.chdb_path == (data_dir / "clickhouse").resolve()
+    assert settings.base_url == "http://127.0.0.1:8000"
+
+
+def test_empty_values_count_as_unset(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_DATABASE_URL="",
+            EMBAN_CLICKHOUSE_URL="",
+            EMBAN_REDIS_URL="",
+            EMBAN_PUBLIC_URL="",
+            EMBAN_DEFAULT_PLAN="",
+            EMBAN_COOKIE_SECURE="",
+            EMBAN_SECRET_KEY="",
+            EMBAN_LOGIN_MAX_PER_EMAIL="",
+        )
+    )
+    assert settings.embedded is True
+    assert settings.default_plan == "free"
+    assert settings.cookie_secure is False
+    assert settings.login_max_per_email == 10
+    assert len(settings.secret_key) == 64
+
+
+def test_embedded_secret_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    first = Settings.from_env(env_for(tmp_path))
+    path = tmp_path / "data" / "secret_key"
+    assert path.read_text() == first.secret_key
+    assert len(first.secret_key) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = Settings.from_env(env_for(tmp_path))
+    assert second.secret_key == first.secret_key
+    # A given secret wins and leaves the file alone.
+    given = Settings.from_env(env_for(tmp_path, EMBAN_SECRET_KEY=SECRET))
+    assert given.secret_key == SECRET
+    assert path.read_text() == first.secret_key
+
+
+def test_a_too_short_secret_file_is_replaced(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret_key").write_text("short\n")
+    settings = Settings.from_env(env_for(tmp_path))
+    assert len(settings.secret_key) == 64
+    assert (data / "secret_key").read_text() == settings.secret_key
+
+
+def test_postgresql_scheme_is_normalised(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_DATABASE_URL="postgresql://emban:pw@db.internal:5432/emban",
+            EMBAN_SECRET_KEY=SECRET,
+        )
+    )
+    assert settings.database_url == PG
+    assert settings.metadata_db_url == PG
+    assert settings.embedded is False
+    assert not (tmp_path / "data" / "secret_key").exists()
+    same = Settings.from_env(env_for(tmp_path, EMBAN_DATABASE_URL=PG, EMBAN_SECRET_KEY=SECRET))
+    assert same.database_url == PG
+
+
+def test_production_settings_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_DATABASE_URL=PG,
+            EMBAN_SECRET_KEY=SECRET,
+            EMBAN_CLICKHOUSE_URL="https://user:pw@ch.internal:8443/analytics",
+            EMBAN_REDIS_URL="rediss://cache.internal:6380/2",
+            EMBAN_DEFAULT_PLAN="starter",
+            EMBAN_COOKIE_SECURE="Yes",
+            EMBAN_LOGIN_MAX_PER_EMAIL="3",
+            EMBAN_LOGIN_MAX_PER_IP="30",
+            EMBAN_SESSION_TTL_SECONDS="3600",
+        )
+    )
+    assert settings.clickhouse_url == "https://user:pw@ch.internal:8443/analytics"
+    assert settings.redis_url == "rediss://cache.internal:6380/2"
+    assert settings.default_plan == "starter"
+    assert settings.cookie_secure is True
+    assert (settings.login_max_per_email, settings.login_max_per_ip) == (3, 30)
+    assert settings.session_ttl_seconds == 3600
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("true", True), (" ON ", True), ("0", False), ("False", False), ("off", False)],
+)
+def test_cookie_secure_booleans(tmp_path: Path, raw: str, expected: bool) -> None:
+    assert Settings.from_env(env_for(tmp_path, EMBAN_COOKIE_SECURE=raw)).cookie_secure is expected
+
+
+def test_sqlite_database_url_is_accepted(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/meta.sqlite3"
+    settings = Settings.from_env(env_for(tmp_path, EMBAN_DATABASE_URL=url, EMBAN_SECRET_KEY=SECRET))
+    assert settings.metadata_db_url == url
+    assert settings.embedded is False
+
+
+def test_secret_is_required_with_a_database_url(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_DATABASE_URL=PG))
+    assert str(caught.value) == "EMBAN_SECRET_KEY is required when EMBAN_DATABASE_URL is set"
+
+
+def test_short_secret_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_SECRET_KEY="s" * 31))
+    assert str(caught.value) == "EMBAN_SECRET_KEY must be at least 32 characters"
+
+
+def test_base_url_from_host_and_port(tmp_path: Path) -> None:
+    settings = Settings.from_env(env_for(tmp_path))
+    assert settings.with_listen(ALL_INTERFACES, 9000).base_url == "http://127.0.0.1:9000"
+    assert settings.with_listen("::", 9001).base_url == "http://127.0.0.1:9001"
+    assert settings.with_listen("emban.lan", 8080).base_url == "http://emban.lan:8080"
+    assert settings.with_listen("emban.lan", 8080).port == 8080
+    assert settings.port == 8000  # with_listen returns a copy
+
+
+def test_base_url_from_public_url(tmp_path: Path) -> None:
+    settings = Settings.from_env(env_for(tmp_path, EMBAN_PUBLIC_URL="https://analytics.acme.io/"))
+    assert settings.public_url == "https://analytics.acme.io/"
+    assert settings.base_url == "https://analytics.acme.io"
+    assert settings.with_listen(ALL_INTERFACES, 9000).base_url == "https://analytics.acme.io"
+    sub = Settings.from_env(env_for(tmp_path, EMBAN_PUBLIC_URL="http://x.io/emban/"))
+    assert sub.base_url == "http://x.io/emban"
+
+
+BAD_SETTINGS = [
+    (
+        {"EMBAN_DATABASE_URL": "mysql://x"},
+        "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// (got mysql://)",
+    ),
+    (
+        {"EMBAN_DATABASE_URL": "db.internal/emban"},
+        "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// (got no scheme://)",
+    ),
+    ({"EMBAN_DATABASE_URL": PG}, "EMBAN_SECRET_KEY is required when EMBAN_DATABASE_URL is set"),
+    ({"EMBAN_SECRET_KEY": "short"}, "EMBAN_SECRET_KEY must be at least 32 characters"),
+    (
+        {"EMBAN_CLICKHOUSE_URL": "ftp://x"},
+        "EMBAN_CLICKHOUSE_URL must look like http://user:pass@host:8123/db",
+    ),
+    (
+        {"EMBAN_CLICKHOUSE_URL": "http:///db"},
+        "EMBAN_CLICKHOUSE_URL must look like http://user:pass@host:8123/db",
+    ),
+    (
+        {"EMBAN_REDIS_URL": "http://cache:6379"},
+        "EMBAN_REDIS_URL must start with redis:// or rediss://",
+    ),
+    (
+        {"EMBAN_PUBLIC_URL": "analytics.acme.io"},
+        "EMBAN_PUBLIC_URL must be an http(s) URL such as https://x.io",
+    ),
+    (
+        {"EMBAN_PUBLIC_URL": "ftp://acme.io"},
+        "EMBAN_PUBLIC_URL must be an http(s) URL such as https://x.io",
+    ),
+    (
+        {"EMBAN_DEFAULT_PLAN": "gold"},
+        "EMBAN_DEFAULT_PLAN must be one of free, starter, pro, enterprise (got gold)",
+    ),
+    ({"EMBAN_COOKIE_SECURE": "maybe"}, "EMBAN_COOKIE_SECURE must be true or false (got 'maybe')"),
+    (
+        {"EMBAN_LOGIN_MAX_PER_EMAIL": "ten"},
+        "EMBAN_LOGIN_MAX_PER_EMAIL must be a whole number (got 'ten')",
+    ),
+    ({"EMBAN_LOGIN_MAX_PER_IP": "0"}, "EMBAN_LOGIN_MAX_PER_IP must be positive (got 0)"),
+    (
+        {"EMBAN_SESSION_TTL_SECONDS": "-5"},
+        "EMBAN_SESSION_TTL_SECONDS must be positive (got -5)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_SETTINGS)
+def test_every_settings_error_is_one_line_naming_its_variable(
+    tmp_path: Path, values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, **values))
+    assert str(caught.value) == message
+    variable = message.split(" ")[0]
+    assert variable.startswith("EMBAN_")
+    assert variable in values or variable == "EMBAN_SECRET_KEY"
+    assert "\n" not in str(caught.value)
+
+
+def test_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"EMBAN_DATA_DIR": str(not_a_dir)})
+    assert str(caught.value) == f"EMBAN_DATA_DIR {not_a_dir} is not writable: File exists"
