@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
 from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
 from emban.jobs.inprocess import InProcessJobs
@@ -19,6 +20,7 @@ from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
+from emban.usage import UsageRecorder
 
 # Ingest (a later route) takes up to 10 MiB; every other route enforces 1 MiB itself.
 CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
@@ -36,18 +38,29 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         events = open_store(settings)
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
         jobs = InProcessJobs()
+        ingest = IngestWriter(events)
+        usage = UsageRecorder()
         try:
             if migrate_on_start:
                 await migrate_clickhouse(events)
             limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
             app[RUNTIME_KEY] = Runtime(
-                settings=settings, events=events, limiter=limiter, redis=redis
+                settings=settings,
+                events=events,
+                limiter=limiter,
+                ingest=ingest,
+                usage=usage,
+                redis=redis,
             )
+            ingest.start()
+            usage.start()
             if redis is None:
                 jobs.start({"settings": settings})
             yield
         finally:
             await jobs.stop()
+            await ingest.stop()
+            await usage.stop()
             if redis is not None:
                 await redis.aclose()
             await events.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
+from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
 from emban.auth import credentials
 from emban.auth.principal import Principal
@@ -16,6 +17,7 @@ from emban.models import ApiKey, Environment, Membership, Org, User
 from emban.runtime import Runtime
 from emban.services import accounts, audit
 from emban.settings import Settings
+from emban.usage import UsageRecorder
 
 DEMO_EMAIL = "demo@emban.dev"
 DEMO_ORG = "Demo Workspace"
@@ -35,7 +37,13 @@ async def seed_demo(settings: Settings) -> DemoSeed:
     """Create the demo org once; on every run reset the owner password and mint a fresh key."""
     metadata = await open_metadata(settings)
     events = open_store(settings)
-    runtime = Runtime(settings=settings, events=events, limiter=MemoryLimiter())
+    runtime = Runtime(
+        settings=settings,
+        events=events,
+        limiter=MemoryLimiter(),
+        ingest=IngestWriter(events),
+        usage=UsageRecorder(),
+    )
     password = secrets.token_urlsafe(9)
     try:
         async with in_transaction():

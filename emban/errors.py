@@ -37,6 +37,17 @@ class BadRequest(EmbanError):
             super().__init__(message, code=code or "invalid_field", field=field)
 
 
+class InvalidEvents(EmbanError):
+    """400 listing every bad event: ``errors`` is ``[{"index", "field", "message"}]``."""
+
+    def __init__(self, errors: list[dict[str, object]], total: int) -> None:
+        super().__init__(
+            f"{total} invalid event field(s); nothing was stored",
+            code="invalid_events",
+            errors=errors,
+        )
+
+
 class Unauthenticated(EmbanError):
     status = 401
     graphql_code = "UNAUTHENTICATED"

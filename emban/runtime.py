@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.asyncio import Redis
 
+from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter
 from emban.settings import Settings
+from emban.usage import UsageRecorder
 
 
 @dataclass
@@ -17,6 +19,8 @@ class Runtime:
     settings: Settings
     events: EventStore
     limiter: AttemptLimiter
+    ingest: IngestWriter
+    usage: UsageRecorder
     redis: Redis | None = None
 
 

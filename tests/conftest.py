@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from tortoise import connections
 
+from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
 from emban.app import create_app
 from emban.auth.rate_limit import MemoryLimiter
 from emban.runtime import RUNTIME_KEY, Runtime
@@ -26,6 +27,8 @@ TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 METADATA_TABLES = (
+    "saved_queries",
+    "usage_daily",
     "audit_log",
     "api_keys",
     "invites",
@@ -97,7 +100,8 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     await connections.get("default").execute_script(
         f"TRUNCATE {', '.join(METADATA_TABLES)} RESTART IDENTITY CASCADE"
     )
-    await runtime.events.execute("TRUNCATE TABLE IF EXISTS events")
+    for table in VISIBLE_DATASETS + (EVENT_IDS,):
+        await runtime.events.execute(f"TRUNCATE TABLE IF EXISTS {table}")
     runtime.limiter = MemoryLimiter()
     yield
 

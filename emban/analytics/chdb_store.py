@@ -13,7 +13,7 @@ from typing import Any
 import chdb
 import msgspec
 
-from emban.analytics.store import ClickHouseError, QueryResult
+from emban.analytics.store import ClickHouseError, QueryResult, param_text
 
 _POOL_SIZE = 3
 
@@ -69,6 +69,14 @@ class ChdbStore:
             elapsed_ms=float(raw.elapsed()) * 1000.0,
         )
 
+    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
+        pool = await self._connections()
+        conn = await pool.get()
+        try:
+            await asyncio.to_thread(_insert, conn, table, columns, payload)
+        finally:
+            pool.put_nowait(conn)
+
     async def close(self) -> None:
         for conn in self._all:
             await asyncio.to_thread(conn.close)
@@ -76,10 +84,22 @@ class ChdbStore:
         self._pool = None
 
 
+def _insert(conn: Any, table: str, columns: list[str], payload: bytes) -> None:
+    try:
+        inserter = conn.send_insert(
+            f"INSERT INTO {table} ({', '.join(columns)})",
+            "JSONEachRow",
+        )
+        inserter.append(payload)
+        inserter.finish()
+    except Exception as exc:
+        raise ClickHouseError(str(exc)) from exc
+
+
 def _query(conn: Any, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
     try:
         if params:
-            return conn.query(sql, fmt, params=params)
+            return conn.query(sql, fmt, params={k: param_text(v) for k, v in params.items()})
         return conn.query(sql, fmt)
     except Exception as exc:  # chDB raises its own ChdbError (a RuntimeError subclass)
         raise ClickHouseError(str(exc)) from exc

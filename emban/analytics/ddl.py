@@ -84,6 +84,7 @@ VERSIONS: list[tuple[int, str, list[str]]] = [
             ENGINE = MergeTree
             PARTITION BY toYYYYMM(timestamp)
             ORDER BY (org_id, environment_id, tenant_id, event_name, timestamp)
+            SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
             """,
             # event_ids seen in the last day: ingest skips ids already here (resends).
             f"""

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 from aiochclient import ChClient, ChClientError
 
-from emban.analytics.store import ClickHouseError, QueryResult
+from emban.analytics.store import ClickHouseError, QueryResult, param_text
 
 
 class HttpStore:
@@ -24,7 +24,7 @@ class HttpStore:
     def _client(self, params: dict[str, Any] | None) -> ChClient:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        settings = {f"param_{name}": _param_text(value) for name, value in (params or {}).items()}
+        settings = {f"param_{name}": param_text(value) for name, value in (params or {}).items()}
         # aiochclient takes settings per client only; clients are cheap and share one session.
         return ChClient(
             self._session,
@@ -64,13 +64,28 @@ class HttpStore:
             columns=columns, rows=rows, elapsed_ms=(time.perf_counter() - started) * 1000.0
         )
 
+    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONEachRow"
+        headers = {}
+        if self._user:
+            headers["X-ClickHouse-User"] = self._user
+        if self._password:
+            headers["X-ClickHouse-Key"] = self._password
+        try:
+            async with self._session.post(
+                self._url,
+                params={"query": query, "database": self._database},
+                headers=headers,
+                data=payload,
+            ) as response:
+                if response.status != 200:
+                    raise ClickHouseError((await response.text()).strip())
+        except aiohttp.ClientError as exc:
+            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)

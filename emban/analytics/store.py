@@ -37,7 +37,27 @@ class EventStore(Protocol):
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
 
+    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
+        """Insert newline-delimited JSON objects (JSONEachRow) into ``table`` in one INSERT."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def param_text(value: Any) -> str:
+    """Text form of a server-side parameter value (arrays as quoted ClickHouse literals)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    return str(value)
+
+
+def _quoted(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
 
 
 def open_store(settings: Settings) -> EventStore:

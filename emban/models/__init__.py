@@ -178,6 +178,47 @@ class AuditLog(Model):
         table = "audit_log"
 
 
+def _saved_query_id() -> str:
+    return new_id("sq")
+
+
+class SavedQuery(Model):
+    """A saved ad-hoc SQL snippet of the org (the Query Builder's list)."""
+
+    id = fields.CharField(max_length=32, primary_key=True, default=_saved_query_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="saved_queries", on_delete=fields.CASCADE
+    )
+    org_id: str
+    name = fields.CharField(max_length=200)
+    sql = fields.TextField()
+    dataset = fields.CharField(max_length=64, default="events")
+    starred = fields.BooleanField(default=False)
+    created_by = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "saved_queries"
+
+
+class UsageDaily(Model):
+    """Per org and UTC day: events accepted through ingest and analytics queries run."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="usage_days", on_delete=fields.CASCADE
+    )
+    org_id: str
+    day = fields.DateField()
+    events = fields.BigIntField(default=0)
+    queries = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "usage_daily"
+        unique_together = (("org", "day"),)
+
+
 __all__ = [
     "KEY_SCOPES",
     "ROLES",
@@ -187,6 +228,8 @@ __all__ = [
     "Invite",
     "Membership",
     "Org",
+    "SavedQuery",
+    "UsageDaily",
     "User",
     "UserSession",
 ]

@@ -41,3 +41,19 @@ class RoleBody(msgspec.Struct):
 class OrgPatchBody(msgspec.Struct):
     name: str | None = None
     email: str | None = None
+
+
+class IngestEvent(msgspec.Struct):
+    tenant_id: str
+    event_name: str
+    timestamp: str | None = None
+    event_id: str | None = None
+    user_id: str | None = None
+    string_props: dict[str, str] = {}
+    numeric_props: dict[str, float] = {}
+
+
+class IngestBody(msgspec.Struct):
+    """Documented shape only: ingest validates every event itself to list each bad one."""
+
+    events: list[IngestEvent]

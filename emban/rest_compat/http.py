@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from emban.auth.cookies import SESSION_COOKIE
 from emban.auth.principal import Principal
@@ -28,8 +27,8 @@ from emban.services import accounts
 log = logging.getLogger("emban.http")
 
 MAX_JSON_BODY = 1024 * 1024
-_PRINCIPAL_KEY = "emban.principal"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_INGEST_BODY = 10 * 1024 * 1024
+_PRINCIPAL_KEY: web.RequestKey[Principal | None] = web.RequestKey("emban.principal")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -60,10 +59,26 @@ async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
     """Read the body, refusing more than ``limit`` bytes with a 413 (before and while reading)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
+    # StreamReader.read(n) returns what has arrived so far (up to n), not n bytes: loop to EOF,
+    # or a body sent in several chunks is cut short.
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    return body
+    return bytes(body)
+
+
+async def read_json_any(request: web.Request, limit: int) -> Any:
+    """Decode a JSON body of any shape (gzip arrives decompressed; ``limit`` applies after)."""
+    body = await read_body(request, limit)
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
 async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON_BODY) -> T:
@@ -91,8 +106,7 @@ async def optional_principal(request: web.Request) -> Principal | None:
             session_cookie=request.cookies.get(SESSION_COOKIE),
             ip=client_ip(request),
         )
-    principal: Principal | None = request[_PRINCIPAL_KEY]
-    return principal
+    return request[_PRINCIPAL_KEY]
 
 
 async def actor(request: web.Request) -> Principal:
@@ -111,21 +125,25 @@ def error_response(error: EmbanError) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest."""
+    """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest.
+
+    Transactions are opened per route (see ``routes.add_routes``), not here.
+    """
     try:
-        if request.method in _SAFE_METHODS or not request.path.startswith("/v1/"):
-            return await handler(request)
-        async with in_transaction():
-            return await handler(request)
+        return await handler(request)
     except EmbanError as error:
         return error_response(error)
     except web.HTTPException as exc:
         if exc.status == 404:
             return error_response(NotFound("no such route", code="route_not_found"))
         if exc.status == 405:
-            return error_response(
+            response = error_response(
                 MethodNotAllowed(f"{request.method} is not allowed on this route")
             )
+            # RFC 9110 §15.5.6: a 405 must list the allowed methods.
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         if exc.status == 413:
             return error_response(PayloadTooLarge("request body is too large"))
         raise

@@ -9,12 +9,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
+from emban.analytics.planner import spec_from_params
 from emban.auth.cookies import clear_session_cookie, set_session_cookie
 from emban.rest_compat import shapes
 from emban.rest_compat.bodies import (
     AcceptInviteBody,
     CreateApiKeyBody,
+    IngestBody,
     InviteBody,
     LoginBody,
     OrgPatchBody,
@@ -22,14 +25,16 @@ from emban.rest_compat.bodies import (
     RoleBody,
 )
 from emban.rest_compat.http import (
+    MAX_INGEST_BODY,
     actor,
     client_ip,
     json_response,
     no_content,
     parse_body,
+    read_json_any,
     runtime,
 )
-from emban.services import accounts, api_keys, audit, billing, orgs, team
+from emban.services import accounts, analytics, api_keys, audit, billing, events, orgs, team
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,6 +50,13 @@ class RestRoute:
     auth: str = "console"  # public | any | console
     tag: str = "misc"
     errors: tuple[int, ...] = ()
+    # Mutations run in one transaction; ingest opts out (it holds no metadata rows open while
+    # it waits for the group commit).
+    transaction: bool | None = None
+
+    @property
+    def transactional(self) -> bool:
+        return self.method != "GET" if self.transaction is None else self.transaction
 
 
 async def register(request: web.Request) -> web.StreamResponse:
@@ -198,6 +210,20 @@ async def list_plans(request: web.Request) -> web.StreamResponse:
 async def list_audit(request: web.Request) -> web.StreamResponse:
     rows = await audit.list_audit(actor=await actor(request))
     return json_response({"entries": [shapes.audit_row(a) for a in rows]})
+
+
+async def ingest_events(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await read_json_any(request, MAX_INGEST_BODY)
+    accepted = await events.ingest_events(runtime(request), actor=principal, body=body)
+    return json_response({"accepted": accepted, "status": "ok"})
+
+
+async def query(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    spec = spec_from_params(request.query)
+    result = await analytics.run_query(runtime(request), actor=principal, spec=spec)
+    return json_response(shapes.analytics(result))
 
 
 _AUTH = (401,)
@@ -391,6 +417,29 @@ ROUTES: tuple[RestRoute, ...] = (
         "billing",
     ),
     RestRoute(
+        "POST",
+        "/v1/events",
+        ingest_events,
+        "Ingest up to 10,000 events (admin or ingest key); answered once durable.",
+        200,
+        IngestBody,
+        "any",
+        "events",
+        (400, 401, 402, 403, 413),
+        transaction=False,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/query",
+        query,
+        "Run an analytics query; meta carries the planner's proof.",
+        200,
+        None,
+        "console",
+        "query",
+        (400, 401, 403),
+    ),
+    RestRoute(
         "GET",
         "/v1/audit",
         list_audit,
@@ -404,6 +453,15 @@ ROUTES: tuple[RestRoute, ...] = (
 )
 
 
+def _in_transaction(handler: Handler) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        async with in_transaction():
+            return await handler(request)
+
+    return run
+
+
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        handler = _in_transaction(route.handler) if route.transactional else route.handler
+        app.router.add_route(route.method, route.path, handler)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from emban.analytics.planner import iso_bucket
 from emban.models import ApiKey, AuditLog, Environment, Invite, Membership, Org, User
 from emban.services.accounts import Me
+from emban.services.analytics import AnalyticsResult
 from emban.services.billing import Plan
 
 
@@ -91,6 +93,16 @@ def me(m: Me) -> dict[str, Any]:
         "scope": m.scope,
         "environment": environment(m.environment),
     }
+
+
+def analytics(result: AnalyticsResult) -> dict[str, Any]:
+    data: list[dict[str, Any]] = []
+    for point in result.points:
+        item: dict[str, Any] = {"bucket": iso_bucket(point.bucket), "value": point.value}
+        if point.group is not None:
+            item["group"] = point.group
+        data.append(item)
+    return {"data": data, "meta": result.meta}
 
 
 def plan(p: Plan) -> dict[str, Any]:

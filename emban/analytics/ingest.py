@@ -1,0 +1,164 @@
+"""Group-committed ingest: concurrent requests share one ClickHouse insert.
+
+Each request hands its validated rows to the process's :class:`IngestWriter` and waits. The writer
+takes everything queued, drops events whose ``event_id`` was seen in the last day (and duplicates
+inside the batch), inserts the rest with one INSERT (``fsync_after_insert``), records the ids, and
+only then answers every waiting request. A failed insert fails every request of that batch; none
+of them is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from emban.analytics.store import EventStore
+from emban.analytics.tables import EVENT_IDS, EVENTS
+
+log = logging.getLogger("emban.ingest")
+
+EVENT_COLUMNS = [
+    "org_id",
+    "environment_id",
+    "tenant_id",
+    "event_name",
+    "timestamp",
+    "event_id",
+    "user_id",
+    "string_props",
+    "numeric_props",
+    "is_sample",
+]
+MAX_BATCH_ROWS = 200_000
+
+
+class EventRow(msgspec.Struct, array_like=False):
+    org_id: str
+    environment_id: str
+    tenant_id: str
+    event_name: str
+    timestamp: str  # "YYYY-MM-DD HH:MM:SS.mmm" in UTC
+    event_id: str
+    user_id: str
+    string_props: dict[str, str]
+    numeric_props: dict[str, float]
+    is_sample: int = 0
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a flush changed, for live refresh: (org, environment, tenant, event_name)."""
+
+    keys: frozenset[tuple[str, str, str, str]]
+
+
+FlushListener = Callable[[Touched], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    rows: list[EventRow]
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class IngestWriter:
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.listeners: list[FlushListener] = []
+        self.flushes = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="emban-ingest-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, rows: list[EventRow]) -> int:
+        """Queue rows and wait until they are durable; returns how many were new."""
+        self.start()
+        pending = _Pending(rows)
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].rows)
+            while size < MAX_BATCH_ROWS and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+                size += len(item.rows)
+            try:
+                new_counts, touched = await self._flush(batch)
+            except Exception as exc:
+                log.exception("ingest flush of %d rows failed", size)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, count in zip(batch, new_counts, strict=True):
+                if not item.done.done():
+                    item.done.set_result(count)
+            self.flushes += 1
+            if touched.keys:
+                for listener in self.listeners:
+                    try:
+                        await listener(touched)
+                    except Exception:
+                        log.exception("flush listener failed")
+
+    async def _flush(self, batch: list[_Pending]) -> tuple[list[int], Touched]:
+        by_scope: dict[tuple[str, str], set[str]] = {}
+        for item in batch:
+            for row in item.rows:
+                by_scope.setdefault((row.org_id, row.environment_id), set()).add(row.event_id)
+        seen: set[tuple[str, str, str]] = set()
+        for (org, env), ids in by_scope.items():
+            result = await self._store.query(
+                f"SELECT event_id FROM {EVENT_IDS} WHERE org_id = {{org:String}} "
+                "AND environment_id = {env:String} AND event_id IN {ids:Array(String)} "
+                "AND seen_at > now() - INTERVAL 1 DAY",
+                {"org": org, "env": env, "ids": sorted(ids)},
+            )
+            seen.update((org, env, str(row[0])) for row in result.rows)
+        fresh: list[EventRow] = []
+        counts: list[int] = []
+        for item in batch:
+            count = 0
+            for row in item.rows:
+                key = (row.org_id, row.environment_id, row.event_id)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fresh.append(row)
+                count += 1
+            counts.append(count)
+        if fresh:
+            encoder = msgspec.json.Encoder()
+            payload = b"\n".join(encoder.encode(row) for row in fresh)
+            await self._store.insert_json(EVENTS, EVENT_COLUMNS, payload)
+            ids_payload = b"\n".join(
+                encoder.encode(
+                    {"org_id": r.org_id, "environment_id": r.environment_id, "event_id": r.event_id}
+                )
+                for r in fresh
+            )
+            await self._store.insert_json(
+                EVENT_IDS, ["org_id", "environment_id", "event_id"], ids_payload
+            )
+        touched = frozenset((r.org_id, r.environment_id, r.tenant_id, r.event_name) for r in fresh)
+        return counts, Touched(touched)

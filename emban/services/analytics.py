@@ -1,0 +1,53 @@
+"""Analytics queries: the planner's plan, run on the org's store, shaped with the plan's proof."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from emban.analytics.planner import Point, QuerySpec, Scope, plan_query, shape_rows
+from emban.analytics.store import ClickHouseError
+from emban.auth.principal import Principal
+from emban.errors import BadRequest
+from emban.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class AnalyticsResult:
+    points: list[Point]
+    meta: dict[str, Any]
+
+
+async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResult:
+    """Plan and run one spec for one org/environment (callers have checked permissions)."""
+    started = time.perf_counter()
+    plan = plan_query(spec, scope, datetime.now(UTC))
+    try:
+        result = await rt.events.query(plan.sql, plan.params)
+    except ClickHouseError as exc:
+        raise BadRequest(
+            f"query failed: {str(exc).splitlines()[0][:300]}", code="query_failed"
+        ) from exc
+    points = shape_rows(plan, result.rows, spec.metric)
+    rt.usage.count_query(scope.org_id)
+    meta: dict[str, Any] = {
+        "query_time_ms": round((time.perf_counter() - started) * 1000.0, 3),
+        "rows_scanned": result.rows_read,
+        "event_name": spec.event_name,
+        "metric": spec.metric,
+        "period": spec.period,
+        "granularity": spec.granularity,
+        "group_by": spec.group_by,
+        "source_table": plan.source_table,
+        "planned_by": plan.planned_by,
+        "rollup_granularity": plan.rollup_granularity,
+    }
+    return AnalyticsResult(points, meta)
+
+
+async def run_query(rt: Runtime, *, actor: Principal, spec: QuerySpec) -> AnalyticsResult:
+    """``GET /v1/query``: any console role or admin key; scoped to the caller's environment."""
+    actor.require_role("viewer")
+    return await run_spec(rt, Scope(actor.org_id, actor.environment_id), spec)

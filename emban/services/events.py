@@ -1,0 +1,169 @@
+"""Event ingest: validation (every bad event listed), the monthly plan limit, group commit."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from emban.analytics.ingest import EventRow
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
+from emban.models import Org, UsageDaily
+from emban.runtime import Runtime
+from emban.services import billing
+
+MAX_EVENTS = 10_000
+MAX_NAME = 200
+MAX_PROPS = 200
+FUTURE_LIMIT = timedelta(hours=24)
+MAX_REPORTED_ERRORS = 100
+_FIELDS = frozenset(
+    {"tenant_id", "event_name", "timestamp", "event_id", "user_id", "string_props", "numeric_props"}
+)
+
+
+def _timestamp(value: Any, now: datetime) -> str | None:
+    """'YYYY-MM-DD HH:MM:SS.mmm' (UTC) or None when the value is not acceptable."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    if moment > now + FUTURE_LIMIT or moment.year < 1970:
+        return None
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def validate_events(raw: Any, *, org_id: str, environment_id: str, now: datetime) -> list[EventRow]:
+    """The body's events → rows; any problem anywhere → 400 listing each (index, field)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+        raise BadRequest('body must be {"events": [...]}', field="events")
+    events: list[Any] = raw["events"]
+    if not events:
+        raise BadRequest("events must not be empty", field="events")
+    if len(events) > MAX_EVENTS:
+        raise PayloadTooLarge(f"at most {MAX_EVENTS} events per request (got {len(events)})")
+    errors: list[dict[str, object]] = []
+    total = 0
+
+    def bad(index: int, field: str, message: str) -> None:
+        nonlocal total
+        total += 1
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.append({"index": index, "field": field, "message": message})
+
+    stamp_now = _timestamp(now.isoformat(), now) or ""
+    rows: list[EventRow] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            bad(index, "event", "must be an object")
+            continue
+        for key in event:
+            if key not in _FIELDS:
+                bad(index, str(key), "unknown field")
+        names: dict[str, str] = {}
+        for key in ("tenant_id", "event_name"):
+            value = event.get(key)
+            if not isinstance(value, str) or not value.strip():
+                bad(index, key, "required non-empty string")
+            elif len(value) > MAX_NAME:
+                bad(index, key, f"at most {MAX_NAME} characters")
+            else:
+                names[key] = value
+        stamp = stamp_now
+        if event.get("timestamp") is not None:
+            parsed = _timestamp(event["timestamp"], now)
+            if parsed is None:
+                bad(index, "timestamp", "must be ISO 8601 and at most 24 h in the future")
+            else:
+                stamp = parsed
+        optional: dict[str, str] = {}
+        for key in ("event_id", "user_id"):
+            value = event.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or len(value) > MAX_NAME:
+                bad(index, key, f"must be a string of at most {MAX_NAME} characters")
+            else:
+                optional[key] = value
+        string_props = event.get("string_props") or {}
+        if not isinstance(string_props, dict) or len(string_props) > MAX_PROPS:
+            bad(index, "string_props", f"must be an object of at most {MAX_PROPS} strings")
+            string_props = {}
+        for key, value in string_props.items():
+            if not isinstance(value, str):
+                bad(index, f"string_props.{key}", "value must be a string")
+        numeric_props = event.get("numeric_props") or {}
+        if not isinstance(numeric_props, dict) or len(numeric_props) > MAX_PROPS:
+            bad(index, "numeric_props", f"must be an object of at most {MAX_PROPS} numbers")
+            numeric_props = {}
+        for key, value in numeric_props.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                bad(index, f"numeric_props.{key}", "value must be a finite number")
+        if total:
+            continue
+        rows.append(
+            EventRow(
+                org_id=org_id,
+                environment_id=environment_id,
+                tenant_id=names["tenant_id"],
+                event_name=names["event_name"],
+                timestamp=stamp,
+                event_id=optional.get("event_id") or uuid.uuid4().hex,
+                user_id=optional.get("user_id", ""),
+                string_props=string_props,
+                numeric_props={k: float(v) for k, v in numeric_props.items()},
+            )
+        )
+    if total:
+        raise InvalidEvents(errors, total)
+    return rows
+
+
+async def events_this_month(org_id: str, today: date) -> int:
+    days = await UsageDaily.filter(org_id=org_id, day__gte=today.replace(day=1)).values_list(
+        "events", flat=True
+    )
+    return sum(int(str(n)) for n in days)
+
+
+async def record_events(org_id: str, day: date, count: int) -> None:
+    if count <= 0:
+        return
+    updated = await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
+    if updated:
+        return
+    try:
+        await UsageDaily.create(org_id=org_id, day=day, events=count)
+    except IntegrityError:  # created concurrently by another request
+        await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
+
+
+async def ingest_events(rt: Runtime, *, actor: Principal, body: Any) -> int:
+    """Validate, check the plan's monthly limit, then wait for the durable group commit."""
+    if actor.scope not in ("admin", "ingest"):
+        raise Forbidden(
+            "events are sent with an admin or ingest API key", code="insufficient_scope"
+        )
+    now = datetime.now(UTC)
+    rows = validate_events(body, org_id=actor.org_id, environment_id=actor.environment_id, now=now)
+    org = await Org.get(id=actor.org_id)
+    billing.check_limit(
+        org, "events_per_month", await events_this_month(org.id, now.date()), len(rows)
+    )
+    stored = await rt.ingest.submit(rows)
+    await record_events(org.id, now.date(), stored)
+    return len(rows)

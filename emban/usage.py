@@ -1,0 +1,71 @@
+"""Buffered per-org query counters, flushed to ``usage_daily`` every few seconds.
+
+Counting a query must not add a database round trip to every analytics request; a crash loses at
+most one flush interval of query counts (event counts are written by ingest directly: limits
+depend on them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from datetime import UTC, date, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from emban.models import Org, UsageDaily
+
+log = logging.getLogger("emban.usage")
+FLUSH_SECONDS = 5.0
+
+
+class UsageRecorder:
+    def __init__(self) -> None:
+        self._queries: Counter[tuple[str, date]] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def count_query(self, org_id: str) -> None:
+        self._queries[(org_id, datetime.now(UTC).date())] += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="emban-usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("usage flush failed; counts are kept for the next one")
+
+    async def flush(self) -> None:
+        pending, self._queries = self._queries, Counter()
+        try:
+            for (org_id, day), count in pending.items():
+                await _add_queries(org_id, day, count)
+        except Exception:
+            self._queries.update(pending)
+            raise
+
+
+async def _add_queries(org_id: str, day: date, count: int) -> None:
+    if await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count):
+        return
+    if not await Org.exists(id=org_id):
+        return  # the org was deleted meanwhile
+    try:
+        await UsageDaily.create(org_id=org_id, day=day, queries=count)
+    except IntegrityError:
+        await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count)
