@@ -85,6 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Demo org: {result.org_name} ({result.org_id})")
     print(f"Owner login: {result.email} / {result.password}")
     print(f"Admin API key (production): {result.api_key}")
+    print(f"Sample events: {result.sample_events:,} over 30 days for 5 tenants")
     print(f"Open {settings.base_url}/graphql after `emban serve`")
     return 0
 

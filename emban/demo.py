@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import secrets
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
+from emban.analytics.catalog import sample_counts
+from emban.analytics.ddl import delete_org_events
 from emban.analytics.ingest import IngestWriter
-from emban.analytics.store import open_store
+from emban.analytics.store import EventStore, open_store
 from emban.auth import credentials
 from emban.auth.principal import Principal
 from emban.auth.rate_limit import MemoryLimiter
 from emban.metadata import close_metadata, open_metadata
 from emban.models import ApiKey, Environment, Membership, Org, User
 from emban.runtime import Runtime
+from emban.sample_data import estimated_total, load_sample_events
 from emban.services import accounts, audit
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -31,6 +36,31 @@ class DemoSeed:
     email: str
     password: str
     api_key: str
+    sample_events: int
+
+
+def _progress_bar(total: int) -> Callable[[int], None]:
+    def show(done: int) -> None:
+        share = min(1.0, done / total) if total else 1.0
+        filled = int(share * 30)
+        sys.stderr.write(f"\rloading sample events [{'#' * filled}{'.' * (30 - filled)}] {done:,}")
+        sys.stderr.flush()
+
+    return show
+
+
+async def _refresh_sample_events(events: EventStore, org_id: str, environment_id: str) -> int:
+    """Reload 30 fresh days of sample events unless the org already has real events."""
+    real, sample = await sample_counts(events, org_id)
+    if real:
+        return sample  # never touch an org that holds real data
+    if sample:
+        await delete_org_events(events, org_id)
+    loaded = await load_sample_events(
+        events, org_id, environment_id, progress=_progress_bar(estimated_total())
+    )
+    sys.stderr.write("\n")
+    return loaded
 
 
 async def seed_demo(settings: Settings) -> DemoSeed:
@@ -83,10 +113,11 @@ async def seed_demo(settings: Settings) -> DemoSeed:
                 key.id,
                 {"label": DEMO_KEY_LABEL, "scope": "admin"},
             )
+        sample = await _refresh_sample_events(events, org.id, production.id)
         owner_user = await User.get(
             id=(await Membership.filter(org_id=org.id, role="owner").first()).user_id  # type: ignore[union-attr]
         )
-        return DemoSeed(org.id, org.name, owner_user.email, password, clear)
+        return DemoSeed(org.id, org.name, owner_user.email, password, clear, sample)
     finally:
         await events.close()
         await close_metadata(metadata)

@@ -312,9 +312,18 @@ def _dt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def plan_query(spec: QuerySpec, scope: Scope, now: datetime) -> Plan:
-    """Spec → SQL + params + plan facts. The org/environment guard is always the first clause."""
-    planned_by, table, rollup_granularity = choose_source(spec)
+def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool = False) -> Plan:
+    """Spec → SQL + params + plan facts. The org/environment guard is always the first clause.
+
+    ``force_raw=True`` skips :func:`choose_source` and plans the query on raw events whatever the
+    rules say; the rollup-equals-raw tests compare the two plans of one spec with it.
+    """
+    if force_raw:
+        planned_by: PlannedBy = "raw"
+        table: str = EVENTS
+        rollup_granularity: str | None = None
+    else:
+        planned_by, table, rollup_granularity = choose_source(spec)
     start, end = window(spec, now)
     params: dict[str, Any] = {
         "org": scope.org_id,
@@ -409,6 +418,8 @@ def shape_rows(plan: Plan, rows: list[list[Any]], metric: str) -> list[Point]:
         stamp = int(row[0])
         group = str(row[1]) if plan.grouped else None
         raw = row[-1]
+        if raw is None:
+            continue  # JSON output renders NaN (avg/quantile without the property) as null
         value: float | int = int(raw) if integral else float(raw)
         if not math.isfinite(value):
             continue  # avg/quantile over a bucket without the property
@@ -433,3 +444,7 @@ def iso_bucket(moment: datetime | date) -> str:
     if isinstance(moment, datetime):
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return moment.isoformat()
+
+
+def iso_seconds(unix_seconds: int) -> str:
+    return iso_bucket(datetime.fromtimestamp(unix_seconds, UTC))

@@ -15,9 +15,11 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from emban.errors import EmbanError
+from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
 
@@ -75,8 +77,8 @@ class EmbanSchema(strawberry.Schema):
 
 
 schema = EmbanSchema(
-    query=Query,
-    mutation=Mutation,
+    query=merge_types("Query", (Query, AnalyticsQueries)),
+    mutation=merge_types("Mutation", (Mutation, AnalyticsMutations)),
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

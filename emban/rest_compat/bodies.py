@@ -57,3 +57,21 @@ class IngestBody(msgspec.Struct):
     """Documented shape only: ingest validates every event itself to list each bad one."""
 
     events: list[IngestEvent]
+
+
+class AdhocBody(msgspec.Struct):
+    sql: str
+
+
+class SavedQueryBody(msgspec.Struct):
+    name: str
+    sql: str
+    dataset: str = "events"
+    starred: bool = False
+
+
+class SavedQueryPatchBody(msgspec.Struct):
+    name: str | None = None
+    sql: str | None = None
+    dataset: str | None = None
+    starred: bool | None = None

@@ -16,6 +16,7 @@ from emban.auth.cookies import clear_session_cookie, set_session_cookie
 from emban.rest_compat import shapes
 from emban.rest_compat.bodies import (
     AcceptInviteBody,
+    AdhocBody,
     CreateApiKeyBody,
     IngestBody,
     InviteBody,
@@ -23,6 +24,8 @@ from emban.rest_compat.bodies import (
     OrgPatchBody,
     RegisterBody,
     RoleBody,
+    SavedQueryBody,
+    SavedQueryPatchBody,
 )
 from emban.rest_compat.http import (
     MAX_INGEST_BODY,
@@ -34,7 +37,20 @@ from emban.rest_compat.http import (
     read_json_any,
     runtime,
 )
-from emban.services import accounts, analytics, api_keys, audit, billing, events, orgs, team
+from emban.services import (
+    accounts,
+    adhoc,
+    analytics,
+    api_keys,
+    audit,
+    billing,
+    datasets,
+    events,
+    orgs,
+    saved_queries,
+    team,
+    usage,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -224,6 +240,70 @@ async def query(request: web.Request) -> web.StreamResponse:
     spec = spec_from_params(request.query)
     result = await analytics.run_query(runtime(request), actor=principal, spec=spec)
     return json_response(shapes.analytics(result))
+
+
+async def adhoc_query(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, AdhocBody)
+    result = await adhoc.run_adhoc_query(runtime(request), actor=principal, sql=body.sql)
+    return json_response({"columns": result.columns, "rows": result.rows, "stats": result.stats})
+
+
+async def list_datasets(request: web.Request) -> web.StreamResponse:
+    found = await datasets.list_datasets(runtime(request), actor=await actor(request))
+    return json_response({"datasets": [shapes.dataset(d) for d in found]})
+
+
+async def dataset_ddl(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    ddl = await datasets.dataset_ddl(runtime(request), actor=await actor(request), name=name)
+    return json_response({"name": name, "ddl": ddl})
+
+
+async def list_saved_queries(request: web.Request) -> web.StreamResponse:
+    found = await saved_queries.list_saved_queries(actor=await actor(request))
+    return json_response({"saved_queries": [shapes.saved_query(q) for q in found]})
+
+
+async def create_saved_query(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, SavedQueryBody)
+    saved = await saved_queries.create_saved_query(
+        actor=principal, name=body.name, sql=body.sql, dataset=body.dataset, starred=body.starred
+    )
+    return json_response(shapes.saved_query(saved), status=201)
+
+
+async def update_saved_query(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    body = await parse_body(request, SavedQueryPatchBody)
+    saved = await saved_queries.update_saved_query(
+        actor=principal,
+        query_id=request.match_info["id"],
+        name=body.name,
+        sql=body.sql,
+        dataset=body.dataset,
+        starred=body.starred,
+    )
+    return json_response(shapes.saved_query(saved))
+
+
+async def delete_saved_query(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    await saved_queries.delete_saved_query(actor=principal, query_id=request.match_info["id"])
+    return no_content()
+
+
+async def get_usage(request: web.Request) -> web.StreamResponse:
+    found = await usage.get_usage(
+        runtime(request), actor=await actor(request), period=request.query.get("period")
+    )
+    return json_response(shapes.usage(found))
+
+
+async def onboarding_status(request: web.Request) -> web.StreamResponse:
+    found = await usage.onboarding_status(runtime(request), actor=await actor(request))
+    return json_response(shapes.onboarding(found))
 
 
 _AUTH = (401,)
@@ -438,6 +518,106 @@ ROUTES: tuple[RestRoute, ...] = (
         "console",
         "query",
         (400, 401, 403),
+    ),
+    RestRoute(
+        "POST",
+        "/v1/query/adhoc",
+        adhoc_query,
+        "Run one read-only SELECT over the org's datasets (admin); 10 s and 10,000 rows at most.",
+        200,
+        AdhocBody,
+        "console",
+        "query",
+        (400, 401, 403),
+        transaction=False,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/datasets",
+        list_datasets,
+        "Tables and rollups visible to the org: engine, org-scoped sizes, update time, columns.",
+        200,
+        None,
+        "console",
+        "datasets",
+        _ADMIN,
+    ),
+    RestRoute(
+        "GET",
+        "/v1/datasets/{name}/ddl",
+        dataset_ddl,
+        "The CREATE statement of one dataset.",
+        200,
+        None,
+        "console",
+        "datasets",
+        (401, 403, 404),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/saved-queries",
+        list_saved_queries,
+        "List saved SQL snippets (any console user).",
+        200,
+        None,
+        "console",
+        "saved-queries",
+        _ADMIN,
+    ),
+    RestRoute(
+        "POST",
+        "/v1/saved-queries",
+        create_saved_query,
+        "Save a SQL query (admin).",
+        201,
+        SavedQueryBody,
+        "console",
+        "saved-queries",
+        (400, 401, 403),
+    ),
+    RestRoute(
+        "PATCH",
+        "/v1/saved-queries/{id}",
+        update_saved_query,
+        "Update name, SQL, dataset or starred state (admin).",
+        200,
+        SavedQueryPatchBody,
+        "console",
+        "saved-queries",
+        (400, 401, 403, 404),
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/saved-queries/{id}",
+        delete_saved_query,
+        "Delete a saved query (admin).",
+        204,
+        None,
+        "console",
+        "saved-queries",
+        (401, 403, 404),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/usage",
+        get_usage,
+        "Events ingested and queries run per day for ?period= (default 30d), with the plan limit.",
+        200,
+        None,
+        "console",
+        "usage",
+        (400, 401, 403),
+    ),
+    RestRoute(
+        "GET",
+        "/v1/onboarding/status",
+        onboarding_status,
+        "Onboarding progress: sample_only, real_events.",
+        200,
+        None,
+        "console",
+        "usage",
+        _ADMIN,
     ),
     RestRoute(
         "GET",

@@ -6,10 +6,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emban.analytics.planner import iso_bucket
-from emban.models import ApiKey, AuditLog, Environment, Invite, Membership, Org, User
+from emban.models import (
+    ApiKey,
+    AuditLog,
+    Environment,
+    Invite,
+    Membership,
+    Org,
+    SavedQuery,
+    User,
+)
 from emban.services.accounts import Me
 from emban.services.analytics import AnalyticsResult
 from emban.services.billing import Plan
+from emban.services.datasets import Dataset
+from emban.services.usage import Onboarding, Usage
 
 
 def iso(value: datetime | None) -> str | None:
@@ -103,6 +114,59 @@ def analytics(result: AnalyticsResult) -> dict[str, Any]:
             item["group"] = point.group
         data.append(item)
     return {"data": data, "meta": result.meta}
+
+
+def dataset(d: Dataset) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "kind": d.kind,
+        "engine": d.engine,
+        "description": d.description,
+        "approx_rows": d.approx_rows,
+        "approx_bytes": d.approx_bytes,
+        "updated_at": d.updated_at,
+        "columns": d.columns,
+    }
+
+
+def saved_query(q: SavedQuery) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "name": q.name,
+        "sql": q.sql,
+        "dataset": q.dataset,
+        "starred": q.starred,
+        "created_by": q.created_by,
+        "created_at": iso(q.created_at),
+        "updated_at": iso(q.updated_at),
+    }
+
+
+def usage(u: Usage) -> dict[str, Any]:
+    return {
+        "period": u.period,
+        "plan": u.plan,
+        "events": {
+            "total": u.events_total,
+            "this_month": u.events_this_month,
+            "limit": u.events_limit,
+            "by_day": [{"date": d.day.isoformat(), "count": d.events} for d in u.days],
+        },
+        "queries": {
+            "total": u.queries_total,
+            "by_day": [{"date": d.day.isoformat(), "count": d.queries} for d in u.days],
+        },
+    }
+
+
+def onboarding(o: Onboarding) -> dict[str, Any]:
+    return {
+        "sample_only": o.sample_only,
+        "real_events": o.real_events,
+        "sample_events": o.sample_events,
+        "has_ingest_key": o.has_ingest_key,
+        "steps": o.steps,
+    }
 
 
 def plan(p: Plan) -> dict[str, Any]:

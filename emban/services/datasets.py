@@ -1,0 +1,74 @@
+"""Datasets: the ClickHouse tables an org can read, with org-scoped sizes, and their DDL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emban.analytics import catalog
+from emban.analytics.planner import Scope, iso_seconds
+from emban.analytics.tables import VISIBLE_DATASETS
+from emban.auth.principal import Principal
+from emban.errors import NotFound
+from emban.runtime import Runtime
+
+DESCRIPTIONS = {
+    "events": "Raw events, one row per ingested event.",
+    "events_hourly_rollup": "Hourly counts and unique-user states per tenant and event.",
+    "events_daily_rollup": "Daily counts and unique-user states per tenant and event.",
+    "events_hourly_dim_rollup": "Hourly rollup per common dimension (model, endpoint, status, "
+    "plan, source).",
+    "events_daily_dim_rollup": "Daily rollup per common dimension (model, endpoint, status, "
+    "plan, source).",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str
+    engine: str
+    description: str
+    approx_rows: int
+    approx_bytes: int
+    updated_at: str | None
+    columns: list[dict[str, str]]
+
+
+async def list_datasets(rt: Runtime, *, actor: Principal) -> list[Dataset]:
+    """Visible tables with engine, columns, and sizes counted for the caller's org only.
+
+    Bytes are estimated from the table's average compressed row size, so no other org's volume
+    is disclosed.
+    """
+    actor.require_role("admin")
+    scope = Scope(actor.org_id, actor.environment_id)
+    info = await catalog.table_info(rt.events)
+    by_table = await catalog.table_columns(rt.events)
+    out: list[Dataset] = []
+    for name in VISIBLE_DATASETS:
+        if name not in info:
+            continue
+        _, engine, total_rows, total_bytes, modified = info[name]
+        rows = await catalog.org_rows(rt.events, name, scope)
+        total = int(total_rows or 0)
+        approx_bytes = int(int(total_bytes or 0) * rows / total) if total else 0
+        out.append(
+            Dataset(
+                name=name,
+                kind="table",
+                engine=str(engine),
+                description=DESCRIPTIONS[name],
+                approx_rows=rows,
+                approx_bytes=approx_bytes,
+                updated_at=iso_seconds(int(modified)) if modified else None,
+                columns=by_table.get(name, []),
+            )
+        )
+    return out
+
+
+async def dataset_ddl(rt: Runtime, *, actor: Principal, name: str) -> str:
+    actor.require_role("admin")
+    if name not in VISIBLE_DATASETS:
+        raise NotFound(f"no dataset named {name!r}", code="dataset_not_found")
+    return await catalog.show_create(rt.events, name)

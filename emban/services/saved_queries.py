@@ -1,0 +1,93 @@
+"""Saved ad-hoc SQL snippets: any console user reads them, admins write them."""
+
+from __future__ import annotations
+
+from emban.analytics.adhoc import validate_adhoc
+from emban.analytics.tables import VISIBLE_DATASETS
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, NotFound
+from emban.models import SavedQuery
+from emban.services import audit
+from emban.services.scope import in_org
+from emban.services.validation import clean_name
+
+MAX_SQL = 100_000
+
+
+def _clean_sql(sql: str) -> str:
+    if not sql.strip():
+        raise BadRequest("sql must not be empty", field="sql")
+    if len(sql) > MAX_SQL:
+        raise BadRequest(f"sql must be at most {MAX_SQL} characters", field="sql")
+    validate_adhoc(sql)  # a saved query must be one that would run
+    return sql
+
+
+def _clean_dataset(dataset: str) -> str:
+    if dataset not in VISIBLE_DATASETS:
+        raise BadRequest(f"dataset must be one of {', '.join(VISIBLE_DATASETS)}", field="dataset")
+    return dataset
+
+
+async def list_saved_queries(*, actor: Principal) -> list[SavedQuery]:
+    actor.require_role("viewer")
+    return await in_org(SavedQuery, actor).order_by("-starred", "name", "created_at")
+
+
+async def create_saved_query(
+    *, actor: Principal, name: str, sql: str, dataset: str = "events", starred: bool = False
+) -> SavedQuery:
+    actor.require_role("admin")
+    saved = await SavedQuery.create(
+        org_id=actor.org_id,
+        name=clean_name(name, "name"),
+        sql=_clean_sql(sql),
+        dataset=_clean_dataset(dataset),
+        starred=starred,
+        created_by=actor.actor_id,
+    )
+    await audit.record(actor, "saved_query.create", "saved_query", saved.id, {"name": saved.name})
+    return saved
+
+
+async def update_saved_query(
+    *,
+    actor: Principal,
+    query_id: str,
+    name: str | None = None,
+    sql: str | None = None,
+    dataset: str | None = None,
+    starred: bool | None = None,
+) -> SavedQuery:
+    actor.require_role("admin")
+    saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
+    if saved is None:
+        raise NotFound("saved query not found", code="saved_query_not_found")
+    changed: list[str] = []
+    if name is not None:
+        saved.name = clean_name(name, "name")
+        changed.append("name")
+    if sql is not None:
+        saved.sql = _clean_sql(sql)
+        changed.append("sql")
+    if dataset is not None:
+        saved.dataset = _clean_dataset(dataset)
+        changed.append("dataset")
+    if starred is not None:
+        saved.starred = starred
+        changed.append("starred")
+    if changed:
+        await saved.save(update_fields=[*changed, "updated_at"])
+        await audit.record(
+            actor, "saved_query.update", "saved_query", saved.id, {"fields": changed}
+        )
+    return saved
+
+
+async def delete_saved_query(*, actor: Principal, query_id: str) -> None:
+    actor.require_role("admin")
+    saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
+    if saved is None:
+        raise NotFound("saved query not found", code="saved_query_not_found")
+    await saved.delete()
+    await audit.record(actor, "saved_query.delete", "saved_query", query_id, {"name": saved.name})
