@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,14 @@ def test_openapi_document_lists_every_route() -> None:
             ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             assert ref == f"#/components/schemas/{route.body.__name__}"
             assert route.body.__name__ in document["components"]["schemas"]
-        if "{" in route.path:
-            assert [p["name"] for p in operation["parameters"]] == ["id"]
+        placeholders = re.findall(r"{(\w+)}", route.path)
+        if placeholders:
+            assert operation["parameters"] == [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in placeholders
+            ]
+        else:
+            assert "parameters" not in operation
 
 
 def test_openapi_documents_the_error_bodies_and_auth() -> None:
