@@ -17,3 +17,6 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
+
+# ClickHouse 18.16 on 127.0.0.1:18123 for the HTTP-store tests (tests/test_http_store.py).
+bash "$(dirname "$0")/ensure-clickhouse.sh"

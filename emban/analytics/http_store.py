@@ -1,4 +1,10 @@
-"""ClickHouse over HTTP (aiochclient); parameters go as ``param_<name>``, bound server-side."""
+"""ClickHouse over HTTP; parameters go as ``param_<name>``, bound server-side.
+
+Statements run through aiochclient. Queries are read as ``JSONCompact`` over the same aiohttp
+session instead of aiochclient's ``fetch``: that is the format ChdbStore decodes, so both stores
+return the same values, the column types, the columns of an empty result, duplicate column names
+and the server's ``rows_read`` (aiochclient's Records expose none of these).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,17 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import msgspec
 from aiochclient import ChClient, ChClientError
 
 from emban.analytics.store import ClickHouseError, QueryResult, param_text
+
+
+class _JsonCompact(msgspec.Struct):
+    meta: list[dict[str, str]]
+    data: list[list[Any]]
+    statistics: dict[str, float] = {}
+    exception: str | None = None  # newer servers report a mid-stream error inside the JSON
 
 
 class HttpStore:
@@ -21,19 +35,45 @@ class HttpStore:
         self._database = parts.path.strip("/") or "default"
         self._session: aiohttp.ClientSession | None = None
 
-    def _client(self, params: dict[str, Any] | None) -> ChClient:
+    def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        settings = {f"param_{name}": param_text(value) for name, value in (params or {}).items()}
+        return self._session
+
+    def _client(self, params: dict[str, Any] | None) -> ChClient:
         # aiochclient takes settings per client only; clients are cheap and share one session.
         return ChClient(
-            self._session,
+            self._http(),
             url=self._url,
             user=self._user,
             password=self._password,
             database=self._database,
-            **settings,
+            **_param_settings(params),
         )
+
+    async def _post(self, data: bytes, settings: dict[str, str]) -> bytes:
+        """POST ``data`` (the query, or an INSERT's rows) with the same auth aiochclient sends."""
+        headers = {}
+        if self._user:
+            headers["X-ClickHouse-User"] = self._user
+        if self._password:
+            headers["X-ClickHouse-Key"] = self._password
+        try:
+            async with self._http().post(
+                self._url,
+                params={"database": self._database, **settings},
+                headers=headers,
+                data=data,
+            ) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise ClickHouseError(
+                        body.decode(errors="replace").strip()
+                        or f"ClickHouse answered HTTP {response.status} with an empty body"
+                    )
+                return body
+        except aiohttp.ClientError as exc:
+            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
 
     async def ping(self) -> None:
         await self.query("SELECT 1")
@@ -48,44 +88,41 @@ class HttpStore:
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
         started = time.perf_counter()
+        # default_format applies only when the SQL has no FORMAT clause of its own; 64-bit
+        # integers as JSON numbers, as chDB (and servers since 25.x) give them, not as strings.
+        settings = {
+            "default_format": "JSONCompact",
+            "output_format_json_quote_64bit_integers": "0",
+            **_param_settings(params),
+        }
+        body = await self._post(sql.encode(), settings)
+        if not body.strip():
+            return QueryResult(columns=[], rows=[])
         try:
-            records = await self._client(params).fetch(sql)
-        except ChClientError as exc:
-            raise ClickHouseError(str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
-        columns: list[tuple[str, str]] = []
-        rows: list[list[Any]] = []
-        for record in records:
-            if not columns:
-                columns = [(name, "") for name in record.keys()]  # noqa: SIM118
-            rows.append(list(record.values()))
+            decoded = msgspec.json.decode(body, type=_JsonCompact)
+        except msgspec.DecodeError as exc:
+            # An error after the server started streaming arrives with HTTP 200, appended to
+            # the partial result ("Code: N, ..."), so keep the tail where the message is.
+            text = body[-2000:].decode(errors="replace").strip()
+            raise ClickHouseError(f"Unreadable ClickHouse result: {text}") from exc
+        if decoded.exception is not None:
+            raise ClickHouseError(decoded.exception)
         return QueryResult(
-            columns=columns, rows=rows, elapsed_ms=(time.perf_counter() - started) * 1000.0
+            columns=[(col["name"], col["type"]) for col in decoded.meta],
+            rows=decoded.data,
+            rows_read=int(decoded.statistics.get("rows_read", 0)),
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
     async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONEachRow"
-        headers = {}
-        if self._user:
-            headers["X-ClickHouse-User"] = self._user
-        if self._password:
-            headers["X-ClickHouse-Key"] = self._password
-        try:
-            async with self._session.post(
-                self._url,
-                params={"query": query, "database": self._database},
-                headers=headers,
-                data=payload,
-            ) as response:
-                if response.status != 200:
-                    raise ClickHouseError((await response.text()).strip())
-        except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+        await self._post(payload, {"query": query})
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _param_settings(params: dict[str, Any] | None) -> dict[str, str]:
+    return {f"param_{name}": param_text(value) for name, value in (params or {}).items()}
