@@ -16,6 +16,8 @@ import msgspec
 from emban.analytics.store import ClickHouseError, QueryResult, param_text
 
 _POOL_SIZE = 3
+# Materialized views (the rollups) run in parallel threads instead of one after the other.
+INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
 
 
 class _JsonCompact(msgspec.Struct):
@@ -87,7 +89,7 @@ class ChdbStore:
 def _insert(conn: Any, table: str, columns: list[str], payload: bytes) -> None:
     try:
         inserter = conn.send_insert(
-            f"INSERT INTO {table} ({', '.join(columns)})",
+            f"INSERT INTO {table} ({', '.join(columns)}) {INSERT_SETTINGS}",
             "JSONEachRow",
         )
         inserter.append(payload)

@@ -17,26 +17,17 @@ from emban.analytics.tables import (
     ROLLUP_DIMENSIONS,
 )
 
-_ROLLUP_COLUMNS = """
-    events SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniqExact, String),
-    users_hll AggregateFunction(uniqCombined64, String)
-"""
-_ROLLUP_SELECT = """
-    count() AS events,
-    uniqExactStateIf(user_id, user_id != '') AS users,
-    uniqCombined64StateIf(user_id, user_id != '') AS users_hll
-"""
 _DIMENSIONS = "[" + ", ".join(f"'{d}'" for d in ROLLUP_DIMENSIONS) + "]"
 
 
-def _rollup(table: str, bucket_type: str, bucket_expr: str, dimensional: bool) -> list[str]:
+def _rollup(table: str, bucket_type: str, *, dimensional: bool) -> str:
+    """An AggregatingMergeTree rollup: event count, HLL unique users and, for the plain
+    rollups, exact unique users (exact states per dimension value would cost more at ingest
+    than they save: exact counts by dimension read raw events)."""
     dim_cols = "dimension LowCardinality(String), value String," if dimensional else ""
     dim_key = "dimension, value, " if dimensional else ""
-    dim_select = "dimension, string_props[dimension] AS value," if dimensional else ""
-    array_join = f"ARRAY JOIN {_DIMENSIONS} AS dimension" if dimensional else ""
-    return [
-        f"""
+    exact = "" if dimensional else "users AggregateFunction(uniqExact, String),"
+    return f"""
         CREATE TABLE IF NOT EXISTS {table} (
             org_id LowCardinality(String),
             environment_id LowCardinality(String),
@@ -44,22 +35,50 @@ def _rollup(table: str, bucket_type: str, bucket_expr: str, dimensional: bool) -
             event_name LowCardinality(String),
             {dim_cols}
             bucket {bucket_type},
-            {_ROLLUP_COLUMNS}
+            events SimpleAggregateFunction(sum, UInt64),
+            {exact}
+            users_hll AggregateFunction(uniqCombined64, String)
         )
         ENGINE = AggregatingMergeTree
         PARTITION BY toYYYYMM(bucket)
         ORDER BY (org_id, environment_id, tenant_id, event_name, {dim_key}bucket)
-        """,
-        f"""
+        """
+
+
+def _hourly_view(table: str, *, dimensional: bool) -> str:
+    """Raw events → hourly rollup (the only views that read raw inserts)."""
+    dim_select = "dimension, string_props[dimension] AS value," if dimensional else ""
+    dim_key = "dimension, value, " if dimensional else ""
+    array_join = f"ARRAY JOIN {_DIMENSIONS} AS dimension" if dimensional else ""
+    exact = "" if dimensional else "uniqExactStateIf(user_id, user_id != '') AS users,"
+    return f"""
         CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv TO {table} AS
         SELECT org_id, environment_id, tenant_id, event_name, {dim_select}
-               {bucket_expr} AS bucket,
-               {_ROLLUP_SELECT}
+               toStartOfHour(timestamp) AS bucket,
+               count() AS events,
+               {exact}
+               uniqCombined64StateIf(user_id, user_id != '') AS users_hll
         FROM {EVENTS}
         {array_join}
         GROUP BY org_id, environment_id, tenant_id, event_name, {dim_key}bucket
-        """,
-    ]
+        """
+
+
+def _daily_view(table: str, source: str, *, dimensional: bool) -> str:
+    """Hourly rollup → daily rollup: merges the hourly states of each inserted block, so the
+    daily views never re-read raw events."""
+    dim_key = "dimension, value, " if dimensional else ""
+    exact = "" if dimensional else "uniqExactMergeState(users) AS users,"
+    return f"""
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv TO {table} AS
+        SELECT org_id, environment_id, tenant_id, event_name, {dim_key}
+               day AS bucket,
+               sum(events) AS events,
+               {exact}
+               uniqCombined64MergeState(users_hll) AS users_hll
+        FROM (SELECT *, toDate(bucket) AS day FROM {source})
+        GROUP BY org_id, environment_id, tenant_id, event_name, {dim_key}day
+        """
 
 
 VERSIONS: list[tuple[int, str, list[str]]] = [
@@ -98,10 +117,15 @@ VERSIONS: list[tuple[int, str, list[str]]] = [
             ORDER BY (org_id, environment_id, event_id)
             TTL seen_at + INTERVAL 1 DAY
             """,
-            *_rollup(HOURLY, "DateTime('UTC')", "toStartOfHour(timestamp)", False),
-            *_rollup(DAILY, "Date", "toDate(timestamp)", False),
-            *_rollup(HOURLY_DIM, "DateTime('UTC')", "toStartOfHour(timestamp)", True),
-            *_rollup(DAILY_DIM, "Date", "toDate(timestamp)", True),
+            _rollup(HOURLY, "DateTime('UTC')", dimensional=False),
+            _rollup(DAILY, "Date", dimensional=False),
+            _rollup(HOURLY_DIM, "DateTime('UTC')", dimensional=True),
+            _rollup(DAILY_DIM, "Date", dimensional=True),
+            # Daily views first: they must exist before rows reach the hourly tables.
+            _daily_view(DAILY, HOURLY, dimensional=False),
+            _daily_view(DAILY_DIM, HOURLY_DIM, dimensional=True),
+            _hourly_view(HOURLY, dimensional=False),
+            _hourly_view(HOURLY_DIM, dimensional=True),
         ],
     ),
 ]
