@@ -166,6 +166,7 @@ async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> Lo
 
 async def logout(*, actor: Principal) -> None:
     """Delete the server-side session row; the old cookie then fails with 401."""
+    actor.require_console()  # an ingest key is refused (403) like on every console route
     if actor.kind != "session" or actor.session_id is None:
         raise BadRequest("logout needs a console session, not an API key", code="not_a_session")
     await UserSession.filter(id=actor.session_id).delete()
