@@ -22,11 +22,12 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings().with_listen(args.host, args.port)  # before the heavy imports
+
     from aiohttp import web
 
     from emban.app import create_app
 
-    settings = _settings().with_listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(settings)
     print(

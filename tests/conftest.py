@@ -100,7 +100,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     await connections.get("default").execute_script(
         f"TRUNCATE {', '.join(METADATA_TABLES)} RESTART IDENTITY CASCADE"
     )
-    for table in VISIBLE_DATASETS + (EVENT_IDS,):
+    for table in (*VISIBLE_DATASETS, EVENT_IDS):
         await runtime.events.execute(f"TRUNCATE TABLE IF EXISTS {table}")
     runtime.limiter = MemoryLimiter()
     yield

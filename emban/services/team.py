@@ -11,7 +11,7 @@ from emban.errors import BadRequest, Conflict, Forbidden, NotFound
 from emban.models import Invite, Membership, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
-from emban.services.scope import in_org
+from emban.services.scope import in_org, lock_org
 from emban.services.validation import clean_email, storable
 
 INVITE_ROLES = ("viewer", "editor", "admin")
@@ -44,6 +44,7 @@ async def list_invites(*, actor: Principal) -> list[Invite]:
 
 async def invite_member(rt: Runtime, *, actor: Principal, email: str, role: str) -> CreatedInvite:
     actor.require_role("admin")
+    await lock_org(actor)
     email = clean_email(email)
     if role not in INVITE_ROLES:
         raise BadRequest("role must be viewer, editor or admin", field="role")
@@ -88,6 +89,7 @@ async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[M
     actor.require_role("owner")
     if role not in MEMBER_ROLES:
         raise BadRequest("role must be viewer, editor, admin or owner", field="role")
+    await lock_org(actor)
     membership = await _member(actor, member_id)
     if membership.role == "owner" and role != "owner" and await _owner_count(actor) <= 1:
         raise Conflict("the last owner cannot be demoted", code="last_owner")
@@ -103,6 +105,7 @@ async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[M
 async def remove_member(*, actor: Principal, member_id: str) -> None:
     """Admins remove members; only an owner removes an owner; the last owner cannot leave."""
     actor.require_role("admin")
+    await lock_org(actor)
     membership = await _member(actor, member_id)
     if ROLE_RANK[membership.role] > ROLE_RANK[actor.role or "viewer"]:
         raise Forbidden("only an owner can remove an owner", code="owner_required")
