@@ -104,4 +104,14 @@ def _query(conn: Any, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
             return conn.query(sql, fmt, params={k: param_text(v) for k, v in params.items()})
         return conn.query(sql, fmt)
     except Exception as exc:  # chDB raises its own ChdbError (a RuntimeError subclass)
+        _drain(conn)
         raise ClickHouseError(str(exc)) from exc
+
+
+def _drain(conn: Any) -> None:
+    """A query that fails after output started leaves that output on the connection, and chDB
+    prepends it to the next result; one successful query clears it before reuse."""
+    try:
+        conn.query("SELECT 1", "Null")
+    except Exception:  # noqa: S110  (best effort; the next caller sees any real problem)
+        pass
