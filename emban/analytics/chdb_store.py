@@ -7,6 +7,7 @@ pool of connections to the same path runs queries in parallel on worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,5 @@ def _query(conn: Any, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
 def _drain(conn: Any) -> None:
     """A query that fails after output started leaves that output on the connection, and chDB
     prepends it to the next result; one successful query clears it before reuse."""
-    try:
+    with contextlib.suppress(Exception):  # best effort; a real problem shows on next use
         conn.query("SELECT 1", "Null")
-    except Exception:  # noqa: S110  (best effort; the next caller sees any real problem)
-        pass
