@@ -208,7 +208,7 @@ RAW = ("raw", "events", None)
         ("count_unique", "day", {}, None, DAILY),
         ("count_unique", "week", {}, None, RAW),
         ("count_unique", "month", {}, None, RAW),
-        # one common dimension: the dimension rollups
+        # one common dimension: the dimension rollups (HLL and counts only, no exact states)
         ("count", "hour", {"model": "gpt-4"}, None, HOURLY_DIM),
         ("count", "day", {"endpoint": "/chat"}, None, DAILY_DIM),
         ("count", "week", {}, "status", DAILY_DIM),
@@ -217,9 +217,10 @@ RAW = ("raw", "events", None)
         ("count_unique_approx", "hour", {}, "model", HOURLY_DIM),
         ("count_unique_approx", "week", {"model": "gpt-4"}, None, DAILY_DIM),
         ("count_unique_approx", "month", {"status": "ok"}, "status", DAILY_DIM),
-        ("count_unique", "hour", {"model": "gpt-4"}, None, HOURLY_DIM),
-        ("count_unique", "day", {}, "endpoint", DAILY_DIM),
+        ("count_unique", "hour", {"model": "gpt-4"}, None, RAW),
+        ("count_unique", "day", {}, "endpoint", RAW),
         ("count_unique", "week", {"model": "gpt-4"}, None, RAW),
+        ("count_unique", "hour", {"source": "api"}, "source", RAW),
         ("count_unique", "month", {}, "plan", RAW),
         # a dimension outside the rollups
         ("count", "hour", {"region": "eu"}, None, RAW),
@@ -566,3 +567,14 @@ def test_shape_rows_grouped_numeric_has_only_found_points() -> None:
     day1, day2 = plan.buckets
     rows = [[_stamp(day1), "b", 10], [_stamp(day2), "a", 20.5]]
     assert shape_rows(plan, rows, "p95") == [Point(day1, 10.0, "b"), Point(day2, 20.5, "a")]
+
+
+@pytest.mark.parametrize("metric", ["sum", "avg", "p95", "p99"])
+def test_numeric_metrics_read_only_events_carrying_the_property(metric: str) -> None:
+    plan = plan_query(spec(metric=metric, numeric_prop="tokens"), SCOPE, NOW)
+    assert " AND mapContains(numeric_props, {prop:String}) GROUP BY b " in plan.sql
+    assert plan.params["prop"] == "tokens"
+    assert plan.fill_zero is False
+    counted = plan_query(spec(metric="count", numeric_prop="tokens"), SCOPE, NOW, force_raw=True)
+    assert "mapContains" not in counted.sql
+    assert "prop" not in counted.params

@@ -11,7 +11,8 @@ Rules (the spec's "planner path is intentionally conservative"):
   rollup for day/week/month buckets (HLL states merge across buckets); filtered or grouped by one
   of the common dimensions they read the dimension rollups.
 - ``count_unique`` (exact) reads a rollup only when the bucket matches: hourly for hour, daily for
-  day; weeks and months read raw events.
+  day; weeks and months read raw events. The dimension rollups keep no exact states (HLL only),
+  so exact counts filtered or grouped by a dimension read raw events too.
 - ``sum``, ``avg``, ``p95`` and ``p99`` read raw events, as does anything touching two different
   dimensions or a dimension outside the rollups.
 
@@ -226,7 +227,7 @@ def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
     if len(dims) > 1 or (dims and next(iter(dims)) not in ROLLUP_DIMENSIONS):
         return "raw", EVENTS, None
     hourly = spec.granularity == "hour"
-    if spec.metric == "count_unique" and spec.granularity not in ("hour", "day"):
+    if spec.metric == "count_unique" and (dims or spec.granularity not in ("hour", "day")):
         return "raw", EVENTS, None
     if hourly:
         return "hourly_rollup", HOURLY_DIM if dims else HOURLY, "hour"
@@ -347,6 +348,9 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
         params["start"] = _dt(start)
         params["end"] = _dt(end)
         if spec.numeric_prop is not None:
+            # events without the property are ignored: a bucket with none of them has no point
+            # (not a sum of 0 while avg/p95 omit it)
+            where.append("mapContains(numeric_props, {prop:String})")
             params["prop"] = spec.numeric_prop
         for index, (key, value) in enumerate(spec.filters):
             where.append(f"string_props[{{fk{index}:String}}] = {{fv{index}:String}}")
