@@ -9,9 +9,10 @@ from emban.errors import BadRequest, NotFound
 from emban.models import SavedQuery
 from emban.services import audit
 from emban.services.scope import in_org
-from emban.services.validation import clean_name
+from emban.services.validation import clean_name, storable
 
 MAX_SQL = 100_000
+MAX_ID = 32  # SavedQuery.id max_length: a longer value fails the ORM's filter validation
 
 
 def _clean_sql(sql: str) -> str:
@@ -19,6 +20,8 @@ def _clean_sql(sql: str) -> str:
         raise BadRequest("sql must not be empty", field="sql")
     if len(sql) > MAX_SQL:
         raise BadRequest(f"sql must be at most {MAX_SQL} characters", field="sql")
+    if not storable(sql):
+        raise BadRequest("sql must not contain NUL characters", field="sql")
     validate_adhoc(sql)  # a saved query must be one that would run
     return sql
 
@@ -27,6 +30,16 @@ def _clean_dataset(dataset: str) -> str:
     if dataset not in VISIBLE_DATASETS:
         raise BadRequest(f"dataset must be one of {', '.join(VISIBLE_DATASETS)}", field="dataset")
     return dataset
+
+
+async def _find(actor: Principal, query_id: str) -> SavedQuery:
+    """The org's saved query ``query_id``; 404 also for ids no row can have (too long, NUL)."""
+    saved = None
+    if storable(query_id) and len(query_id) <= MAX_ID:
+        saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
+    if saved is None:
+        raise NotFound("saved query not found", code="saved_query_not_found")
+    return saved
 
 
 async def list_saved_queries(*, actor: Principal) -> list[SavedQuery]:
@@ -60,9 +73,7 @@ async def update_saved_query(
     starred: bool | None = None,
 ) -> SavedQuery:
     actor.require_role("admin")
-    saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
-    if saved is None:
-        raise NotFound("saved query not found", code="saved_query_not_found")
+    saved = await _find(actor, query_id)
     changed: list[str] = []
     if name is not None:
         saved.name = clean_name(name, "name")
@@ -86,8 +97,6 @@ async def update_saved_query(
 
 async def delete_saved_query(*, actor: Principal, query_id: str) -> None:
     actor.require_role("admin")
-    saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
-    if saved is None:
-        raise NotFound("saved query not found", code="saved_query_not_found")
+    saved = await _find(actor, query_id)
     await saved.delete()
     await audit.record(actor, "saved_query.delete", "saved_query", query_id, {"name": saved.name})
