@@ -37,5 +37,10 @@ lint: install
 schema: install
 	$(BIN)/emban schema
 
+## make bench: ingest and query figures next to the raw engine (not pass/fail)
+bench: install
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.query
+
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache

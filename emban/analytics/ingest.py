@@ -150,15 +150,18 @@ class IngestWriter:
         if fresh:
             encoder = msgspec.json.Encoder()
             payload = b"\n".join(encoder.encode(row) for row in fresh)
-            await self._store.insert_json(EVENTS, EVENT_COLUMNS, payload)
             ids_payload = b"\n".join(
                 encoder.encode(
                     {"org_id": r.org_id, "environment_id": r.environment_id, "event_id": r.event_id}
                 )
                 for r in fresh
             )
-            await self._store.insert_json(
-                EVENT_IDS, ["org_id", "environment_id", "event_id"], ids_payload
+            # Two tables, two pooled connections, in parallel: both must land before any ack.
+            await asyncio.gather(
+                self._store.insert_json(EVENTS, EVENT_COLUMNS, payload),
+                self._store.insert_json(
+                    EVENT_IDS, ["org_id", "environment_id", "event_id"], ids_payload
+                ),
             )
         touched = frozenset((r.org_id, r.environment_id, r.tenant_id, r.event_name) for r in fresh)
         return counts, Touched(touched)

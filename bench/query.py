@@ -1,0 +1,171 @@
+"""Query latency: GET /v1/query (rollup vs raw plans) next to the same SQL on the engine.
+
+    .venv/bin/python -m bench.query [--events 1000000 10000000] [--runs 40]
+
+For each size: register an org through a real `emban serve` (embedded, temp dir), stop it, load
+N synthetic events over the last 30 days straight into chDB with `INSERT … SELECT FROM numbers()`
+(the materialized views fill the rollups), time each spec's planned SQL directly on chDB, then
+start the server again on the same data and time the API. Medians of --runs runs after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import free_port, peak_rss_mb, serve
+
+SPECS: dict[str, dict[str, str]] = {
+    "rollup: count 30d by day": {
+        "event_name": "api.call",
+        "tenant_id": "tenant-3",
+        "metric": "count",
+        "period": "30d",
+    },
+    "rollup: count 24h by hour, f_model": {
+        "event_name": "api.call",
+        "tenant_id": "tenant-3",
+        "metric": "count",
+        "period": "24h",
+        "f_model": "gpt-4o",
+    },
+    "raw: count 30d by day, group_by region": {
+        "event_name": "api.call",
+        "tenant_id": "tenant-3",
+        "metric": "count",
+        "period": "30d",
+        "group_by": "region",
+    },
+    "raw: p95 latency 30d by day": {
+        "event_name": "api.call",
+        "tenant_id": "tenant-3",
+        "metric": "p95",
+        "period": "30d",
+        "numeric_prop": "latency_ms",
+    },
+}
+
+LOAD_SQL = """
+INSERT INTO events (org_id, environment_id, tenant_id, event_name, timestamp, event_id, user_id,
+                    string_props, numeric_props, is_sample)
+SELECT {org:String}, {env:String},
+       concat('tenant-', toString(number % 20)),
+       if(number % 5 = 0, 'page.view', 'api.call'),
+       now64(3) - toIntervalMillisecond(cityHash64(number) % (30 * 86400000)),
+       concat({prefix:String}, toString(number)),
+       concat('user-', toString(cityHash64(number, 1) % 50000)),
+       map('model', ['gpt-4o', 'claude-sonnet', 'llama-3'][number % 3 + 1],
+           'status', if(number % 33 = 0, 'error', 'success'),
+           'endpoint', ['/chat', '/embeddings'][number % 2 + 1],
+           'plan', 'pro', 'source', 'api',
+           'region', ['us-east', 'eu-west', 'ap-south'][cityHash64(number, 3) % 3 + 1]),
+       map('tokens', toFloat64(number % 997),
+           'latency_ms', toFloat64(cityHash64(number, 2) % 2000)),
+       0
+FROM numbers({n:UInt64})
+"""
+
+
+async def register(port: int) -> tuple[str, str, str]:
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        async with session.post(
+            "/v1/auth/register",
+            json={
+                "email": "bench@emban.test",
+                "password": "bench-password",
+                "name": "Bench",
+                "org_name": "Bench",
+            },
+        ) as resp:
+            body = await resp.json()
+        key = body["api_key"]["key"]
+        return key, body["org"]["id"], body["environments"][0]["id"]
+
+
+async def load_and_time_engine(
+    data_dir: Path, org: str, env: str, events: int, runs: int
+) -> tuple[float, dict[str, float], dict[str, str]]:
+    from emban.analytics.chdb_store import ChdbStore
+    from emban.analytics.planner import Scope, plan_query, spec_from_params
+
+    store = ChdbStore(data_dir / "clickhouse")
+    started = time.perf_counter()
+    chunk = 1_000_000
+    for offset in range(0, events, chunk):
+        n = min(chunk, events - offset)
+        await store.execute(LOAD_SQL, {"org": org, "env": env, "n": n, "prefix": f"{offset}-"})
+    load_s = time.perf_counter() - started
+    engine: dict[str, float] = {}
+    plans: dict[str, str] = {}
+    for name, params in SPECS.items():
+        spec = spec_from_params(params)
+        plan = plan_query(spec, Scope(org, env), datetime.now(UTC))
+        plans[name] = plan.planned_by
+        for _ in range(3):
+            await store.query(plan.sql, plan.params)
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            await store.query(plan.sql, plan.params)
+            samples.append(time.perf_counter() - t)
+        engine[name] = statistics.median(samples) * 1000
+    await store.close()
+    return load_s, engine, plans
+
+
+async def time_api(port: int, key: str, runs: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        for name, params in SPECS.items():
+            for _ in range(3):
+                async with session.get("/v1/query", params=params, headers=headers) as resp:
+                    assert resp.status == 200, await resp.text()
+            samples = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                async with session.get("/v1/query", params=params, headers=headers) as resp:
+                    await resp.read()
+                samples.append(time.perf_counter() - t)
+            out[name] = statistics.median(samples) * 1000
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    for events in args.events:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            port = free_port()
+            with serve(data_dir, port):
+                key, org, env = asyncio.run(register(port))
+            load_s, engine, plans = asyncio.run(
+                load_and_time_engine(data_dir, org, env, events, args.runs)
+            )
+            with serve(data_dir, port) as proc:
+                api = asyncio.run(time_api(port, key, args.runs))
+                rss = peak_rss_mb(proc.pid)
+        print(
+            f"\n{events:,} events over 30 days (loaded in {load_s:.1f} s); "
+            f"server peak RSS {rss:,.0f} MiB; medians of {args.runs} runs"
+        )
+        print(f"{'spec':42} {'plan':14} {'engine ms':>10} {'API ms':>8} {'API/engine':>10}")
+        for name in SPECS:
+            ratio = api[name] / engine[name] if engine[name] else float("nan")
+            print(
+                f"{name:42} {plans[name]:14} {engine[name]:>10.2f} {api[name]:>8.2f} {ratio:>10.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
