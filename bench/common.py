@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def serve(data_dir: Path, port: int, log: Any = None) -> Iterator[subprocess.Popen[bytes]]:
     # Enterprise: the bench sends more events than a free plan's monthly limit.
     env = {**os.environ, "EMBAN_DATA_DIR": str(data_dir), "EMBAN_DEFAULT_PLAN": "enterprise"}
     for name in ("EMBAN_DATABASE_URL", "EMBAN_CLICKHOUSE_URL", "EMBAN_REDIS_URL"):
@@ -31,7 +32,7 @@ def serve(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         [str(exe), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log if log is not None else subprocess.DEVNULL,
     )
     try:
         import urllib.request

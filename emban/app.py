@@ -19,6 +19,7 @@ from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes
 from emban.runtime import RUNTIME_KEY, Runtime
+from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         events = open_store(settings)
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
         jobs = InProcessJobs()
-        ingest = IngestWriter(events)
+        ingest = IngestWriter(events, on_stored=record_stored)
         usage = UsageRecorder()
         try:
             if migrate_on_start:

@@ -28,7 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from emban.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     app = create_app(settings)
     print(
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",

@@ -37,6 +37,7 @@ class Settings:
     login_max_per_email: int = 10
     login_max_per_ip: int = 50
     login_window_seconds: int = 900
+    log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -108,7 +109,13 @@ class Settings:
             secret_key = _embedded_secret(data_dir)
         elif len(secret_key) < 32:
             raise SettingsError("EMBAN_SECRET_KEY must be at least 32 characters")
+        log_level = (env.get("EMBAN_LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(
+                f"EMBAN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level})"
+            )
         return cls(
+            log_level=log_level,
             data_dir=data_dir,
             database_url=database_url,
             clickhouse_url=clickhouse_url,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ EVENT_COLUMNS = [
     "is_sample",
 ]
 MAX_BATCH_ROWS = 200_000
+MAX_LINGER = 0.02  # seconds
 
 
 class EventRow(msgspec.Struct, array_like=False):
@@ -55,9 +57,12 @@ class Touched:
     """What a flush changed, for live refresh: (org, environment, tenant, event_name)."""
 
     keys: frozenset[tuple[str, str, str, str]]
+    stored: dict[str, int] = field(default_factory=dict)
 
 
 FlushListener = Callable[[Touched], Awaitable[None]]
+# Called with {org_id: rows newly stored} after a flush is durable and before any ack.
+StoredHook = Callable[[dict[str, int]], Awaitable[None]]
 
 
 @dataclass
@@ -69,8 +74,9 @@ class _Pending:
 
 
 class IngestWriter:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, on_stored: StoredHook | None = None) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.listeners: list[FlushListener] = []
@@ -95,21 +101,38 @@ class IngestWriter:
         return await pending.done
 
     async def _run(self) -> None:
+        last_flush = 0.0
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0].rows)
-            while size < MAX_BATCH_ROWS and not self._queue.empty():
+            # Linger briefly when flushes are slow (under load): clients whose acks just came
+            # back are about to send again, and one bigger insert beats several small ones.
+            deadline = time.perf_counter() + min(MAX_LINGER, last_flush / 4)
+            while size < MAX_BATCH_ROWS:
+                if self._queue.empty():
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    await asyncio.sleep(min(remaining, 0.002))
+                    continue
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item.rows)
+            started = time.perf_counter()
             try:
                 new_counts, touched = await self._flush(batch)
+                if self._on_stored is not None:
+                    await self._record(touched.stored)
             except Exception as exc:
                 log.exception("ingest flush of %d rows failed", size)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 continue
+            last_flush = time.perf_counter() - started
+            log.debug(
+                "flushed %d rows from %d requests in %.1f ms", size, len(batch), last_flush * 1000
+            )
             for item, count in zip(batch, new_counts, strict=True):
                 if not item.done.done():
                     item.done.set_result(count)
@@ -120,6 +143,15 @@ class IngestWriter:
                         await listener(touched)
                     except Exception:
                         log.exception("flush listener failed")
+
+    async def _record(self, stored: dict[str, int]) -> None:
+        """Usage accounting once per flush; the rows are durable, so a failure here is logged,
+        not turned into a failed ingest (which the client would retry)."""
+        assert self._on_stored is not None
+        try:
+            await self._on_stored(stored)
+        except Exception:
+            log.exception("recording usage for %s failed", stored)
 
     async def _flush(self, batch: list[_Pending]) -> tuple[list[int], Touched]:
         by_scope: dict[tuple[str, str], set[str]] = {}
@@ -164,4 +196,7 @@ class IngestWriter:
                 ),
             )
         touched = frozenset((r.org_id, r.environment_id, r.tenant_id, r.event_name) for r in fresh)
-        return counts, Touched(touched)
+        stored: dict[str, int] = {}
+        for row in fresh:
+            stored[row.org_id] = stored.get(row.org_id, 0) + 1
+        return counts, Touched(touched, stored)

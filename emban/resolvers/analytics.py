@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
 import strawberry
 from strawberry.scalars import JSON
 
@@ -276,7 +277,7 @@ class AnalyticsMutations:
     @strawberry.mutation(description="Ingest events with an admin or ingest key (POST /v1/events).")
     async def ingest_events(self, info: GqlInfo, events: list[EventInput]) -> IngestResult:
         context = ctx(info)
-        body = {"events": [_event_dict(e) for e in events]}
+        body = msgspec.json.encode({"events": [_event_dict(e) for e in events]})
         accepted = await event_service.ingest_events(
             context.runtime, actor=context.actor(), body=body
         )

@@ -72,15 +72,6 @@ async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
     return bytes(body)
 
 
-async def read_json_any(request: web.Request, limit: int) -> Any:
-    """Decode a JSON body of any shape (gzip arrives decompressed; ``limit`` applies after)."""
-    body = await read_body(request, limit)
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-
-
 async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON_BODY) -> T:
     """Decode and type-check a JSON body; a 400 names the offending field."""
     body = await read_body(request, limit)

@@ -34,7 +34,7 @@ from emban.rest_compat.http import (
     json_response,
     no_content,
     parse_body,
-    read_json_any,
+    read_body,
     runtime,
 )
 from emban.services import (
@@ -230,7 +230,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
 
 async def ingest_events(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
-    body = await read_json_any(request, MAX_INGEST_BODY)
+    body = await read_body(request, MAX_INGEST_BODY)
     accepted = await events.ingest_events(runtime(request), actor=principal, body=body)
     return json_response({"accepted": accepted, "status": "ok"})
 
