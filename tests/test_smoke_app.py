@@ -32,3 +32,17 @@ async def test_join_as_viewer_has_viewer_role(make_client: ClientFactory) -> Non
     assert body["role"] == "viewer"
     me = await (await viewer.get("/v1/auth/me")).json()
     assert me["role"] == "viewer"
+
+
+async def test_over_long_ids_are_404_not_500(make_client: ClientFactory) -> None:
+    owner = await make_client()
+    await register(owner)
+    long_id = "x" * 300
+    assert (await owner.delete(f"/v1/api-keys/{long_id}")).status == 404
+    assert (await owner.patch(f"/v1/members/{long_id}", json={"role": "admin"})).status == 404
+    assert (await owner.delete(f"/v1/members/{long_id}")).status == 404
+    created = await owner.post(
+        "/v1/api-keys", json={"label": "k", "scope": "ingest", "environment": "e" * 300}
+    )
+    assert created.status == 400
+    assert (await created.json())["field"] == "environment"

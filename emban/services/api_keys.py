@@ -10,7 +10,7 @@ from emban.errors import BadRequest, NotFound
 from emban.models import KEY_SCOPES, ApiKey, Environment, Org
 from emban.services import audit, billing
 from emban.services.scope import in_org
-from emban.services.validation import clean_name, storable
+from emban.services.validation import clean_name, lookupable
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ async def resolve_environment(actor: Principal, name_or_id: str | None) -> Envir
     """The environment named (by name or id) in the actor's org; the actor's own when absent."""
     if name_or_id is None:
         return await in_org(Environment, actor).get(id=actor.environment_id)
-    if not storable(name_or_id):
+    if not lookupable(name_or_id, 64):
         raise BadRequest(f"unknown environment {name_or_id!r}", field="environment")
     env = await in_org(Environment, actor).filter(name=name_or_id).first()
     if env is None:
@@ -74,7 +74,7 @@ async def create_api_key(
 async def delete_api_key(*, actor: Principal, key_id: str) -> None:
     """Revoke at once: the row goes, so the next request with the key gets 401."""
     actor.require_role("admin")
-    api_key = await in_org(ApiKey, actor).get_or_none(id=key_id) if storable(key_id) else None
+    api_key = await in_org(ApiKey, actor).get_or_none(id=key_id) if lookupable(key_id) else None
     if api_key is None:
         raise NotFound("API key not found", code="api_key_not_found")
     await api_key.delete()

@@ -9,10 +9,9 @@ from emban.errors import BadRequest, NotFound
 from emban.models import SavedQuery
 from emban.services import audit
 from emban.services.scope import in_org
-from emban.services.validation import clean_name, storable
+from emban.services.validation import clean_name, lookupable, storable
 
 MAX_SQL = 100_000
-MAX_ID = 32  # SavedQuery.id max_length: a longer value fails the ORM's filter validation
 
 
 def _clean_sql(sql: str) -> str:
@@ -35,7 +34,7 @@ def _clean_dataset(dataset: str) -> str:
 async def _find(actor: Principal, query_id: str) -> SavedQuery:
     """The org's saved query ``query_id``; 404 also for ids no row can have (too long, NUL)."""
     saved = None
-    if storable(query_id) and len(query_id) <= MAX_ID:
+    if lookupable(query_id):
         saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
     if saved is None:
         raise NotFound("saved query not found", code="saved_query_not_found")

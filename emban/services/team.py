@@ -12,7 +12,7 @@ from emban.models import Invite, Membership, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
 from emban.services.scope import in_org, lock_org
-from emban.services.validation import clean_email, storable
+from emban.services.validation import clean_email, lookupable
 
 INVITE_ROLES = ("viewer", "editor", "admin")
 MEMBER_ROLES = ("viewer", "editor", "admin", "owner")
@@ -74,7 +74,7 @@ async def invite_member(rt: Runtime, *, actor: Principal, email: str, role: str)
 
 async def _member(actor: Principal, member_id: str) -> Membership:
     membership = (
-        await in_org(Membership, actor).get_or_none(id=member_id) if storable(member_id) else None
+        await in_org(Membership, actor).get_or_none(id=member_id) if lookupable(member_id) else None
     )
     if membership is None:
         raise NotFound("member not found", code="member_not_found")

@@ -16,6 +16,15 @@ def storable(value: str) -> bool:
     return "\x00" not in value
 
 
+ID_LENGTH = 32  # every public id (org_…, key_…, mem_…, sq_…) fits in 32 characters
+
+
+def lookupable(value: str, max_length: int = ID_LENGTH) -> bool:
+    """False when no stored row can match: a NUL, or longer than the column (the ORM refuses
+    such a lookup value instead of finding nothing)."""
+    return storable(value) and len(value) <= max_length
+
+
 def clean_email(value: str, field: str = "email") -> str:
     email = value.strip().lower()
     if len(email) > 320 or _CONTROL.search(email) or not _EMAIL.match(email):
