@@ -10,9 +10,13 @@ async def test_ingest_then_query_count(make_client: ClientFactory) -> None:
     ingest = await create_key(owner, "ingest")
     body = {
         "events": [
-            {"tenant_id": "acme", "event_name": "api.call", "user_id": f"u{i % 3}",
-             "string_props": {"model": "gpt-4" if i % 2 else "claude"},
-             "numeric_props": {"tokens": float(i)}}
+            {
+                "tenant_id": "acme",
+                "event_name": "api.call",
+                "user_id": f"u{i % 3}",
+                "string_props": {"model": "gpt-4" if i % 2 else "claude"},
+                "numeric_props": {"tokens": float(i)},
+            }
             for i in range(10)
         ]
     }
