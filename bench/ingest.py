@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.ingest [--events 200000] [--concurrency 8]
 
 The server runs as its own process (embedded defaults in a temp dir); the load comes from this
-process. The direct figure inserts the same JSONEachRow payloads into a fresh chDB directory with
-the same schema (materialized views included), one INSERT per 1,000-event batch and one for all.
+process. The direct figure inserts the same rows (JSONCompactEachRow, as the server writes them)
+into a fresh chDB directory with the same schema (materialized views included), one INSERT per
+1,000-event batch and one INSERT for all.
 """
 
 from __future__ import annotations
@@ -89,21 +90,18 @@ async def setup_key(port: int) -> str:
 async def direct(data_dir: Path, batches: list[list[dict[str, object]]]) -> tuple[float, float]:
     from emban.analytics.chdb_store import ChdbStore
     from emban.analytics.ddl import migrate_clickhouse
-    from emban.analytics.ingest import EVENT_COLUMNS
+    from emban.analytics.ingest import COMPACT, EVENT_COLUMNS
     from emban.analytics.tables import EVENTS
 
     def rows(batch: list[dict[str, object]]) -> bytes:
+        fixed = {
+            "org_id": "o",
+            "environment_id": "e",
+            "timestamp": "2026-11-26 10:00:00.000",
+            "is_sample": 0,
+        }
         return b"\n".join(
-            msgspec.json.encode(
-                {
-                    "org_id": "o",
-                    "environment_id": "e",
-                    "timestamp": "2026-11-26 10:00:00.000",
-                    "is_sample": 0,
-                    **e,
-                }
-            )
-            for e in batch
+            msgspec.json.encode([{**fixed, **e}.get(c) for c in EVENT_COLUMNS]) for e in batch
         )
 
     payloads = [rows(b) for b in batches]
@@ -111,11 +109,11 @@ async def direct(data_dir: Path, batches: list[list[dict[str, object]]]) -> tupl
     await migrate_clickhouse(store)
     started = time.perf_counter()
     for payload in payloads:
-        await store.insert_json(EVENTS, EVENT_COLUMNS, payload)
+        await store.insert_json(EVENTS, EVENT_COLUMNS, payload, COMPACT)
     per_batch = time.perf_counter() - started
     await store.execute("TRUNCATE TABLE events")
     started = time.perf_counter()
-    await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(payloads))
+    await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(payloads), COMPACT)
     one = time.perf_counter() - started
     await store.close()
     return per_batch, one

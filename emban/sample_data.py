@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from emban.analytics.ingest import EVENT_COLUMNS, EventRow
+from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENTS
 
@@ -121,13 +121,13 @@ async def load_sample_events(
     for row in _rows(org_id, environment_id, now or datetime.now(UTC), days):
         batch.append(encoder.encode(row))
         if len(batch) >= BATCH:
-            await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(batch))
+            await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(batch), COMPACT)
             total += len(batch)
             batch.clear()
             if progress:
                 progress(total)
     if batch:
-        await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(batch))
+        await store.insert_json(EVENTS, EVENT_COLUMNS, b"\n".join(batch), COMPACT)
         total += len(batch)
         if progress:
             progress(total)

@@ -72,11 +72,13 @@ class ChdbStore:
             elapsed_ms=float(raw.elapsed()) * 1000.0,
         )
 
-    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
+    async def insert_json(
+        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+    ) -> None:
         pool = await self._connections()
         conn = await pool.get()
         try:
-            await asyncio.to_thread(_insert, conn, table, columns, payload)
+            await asyncio.to_thread(_insert, conn, table, columns, payload, fmt)
         finally:
             pool.put_nowait(conn)
 
@@ -87,11 +89,11 @@ class ChdbStore:
         self._pool = None
 
 
-def _insert(conn: Any, table: str, columns: list[str], payload: bytes) -> None:
+def _insert(conn: Any, table: str, columns: list[str], payload: bytes, fmt: str) -> None:
     try:
         inserter = conn.send_insert(
             f"INSERT INTO {table} ({', '.join(columns)}) {INSERT_SETTINGS}",
-            "JSONEachRow",
+            fmt,
         )
         inserter.append(payload)
         inserter.finish()

@@ -114,8 +114,10 @@ class HttpStore:
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
-    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
-        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONEachRow"
+    async def insert_json(
+        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+    ) -> None:
+        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
         await self._post(payload, {"query": query})
 
     async def close(self) -> None:

@@ -37,8 +37,11 @@ class EventStore(Protocol):
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
 
-    async def insert_json(self, table: str, columns: list[str], payload: bytes) -> None:
-        """Insert newline-delimited JSON objects (JSONEachRow) into ``table`` in one INSERT."""
+    async def insert_json(
+        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+    ) -> None:
+        """Insert newline-delimited JSON rows into ``table`` in one INSERT: objects
+        (``JSONEachRow``) or arrays in column order (``JSONCompactEachRow``)."""
         ...
 
     async def close(self) -> None: ...
