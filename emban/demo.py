@@ -7,8 +7,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tortoise.transactions import in_transaction
-
 from emban.analytics.catalog import sample_counts
 from emban.analytics.ddl import delete_org_events
 from emban.analytics.ingest import IngestWriter
@@ -21,6 +19,7 @@ from emban.models import ApiKey, Environment, Membership, Org, User
 from emban.runtime import Runtime
 from emban.sample_data import estimated_total, load_sample_events
 from emban.services import accounts, audit
+from emban.services.boundary import transaction
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -76,7 +75,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
     )
     password = secrets.token_urlsafe(9)
     try:
-        async with in_transaction():
+        async with transaction():
             org = await Org.filter(is_demo=True).first()
             if org is None:
                 reg = await accounts.create_org_with_owner(

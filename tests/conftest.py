@@ -27,6 +27,8 @@ TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 METADATA_TABLES = (
+    "dashboards",
+    "widgets",
     "saved_queries",
     "usage_daily",
     "audit_log",

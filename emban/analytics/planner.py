@@ -79,6 +79,14 @@ class QuerySpec:
     group_by: str | None = None
     filters: tuple[tuple[str, str], ...] = ()
     numeric_prop: str | None = None
+    # Embed filters: numeric property ranges (key, min, max; inclusive, None = open), an explicit
+    # [from, to) window instead of the period, and one total for the whole window (metric
+    # widgets). Each of the first two sends the query to raw events.
+    numeric_ranges: tuple[tuple[str, float | None, float | None], ...] = ()
+    date_range: tuple[datetime, datetime] | None = None
+    total: bool = False
+    # 1 = the period before the current one (metric widgets' "change vs previous period").
+    periods_back: int = 0
 
     @property
     def dimensions(self) -> frozenset[str]:
@@ -222,7 +230,9 @@ def spec_from_params(params: Mapping[str, str]) -> QuerySpec:
 def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
     """(planned_by, source table, rollup granularity) by the conservative rules above."""
     dims = spec.dimensions
-    if spec.metric in NUMERIC_METRICS:
+    if spec.metric in NUMERIC_METRICS or spec.numeric_ranges or spec.date_range is not None:
+        return "raw", EVENTS, None
+    if spec.total and spec.metric == "count_unique":
         return "raw", EVENTS, None
     if len(dims) > 1 or (dims and next(iter(dims)) not in ROLLUP_DIMENSIONS):
         return "raw", EVENTS, None
@@ -235,7 +245,13 @@ def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
 
 
 def window(spec: QuerySpec, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) aligned to whole hours (hour buckets) or days, covering the period."""
+    """[start, end) aligned to whole hours (hour buckets) or days, covering the period; an
+    explicit ``date_range`` is used as given."""
+    if spec.date_range is not None:
+        start, end = spec.date_range
+        shift = (end - start) * spec.periods_back
+        return start - shift, end - shift
+    now = now - PERIOD_LENGTH[spec.period] * spec.periods_back
     unit = timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)
     start = _floor(now - PERIOD_LENGTH[spec.period], spec.granularity == "hour")
     end = _floor(now, spec.granularity == "hour") + unit
@@ -356,6 +372,15 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
             where.append(f"string_props[{{fk{index}:String}}] = {{fv{index}:String}}")
             params[f"fk{index}"] = key
             params[f"fv{index}"] = value
+        for index, (key, low, high) in enumerate(spec.numeric_ranges):
+            params[f"nk{index}"] = key
+            where.append(f"mapContains(numeric_props, {{nk{index}:String}})")
+            if low is not None:
+                where.append(f"numeric_props[{{nk{index}:String}}] >= {{nlo{index}:Float64}}")
+                params[f"nlo{index}"] = low
+            if high is not None:
+                where.append(f"numeric_props[{{nk{index}:String}}] <= {{nhi{index}:Float64}}")
+                params[f"nhi{index}"] = high
         group_expr = "string_props[{gk:String}]"
         if grouped:
             params["gk"] = spec.group_by
@@ -381,7 +406,11 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
                 where.append(f"value = {{fv{index}:String}}")
                 params[f"fv{index}"] = value
         group_expr = "value"
-    select = [f"toUnixTimestamp({bucket}) AS b"]
+    if spec.total:
+        select = ["{total_bucket:UInt32} AS b"]
+        params["total_bucket"] = int(start.timestamp())
+    else:
+        select = [f"toUnixTimestamp({bucket}) AS b"]
     group = ["b"]
     if grouped:
         select.append(f"{group_expr} AS g")
@@ -399,7 +428,7 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
         rollup_granularity=rollup_granularity,
         start=start,
         end=end,
-        buckets=bucket_range(start, end, spec.granularity),
+        buckets=[start] if spec.total else bucket_range(start, end, spec.granularity),
         grouped=grouped,
         fill_zero=spec.metric in COUNT_METRICS,
     )

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from emban.errors import Forbidden
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
 
-PrincipalKind = Literal["session", "api_key", "operator"]
+PrincipalKind = Literal["session", "api_key", "operator", "embed"]
+
+
+@dataclass(frozen=True)
+class EmbedGrant:
+    """What a signed embed session allows: one published dashboard, one tenant, permissions."""
+
+    tenant_id: str
+    dashboard_id: str
+    permissions: dict[str, Any]
+    jti: str
+    expires_at: int  # unix seconds
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a console user session or an API key, bound to one org.
+    """Who is calling: a console user session, an API key or an embed session, bound to one org.
+
+    Embed principals (``kind="embed"``, ``scope="embed"``, no role) carry an :class:`EmbedGrant`
+    and are refused by every console route.
 
     ``role`` is the member's role for sessions, ``admin`` for admin-scoped keys and ``None`` for
     ingest-scoped keys, which may only ingest.
@@ -30,6 +44,7 @@ class Principal:
     session_id: int | None = None
     ip: str | None = None
     label: str | None = None
+    embed: EmbedGrant | None = None
 
     @property
     def actor_id(self) -> str | None:

@@ -219,11 +219,62 @@ class UsageDaily(Model):
         unique_together = (("org", "day"),)
 
 
+def _dashboard_id() -> str:
+    return new_id("dash")
+
+
+def _widget_id() -> str:
+    return new_id("wid")
+
+
+class Dashboard(Model):
+    """A dashboard: the editable draft and the published snapshot that embeds show."""
+
+    id = fields.CharField(max_length=32, primary_key=True, default=_dashboard_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="dashboards", on_delete=fields.CASCADE
+    )
+    org_id: str
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    draft: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
+    published: fields.Field[dict[str, Any] | None] = fields.JSONField(null=True)
+    is_published = fields.BooleanField(default=False, db_index=True)
+    published_at = fields.DatetimeField(null=True)
+    is_demo = fields.BooleanField(default=False)
+    created_by = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "dashboards"
+
+
+class Widget(Model):
+    """A standalone widget (outside any dashboard), with a draft and a published snapshot."""
+
+    id = fields.CharField(max_length=32, primary_key=True, default=_widget_id)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="widgets", on_delete=fields.CASCADE
+    )
+    org_id: str
+    draft: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
+    published: fields.Field[dict[str, Any] | None] = fields.JSONField(null=True)
+    published_at = fields.DatetimeField(null=True)
+    created_by = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "widgets"
+
+
 __all__ = [
     "KEY_SCOPES",
     "ROLES",
     "ApiKey",
     "AuditLog",
+    "Dashboard",
     "Environment",
     "Invite",
     "Membership",
@@ -232,4 +283,5 @@ __all__ = [
     "UsageDaily",
     "User",
     "UserSession",
+    "Widget",
 ]

@@ -9,11 +9,11 @@ from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
 from strawberry.types import Info
-from tortoise.transactions import in_transaction
 
 from emban.auth.principal import Principal
 from emban.errors import EmbanError, Unauthenticated
 from emban.runtime import Runtime
+from emban.services.boundary import transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,7 +49,7 @@ def transactional(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[
 
     @wraps(resolver)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        async with in_transaction():
+        async with transaction():
             return await resolver(*args, **kwargs)
 
     return run

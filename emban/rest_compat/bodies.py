@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -75,3 +77,20 @@ class SavedQueryPatchBody(msgspec.Struct):
     sql: str | None = None
     dataset: str | None = None
     starred: bool | None = None
+
+
+class DashboardBody(msgspec.Struct):
+    name: str
+    description: str | None = None
+    widgets: list[dict[str, Any]] = []
+
+
+class DashboardPatchBody(msgspec.Struct):
+    name: str | None = None
+    description: str | None = None
+    widgets: list[dict[str, Any]] | None = None
+
+
+class PreviewBody(msgspec.Struct):
+    widget: dict[str, Any]
+    tenant_id: str | None = None

@@ -5,11 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from emban.analytics.planner import spec_from_params
 from emban.auth.cookies import clear_session_cookie, set_session_cookie
@@ -37,6 +33,7 @@ from emban.rest_compat.http import (
     read_body,
     runtime,
 )
+from emban.rest_compat.route import Handler, RestRoute
 from emban.services import (
     accounts,
     adhoc,
@@ -51,28 +48,7 @@ from emban.services import (
     team,
     usage,
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class RestRoute:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    status: int = 200
-    body: type | None = None
-    auth: str = "console"  # public | any | console
-    tag: str = "misc"
-    errors: tuple[int, ...] = ()
-    # Mutations run in one transaction; ingest opts out (it holds no metadata rows open while
-    # it waits for the group commit).
-    transaction: bool | None = None
-
-    @property
-    def transactional(self) -> bool:
-        return self.method != "GET" if self.transaction is None else self.transaction
+from emban.services.boundary import transaction
 
 
 async def register(request: web.Request) -> web.StreamResponse:
@@ -309,7 +285,7 @@ async def onboarding_status(request: web.Request) -> web.StreamResponse:
 _AUTH = (401,)
 _ADMIN = (401, 403)
 
-ROUTES: tuple[RestRoute, ...] = (
+CORE_ROUTES: tuple[RestRoute, ...] = (
     RestRoute(
         "POST",
         "/v1/auth/register",
@@ -635,10 +611,19 @@ ROUTES: tuple[RestRoute, ...] = (
 
 def _in_transaction(handler: Handler) -> Handler:
     async def run(request: web.Request) -> web.StreamResponse:
-        async with in_transaction():
+        async with transaction():
             return await handler(request)
 
     return run
+
+
+def _all_routes() -> tuple[RestRoute, ...]:
+    from emban.rest_compat.dashboard_routes import DASHBOARD_ROUTES
+
+    return (*CORE_ROUTES, *DASHBOARD_ROUTES)
+
+
+ROUTES: tuple[RestRoute, ...] = _all_routes()
 
 
 def add_routes(app: web.Application) -> None:

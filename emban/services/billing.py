@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tortoise.transactions import in_transaction
-
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, NotFound, PlanLimitExceeded
 from emban.metadata import metadata_opened
 from emban.models import Org
 from emban.services import audit
+from emban.services.boundary import transaction
 from emban.settings import PLANS, Settings
 
 
@@ -126,5 +125,5 @@ async def set_plan(org_id: str, plan: str) -> Org:
 
 async def set_plan_cli(settings: Settings, org_id: str, plan: str) -> Org:
     """Open the metadata store, change the plan in one transaction, close."""
-    async with metadata_opened(settings), in_transaction():
+    async with metadata_opened(settings), transaction():
         return await set_plan(org_id, plan)

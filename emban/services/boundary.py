@@ -1,0 +1,46 @@
+"""The request/job transaction boundary, with work deferred until after the commit.
+
+Services never commit; the edge wraps each mutation in :func:`transaction`. A service that must
+tell the outside world about a change (live embeds, jobs) calls :func:`after_commit`: the call
+runs only once the transaction has committed, and never when it rolled back.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from tortoise.transactions import in_transaction
+
+log = logging.getLogger("emban.boundary")
+
+Deferred = Callable[[], Awaitable[None]]
+_pending: contextvars.ContextVar[list[Deferred] | None] = contextvars.ContextVar(
+    "emban_after_commit", default=None
+)
+
+
+def after_commit(call: Deferred) -> None:
+    """Run ``call`` after the current transaction commits (at once when there is none)."""
+    pending = _pending.get()
+    if pending is None:
+        raise RuntimeError("after_commit() outside a transaction boundary")
+    pending.append(call)
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    calls: list[Deferred] = []
+    token = _pending.set(calls)
+    try:
+        async with in_transaction():
+            yield
+    finally:
+        _pending.reset(token)
+    for call in calls:  # only reached when the transaction committed
+        try:
+            await call()
+        except Exception:
+            log.exception("after-commit call failed")

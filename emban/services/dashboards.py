@@ -1,0 +1,242 @@
+"""Dashboards: a draft config edited in place and a published snapshot that embeds show.
+
+Publish copies draft → published (plan limit on published dashboards), unpublish hides it (the
+embed shows "not published"), restore copies published → draft. Inline widget routes edit the
+draft. Every change is audited; publish state changes are announced to live embeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, Conflict, NotFound
+from emban.models import Dashboard, Org
+from emban.services import audit, billing
+from emban.services.boundary import after_commit
+from emban.services.scope import in_org, lock_org
+from emban.services.validation import clean_name, lookupable
+from emban.services.widget_config import validate_widget, validate_widgets
+
+# Called with (org_id, dashboard_id) after a publish-state change commits (live embeds listen).
+DashboardListener = Callable[[str, str], Awaitable[None]]
+_listeners: list[DashboardListener] = []
+
+
+def on_publish_change(listener: DashboardListener) -> Callable[[], None]:
+    """Register a listener; returns the function that removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _announce(org_id: str, dashboard_id: str) -> None:
+    async def call() -> None:
+        for listener in list(_listeners):
+            await listener(org_id, dashboard_id)
+
+    after_commit(call)
+
+
+async def get_own(actor: Principal, dashboard_id: str) -> Dashboard:
+    """The dashboard of the actor's org, or 404."""
+    found = (
+        await in_org(Dashboard, actor).get_or_none(id=dashboard_id)
+        if lookupable(dashboard_id)
+        else None
+    )
+    if found is None:
+        raise NotFound("dashboard not found", code="dashboard_not_found")
+    return found
+
+
+def draft_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
+    widgets: list[dict[str, Any]] = dashboard.draft.get("widgets", [])
+    return widgets
+
+
+def published_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
+    snapshot = dashboard.published or {}
+    widgets: list[dict[str, Any]] = snapshot.get("widgets", [])
+    return widgets
+
+
+async def list_dashboards(*, actor: Principal) -> list[Dashboard]:
+    actor.require_role("viewer")
+    return await in_org(Dashboard, actor).order_by("created_at")
+
+
+async def get_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
+    actor.require_role("viewer")
+    return await get_own(actor, dashboard_id)
+
+
+async def create_dashboard(
+    *, actor: Principal, name: str, widgets: Any = None, description: str | None = None
+) -> Dashboard:
+    actor.require_role("editor")
+    dashboard = await Dashboard.create(
+        org_id=actor.org_id,
+        name=clean_name(name, "name"),
+        description=(description or "")[:2000],
+        draft={"widgets": validate_widgets(widgets)},
+        created_by=actor.actor_id,
+    )
+    await audit.record(
+        actor, "dashboard.create", "dashboard", dashboard.id, {"name": dashboard.name}
+    )
+    return dashboard
+
+
+async def update_dashboard(
+    *,
+    actor: Principal,
+    dashboard_id: str,
+    name: str | None = None,
+    description: str | None = None,
+    widgets: Any = None,
+) -> Dashboard:
+    """Change the name, description or the draft's widgets (the published snapshot stays)."""
+    actor.require_role("editor")
+    dashboard = await get_own(actor, dashboard_id)
+    changed: list[str] = []
+    if name is not None:
+        dashboard.name = clean_name(name, "name")
+        changed.append("name")
+    if description is not None:
+        dashboard.description = description[:2000]
+        changed.append("description")
+    if widgets is not None:
+        dashboard.draft = {**dashboard.draft, "widgets": validate_widgets(widgets)}
+        changed.append("draft")
+    if changed:
+        await dashboard.save(update_fields=[*changed, "updated_at"])
+        await audit.record(
+            actor, "dashboard.update", "dashboard", dashboard.id, {"fields": changed}
+        )
+    return dashboard
+
+
+async def delete_dashboard(*, actor: Principal, dashboard_id: str) -> None:
+    actor.require_role("editor")
+    dashboard = await get_own(actor, dashboard_id)
+    was_published = dashboard.is_published
+    await dashboard.delete()
+    await audit.record(
+        actor, "dashboard.delete", "dashboard", dashboard_id, {"name": dashboard.name}
+    )
+    if was_published:
+        _announce(actor.org_id, dashboard_id)
+
+
+async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
+    """Copy draft → published. A dashboard that is not yet published counts against the plan's
+    published-dashboard limit (402 ``published_dashboards_limit``)."""
+    actor.require_role("editor")
+    await lock_org(actor)  # two publishes at once must not both pass the limit check
+    dashboard = await get_own(actor, dashboard_id)
+    if not dashboard.is_published:
+        org = await Org.get(id=actor.org_id)
+        used = await in_org(Dashboard, actor).filter(is_published=True).count()
+        billing.check_limit(org, "published_dashboards", used)
+    dashboard.published = {
+        "name": dashboard.name,
+        "description": dashboard.description,
+        "widgets": draft_widgets(dashboard),
+    }
+    dashboard.is_published = True
+    dashboard.published_at = datetime.now(UTC)
+    await dashboard.save(update_fields=["published", "is_published", "published_at", "updated_at"])
+    await audit.record(actor, "dashboard.publish", "dashboard", dashboard.id)
+    _announce(actor.org_id, dashboard.id)
+    return dashboard
+
+
+async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
+    """Hide it from embeds; the snapshot is kept for restore-published."""
+    actor.require_role("editor")
+    dashboard = await get_own(actor, dashboard_id)
+    if dashboard.is_published:
+        dashboard.is_published = False
+        await dashboard.save(update_fields=["is_published", "updated_at"])
+        await audit.record(actor, "dashboard.unpublish", "dashboard", dashboard.id)
+        _announce(actor.org_id, dashboard.id)
+    return dashboard
+
+
+async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard:
+    """Replace the draft with the last published snapshot (admin)."""
+    actor.require_role("admin")
+    dashboard = await get_own(actor, dashboard_id)
+    if dashboard.published is None:
+        raise Conflict("this dashboard has never been published", code="never_published")
+    dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
+    dashboard.name = dashboard.published.get("name", dashboard.name)
+    await dashboard.save(update_fields=["draft", "name", "updated_at"])
+    await audit.record(actor, "dashboard.restore_published", "dashboard", dashboard.id)
+    return dashboard
+
+
+async def add_widget(*, actor: Principal, dashboard_id: str, widget: Any) -> dict[str, Any]:
+    """Append an inline widget to the draft (admin); its id must be new in the dashboard."""
+    actor.require_role("admin")
+    dashboard = await get_own(actor, dashboard_id)
+    clean = validate_widget(widget)
+    widgets = draft_widgets(dashboard)
+    if any(w["id"] == clean["id"] for w in widgets):
+        raise Conflict(f"widget {clean['id']!r} already exists", code="widget_exists")
+    dashboard.draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
+    await dashboard.save(update_fields=["draft", "updated_at"])
+    await audit.record(
+        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean["id"]}
+    )
+    return clean
+
+
+_PATCHABLE = ("title", "viz", "layout", "query", "text", "description")
+
+
+async def update_widget(
+    *, actor: Principal, dashboard_id: str, widget_id: str, patch: Any
+) -> dict[str, Any]:
+    """Merge ``patch`` (title, viz, layout, query, text) into a draft widget and revalidate."""
+    actor.require_role("editor")
+    if not isinstance(patch, dict):
+        raise BadRequest("body must be an object", field="body")
+    for key in patch:
+        if key not in _PATCHABLE:
+            raise BadRequest(f"{key} cannot be changed here", field=key)
+    dashboard = await get_own(actor, dashboard_id)
+    widgets = draft_widgets(dashboard)
+    for index, current in enumerate(widgets):
+        if current["id"] == widget_id:
+            merged = validate_widget({**current, **patch})
+            widgets = [*widgets[:index], merged, *widgets[index + 1 :]]
+            break
+    else:
+        raise NotFound("widget not found in this dashboard", code="widget_not_found")
+    dashboard.draft = {**dashboard.draft, "widgets": widgets}
+    await dashboard.save(update_fields=["draft", "updated_at"])
+    await audit.record(
+        actor,
+        "dashboard.widget_update",
+        "dashboard",
+        dashboard.id,
+        {"widget_id": widget_id, "fields": sorted(patch)},
+    )
+    return merged
+
+
+async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) -> None:
+    actor.require_role("editor")
+    dashboard = await get_own(actor, dashboard_id)
+    widgets = draft_widgets(dashboard)
+    remaining = [w for w in widgets if w["id"] != widget_id]
+    if len(remaining) == len(widgets):
+        raise NotFound("widget not found in this dashboard", code="widget_not_found")
+    dashboard.draft = {**dashboard.draft, "widgets": remaining}
+    await dashboard.save(update_fields=["draft", "updated_at"])
+    await audit.record(
+        actor, "dashboard.widget_delete", "dashboard", dashboard.id, {"widget_id": widget_id}
+    )

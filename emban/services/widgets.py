@@ -1,0 +1,133 @@
+"""Standalone widgets (outside dashboards) and the builder's preview of an unsaved config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from emban.analytics.planner import QuerySpec, Scope
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, NotFound
+from emban.models import Widget
+from emban.runtime import Runtime
+from emban.services import audit
+from emban.services.analytics import AnalyticsResult, run_spec
+from emban.services.scope import in_org
+from emban.services.validation import lookupable
+from emban.services.widget_config import spec_of, validate_widget
+
+PREVIEW_ID = "preview"
+
+
+async def _own(actor: Principal, widget_id: str) -> Widget:
+    found = await in_org(Widget, actor).get_or_none(id=widget_id) if lookupable(widget_id) else None
+    if found is None:
+        raise NotFound("widget not found", code="widget_not_found")
+    return found
+
+
+def _config(raw: Any, widget_id: str) -> dict[str, Any]:
+    """A standalone widget's config: the dashboard widget format; its id is the widget's id."""
+    if not isinstance(raw, dict):
+        raise BadRequest("body must be a widget config object", field="body")
+    return validate_widget({**raw, "id": widget_id}, "widget")
+
+
+async def list_widgets(*, actor: Principal) -> list[Widget]:
+    actor.require_role("viewer")
+    return await in_org(Widget, actor).order_by("created_at")
+
+
+async def get_widget(*, actor: Principal, widget_id: str) -> Widget:
+    actor.require_role("viewer")
+    return await _own(actor, widget_id)
+
+
+async def create_widget(*, actor: Principal, config: Any) -> Widget:
+    actor.require_role("admin")
+    widget = Widget(org_id=actor.org_id, created_by=actor.actor_id)
+    widget.draft = _config(config, widget.id)
+    await widget.save()
+    await audit.record(
+        actor, "widget.create", "widget", widget.id, {"title": widget.draft["title"]}
+    )
+    return widget
+
+
+async def update_widget(*, actor: Principal, widget_id: str, patch: Any) -> Widget:
+    actor.require_role("admin")
+    widget = await _own(actor, widget_id)
+    if not isinstance(patch, dict):
+        raise BadRequest("body must be an object", field="body")
+    widget.draft = _config({**widget.draft, **patch}, widget.id)
+    await widget.save(update_fields=["draft", "updated_at"])
+    await audit.record(actor, "widget.update", "widget", widget.id, {"fields": sorted(patch)})
+    return widget
+
+
+async def publish_widget(*, actor: Principal, widget_id: str) -> Widget:
+    actor.require_role("admin")
+    widget = await _own(actor, widget_id)
+    widget.published = dict(widget.draft)
+    widget.published_at = datetime.now(UTC)
+    await widget.save(update_fields=["published", "published_at", "updated_at"])
+    await audit.record(actor, "widget.publish", "widget", widget.id)
+    return widget
+
+
+async def delete_widget(*, actor: Principal, widget_id: str) -> None:
+    actor.require_role("admin")
+    widget = await _own(actor, widget_id)
+    await widget.delete()
+    await audit.record(actor, "widget.delete", "widget", widget_id)
+
+
+@dataclass(frozen=True)
+class WidgetData:
+    widget: dict[str, Any]
+    result: AnalyticsResult | None  # None for text widgets
+
+
+async def widget_result(
+    rt: Runtime, scope: Scope, widget: dict[str, Any], tenant_id: str | None
+) -> AnalyticsResult | None:
+    """Run a widget's query for one tenant (or every tenant of the environment).
+
+    A ``metric`` widget answers two points, ``current`` and ``previous`` (the same-length
+    period before), so the runtime can show the change.
+    """
+    if widget["kind"] == "text":
+        return None
+    spec = spec_of(widget, tenant_id)
+    if widget["kind"] != "metric":
+        return await run_spec(rt, scope, spec)
+    return await metric_result(rt, scope, spec)
+
+
+async def metric_result(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResult:
+    """One total for the window and one for the window before it (same length)."""
+    current = await run_spec(rt, scope, replace(spec, group_by=None, total=True))
+    previous = await run_spec(rt, scope, replace(spec, group_by=None, total=True, periods_back=1))
+    points = [
+        replace(point, group=label)
+        for label, result in (("current", current), ("previous", previous))
+        for point in result.points
+    ]
+    meta = {**current.meta, "previous_query_time_ms": previous.meta["query_time_ms"]}
+    return AnalyticsResult(points, meta)
+
+
+async def preview_data(
+    rt: Runtime, *, actor: Principal, config: Any, tenant_id: str | None
+) -> WidgetData:
+    """Evaluate an unsaved widget config (builder preview). Without ``tenant_id`` the data
+    covers every tenant of the caller's environment."""
+    actor.require_role("editor")
+    if not isinstance(config, dict):
+        raise BadRequest("widget must be an object", field="widget")
+    widget = validate_widget({"id": PREVIEW_ID, **config}, "widget")
+    if tenant_id is not None and (not isinstance(tenant_id, str) or len(tenant_id) > 200):
+        raise BadRequest("tenant_id must be a string of at most 200 characters", field="tenant_id")
+    scope = Scope(actor.org_id, actor.environment_id)
+    return WidgetData(widget, await widget_result(rt, scope, widget, tenant_id))
