@@ -1,0 +1,103 @@
+"""The live bus: in-process by default, Redis pub/sub when ``EMBAN_REDIS_URL`` is set, so every
+API process hears about every ingest flush and publish-state change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+from redis.asyncio import Redis
+
+log = logging.getLogger("emban.live")
+
+CHANNEL = "emban:live"
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LiveBus(Protocol):
+    def subscribe(self, handler: Handler) -> None: ...
+
+    async def publish(self, message: dict[str, Any]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        for handler in list(self._handlers):
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("live handler failed")
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class RedisBus:
+    """Publishes to one Redis channel; a reader task hands every message to the handlers
+    (including this process's own messages, so all processes take the same path)."""
+
+    def __init__(self, redis: Redis, channel: str = CHANNEL) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._handlers: list[Handler] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        await self._redis.publish(self._channel, msgspec.json.encode(message))
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._read(), name="emban-live-bus")
+            await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _read(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                self._ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    message = msgspec.json.decode(item["data"])
+                    for handler in list(self._handlers):
+                        try:
+                            await handler(message)
+                        except Exception:
+                            log.exception("live handler failed")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live bus lost Redis; reconnecting in 1 s")
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

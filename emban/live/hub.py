@@ -1,0 +1,241 @@
+"""Cohorts of live embeds and their refreshes.
+
+Viewers with the same (org, environment, tenant, dashboard, permissions, filters) share one
+cohort: one query per widget per refresh, whatever the number of viewers. An ingest flush that
+touched the cohort's tenant and one of its dashboard's events marks the widgets reading that
+event dirty; after a short debounce they are recomputed once and pushed to every viewer, but only
+when the result changed. A publish-state change reloads the config and pushes it (or "not
+published").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from emban.errors import EmbanError
+from emban.live.bus import LiveBus
+
+log = logging.getLogger("emban.live")
+
+DEBOUNCE_SECONDS = 0.2
+QUEUE_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class CohortKey:
+    org_id: str
+    environment_id: str
+    tenant_id: str
+    dashboard_id: str
+    grant: str  # canonical JSON of the session's permissions
+    filters: str  # canonical JSON of the viewer's filters
+
+
+class CohortSource(Protocol):
+    """How a cohort loads its dashboard and computes one widget (with its permissions)."""
+
+    async def config(self) -> dict[str, Any]:
+        """{"id", "name", "widgets": [...]}; raises EmbanError(dashboard_not_published)."""
+        ...
+
+    async def widget(self, widget: dict[str, Any]) -> Any:
+        """The widget's result (any msgspec-encodable value)."""
+        ...
+
+
+Update = dict[str, Any]
+
+
+@dataclass
+class _Cohort:
+    key: CohortKey
+    source: CohortSource
+    subscribers: set[asyncio.Queue[Update]] = field(default_factory=set)
+    config: dict[str, Any] | None = None
+    published: bool = True
+    results: dict[str, Any] = field(default_factory=dict)
+    fingerprints: dict[str, bytes] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    reload: bool = False
+    task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def events(self) -> set[str]:
+        widgets = (self.config or {}).get("widgets", [])
+        return {w["query"]["event_name"] for w in widgets if w.get("query")}
+
+
+def _fingerprint(result: Any) -> bytes:
+    """What counts as "changed": the data, not timings."""
+    data = result.get("data") if isinstance(result, dict) else result
+    return msgspec.json.encode(data)
+
+
+class LiveHub:
+    def __init__(self, bus: LiveBus, debounce: float = DEBOUNCE_SECONDS) -> None:
+        self._bus = bus
+        self._debounce = debounce
+        self._cohorts: dict[CohortKey, _Cohort] = {}
+        self.refreshes = 0  # widget computations (for tests and the benchmark)
+        bus.subscribe(self._on_message)
+
+    @property
+    def cohort_count(self) -> int:
+        return len(self._cohorts)
+
+    def viewer_count(self) -> int:
+        return sum(len(c.subscribers) for c in self._cohorts.values())
+
+    # --- announcements ---------------------------------------------------------------------
+
+    async def announce_ingest(self, keys: frozenset[tuple[str, str, str, str]]) -> None:
+        await self._bus.publish({"type": "ingest", "keys": sorted(list(k) for k in keys)})
+
+    async def announce_dashboard(self, org_id: str, dashboard_id: str) -> None:
+        await self._bus.publish({"type": "dashboard", "org": org_id, "dashboard": dashboard_id})
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "ingest":
+            touched: dict[tuple[str, str, str], set[str]] = {}
+            for org, env, tenant, event in message.get("keys", []):
+                touched.setdefault((org, env, tenant), set()).add(event)
+            for cohort in list(self._cohorts.values()):
+                k = cohort.key
+                events = touched.get((k.org_id, k.environment_id, k.tenant_id))
+                if not events or cohort.config is None:
+                    continue
+                dirty = {
+                    w["id"]
+                    for w in cohort.config.get("widgets", [])
+                    if w.get("query") and w["query"]["event_name"] in events
+                }
+                if dirty:
+                    cohort.dirty |= dirty
+                    self._schedule(cohort)
+        elif message.get("type") == "dashboard":
+            for cohort in list(self._cohorts.values()):
+                if (cohort.key.org_id, cohort.key.dashboard_id) == (
+                    message.get("org"),
+                    message.get("dashboard"),
+                ):
+                    cohort.reload = True
+                    self._schedule(cohort)
+
+    # --- viewers ---------------------------------------------------------------------------
+
+    async def join(self, key: CohortKey, source: CohortSource) -> AsyncIterator[Update]:
+        """Yield the current state, then every change, until the viewer goes away."""
+        cohort = self._cohorts.get(key)
+        if cohort is None:
+            cohort = self._cohorts[key] = _Cohort(key, source)
+        queue: asyncio.Queue[Update] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        try:
+            async with cohort.lock:
+                if cohort.config is None and cohort.published:
+                    await self._load(cohort, push=False)
+                for update in self._snapshot(cohort):
+                    queue.put_nowait(update)
+                cohort.subscribers.add(queue)
+            while True:
+                yield await queue.get()
+        finally:
+            cohort.subscribers.discard(queue)
+            if not cohort.subscribers and self._cohorts.get(key) is cohort:
+                del self._cohorts[key]
+                if cohort.task is not None:
+                    cohort.task.cancel()
+
+    def _snapshot(self, cohort: _Cohort) -> list[Update]:
+        if not cohort.published or cohort.config is None:
+            return [{"type": "not_published"}]
+        updates: list[Update] = [{"type": "config", "dashboard": cohort.config}]
+        for widget in cohort.config.get("widgets", []):
+            if widget["id"] in cohort.results:
+                updates.append(
+                    {
+                        "type": "data",
+                        "widget_id": widget["id"],
+                        "result": cohort.results[widget["id"]],
+                    }
+                )
+        return updates
+
+    # --- refreshes -------------------------------------------------------------------------
+
+    def _schedule(self, cohort: _Cohort) -> None:
+        if cohort.task is None or cohort.task.done():
+            cohort.task = asyncio.create_task(self._refresh_later(cohort))
+
+    async def _refresh_later(self, cohort: _Cohort) -> None:
+        await asyncio.sleep(self._debounce)
+        async with cohort.lock:
+            try:
+                if cohort.reload:
+                    cohort.reload = False
+                    cohort.dirty.clear()
+                    await self._load(cohort, push=True)
+                else:
+                    dirty, cohort.dirty = cohort.dirty, set()
+                    await self._compute(cohort, dirty, push=True)
+            except Exception:
+                log.exception("live refresh failed for %s", cohort.key)
+                self._broadcast(cohort, {"type": "error", "message": "Couldn't refresh"})
+        if cohort.dirty or cohort.reload:  # changes that arrived while refreshing
+            self._schedule(cohort)
+
+    async def _load(self, cohort: _Cohort, push: bool) -> None:
+        try:
+            config = await cohort.source.config()
+        except EmbanError as error:
+            if error.code != "dashboard_not_published":
+                raise
+            cohort.published = False
+            cohort.config = None
+            cohort.results.clear()
+            cohort.fingerprints.clear()
+            if push:
+                self._broadcast(cohort, {"type": "not_published"})
+            return
+        cohort.published = True
+        cohort.config = config
+        if push:
+            self._broadcast(cohort, {"type": "config", "dashboard": config})
+        ids = {w["id"] for w in config.get("widgets", [])}
+        for stale in set(cohort.results) - ids:
+            cohort.results.pop(stale, None)
+            cohort.fingerprints.pop(stale, None)
+        if push:
+            cohort.fingerprints.clear()  # a new config: send every widget's data again
+        await self._compute(cohort, ids, push=push)
+
+    async def _compute(self, cohort: _Cohort, widget_ids: set[str], push: bool) -> None:
+        if cohort.config is None:
+            return
+        widgets = [w for w in cohort.config.get("widgets", []) if w["id"] in widget_ids]
+
+        async def one(widget: dict[str, Any]) -> tuple[str, Any]:
+            return widget["id"], await cohort.source.widget(widget)
+
+        results = await asyncio.gather(*(one(w) for w in widgets))
+        self.refreshes += len(results)
+        for widget_id, result in results:
+            fingerprint = _fingerprint(result)
+            if cohort.fingerprints.get(widget_id) == fingerprint:
+                continue  # unchanged: nothing to push
+            cohort.fingerprints[widget_id] = fingerprint
+            cohort.results[widget_id] = result
+            if push:
+                self._broadcast(cohort, {"type": "data", "widget_id": widget_id, "result": result})
+
+    def _broadcast(self, cohort: _Cohort, update: Update) -> None:
+        for queue in list(cohort.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a stuck viewer drops updates
+                queue.put_nowait(update)
