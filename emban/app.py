@@ -13,12 +13,15 @@ from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
 from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
 from emban.jobs.inprocess import InProcessJobs
+from emban.live.bus import InProcessBus, LiveBus, RedisBus
+from emban.live.hub import LiveHub
 from emban.metadata import close_metadata, migrate_metadata, open_metadata
 from emban.resolvers.schema import schema
 from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes
 from emban.runtime import RUNTIME_KEY, Runtime
+from emban.services import dashboards
 from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -41,6 +44,10 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         jobs = InProcessJobs()
         ingest = IngestWriter(events, on_stored=record_stored)
         usage = UsageRecorder()
+        bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
+        live = LiveHub(bus)
+        ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
+        stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
                 await migrate_clickhouse(events)
@@ -51,14 +58,18 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 limiter=limiter,
                 ingest=ingest,
                 usage=usage,
+                live=live,
                 redis=redis,
             )
+            await bus.start()
             ingest.start()
             usage.start()
             if redis is None:
                 jobs.start({"settings": settings})
             yield
         finally:
+            stop_listening()
+            await bus.stop()
             await jobs.stop()
             await ingest.stop()
             await usage.stop()

@@ -14,6 +14,8 @@ from emban.analytics.store import EventStore, open_store
 from emban.auth import credentials
 from emban.auth.principal import Principal
 from emban.auth.rate_limit import MemoryLimiter
+from emban.live.bus import InProcessBus
+from emban.live.hub import LiveHub
 from emban.metadata import close_metadata, open_metadata
 from emban.models import ApiKey, Environment, Membership, Org, User
 from emban.runtime import Runtime
@@ -72,6 +74,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
         limiter=MemoryLimiter(),
         ingest=IngestWriter(events),
         usage=UsageRecorder(),
+        live=LiveHub(InProcessBus()),
     )
     password = secrets.token_urlsafe(9)
     try:

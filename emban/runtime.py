@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter
+from emban.live.hub import LiveHub
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -21,6 +22,7 @@ class Runtime:
     limiter: AttemptLimiter
     ingest: IngestWriter
     usage: UsageRecorder
+    live: LiveHub
     redis: Redis | None = None
 
 
