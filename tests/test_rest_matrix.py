@@ -21,6 +21,7 @@ from emban.auth import credentials
 from emban.models import (
     ApiKey,
     AuditLog,
+    Dashboard,
     Environment,
     Invite,
     Membership,
@@ -28,6 +29,7 @@ from emban.models import (
     SavedQuery,
     User,
     UserSession,
+    Widget,
 )
 from emban.rest_compat.routes import ROUTES
 from tests.conftest import PASSWORD, ClientFactory, bearer
@@ -40,7 +42,10 @@ Row = tuple[int, int, int, int, int, int, int]
 # settings, queries, saved queries, usage and onboarding; admins also manage keys, invites,
 # members and saved queries, patch settings, run ad-hoc SQL, see datasets and the audit log; only
 # the owner changes roles or deletes the org; an admin key acts with the admin role but has no
-# session to log out of (400 not_a_session); events are sent with API keys only.
+# session to log out of (400 not_a_session); events are sent with API keys only. Dashboards and
+# standalone widgets are read by viewers; editors write dashboards (publish, unpublish, inline
+# widget patch/delete) and preview widgets; restoring the published snapshot, adding an inline
+# widget and every standalone widget write need an admin.
 MATRIX: dict[tuple[str, str], Row] = {
     # (method, path): (anonymous, ingest_key, viewer, editor, admin, owner, admin_key)
     ("POST", "/v1/auth/logout"): (401, 403, 204, 204, 204, 204, 400),
@@ -68,6 +73,24 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("DELETE", "/v1/saved-queries/{id}"): (401, 403, 403, 403, 204, 204, 204),
     ("GET", "/v1/usage"): (401, 403, 200, 200, 200, 200, 200),
     ("GET", "/v1/onboarding/status"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/dashboards"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/dashboards/{id}"): (401, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/dashboards"): (401, 403, 403, 201, 201, 201, 201),
+    ("PATCH", "/v1/dashboards/{id}"): (401, 403, 403, 200, 200, 200, 200),
+    ("DELETE", "/v1/dashboards/{id}"): (401, 403, 403, 204, 204, 204, 204),
+    ("POST", "/v1/dashboards/{id}/publish"): (401, 403, 403, 204, 204, 204, 204),
+    ("POST", "/v1/dashboards/{id}/unpublish"): (401, 403, 403, 204, 204, 204, 204),
+    ("POST", "/v1/dashboards/{id}/restore-published"): (401, 403, 403, 403, 204, 204, 204),
+    ("POST", "/v1/dashboards/{id}/widgets"): (401, 403, 403, 403, 201, 201, 201),
+    ("PATCH", "/v1/dashboards/{id}/widgets/{widget_id}"): (401, 403, 403, 200, 200, 200, 200),
+    ("DELETE", "/v1/dashboards/{id}/widgets/{widget_id}"): (401, 403, 403, 204, 204, 204, 204),
+    ("GET", "/v1/widgets"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/widgets/{id}"): (401, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/widgets"): (401, 403, 403, 403, 201, 201, 201),
+    ("PATCH", "/v1/widgets/{id}"): (401, 403, 403, 403, 200, 200, 200),
+    ("POST", "/v1/widgets/{id}/publish"): (401, 403, 403, 403, 204, 204, 204),
+    ("DELETE", "/v1/widgets/{id}"): (401, 403, 403, 403, 204, 204, 204),
+    ("POST", "/v1/widgets/preview/data"): (401, 403, 403, 200, 200, 200, 200),
 }
 
 # Routes that refuse console sessions by scope rather than by role.
@@ -93,10 +116,34 @@ AUDIT_ACTION: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/saved-queries"): "saved_query.create",
     ("PATCH", "/v1/saved-queries/{id}"): "saved_query.update",
     ("DELETE", "/v1/saved-queries/{id}"): "saved_query.delete",
+    ("POST", "/v1/dashboards"): "dashboard.create",
+    ("PATCH", "/v1/dashboards/{id}"): "dashboard.update",
+    ("DELETE", "/v1/dashboards/{id}"): "dashboard.delete",
+    ("POST", "/v1/dashboards/{id}/publish"): "dashboard.publish",
+    ("POST", "/v1/dashboards/{id}/unpublish"): "dashboard.unpublish",
+    ("POST", "/v1/dashboards/{id}/restore-published"): "dashboard.restore_published",
+    ("POST", "/v1/dashboards/{id}/widgets"): "dashboard.widget_add",
+    ("PATCH", "/v1/dashboards/{id}/widgets/{widget_id}"): "dashboard.widget_update",
+    ("DELETE", "/v1/dashboards/{id}/widgets/{widget_id}"): "dashboard.widget_delete",
+    ("POST", "/v1/widgets"): "widget.create",
+    ("PATCH", "/v1/widgets/{id}"): "widget.update",
+    ("POST", "/v1/widgets/{id}/publish"): "widget.publish",
+    ("DELETE", "/v1/widgets/{id}"): "widget.delete",
 }
 
 INVITE_TOKEN = "matrix-invite-token"
 PASSWORD_HASH = credentials.hash_password(PASSWORD)
+
+
+def _widget(widget_id: str, x: int = 0) -> dict[str, Any]:
+    return {
+        "id": widget_id,
+        "kind": "timeseries",
+        "title": "Calls",
+        "query": {"event_name": "api.call", "metric": "count", "period": "24h"},
+        "viz": {"type": "line"},
+        "layout": {"x": x, "y": 0, "w": 6, "h": 4},
+    }
 
 
 @dataclass
@@ -107,6 +154,8 @@ class World:
     target_member_id: str
     target_key_id: str
     saved_query_id: str = ""
+    dashboard_id: str = ""
+    widget_id: str = ""
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -163,6 +212,22 @@ async def seed_world(tag: str = "") -> World:
         org_id=org.id, name="Top events", sql="SELECT event_name FROM events", dataset="events"
     )
     world.saved_query_id = saved.id
+    # The org's one published dashboard (the free plan's limit: publishing it again is allowed,
+    # and it has a snapshot to restore) with an inline widget, and a standalone widget.
+    draft = {"widgets": [_widget("calls")]}
+    dashboard = await Dashboard.create(
+        org_id=org.id,
+        name="Usage",
+        draft=draft,
+        published={"name": "Usage", "description": "", **draft},
+        is_published=True,
+        published_at=datetime.now(UTC),
+    )
+    world.dashboard_id = dashboard.id
+    widget = Widget(org_id=org.id)
+    widget.draft = {**_widget("w"), "id": widget.id}
+    await widget.save()
+    world.widget_id = widget.id
     await Invite.create(
         org_id=org.id,
         email=f"invitee@acme{tag}.test",
@@ -180,6 +245,10 @@ def _url(path: str, world: World) -> str:
         return path.format(id=world.target_member_id)
     if path.startswith("/v1/saved-queries/{id}"):
         return path.format(id=world.saved_query_id)
+    if path.startswith("/v1/dashboards/{id}"):
+        return path.format(id=world.dashboard_id, widget_id="calls")
+    if path.startswith("/v1/widgets/{id}"):
+        return path.format(id=world.widget_id)
     return path.format(id=world.target_key_id, name="events")
 
 
@@ -192,6 +261,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/query/adhoc"): {"sql": "SELECT count() FROM events"},
     ("POST", "/v1/saved-queries"): {"name": "Count", "sql": "SELECT count() FROM events"},
     ("PATCH", "/v1/saved-queries/{id}"): {"starred": True},
+    ("POST", "/v1/dashboards"): {"name": "New", "widgets": [_widget("calls")]},
+    ("PATCH", "/v1/dashboards/{id}"): {"name": "Renamed"},
+    ("POST", "/v1/dashboards/{id}/widgets"): _widget("more", x=6),
+    ("PATCH", "/v1/dashboards/{id}/widgets/{widget_id}"): {"title": "Renamed"},
+    ("POST", "/v1/widgets"): _widget("ignored"),
+    ("PATCH", "/v1/widgets/{id}"): {"title": "Renamed"},
+    ("POST", "/v1/widgets/preview/data"): {"widget": _widget("preview")},
     ("POST", "/v1/auth/register"): {
         "email": "fresh@acme.test",
         "password": PASSWORD,
