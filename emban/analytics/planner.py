@@ -246,16 +246,16 @@ def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
 
 def window(spec: QuerySpec, now: datetime) -> tuple[datetime, datetime]:
     """[start, end) aligned to whole hours (hour buckets) or days, covering the period; an
-    explicit ``date_range`` is used as given."""
+    explicit ``date_range`` is used as given. ``periods_back`` shifts the window back by its own
+    length, so the previous window ends where the current one starts (no shared bucket)."""
     if spec.date_range is not None:
         start, end = spec.date_range
-        shift = (end - start) * spec.periods_back
-        return start - shift, end - shift
-    now = now - PERIOD_LENGTH[spec.period] * spec.periods_back
-    unit = timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)
-    start = _floor(now - PERIOD_LENGTH[spec.period], spec.granularity == "hour")
-    end = _floor(now, spec.granularity == "hour") + unit
-    return start, end
+    else:
+        unit = timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)
+        start = _floor(now - PERIOD_LENGTH[spec.period], spec.granularity == "hour")
+        end = _floor(now, spec.granularity == "hour") + unit
+    shift = (end - start) * spec.periods_back
+    return start - shift, end - shift
 
 
 def _floor(moment: datetime, to_hour: bool) -> datetime:
