@@ -173,7 +173,8 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
         raise Conflict("this dashboard has never been published", code="never_published")
     dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
     dashboard.name = dashboard.published.get("name", dashboard.name)
-    await dashboard.save(update_fields=["draft", "name", "updated_at"])
+    dashboard.description = dashboard.published.get("description", dashboard.description)
+    await dashboard.save(update_fields=["draft", "name", "description", "updated_at"])
     await audit.record(actor, "dashboard.restore_published", "dashboard", dashboard.id)
     return dashboard
 

@@ -95,11 +95,15 @@ async def widget_result(
     """Run a widget's query for one tenant (or every tenant of the environment).
 
     A ``metric`` widget answers two points, ``current`` and ``previous`` (the same-length
-    period before), so the runtime can show the change.
+    period before), so the runtime can show the change. A ``breakdown`` answers one total per
+    group for the whole window (a p95 or a unique-user count per bucket cannot be added up into
+    a slice).
     """
     if widget["kind"] == "text":
         return None
     spec = spec_of(widget, tenant_id)
+    if widget["kind"] == "breakdown":
+        return await run_spec(rt, scope, replace(spec, total=True))
     if widget["kind"] != "metric":
         return await run_spec(rt, scope, spec)
     return await metric_result(rt, scope, spec)
