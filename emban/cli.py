@@ -89,6 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Owner login: {result.email} / {result.password}")
     print(f"Admin API key (production): {result.api_key}")
     print(f"Sample events: {result.sample_events:,} over 30 days for 5 tenants")
+    print(f"Demo dashboard (published): {result.dashboard_id}")
     print(f"Open {settings.base_url}/graphql after `emban serve`")
     return 0
 

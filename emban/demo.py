@@ -1,4 +1,10 @@
-"""``emban demo``: seed (or refresh) the demo org and hand back a working login."""
+"""``emban demo``: seed (or refresh) the demo org and hand back a working login.
+
+The demo org is created once, on the pro plan (the demo embed uses advanced embed permissions,
+and the free plan publishes one dashboard), with a published demo dashboard over the sample
+events (``Dashboard.is_demo``). Later runs keep both, reset the owner's password, mint a fresh
+admin key and reload the sample events.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from emban.analytics.catalog import sample_counts
 from emban.analytics.ddl import delete_org_events
@@ -17,10 +24,10 @@ from emban.auth.rate_limit import MemoryLimiter
 from emban.live.bus import InProcessBus
 from emban.live.hub import LiveHub
 from emban.metadata import close_metadata, open_metadata
-from emban.models import ApiKey, Environment, Membership, Org, User
+from emban.models import ApiKey, Dashboard, Environment, Membership, Org, User
 from emban.runtime import Runtime
 from emban.sample_data import estimated_total, load_sample_events
-from emban.services import accounts, audit
+from emban.services import accounts, audit, billing, dashboards
 from emban.services.boundary import transaction
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -28,6 +35,73 @@ from emban.usage import UsageRecorder
 DEMO_EMAIL = "demo@emban.dev"
 DEMO_ORG = "Demo Workspace"
 DEMO_KEY_LABEL = "Demo admin key"
+DEMO_PLAN = "pro"
+DEMO_DASHBOARD = "Demo: AI API usage"
+DEMO_WIDGETS: list[dict[str, Any]] = [
+    {
+        "id": "about",
+        "kind": "text",
+        "title": "About this demo",
+        "text": "Sample traffic of an AI API product: 30 days of `api.call` events for five "
+        "tenants. An embed shows one tenant's numbers only.",
+        "layout": {"x": 0, "y": 0, "w": 12, "h": 2},
+    },
+    {
+        "id": "unique_users",
+        "kind": "metric",
+        "title": "Unique users (7 days)",
+        "query": {"event_name": "api.call", "metric": "count_unique", "period": "7d"},
+        "viz": {"type": "number"},
+        "layout": {"x": 0, "y": 2, "w": 6, "h": 2},
+    },
+    {
+        "id": "errors",
+        "kind": "metric",
+        "title": "Errors (7 days)",
+        "query": {
+            "event_name": "api.call",
+            "metric": "count",
+            "period": "7d",
+            "filters": {"status": "error"},
+        },
+        "viz": {"type": "number"},
+        "layout": {"x": 6, "y": 2, "w": 6, "h": 2},
+    },
+    {
+        "id": "calls",
+        "kind": "timeseries",
+        "title": "API calls per day",
+        "query": {"event_name": "api.call", "metric": "count", "period": "30d"},
+        "viz": {"type": "area"},
+        "layout": {"x": 0, "y": 4, "w": 8, "h": 4},
+    },
+    {
+        "id": "calls_by_model",
+        "kind": "breakdown",
+        "title": "Calls by model",
+        "query": {
+            "event_name": "api.call",
+            "metric": "count",
+            "period": "30d",
+            "group_by": "model",
+        },
+        "viz": {"type": "donut"},
+        "layout": {"x": 8, "y": 4, "w": 4, "h": 4},
+    },
+    {
+        "id": "latency_p95",
+        "kind": "timeseries",
+        "title": "p95 latency (ms)",
+        "query": {
+            "event_name": "api.call",
+            "metric": "p95",
+            "period": "30d",
+            "numeric_prop": "latency_ms",
+        },
+        "viz": {"type": "line", "unit": "ms"},
+        "layout": {"x": 0, "y": 8, "w": 12, "h": 4},
+    },
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +112,7 @@ class DemoSeed:
     password: str
     api_key: str
     sample_events: int
+    dashboard_id: str
 
 
 def _progress_bar(total: int) -> Callable[[int], None]:
@@ -62,6 +137,25 @@ async def _refresh_sample_events(events: EventStore, org_id: str, environment_id
     )
     sys.stderr.write("\n")
     return loaded
+
+
+async def _demo_dashboard(org_id: str, environment_id: str) -> Dashboard:
+    """The demo dashboard: created and published once (published again if someone unpublished
+    it); a dashboard edited in the console is kept as it is."""
+    operator = Principal.operator(org_id, environment_id)
+    found = await Dashboard.filter(org_id=org_id, is_demo=True).order_by("created_at").first()
+    if found is None:
+        found = await dashboards.create_dashboard(
+            actor=operator,
+            name=DEMO_DASHBOARD,
+            widgets=DEMO_WIDGETS,
+            description="Sample events of an AI API product.",
+        )
+        found.is_demo = True
+        await found.save(update_fields=["is_demo"])
+    if not found.is_published:
+        found = await dashboards.publish_dashboard(actor=operator, dashboard_id=found.id)
+    return found
 
 
 async def seed_demo(settings: Settings) -> DemoSeed:
@@ -90,7 +184,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
                     ip=None,
                     is_demo=True,
                 )
-                org = reg.org
+                org = await billing.set_plan(reg.org.id, DEMO_PLAN)
             else:
                 owner = await Membership.filter(org_id=org.id, role="owner").first()
                 assert owner is not None
@@ -115,11 +209,12 @@ async def seed_demo(settings: Settings) -> DemoSeed:
                 key.id,
                 {"label": DEMO_KEY_LABEL, "scope": "admin"},
             )
+            dashboard = await _demo_dashboard(org.id, production.id)
         sample = await _refresh_sample_events(events, org.id, production.id)
         owner_user = await User.get(
             id=(await Membership.filter(org_id=org.id, role="owner").first()).user_id  # type: ignore[union-attr]
         )
-        return DemoSeed(org.id, org.name, owner_user.email, password, clear, sample)
+        return DemoSeed(org.id, org.name, owner_user.email, password, clear, sample, dashboard.id)
     finally:
         await events.close()
         await close_metadata(metadata)

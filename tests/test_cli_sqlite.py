@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -50,14 +51,16 @@ class Demo:
     email: str
     password: str
     key: str
+    dashboard_id: str
 
 
 def parse_demo(stdout: str) -> Demo:
     org = re.search(r"^Demo org: Demo Workspace \((org_\w+)\)$", stdout, re.M)
     login = re.search(r"^Owner login: (\S+) / (\S+)$", stdout, re.M)
     key = re.search(r"^Admin API key \(production\): (emb_\S+)$", stdout, re.M)
-    assert org and login and key, stdout
-    return Demo(org.group(1), login.group(1), login.group(2), key.group(1))
+    dashboard = re.search(r"^Demo dashboard \(published\): (dash_[a-z2-7]{20})$", stdout, re.M)
+    assert org and login and key and dashboard, stdout
+    return Demo(org.group(1), login.group(1), login.group(2), key.group(1), dashboard.group(1))
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,9 @@ def test_demo_prints_a_working_login(embedded: Embedded) -> None:
     assert demo.email == "demo@emban.dev"
     assert len(demo.password) == 12
     assert embedded.demo_stdout.endswith("Open http://127.0.0.1:8000/graphql after `emban serve`\n")
-    # A second run keeps the org, resets the password and mints a new key.
+    # A second run keeps the org and its demo dashboard, resets the password, mints a new key.
     assert embedded.first_demo.org_id == demo.org_id
+    assert embedded.first_demo.dashboard_id == demo.dashboard_id
     assert embedded.first_demo.password != demo.password
     assert embedded.first_demo.key != demo.key
 
@@ -160,6 +164,48 @@ async def _emban_async(data_dir: Path, *args: str) -> tuple[int, str, str]:
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def _check_demo_dashboard(http: aiohttp.ClientSession, base: str, demo: Demo) -> None:
+    """The published demo dashboard: its six widgets answer over the sample events."""
+    headers = {"Authorization": f"Bearer {demo.key}"}
+    listed = await (await http.get(f"{base}/v1/dashboards", headers=headers)).json()
+    dashboards = listed["dashboards"]
+    assert [(d["id"], d["name"], d["is_published"]) for d in dashboards] == [
+        (demo.dashboard_id, "Demo: AI API usage", True)
+    ]
+    widgets = dashboards[0]["published"]["widgets"]
+    assert widgets == dashboards[0]["widgets"]
+    assert [(w["id"], w["kind"]) for w in widgets] == [
+        ("about", "text"),
+        ("unique_users", "metric"),
+        ("errors", "metric"),
+        ("calls", "timeseries"),
+        ("calls_by_model", "breakdown"),
+        ("latency_p95", "timeseries"),
+    ]
+    data: dict[str, list[dict[str, Any]]] = {}
+    for widget in widgets:
+        response = await http.post(
+            f"{base}/v1/widgets/preview/data", json={"widget": widget}, headers=headers
+        )
+        assert response.status == 200, await response.text()
+        data[widget["id"]] = (await response.json())["data"]
+    assert data["about"] == []
+    for metric in ("unique_users", "errors"):
+        assert [p["group"] for p in data[metric]] == ["current", "previous"]
+        assert data[metric][0]["value"] > 0, metric
+    # At most the sample's 110 users; calls by model add up to the calls per day (same window).
+    assert data["unique_users"][0]["value"] <= 110
+    assert [p["group"] for p in data["calls_by_model"]] == [
+        "claude-sonnet",
+        "gpt-4o",
+        "llama-3-70b",
+    ]
+    total = sum(p["value"] for p in data["calls"])
+    assert len(data["calls"]) == 31
+    assert total == sum(p["value"] for p in data["calls_by_model"]) > 0
+    assert all(p["value"] > 0 for p in data["latency_p95"])
 
 
 async def test_serve_end_to_end_and_set_plan(embedded: Embedded) -> None:
@@ -216,6 +262,7 @@ async def test_serve_end_to_end_and_set_plan(embedded: Embedded) -> None:
                     headers={"Authorization": f"Bearer {embedded.first_demo.key}"},
                 )
                 assert old.status == 401
+                await _check_demo_dashboard(backend, base, demo)
 
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as new:
                 registered = await new.post(
@@ -270,7 +317,7 @@ async def test_serve_end_to_end_and_set_plan(embedded: Embedded) -> None:
                 f"{base}/graphql", json={"query": "{ me { role org { id plan } } }"}
             )
             assert await graphql.json() == {
-                "data": {"me": {"role": "owner", "org": {"id": demo.org_id, "plan": "free"}}}
+                "data": {"me": {"role": "owner", "org": {"id": demo.org_id, "plan": "pro"}}}
             }
     finally:
         if process.returncode is None:
