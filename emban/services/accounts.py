@@ -8,9 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from emban.auth import credentials
+from emban.auth import credentials, embed_tokens
 from emban.auth.principal import Principal
-from emban.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthenticated
+from emban.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
@@ -243,14 +250,18 @@ async def principal_from_api_key(key: str, ip: str | None) -> Principal:
 async def authenticate(
     *, authorization: str | None, session_cookie: str | None, ip: str | None
 ) -> Principal | None:
-    """Resolve the caller once: a Bearer API key wins over the cookie; bad credentials are 401."""
+    """Resolve the caller once: a Bearer API key or embed token (a JWT) wins over the cookie;
+    bad credentials are 401."""
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthenticated(
                 "Authorization must be 'Bearer <key>'", code="invalid_auth_header"
             )
-        return await principal_from_api_key(value.strip(), ip)
+        value = value.strip()
+        if embed_tokens.looks_like_embed_token(value):
+            return await embed_tokens.verify_embed_token(value, ip=ip)
+        return await principal_from_api_key(value, ip)
     if session_cookie:
         return await principal_from_session(session_cookie, ip)
     return None
@@ -272,7 +283,10 @@ class Me:
 
 
 async def whoami(*, actor: Principal) -> Me:
-    """Identity is readable by every principal, ingest keys included (they can check themselves)."""
+    """Identity is readable by API keys (ingest keys included: they can check themselves) and
+    sessions, not by embed tokens: the browser holding one must not learn the org's details."""
+    if actor.kind == "embed":
+        raise Forbidden("embed tokens can only read their dashboard", code="insufficient_scope")
     user = await User.get_or_none(id=actor.user_id) if actor.user_id else None
     org = await Org.get(id=actor.org_id)
     environment = await Environment.get(id=actor.environment_id)

@@ -1,0 +1,135 @@
+"""Signed embed sessions: HS256 JWTs minted with the environment's ``embed_secret``.
+
+The header's ``kid`` is the environment id, so verification finds the one secret that can have
+signed the token (rotating an environment's secret revokes every token it signed). Claims:
+``iss`` ("emban"), ``org``, ``env``, ``tenant``, ``dashboard``, ``permissions``, ``iat``, ``exp``,
+``jti``. What the permissions mean is :mod:`emban.services.embeds`' business; this module only
+proves that the server signed them and that they have not expired.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from emban.auth.credentials import API_KEY_PREFIX
+from emban.auth.principal import EmbedGrant, Principal
+from emban.errors import Unauthenticated
+from emban.ids import new_id
+from emban.models import Environment
+from emban.services.validation import lookupable
+
+ISSUER = "emban"
+ALGORITHM = "HS256"
+_REQUIRED = ("iss", "org", "env", "tenant", "dashboard", "permissions", "iat", "exp", "jti")
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    jti: str
+    issued_at: int  # unix seconds
+    expires_at: int  # unix seconds
+
+
+def mint_embed_token(
+    environment: Environment,
+    *,
+    tenant_id: str,
+    dashboard_id: str,
+    permissions: dict[str, Any],
+    expires_in: int,
+    now: int | None = None,
+) -> MintedToken:
+    """Sign a session for one tenant and one dashboard (callers have validated the inputs)."""
+    issued_at = int(time.time()) if now is None else now
+    jti = new_id("es")
+    claims = {
+        "iss": ISSUER,
+        "org": environment.org_id,
+        "env": environment.id,
+        "tenant": tenant_id,
+        "dashboard": dashboard_id,
+        "permissions": permissions,
+        "iat": issued_at,
+        "exp": issued_at + expires_in,
+        "jti": jti,
+    }
+    token = jwt.encode(
+        claims, environment.embed_secret, algorithm=ALGORITHM, headers={"kid": environment.id}
+    )
+    return MintedToken(token, jti, issued_at, issued_at + expires_in)
+
+
+def looks_like_embed_token(value: str) -> bool:
+    """A JWT (three dot-separated parts), not an API key: what ``Bearer`` values to verify here."""
+    return not value.startswith(API_KEY_PREFIX) and value.count(".") == 2
+
+
+def _invalid() -> Unauthenticated:
+    return Unauthenticated("embed token is invalid", code="embed_token_invalid")
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def verify_embed_token(
+    token: str, *, ip: str | None = None, now: float | None = None
+) -> Principal:
+    """The embed principal a token grants, or 401 ``embed_token_expired`` / ``embed_token_invalid``.
+
+    The signature is checked before anything the claims say is believed. Expiry is compared with
+    ``now`` (default: the clock) here rather than inside pyjwt, so a test can verify "later"
+    without waiting; an expired token answers ``embed_token_expired`` only once its signature holds.
+    """
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        raise _invalid() from None
+    if not isinstance(kid, str) or not lookupable(kid):
+        raise _invalid()
+    environment = await Environment.get_or_none(id=kid)
+    if environment is None:
+        raise _invalid()
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            environment.embed_secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": list(_REQUIRED), "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError:
+        raise _invalid() from None
+    if (
+        claims["org"] != environment.org_id
+        or claims["env"] != environment.id
+        or not isinstance(claims["tenant"], str)
+        or not isinstance(claims["dashboard"], str)
+        or not isinstance(claims["jti"], str)
+        or not isinstance(claims["permissions"], dict)
+        or not _int(claims["iat"])
+        or not _int(claims["exp"])
+    ):
+        raise _invalid()
+    if claims["exp"] <= (time.time() if now is None else now):
+        raise Unauthenticated("embed token has expired", code="embed_token_expired")
+    return Principal(
+        kind="embed",
+        org_id=environment.org_id,
+        environment_id=environment.id,
+        role=None,
+        scope="embed",
+        ip=ip,
+        embed=EmbedGrant(
+            tenant_id=claims["tenant"],
+            dashboard_id=claims["dashboard"],
+            permissions=claims["permissions"],
+            jti=claims["jti"],
+            expires_at=claims["exp"],
+        ),
+    )
