@@ -135,6 +135,11 @@ def _key(value: str, param: str) -> str:
     return value
 
 
+def property_key(value: str, param: str) -> str:
+    """A string or numeric property key (letters, digits and _ . : - /, at most 64), else 400."""
+    return _key(value, param)
+
+
 def build_spec(
     *,
     event_name: object,

@@ -101,10 +101,16 @@ async def widget_result(
     """
     if widget["kind"] == "text":
         return None
-    spec = spec_of(widget, tenant_id)
-    if widget["kind"] == "breakdown":
+    return await run_widget_spec(rt, scope, widget["kind"], spec_of(widget, tenant_id))
+
+
+async def run_widget_spec(
+    rt: Runtime, scope: Scope, kind: str, spec: QuerySpec
+) -> AnalyticsResult:
+    """Run a prepared spec (e.g. an embed's, with its filters) the way a ``kind`` widget reads."""
+    if kind == "breakdown":
         return await run_spec(rt, scope, replace(spec, total=True))
-    if widget["kind"] != "metric":
+    if kind != "metric":
         return await run_spec(rt, scope, spec)
     return await metric_result(rt, scope, spec)
 
