@@ -54,6 +54,9 @@ class AnalyticsMeta:
     source_table: str
     planned_by: str
     rollup_granularity: str | None
+    previous_query_time_ms: float | None = strawberry.field(
+        default=None, description="Metric widgets: the previous period's query."
+    )
 
 
 @strawberry.type

@@ -20,6 +20,8 @@ from strawberry.types import ExecutionContext
 
 from emban.errors import EmbanError
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
+from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
+from emban.resolvers.embed import EmbedMutations, EmbedQueries
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
 
@@ -77,8 +79,10 @@ class EmbanSchema(strawberry.Schema):
 
 
 schema = EmbanSchema(
-    query=merge_types("Query", (Query, AnalyticsQueries)),
-    mutation=merge_types("Mutation", (Mutation, AnalyticsMutations)),
+    query=merge_types("Query", (Query, AnalyticsQueries, DashboardQueries, EmbedQueries)),
+    mutation=merge_types(
+        "Mutation", (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations)
+    ),
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

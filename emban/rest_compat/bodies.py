@@ -94,3 +94,10 @@ class DashboardPatchBody(msgspec.Struct):
 class PreviewBody(msgspec.Struct):
     widget: dict[str, Any]
     tenant_id: str | None = None
+
+
+class EmbedSessionBody(msgspec.Struct):
+    tenant_id: str
+    dashboard_id: str
+    expires_in: int = 3600
+    permissions: dict[str, Any] | None = None

@@ -1,0 +1,191 @@
+"""GraphQL for embeds: the runtime's ``Query.embed`` (auth: the embed token) and the admin's
+embed sessions. The names of ``EmbedFiltersInput`` and its fields are the runtime's contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from emban.resolvers.analytics import AnalyticsResult
+from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.services import embeds
+
+
+@strawberry.input(description="The spec's setFilters payload.")
+class EmbedFiltersInput:
+    period: str | None = None
+    dimensions: JSON | None = strawberry.field(
+        default=None, description="{dimension: value}; a null value clears it."
+    )
+    numeric_ranges: JSON | None = strawberry.field(
+        default=None, description="{property: {min?, max?}}"
+    )
+    date_ranges: JSON | None = strawberry.field(
+        default=None, description='{"timestamp": {"from": ISO 8601, "to": ISO 8601}}'
+    )
+
+
+@strawberry.input
+class DrillInput:
+    dimension: str
+    value: str
+
+
+def embed_filters_from_input(filters: EmbedFiltersInput | None) -> embeds.EmbedFilters:
+    """The input as the runtime's JSON payload, validated by the service (400 naming the field)."""
+    if filters is None:
+        return embeds.EmbedFilters()
+    raw: dict[str, Any] = {}
+    for key, value in (
+        ("period", filters.period),
+        ("dimensions", filters.dimensions),
+        ("numericRanges", filters.numeric_ranges),
+        ("dateRanges", filters.date_ranges),
+    ):
+        if value is not None:
+            raw[key] = value
+    return embeds.parse_embed_filters(raw)
+
+
+@strawberry.type
+class EmbedWidget:
+    id: strawberry.ID
+    kind: str
+    title: str
+    viz: JSON
+    layout: JSON
+    text: str | None
+
+    @classmethod
+    def of(cls, widget: dict[str, Any]) -> EmbedWidget:
+        return cls(
+            id=strawberry.ID(widget["id"]),
+            kind=widget["kind"],
+            title=widget["title"],
+            viz=cast(JSON, widget["viz"]),
+            layout=cast(JSON, widget["layout"]),
+            text=widget.get("text"),
+        )
+
+
+@strawberry.type
+class EmbedDashboard:
+    id: strawberry.ID
+    name: str
+    widgets: list[EmbedWidget]
+
+    @classmethod
+    def of(cls, dashboard: embeds.EmbedDashboard) -> EmbedDashboard:
+        return cls(
+            id=strawberry.ID(dashboard.id),
+            name=dashboard.name,
+            widgets=[EmbedWidget.of(w) for w in dashboard.widgets],
+        )
+
+
+@strawberry.type(description="What an embed token reads (Authorization: Bearer <token>).")
+class EmbedQuery:
+    @strawberry.field(description="The token's published dashboard, hidden widgets left out.")
+    async def dashboard(self, info: GqlInfo) -> EmbedDashboard:
+        return EmbedDashboard.of(await embeds.embed_dashboard(actor=ctx(info).actor()))
+
+    @strawberry.field(description="One widget's data for the token's tenant and permissions.")
+    async def widget_data(
+        self,
+        info: GqlInfo,
+        widget_id: strawberry.ID,
+        filters: EmbedFiltersInput | None = None,
+        drill: DrillInput | None = None,
+    ) -> AnalyticsResult:
+        context = ctx(info)
+        result = await embeds.embed_widget_data(
+            context.runtime,
+            actor=context.actor(),
+            widget_id=str(widget_id),
+            filters=embed_filters_from_input(filters),
+            drill=embeds.Drill(drill.dimension, drill.value) if drill else None,
+        )
+        return AnalyticsResult.of(result)
+
+
+@strawberry.type
+class EmbedSession:
+    token: str
+    embed_url: str
+    expires_at: datetime
+
+
+@strawberry.type
+class EmbedSessionActor:
+    type: str
+    id: str | None
+    label: str | None
+
+
+@strawberry.type
+class ActiveEmbedSession:
+    id: strawberry.ID
+    tenant_id: str
+    resource: str
+    scope: str
+    actor: EmbedSessionActor
+    issued_at: datetime
+    expires_at: datetime
+    ttl_seconds: int
+
+    @classmethod
+    def of(cls, s: embeds.ActiveEmbedSession) -> ActiveEmbedSession:
+        return cls(
+            id=strawberry.ID(s.id),
+            tenant_id=s.tenant_id,
+            resource=s.resource,
+            scope=s.scope,
+            actor=EmbedSessionActor(type=s.actor_type, id=s.actor_id, label=s.actor_label),
+            issued_at=s.issued_at,
+            expires_at=s.expires_at,
+            ttl_seconds=s.ttl_seconds,
+        )
+
+
+@strawberry.type
+class EmbedQueries:
+    @strawberry.field(description="The embed runtime's API; only an embed token may call it.")
+    def embed(self, info: GqlInfo) -> EmbedQuery:
+        embeds.embed_grant(ctx(info).actor())
+        return EmbedQuery()
+
+    @strawberry.field(description="Active embed sessions of the org, newest first (admin).")
+    async def embed_sessions(self, info: GqlInfo) -> list[ActiveEmbedSession]:
+        found = await embeds.list_embed_sessions(actor=ctx(info).actor())
+        return [ActiveEmbedSession.of(s) for s in found]
+
+
+@strawberry.type
+class EmbedMutations:
+    @strawberry.mutation(description="Mint a signed embed session (admin); same as REST.")
+    @transactional
+    async def create_embed_session(
+        self,
+        info: GqlInfo,
+        tenant_id: str,
+        dashboard_id: strawberry.ID,
+        expires_in: int = embeds.DEFAULT_TTL,
+        permissions: JSON | None = None,
+    ) -> EmbedSession:
+        context = ctx(info)
+        session = await embeds.create_embed_session(
+            context.runtime,
+            actor=context.actor(),
+            tenant_id=tenant_id,
+            dashboard_id=str(dashboard_id),
+            expires_in=expires_in,
+            permissions=permissions,
+        )
+        return EmbedSession(
+            token=session.token,
+            embed_url=session.embed_url,
+            expires_at=session.expires_at,
+        )
