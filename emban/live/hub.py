@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,7 +131,7 @@ class LiveHub:
 
     # --- viewers ---------------------------------------------------------------------------
 
-    async def join(self, key: CohortKey, source: CohortSource) -> AsyncIterator[Update]:
+    async def join(self, key: CohortKey, source: CohortSource) -> AsyncGenerator[Update, None]:
         """Yield the current state, then every change, until the viewer goes away."""
         cohort = self._cohorts.get(key)
         if cohort is None:

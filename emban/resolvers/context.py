@@ -27,6 +27,8 @@ class EmbanContext:
     principal: Principal | None
     auth_error: EmbanError | None = None
     cookies_to_set: dict[str, str] = field(default_factory=dict)
+    # Set by the graphql-transport-ws handler from connection_init's payload.
+    connection_params: dict[str, Any] | None = None
 
     @property
     def ip(self) -> str | None:

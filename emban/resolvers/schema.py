@@ -21,7 +21,9 @@ from strawberry.types import ExecutionContext
 from emban.errors import EmbanError
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
+from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
 from emban.resolvers.embed import EmbedMutations, EmbedQueries
+from emban.resolvers.live import Subscription
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
 
@@ -79,10 +81,14 @@ class EmbanSchema(strawberry.Schema):
 
 
 schema = EmbanSchema(
-    query=merge_types("Query", (Query, AnalyticsQueries, DashboardQueries, EmbedQueries)),
-    mutation=merge_types(
-        "Mutation", (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations)
+    query=merge_types(
+        "Query", (Query, AnalyticsQueries, DashboardQueries, EmbedQueries, DiscoveryQueries)
     ),
+    mutation=merge_types(
+        "Mutation",
+        (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations, DiscoveryMutations),
+    ),
+    subscription=Subscription,
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

@@ -1,0 +1,104 @@
+"""``Subscription.embedLive``: a live embed over graphql-transport-ws.
+
+The embed token travels in ``connection_init`` as ``{"token": "…"}`` (checked in the view's
+``on_ws_connect``). Each viewer joins the hub's cohort for its (dashboard, tenant, permissions,
+filters) and receives the current state, then every change: widget data that changed after an
+ingest, the new config after a publish, or ``not_published``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+
+from emban.auth.principal import Principal
+from emban.errors import EmbanError
+from emban.live.hub import CohortKey, Update
+from emban.resolvers.analytics import AnalyticsResult
+from emban.resolvers.context import GqlInfo, ctx
+from emban.resolvers.embed import EmbedDashboard, EmbedFiltersInput, embed_filters_from_input
+from emban.runtime import Runtime
+from emban.services import embeds
+from emban.services.analytics import AnalyticsResult as ServiceResult
+
+
+@strawberry.type(description="One push of a live embed.")
+class EmbedLiveEvent:
+    type: str = strawberry.field(description="config | data | not_published | error")
+    widget_id: strawberry.ID | None = None
+    data: AnalyticsResult | None = None
+    dashboard: EmbedDashboard | None = None
+    message: str | None = None
+
+
+class EmbedCohortSource:
+    """What a cohort reads, with the permissions of the token that opened it."""
+
+    def __init__(self, rt: Runtime, actor: Principal, filters: embeds.EmbedFilters) -> None:
+        self._rt = rt
+        self._actor = actor
+        self._filters = filters
+
+    async def config(self) -> dict[str, Any]:
+        dashboard = await embeds.embed_dashboard(actor=self._actor)
+        return {"id": dashboard.id, "name": dashboard.name, "widgets": dashboard.widgets}
+
+    async def widget(self, widget: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = await embeds.embed_widget_result(
+                self._rt, actor=self._actor, widget=widget, filters=self._filters
+            )
+        except EmbanError as error:
+            return {"data": None, "error": error.message}
+        data = [(p.bucket.isoformat(), p.value, p.group) for p in result.points]
+        return {"data": data, "result": result}
+
+
+def _event(update: Update) -> EmbedLiveEvent:
+    kind = update["type"]
+    if kind == "config":
+        config = update["dashboard"]
+        dashboard = embeds.EmbedDashboard(config["id"], config["name"], config["widgets"])
+        return EmbedLiveEvent(type="config", dashboard=EmbedDashboard.of(dashboard))
+    if kind == "data":
+        payload = update["result"]
+        widget_id = strawberry.ID(update["widget_id"])
+        result: ServiceResult | None = payload.get("result")
+        if result is None:
+            return EmbedLiveEvent(type="error", widget_id=widget_id, message=payload["error"])
+        return EmbedLiveEvent(type="data", widget_id=widget_id, data=AnalyticsResult.of(result))
+    if kind == "not_published":
+        return EmbedLiveEvent(type="not_published", message="This dashboard is not published.")
+    return EmbedLiveEvent(type="error", message=str(update.get("message", "error")))
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Live embed: the current state, then changes (auth: connection_init token)."
+    )
+    async def embed_live(
+        self, info: GqlInfo, filters: EmbedFiltersInput | None = None
+    ) -> AsyncGenerator[EmbedLiveEvent, None]:
+        context = ctx(info)
+        actor = context.actor()
+        grant = embeds.embed_grant(actor)
+        parsed = embed_filters_from_input(filters)
+        key = CohortKey(
+            org_id=actor.org_id,
+            environment_id=actor.environment_id,
+            tenant_id=grant.tenant_id,
+            dashboard_id=grant.dashboard_id,
+            grant=json.dumps(grant.permissions, sort_keys=True, separators=(",", ":")),
+            filters=parsed.cohort_key,
+        )
+        source = EmbedCohortSource(context.runtime, actor, parsed)
+        updates = context.runtime.live.join(key, source)
+        try:
+            async for update in updates:
+                yield _event(update)
+        finally:
+            await updates.aclose()
