@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
+from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
+from emban.analytics.tables import EVENTS
 from emban.auth import credentials
 from emban.models import (
     ApiKey,
@@ -32,6 +35,7 @@ from emban.models import (
     Widget,
 )
 from emban.rest_compat.routes import ROUTES
+from emban.runtime import Runtime
 from tests.conftest import PASSWORD, ClientFactory, bearer
 
 PRINCIPALS = ("anonymous", "ingest_key", "viewer", "editor", "admin", "owner", "admin_key")
@@ -44,8 +48,9 @@ Row = tuple[int, int, int, int, int, int, int]
 # the owner changes roles or deletes the org; an admin key acts with the admin role but has no
 # session to log out of (400 not_a_session); events are sent with API keys only. Dashboards and
 # standalone widgets are read by viewers; editors write dashboards (publish, unpublish, inline
-# widget patch/delete) and preview widgets; restoring the published snapshot, adding an inline
-# widget and every standalone widget write need an admin.
+# widget patch/delete), preview widgets and auto-create a dashboard from discovery; restoring the
+# published snapshot, adding an inline widget, every standalone widget write and minting or
+# listing embed sessions need an admin.
 MATRIX: dict[tuple[str, str], Row] = {
     # (method, path): (anonymous, ingest_key, viewer, editor, admin, owner, admin_key)
     ("POST", "/v1/auth/logout"): (401, 403, 204, 204, 204, 204, 400),
@@ -91,7 +96,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/widgets/{id}/publish"): (401, 403, 403, 403, 204, 204, 204),
     ("DELETE", "/v1/widgets/{id}"): (401, 403, 403, 403, 204, 204, 204),
     ("POST", "/v1/widgets/preview/data"): (401, 403, 403, 200, 200, 200, 200),
+    ("GET", "/v1/discover"): (401, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/discover/auto-create"): (401, 403, 403, 201, 201, 201, 201),
+    ("POST", "/v1/embed-sessions"): (401, 403, 403, 403, 201, 201, 201),
+    ("GET", "/v1/embed-sessions"): (401, 403, 403, 403, 200, 200, 200),
 }
+
+# Routes that need an event in the world's environment to succeed.
+NEEDS_EVENTS = {("POST", "/v1/discover/auto-create")}
 
 # Routes that refuse console sessions by scope rather than by role.
 KEY_ONLY = {("POST", "/v1/events")}
@@ -102,7 +114,11 @@ PUBLIC: dict[tuple[str, str], int] = {
     ("POST", "/v1/auth/login"): 200,
     ("POST", "/v1/auth/accept-invite"): 201,
     ("GET", "/v1/billing/plans"): 200,
+    ("GET", "/v1/demo/embed-url"): 200,
 }
+
+# Public routes that answer only once a demo org with a published demo dashboard exists.
+NEEDS_DEMO = {("GET", "/v1/demo/embed-url")}
 
 # The audit action an allowed request writes (None: a read, or the org and its log are gone).
 AUDIT_ACTION: dict[tuple[str, str], str | None] = {
@@ -129,6 +145,8 @@ AUDIT_ACTION: dict[tuple[str, str], str | None] = {
     ("PATCH", "/v1/widgets/{id}"): "widget.update",
     ("POST", "/v1/widgets/{id}/publish"): "widget.publish",
     ("DELETE", "/v1/widgets/{id}"): "widget.delete",
+    ("POST", "/v1/discover/auto-create"): "dashboard.create",
+    ("POST", "/v1/embed-sessions"): "embed_session.create",
 }
 
 INVITE_TOKEN = "matrix-invite-token"
@@ -151,6 +169,7 @@ class World:
     """One org with a member of every role, an admin and an ingest key, and targets to act on."""
 
     org_id: str
+    environment_id: str
     target_member_id: str
     target_key_id: str
     saved_query_id: str = ""
@@ -196,7 +215,9 @@ async def seed_world(tag: str = "") -> World:
     await Environment.create(
         org_id=org.id, name="development", embed_secret=secrets.token_urlsafe(48)
     )
-    world = World(org_id=org.id, target_member_id="", target_key_id="")
+    world = World(
+        org_id=org.id, environment_id=production.id, target_member_id="", target_key_id=""
+    )
     world.headers["anonymous"] = {}
     for role in ("owner", "admin", "editor", "viewer"):
         _, token = await _member(org, production, role, f"{role}@acme{tag}.test")
@@ -238,6 +259,13 @@ async def seed_world(tag: str = "") -> World:
     return world
 
 
+async def _one_event(runtime: Runtime, world: World) -> None:
+    row = EventRow(
+        world.org_id, world.environment_id, "t", "x", "2026-01-05 10:00:00.000", "e1", "", {}, {}
+    )
+    await runtime.events.insert_json(EVENTS, EVENT_COLUMNS, msgspec.json.encode(row), COMPACT)
+
+
 def _url(path: str, world: World) -> str:
     if path == "/v1/query":
         return "/v1/query?event_name=x&tenant_id=t&metric=count&period=7d"
@@ -250,6 +278,12 @@ def _url(path: str, world: World) -> str:
     if path.startswith("/v1/widgets/{id}"):
         return path.format(id=world.widget_id)
     return path.format(id=world.target_key_id, name="events")
+
+
+def _body(route: tuple[str, str], world: World) -> Any:
+    if route == ("POST", "/v1/embed-sessions"):
+        return {"tenant_id": "acme", "dashboard_id": world.dashboard_id}
+    return BODIES.get(route)
 
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -321,17 +355,19 @@ def _expected(principal: str) -> dict[str, tuple[int, str | None, list[str] | st
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 async def test_every_route_answers_the_principal_as_the_matrix_says(
-    make_client: ClientFactory, principal: str
+    make_client: ClientFactory, runtime: Runtime, principal: str
 ) -> None:
     # One fresh org per route (several routes destroy state), all in one test: the per-test
     # database truncation would otherwise cost more than the requests themselves.
     observed: dict[str, tuple[int, str | None, list[str] | str]] = {}
     for n, route in enumerate(MATRIX):
         world = await seed_world(f"-{n}")
+        if route in NEEDS_EVENTS:
+            await _one_event(runtime, world)
         client = await make_client()
         method, path = route
         response = await client.request(
-            method, _url(path, world), json=BODIES.get(route), headers=world.headers[principal]
+            method, _url(path, world), json=_body(route, world), headers=world.headers[principal]
         )
         code = None
         if response.status >= 400:
@@ -365,10 +401,13 @@ def test_matrix_covers_every_route_and_has_an_allowed_and_a_denied_case() -> Non
 async def test_public_routes_answer_without_credentials(
     make_client: ClientFactory, route: tuple[str, str]
 ) -> None:
-    await seed_world()
+    world = await seed_world()
+    if route in NEEDS_DEMO:
+        await Org.filter(id=world.org_id).update(is_demo=True)
+        await Dashboard.filter(id=world.dashboard_id).update(is_demo=True)
     client = await make_client()
     method, path = route
-    response = await client.request(method, path, json=BODIES.get(route))
+    response = await client.request(method, path, json=_body(route, world))
     assert response.status == PUBLIC[route], await response.text()
 
 

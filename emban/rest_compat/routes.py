@@ -619,9 +619,10 @@ def _in_transaction(handler: Handler) -> Handler:
 
 def _all_routes() -> tuple[RestRoute, ...]:
     from emban.rest_compat.dashboard_routes import DASHBOARD_ROUTES
+    from emban.rest_compat.discovery_routes import DISCOVERY_ROUTES
     from emban.rest_compat.embed_routes import EMBED_ROUTES
 
-    return (*CORE_ROUTES, *DASHBOARD_ROUTES, *EMBED_ROUTES)
+    return (*CORE_ROUTES, *DASHBOARD_ROUTES, *EMBED_ROUTES, *DISCOVERY_ROUTES)
 
 
 ROUTES: tuple[RestRoute, ...] = _all_routes()
