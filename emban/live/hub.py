@@ -24,7 +24,7 @@ from emban.live.bus import LiveBus
 
 log = logging.getLogger("emban.live")
 
-DEBOUNCE_SECONDS = 0.2
+DEBOUNCE_SECONDS = 0.1
 QUEUE_LIMIT = 256
 
 
