@@ -182,3 +182,29 @@ async def test_two_processes_share_changes_through_redis(redis_client: Redis) ->
     finally:
         await bus_a.stop()
         await bus_b.stop()
+
+
+async def test_a_change_arriving_during_a_refresh_is_not_lost() -> None:
+    hub = LiveHub(InProcessBus(), debounce=0.05)
+    source = Source()
+    gate = asyncio.Event()
+    original = source.widget
+
+    async def slow_widget(widget: dict[str, Any]) -> Any:
+        await gate.wait()
+        return await original(widget)
+
+    stream = hub.join(key(), source)
+    gate.set()
+    await take(stream, 4)
+    gate.clear()
+    source.widget = slow_widget  # type: ignore[method-assign]
+    source.values["calls"] = 2
+    await hub.announce_ingest(frozenset({("org_1", "env_1", "acme", "api.call")}))
+    await asyncio.sleep(0.15)  # the refresh is now running, stuck on the gate
+    source.published = False
+    await hub.announce_dashboard("org_1", "dash_1")  # arrives during the refresh
+    gate.set()
+    updates = await take(stream, 2)
+    assert [u["type"] for u in updates] == ["data", "not_published"]
+    await stream.aclose()

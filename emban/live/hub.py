@@ -189,7 +189,8 @@ class LiveHub:
                 log.exception("live refresh failed for %s", cohort.key)
                 self._broadcast(cohort, {"type": "error", "message": "Couldn't refresh"})
         if cohort.dirty or cohort.reload:  # changes that arrived while refreshing
-            self._schedule(cohort)
+            # (this task is still running, so _schedule would see it and do nothing)
+            cohort.task = asyncio.create_task(self._refresh_later(cohort))
 
     async def _load(self, cohort: _Cohort, push: bool) -> None:
         try:

@@ -1,0 +1,156 @@
+"""Two `emban serve` processes sharing PostgreSQL and Redis: a publish on one reaches a live
+embed open on the other (the Redis live bus). Each process has its own chDB directory — chDB is
+single-process — so this proves the bus, not shared event storage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+EMBAN = Path(sys.executable).parent / "emban"
+SUBSCRIPTION = "subscription { embedLive { type dashboard { name } widgetId } }"
+WIDGET = {
+    "id": "calls",
+    "kind": "timeseries",
+    "title": "Calls",
+    "query": {"event_name": "api.call", "metric": "count", "period": "24h"},
+    "viz": {"type": "line"},
+    "layout": {"x": 0, "y": 0, "w": 12, "h": 3},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _run(*args: str, env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(EMBAN), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+@pytest.fixture
+async def two_servers(
+    app_server: TestServer, database_url: str, tmp_path: Path
+) -> AsyncIterator[list[str]]:
+    secret = secrets.token_urlsafe(40)
+    processes: list[asyncio.subprocess.Process] = []
+    urls: list[str] = []
+    for name in ("a", "b"):
+        port = _free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "EMBAN_DATA_DIR": str(tmp_path / name),
+            "EMBAN_DATABASE_URL": database_url,
+            "EMBAN_SECRET_KEY": secret,
+            "EMBAN_REDIS_URL": "redis://127.0.0.1:6379/14",
+            "EMBAN_DEFAULT_PLAN": "pro",
+        }
+        await _run("migrate", env=env)  # this process's own chDB tables
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                str(EMBAN),
+                "serve",
+                "--port",
+                str(port),
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    async with aiohttp.ClientSession() as http:
+        for url in urls:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with http.get(f"{url}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "emban serve did not start"
+                await asyncio.sleep(0.1)
+    try:
+        yield urls
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            await asyncio.wait_for(process.communicate(), timeout=15)
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    body = json.loads((await ws.receive(timeout=5)).data)
+    assert body["type"] == "next", body
+    event: dict[str, Any] = body["payload"]["data"]["embedLive"]
+    return event
+
+
+async def test_a_publish_on_one_process_reaches_a_viewer_on_the_other(
+    two_servers: list[str],
+) -> None:
+    a, b = two_servers
+    async with aiohttp.ClientSession() as http:
+        registered = await http.post(
+            f"{a}/v1/auth/register",
+            json={
+                "email": f"two-{secrets.token_hex(3)}@acme.test",
+                "password": "correct-horse-1",
+                "name": "Two",
+                "org_name": "Two",
+            },
+        )
+        key = (await registered.json())["api_key"]["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        created = await http.post(
+            f"{a}/v1/dashboards", json={"name": "First", "widgets": [WIDGET]}, headers=headers
+        )
+        dashboard_id = (await created.json())["id"]
+        await http.post(f"{a}/v1/dashboards/{dashboard_id}/publish", headers=headers)
+        minted = await http.post(
+            f"{a}/v1/embed-sessions",
+            json={"tenant_id": "acme", "dashboard_id": dashboard_id},
+            headers=headers,
+        )
+        token = (await minted.json())["token"]
+        async with http.ws_connect(f"{b}/graphql", protocols=["graphql-transport-ws"]) as ws:
+            await ws.send_json({"type": "connection_init", "payload": {"token": token}})
+            assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
+            assert (await _next(ws))["dashboard"] == {"name": "First"}
+            assert (await _next(ws))["widgetId"] == "calls"
+            # renamed and published on process A; the viewer is on process B
+            await http.patch(
+                f"{a}/v1/dashboards/{dashboard_id}", json={"name": "Second"}, headers=headers
+            )
+            published = await http.post(
+                f"{a}/v1/dashboards/{dashboard_id}/publish", headers=headers
+            )
+            assert published.status == 204
+            pushed = await _next(ws)
+            assert pushed == {"type": "config", "dashboard": {"name": "Second"}, "widgetId": None}
+            await http.post(f"{a}/v1/dashboards/{dashboard_id}/unpublish", headers=headers)
+            events = [await _next(ws)]
+            while events[-1]["type"] != "not_published":
+                events.append(await _next(ws))
+            # the new config's data first, then the unpublish
+            assert [e["type"] for e in events] == ["data", "not_published"]
