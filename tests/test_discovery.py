@@ -18,6 +18,7 @@ from emban.services.discovery import (
 )
 from emban.services.widget_config import validate_widgets
 from tests.conftest import Client, ClientFactory, bearer, join_as, register
+from tests.gql_client import gql
 
 BASE = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -186,13 +187,6 @@ async def with_neighbours(make_client: ClientFactory, owner: Client) -> None:
     assert response.status == 201
     development = (await response.json())["key"]
     await send(owner, development, [{**CALLS[0], "event_name": "dev.only"}, *CALLS[:2]])
-
-
-async def gql(client: Client, query: str) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query})
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 DISCOVER_GQL = """{ discover { eventName count uniqueUsers firstSeen lastSeen

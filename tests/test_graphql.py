@@ -13,6 +13,7 @@ from emban.errors import Conflict
 from emban.models import ApiKey, AuditLog, Invite, Membership, Org, User, UserSession
 from emban.resolvers.schema import MAX_ALIASES, MAX_DEPTH, EmbanErrors
 from tests.conftest import PASSWORD, Client, ClientFactory, bearer, create_key, join_as
+from tests.gql_client import data_of, error_of, gql
 
 REGISTER = """
 mutation Register($email: String!, $password: String!, $name: String!, $orgName: String!) {
@@ -56,46 +57,6 @@ mutation Accept($token: String!, $password: String!, $name: String!) {
 """
 
 AUDIT_ACTIONS = "{ audit { action actorType resourceType metadata } }"
-
-
-async def gql(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    response = await client.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def data_of(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    body = await gql(client, query, variables, headers)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-async def error_of(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The one error of a failed operation (its data is null: every field here is non-null)."""
-    body = await gql(client, query, variables, headers)
-    assert body["data"] is None, body
-    assert len(body["errors"]) == 1, body
-    error: dict[str, Any] = body["errors"][0]
-    return error
 
 
 async def gql_register(

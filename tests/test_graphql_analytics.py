@@ -9,6 +9,7 @@ from typing import Any
 
 from emban.models import AuditLog, SavedQuery
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.gql_client import data_of, error_of
 
 ANALYTICS = """
 query Analytics($query: AnalyticsQueryInput!) {
@@ -64,45 +65,6 @@ COUNT_SQL = "SELECT count() FROM events"
 
 
 # --- plumbing --------------------------------------------------------------------------------
-
-
-async def gql(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    response = await client.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def data_of(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    body = await gql(client, query, variables, headers)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-async def error_of(
-    client: Client,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    body = await gql(client, query, variables, headers)
-    assert body["data"] is None, body
-    assert len(body["errors"]) == 1, body
-    error: dict[str, Any] = body["errors"][0]
-    return error
 
 
 async def owner(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import PASSWORD, Client, ClientFactory
+from tests.gql_client import data_of, error_of
 
 ORG_FIELDS = "id name email plan createdAt updatedAt"
 MEMBER_FIELDS = "id userId email name role createdAt"
@@ -19,22 +20,6 @@ INVITE_FIELDS = "id email role createdAt expiresAt"
 AUDIT_FIELDS = (
     "id actorType actorId actorLabel action resourceType resourceId ip metadata createdAt"
 )
-
-
-async def gql(client: Client, query: str, variables: dict[str, Any] | None = None) -> Any:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
-    assert response.status == 200, await response.text()
-    body = await response.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-async def gql_error(client: Client, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
-    body = await response.json()
-    assert body["data"] is None, body
-    error: dict[str, Any] = body["errors"][0]
-    return error
 
 
 async def rest(
@@ -187,7 +172,7 @@ async def run_rest(make_client: ClientFactory, domain: str) -> Scenario:
 async def run_graphql(make_client: ClientFactory, domain: str) -> Scenario:
     s = Scenario()
     owner = await make_client()
-    registration = await gql(
+    registration = await data_of(
         owner,
         f"""mutation R($email: String!) {{
           register(email: $email, password: "{PASSWORD}", name: "Olive", orgName: "Acme") {{
@@ -202,14 +187,14 @@ async def run_graphql(make_client: ClientFactory, domain: str) -> Scenario:
     reg = as_rest(registration["register"])
     reg["api_key"] = {**reg["api_key"]["api_key"], "key": reg["api_key"]["key"]}
     s.registration = reg
-    created = await gql(
+    created = await data_of(
         owner,
         f'mutation {{ createApiKey(label: "Events", scope: "ingest")'
         f" {{ key apiKey {{ {KEY_FIELDS} }} }} }}",
     )
     key = as_rest(created["createApiKey"])
     s.ingest_key = {**key["api_key"], "key": key["key"]}
-    invited = await gql(
+    invited = await data_of(
         owner,
         f"""mutation I($email: String!) {{
           inviteMember(email: $email, role: "editor") {{
@@ -221,7 +206,7 @@ async def run_graphql(make_client: ClientFactory, domain: str) -> Scenario:
     invite = as_rest(invited["inviteMember"])
     s.invite = {**invite["invite"], "token": invite["token"], "invite_url": invite["invite_url"]}
     editor = await make_client()
-    accepted = await gql(
+    accepted = await data_of(
         editor,
         f"""mutation A($token: String!) {{
           acceptInvite(token: $token, password: "{PASSWORD}", name: "Eddie") {{
@@ -231,19 +216,21 @@ async def run_graphql(make_client: ClientFactory, domain: str) -> Scenario:
         {"token": s.invite["token"]},
     )
     s.accepted = as_rest(accepted["acceptInvite"])
-    members = (await gql(owner, "{ members { id role } }"))["members"]
+    members = (await data_of(owner, "{ members { id role } }"))["members"]
     editor_id = next(m["id"] for m in members if m["role"] == "editor")
-    changed = await gql(
+    changed = await data_of(
         owner,
         "mutation C($id: ID!) {"
         f' changeMemberRole(id: $id, role: "admin") {{ {MEMBER_FIELDS} }} }}',
         {"id": editor_id},
     )
     s.changed = as_rest(changed["changeMemberRole"])
-    org = await gql(owner, f'mutation {{ updateOrg(name: "Acme Analytics") {{ {ORG_FIELDS} }} }}')
+    org = await data_of(
+        owner, f'mutation {{ updateOrg(name: "Acme Analytics") {{ {ORG_FIELDS} }} }}'
+    )
     s.org = as_rest(org["updateOrg"])
     reads = as_rest(
-        await gql(
+        await data_of(
             owner,
             f"""{{
               members {{ {MEMBER_FIELDS} }}
@@ -259,12 +246,12 @@ async def run_graphql(make_client: ClientFactory, domain: str) -> Scenario:
         reads["invites"],
         reads["audit"],
     )
-    conflict = await gql_error(
+    conflict = await error_of(
         owner,
         'mutation I($email: String!) { inviteMember(email: $email, role: "viewer") { token } }',
         {"email": f"eddie@{domain}"},
     )
-    bad_scope = await gql_error(
+    bad_scope = await error_of(
         owner, 'mutation { createApiKey(label: "x", scope: "root") { key } }', {}
     )
     s.errors = {
@@ -340,7 +327,7 @@ async def test_one_org_reads_the_same_through_both_edges(make_client: ClientFact
         "me": await rest(owner, "GET", "/v1/auth/me", 200),
     }
     graphql_view = as_rest(
-        await gql(
+        await data_of(
             owner,
             f"""{{
               org {{ {ORG_FIELDS} }}
