@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from emban.errors import BadRequest
 from emban.models import Dashboard, Widget
 from emban.rest_compat import shapes
 from emban.rest_compat.bodies import DashboardBody, DashboardPatchBody, PreviewBody
-from emban.rest_compat.http import actor, json_response, no_content, parse_body, read_body, runtime
+from emban.rest_compat.http import (
+    actor,
+    json_response,
+    no_content,
+    parse_body,
+    read_json_object,
+    runtime,
+)
 from emban.rest_compat.route import RestRoute
 from emban.services import dashboards, widgets
 
@@ -39,17 +44,6 @@ def widget_json(w: Widget) -> dict[str, Any]:
         "created_at": shapes.iso(w.created_at),
         "updated_at": shapes.iso(w.updated_at),
     }
-
-
-async def _object_body(request: web.Request) -> dict[str, Any]:
-    body = await read_body(request)
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-    if not isinstance(value, dict):
-        raise BadRequest("body must be a JSON object", field="body")
-    return value
 
 
 async def list_dashboards(request: web.Request) -> web.StreamResponse:
@@ -116,7 +110,7 @@ async def restore_published(request: web.Request) -> web.StreamResponse:
 
 async def add_dashboard_widget(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
-    body = await _object_body(request)
+    body = await read_json_object(request)
     widget = await dashboards.add_widget(
         actor=principal, dashboard_id=request.match_info["id"], widget=body
     )
@@ -125,7 +119,7 @@ async def add_dashboard_widget(request: web.Request) -> web.StreamResponse:
 
 async def update_dashboard_widget(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
-    body = await _object_body(request)
+    body = await read_json_object(request)
     widget = await dashboards.update_widget(
         actor=principal,
         dashboard_id=request.match_info["id"],
@@ -156,14 +150,14 @@ async def get_widget(request: web.Request) -> web.StreamResponse:
 
 async def create_widget(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
-    created = await widgets.create_widget(actor=principal, config=await _object_body(request))
+    created = await widgets.create_widget(actor=principal, config=await read_json_object(request))
     return json_response(widget_json(created), status=201)
 
 
 async def update_widget(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
     updated = await widgets.update_widget(
-        actor=principal, widget_id=request.match_info["id"], patch=await _object_body(request)
+        actor=principal, widget_id=request.match_info["id"], patch=await read_json_object(request)
     )
     return json_response(widget_json(updated))
 

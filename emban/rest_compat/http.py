@@ -72,6 +72,18 @@ async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
     return bytes(body)
 
 
+async def read_json_object(request: web.Request, limit: int = MAX_JSON_BODY) -> dict[str, Any]:
+    """A JSON object of free shape (validated by the service, e.g. widget configs)."""
+    body = await read_body(request, limit)
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object", field="body")
+    return value
+
+
 async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON_BODY) -> T:
     """Decode and type-check a JSON body; a 400 names the offending field."""
     body = await read_body(request, limit)
