@@ -41,6 +41,7 @@ schema: install
 bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.query
+	$(BIN)/python -m bench.live
 
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache
