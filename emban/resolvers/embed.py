@@ -9,6 +9,8 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from emban.analytics.planner import PERIODS
+from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx, transactional
 from emban.services import embeds
@@ -86,8 +88,36 @@ class EmbedDashboard:
         )
 
 
+@strawberry.type(description="What this session allows (the runtime shows only these controls).")
+class EmbedSessionPermissions:
+    allow_drill_down: bool
+    locked_filters: JSON = strawberry.field(description="{dimension: value}, always applied.")
+    allowed_dimensions: list[str] = strawberry.field(description="Empty: any dimension.")
+    allowed_periods: list[str] = strawberry.field(description="Empty: any period.")
+    max_date_range_days: int | None
+    periods: list[str] = strawberry.field(
+        description="The periods this session may choose (allowed_periods and the max range)."
+    )
+
+    @classmethod
+    def of(cls, grant: EmbedGrant) -> EmbedSessionPermissions:
+        granted = embeds.EmbedPermissions.of_claims(grant.permissions)
+        return cls(
+            allow_drill_down=granted.allow_drill_down,
+            locked_filters=cast(JSON, dict(granted.locked_filters)),
+            allowed_dimensions=list(granted.allowed_dimensions),
+            allowed_periods=list(granted.allowed_periods),
+            max_date_range_days=granted.max_date_range_days,
+            periods=[p for p in PERIODS if granted.allows_period(p)],
+        )
+
+
 @strawberry.type(description="What an embed token reads (Authorization: Bearer <token>).")
 class EmbedQuery:
+    @strawberry.field(description="The session's permissions, as the browser runtime needs them.")
+    def permissions(self, info: GqlInfo) -> EmbedSessionPermissions:
+        return EmbedSessionPermissions.of(embeds.embed_grant(ctx(info).actor()))
+
     @strawberry.field(description="The token's published dashboard, hidden widgets left out.")
     async def dashboard(self, info: GqlInfo) -> EmbedDashboard:
         return EmbedDashboard.of(await embeds.embed_dashboard(actor=ctx(info).actor()))
