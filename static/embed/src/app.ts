@@ -1,0 +1,598 @@
+// The embed runtime: load the published dashboard and its data over GraphQL, draw it, keep the
+// live subscription open, and speak the host contract (bridge.ts).
+
+import { HostBridge, type Command } from "./bridge";
+import { emptyFilters, FilterError, filterEvent, parseSetFilters, refusal } from "./filters";
+import { ApiError, filtersInput, gql, LiveSocket } from "./gql";
+import { applyTheme, currentColors, ThemeError } from "./theme";
+import { Toolbar } from "./toolbar";
+import type { Dashboard, Drill, Filters, LiveEvent, Permissions, Result, Widget } from "./types";
+import { WidgetView, type RenderContext } from "./widgets";
+
+const WIDGET_FIELDS = "data { bucket value group } meta { period granularity groupBy }";
+const DASHBOARD_QUERY = `query EmbedDashboard { embed {
+  permissions { allowDrillDown lockedFilters allowedDimensions allowedPeriods maxDateRangeDays periods }
+  dashboard { id name widgets { id kind title viz layout text } }
+} }`;
+const WIDGET_QUERY = `query EmbedWidget($id: ID!, $filters: EmbedFiltersInput, $drill: DrillInput) {
+  embed { widgetData(widgetId: $id, filters: $filters, drill: $drill) { ${WIDGET_FIELDS} } }
+}`;
+const PROBE_QUERY = "query EmbedProbe { embed { permissions { allowDrillDown } } }";
+
+const MESSAGES = {
+  expired: "This embed session has expired.",
+  invalid: "This embed link is not valid.",
+  noToken: "This embed link has no session token.",
+  notPublished: "This dashboard is not published.",
+  refresh: "Couldn't refresh this dashboard",
+  load: "Couldn't load this dashboard",
+};
+const LIVE_WAIT_MS = 3000;
+
+type Status = "loading" | "ready" | "expired" | "invalid" | "not_published" | "failed";
+type Outcome = { ok: true; result: Result } | { ok: false; error: ApiError };
+
+const EMPTY_RESULT: Result = { data: [], meta: {} };
+
+function asApiError(error: unknown): ApiError {
+  return error instanceof ApiError ? error : new ApiError(String(error), null, null, true);
+}
+
+/** A refusal of what was asked (filters, drill), as opposed to a widget that cannot load. */
+function isRefusal(error: ApiError): boolean {
+  if (error.reason === "embed_drill_forbidden" || error.reason === "invalid_field") return true;
+  return error.reason === "embed_filter_forbidden" && error.field !== "group_by";
+}
+
+function tokenExpiry(token: string): number | null {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+    return typeof claims.exp === "number" ? claims.exp : null;
+  } catch {
+    return null;
+  }
+}
+
+export class EmbedApp {
+  private permissions: Permissions | null = null;
+  private dashboard: Dashboard | null = null;
+  private filters: Filters = emptyFilters();
+  private drill: Drill | null = null;
+  private readonly views = new Map<string, WidgetView>();
+  private readonly live: LiveSocket;
+  private status: Status = "loading";
+  private ready = false;
+  private pending: Command[] = [];
+  private generation = 0;
+  private busy = false;
+  private lastHeight = -1;
+  private liveSeen: (() => void) | null = null;
+  private expiryTimer: number | undefined;
+  private readonly toolbar: Toolbar;
+  private readonly grid: HTMLElement;
+  private readonly notice: HTMLElement;
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly dashboardId: string,
+    private readonly token: string | null,
+    private readonly bridge: HostBridge,
+  ) {
+    this.toolbar = new Toolbar({
+      setPeriod: (period) => void this.setFilters({ period }),
+      setDimension: (dimension, value) =>
+        void this.setFilters({ dimensions: { ...this.filters.dimensions, [dimension]: value } }),
+      clearDrill: () => void this.clearDrill(),
+      drillDetail: () => {
+        if (this.drill) this.bridge.post({ type: "drill", ...this.drill, action: "detail" });
+      },
+    });
+    this.grid = document.createElement("div");
+    this.grid.className = "emban-grid";
+    this.notice = document.createElement("div");
+    this.notice.className = "emban-notice";
+    this.notice.hidden = true;
+    this.notice.setAttribute("role", "status");
+    root.append(this.notice, this.toolbar.el, this.grid);
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.live = new LiveSocket(`${scheme}//${location.host}/graphql`, token ?? "", {
+      onEvent: (event) => this.onLive(event),
+      onState: (state) => {
+        this.toolbar.setLive(state);
+        this.root.dataset.live = state;
+        if (state === "closed") this.liveSeen?.();
+      },
+      onRefused: () => void this.probe(0),
+    });
+  }
+
+  async start(): Promise<void> {
+    performance.mark("emban:start");
+    this.bridge.listen((command) => this.command(command));
+    new ResizeObserver(() => this.postResize()).observe(this.root);
+    if (!this.token) {
+      this.fail("invalid", MESSAGES.noToken);
+      return;
+    }
+    const liveFirst = new Promise<void>((resolve) => {
+      this.liveSeen = resolve;
+      window.setTimeout(resolve, LIVE_WAIT_MS);
+    });
+    this.live.start(this.filters);
+    if (!(await this.loadDashboard())) return;
+    await this.loadAllProgressively();
+    performance.mark("emban:first-render");
+    performance.measure("emban:render", "emban:start", "emban:first-render");
+    if (this.status !== "loading") return;
+    await liveFirst;
+    if (this.status !== "loading") return;
+    this.status = "ready";
+    this.ready = true;
+    this.root.setAttribute("aria-busy", "false");
+    this.postFilter();
+    this.postResize(true);
+    this.bridge.post({ type: "ready", dashboardId: this.dashboard?.id ?? this.dashboardId });
+    this.scheduleExpiryCheck();
+    const queued = this.pending;
+    this.pending = [];
+    for (const command of queued) this.command(command);
+  }
+
+  // --- loading ---------------------------------------------------------------------------
+
+  private async loadDashboard(): Promise<boolean> {
+    try {
+      const data = await gql<{ embed: { permissions: Permissions; dashboard: Dashboard } }>(
+        this.token!,
+        DASHBOARD_QUERY,
+      );
+      this.permissions = data.embed.permissions;
+      this.setDashboard(data.embed.dashboard);
+      return true;
+    } catch (error) {
+      this.failFrom(asApiError(error), MESSAGES.load);
+      return false;
+    }
+  }
+
+  private setDashboard(dashboard: Dashboard): void {
+    const before = this.dashboard;
+    this.dashboard = dashboard;
+    const widgets = [...dashboard.widgets].sort((a, b) => a.layout.y - b.layout.y || a.layout.x - b.layout.x);
+    const keep = new Set(widgets.map((w) => w.id));
+    for (const [id, view] of this.views) {
+      if (!keep.has(id)) {
+        view.destroy();
+        this.views.delete(id);
+      }
+    }
+    for (const widget of widgets) {
+      const view = this.views.get(widget.id);
+      if (view && JSON.stringify(view.widget) === JSON.stringify(widget)) continue;
+      view?.destroy();
+      const fresh = new WidgetView(widget);
+      this.views.set(widget.id, fresh);
+      if (widget.kind === "text") fresh.setResult(EMPTY_RESULT, this.context());
+      else fresh.setLoading();
+    }
+    if (widgets.length) this.grid.replaceChildren(...widgets.map((w) => this.views.get(w.id)!.el));
+    else this.grid.textContent = "This dashboard has no widgets yet.";
+    if (!before || before.name !== dashboard.name) document.title = dashboard.name;
+    this.renderToolbar();
+  }
+
+  private drillFor(widget: Widget, drill: Drill | null): Drill | null {
+    if (!drill || widget.kind === "text") return null;
+    return this.views.get(widget.id)?.drillDimension === drill.dimension ? null : drill;
+  }
+
+  private async fetchWidget(widget: Widget, filters: Filters, drill: Drill | null): Promise<Outcome> {
+    if (widget.kind === "text") return { ok: true, result: EMPTY_RESULT };
+    try {
+      const data = await gql<{ embed: { widgetData: Result } }>(this.token!, WIDGET_QUERY, {
+        id: widget.id,
+        filters: filtersInput(filters),
+        drill: this.drillFor(widget, drill),
+      });
+      return { ok: true, result: data.embed.widgetData };
+    } catch (error) {
+      return { ok: false, error: asApiError(error) };
+    }
+  }
+
+  private async loadAllProgressively(): Promise<void> {
+    const generation = this.generation;
+    const widgets = this.dashboard?.widgets ?? [];
+    await Promise.all(
+      widgets.map(async (widget) => {
+        const outcome = await this.fetchWidget(widget, this.filters, this.drill);
+        if (generation !== this.generation) return;
+        this.apply(widget.id, outcome);
+      }),
+    );
+    this.renderToolbar();
+  }
+
+  private apply(widgetId: string, outcome: Outcome): void {
+    const view = this.views.get(widgetId);
+    if (!view) return;
+    if (outcome.ok) {
+      view.setResult(outcome.result, this.context());
+      return;
+    }
+    const error = outcome.error;
+    if (this.failFrom(error, null)) return;
+    if (error.reason === "embed_filter_forbidden" && error.field === "group_by") {
+      view.setError("This widget is not available in this embed.");
+    } else if (error.reason === "widget_not_found") {
+      view.setError("This widget is no longer available.");
+    } else {
+      view.setError("Couldn't load this widget.", () => void this.refreshWidget(widgetId));
+    }
+  }
+
+  private async refreshWidget(widgetId: string): Promise<void> {
+    const widget = this.dashboard?.widgets.find((w) => w.id === widgetId);
+    const view = this.views.get(widgetId);
+    if (!widget || !view) return;
+    const generation = this.generation;
+    view.setLoading();
+    const outcome = await this.fetchWidget(widget, this.filters, this.drill);
+    if (generation === this.generation) this.apply(widgetId, outcome);
+  }
+
+  /** Fetch every widget for a new state; commit it only if nothing was refused. Returns the
+   * refusal, "stale" when a later change overtook this one, or null once committed. */
+  private async transact(filters: Filters, drill: Drill | null, reloadConfig = false): Promise<ApiError | "stale" | null> {
+    const generation = ++this.generation;
+    this.setBusy(true);
+    for (const view of this.views.values()) if (view.state === "ready" || view.state === "empty") view.setLoading();
+    if (reloadConfig) {
+      try {
+        const data = await gql<{ embed: { permissions: Permissions; dashboard: Dashboard } }>(this.token!, DASHBOARD_QUERY);
+        if (generation !== this.generation) return "stale";
+        this.permissions = data.embed.permissions;
+        this.setDashboard(data.embed.dashboard);
+      } catch (error) {
+        if (generation !== this.generation) return "stale";
+        this.settle();
+        const failure = asApiError(error);
+        this.failFrom(failure, null);
+        return failure;
+      }
+    }
+    const widgets = this.dashboard?.widgets ?? [];
+    const outcomes = await Promise.all(widgets.map((w) => this.fetchWidget(w, filters, drill)));
+    if (generation !== this.generation) return "stale";
+    for (const outcome of outcomes) {
+      if (!outcome.ok && (isRefusal(outcome.error) || this.failFrom(outcome.error, null))) {
+        this.settle();
+        return outcome.error;
+      }
+    }
+    this.filters = filters;
+    this.drill = drill;
+    this.setBusy(false);
+    widgets.forEach((widget, i) => this.apply(widget.id, outcomes[i]));
+    this.renderToolbar();
+    return null;
+  }
+
+  private settle(): void {
+    this.setBusy(false);
+    for (const view of this.views.values()) view.settle();
+  }
+
+  // --- host commands and in-frame actions ----------------------------------------------------
+
+  private command(command: Command): void {
+    if (command.type === "setTheme") {
+      try {
+        applyTheme(command.theme);
+      } catch (error) {
+        this.postError(error instanceof ThemeError ? error.message : "setTheme failed");
+        return;
+      }
+      this.rerender();
+      return;
+    }
+    if (!this.ready) {
+      if (this.status === "loading") this.pending.push(command);
+      else this.postError(this.statusMessage());
+      return;
+    }
+    if (command.type === "reload") void this.reload();
+    else if (command.type === "setFilters") {
+      const payload = "filters" in command ? command.filters : (({ type: _type, _emban: _flag, ...rest }) => rest)(command as Record<string, unknown>);
+      void this.setFilters(payload);
+    }
+  }
+
+  private async setFilters(payload: unknown): Promise<void> {
+    if (!this.permissions || this.status !== "ready") {
+      this.postError(this.statusMessage());
+      return;
+    }
+    let next: Filters;
+    try {
+      next = parseSetFilters(payload, this.filters);
+    } catch (error) {
+      this.postError(error instanceof FilterError ? error.message : String(error));
+      this.renderToolbar();
+      return;
+    }
+    const refused = refusal(next, this.permissions);
+    if (refused) {
+      this.postError(refused);
+      this.renderToolbar(); // puts an in-frame control back
+      return;
+    }
+    const previous = this.filters;
+    const outcome = await this.transact(next, this.drill);
+    if (outcome === "stale") return;
+    if (outcome) {
+      if (this.status === "ready") this.postError(outcome.message);
+      this.renderToolbar();
+      return;
+    }
+    if (previous.period !== next.period) {
+      this.bridge.post({ type: "period-change", previousPeriod: previous.period, period: next.period });
+    }
+    this.postFilter();
+    this.live.subscribe(next);
+  }
+
+  private async reload(): Promise<void> {
+    const outcome = await this.transact(this.filters, this.drill, true);
+    if (outcome === "stale") return;
+    if (outcome) {
+      if (this.status === "ready") this.postError(outcome.network ? MESSAGES.refresh : outcome.message);
+      return;
+    }
+    this.postFilter();
+    this.live.subscribe(this.filters);
+  }
+
+  private async pick(dimension: string, value: string): Promise<void> {
+    if (!this.permissions?.allowDrillDown || this.status !== "ready") return;
+    if (this.drill && this.drill.dimension === dimension && this.drill.value === value) {
+      await this.clearDrill();
+      return;
+    }
+    const next = { dimension, value };
+    const outcome = await this.transact(this.filters, next);
+    if (outcome === "stale") return;
+    if (outcome) {
+      if (this.status === "ready") this.postError(outcome.message);
+      return;
+    }
+    this.bridge.post({ type: "drill", dimension, value, action: "apply" });
+  }
+
+  private async clearDrill(): Promise<void> {
+    const drill = this.drill;
+    if (!drill) return;
+    const outcome = await this.transact(this.filters, null);
+    if (outcome === "stale") return;
+    if (outcome) {
+      if (this.status === "ready") this.postError(outcome.message);
+      return;
+    }
+    this.bridge.post({ type: "drill", ...drill, action: "clear" });
+  }
+
+  // --- live ------------------------------------------------------------------------------
+
+  private onLive(event: LiveEvent): void {
+    this.liveSeen?.();
+    if (this.status === "expired" || this.status === "invalid") return;
+    if (event.type === "not_published") {
+      this.notPublished();
+      return;
+    }
+    if (event.type === "config" && event.dashboard) {
+      if (this.status === "not_published") {
+        this.status = this.ready ? "ready" : "loading";
+        this.showNotice(null);
+      }
+      if (JSON.stringify(event.dashboard) !== JSON.stringify(this.dashboard)) this.setDashboard(event.dashboard);
+      return;
+    }
+    if (event.type === "data" && event.widgetId && event.data) {
+      const view = this.views.get(event.widgetId);
+      if (!view || view.widget.kind === "text") return;
+      if (this.drillFor(view.widget, this.drill)) {
+        void this.refreshWidget(event.widgetId); // the live cohort does not know the drill
+        return;
+      }
+      if (view.result && JSON.stringify(view.result.data) === JSON.stringify(event.data.data)) return;
+      if (this.busy) return; // a change in flight will load fresh data
+      view.setResult(event.data, this.context());
+      this.renderToolbar();
+      return;
+    }
+    if (event.type === "error") {
+      if (event.widgetId) {
+        const view = this.views.get(event.widgetId);
+        if (view && view.state !== "error") {
+          view.setError("Couldn't refresh this widget.", () => void this.refreshWidget(event.widgetId!));
+        }
+      } else if (this.ready) {
+        this.postError(MESSAGES.refresh);
+      }
+    }
+  }
+
+  // --- states ------------------------------------------------------------------------------
+
+  /** Handle an error that ends the session's view (expired, invalid, unpublished). With a
+   * fallback message, any other error ends it too. Returns whether it was handled. */
+  private failFrom(error: ApiError, fallback: string | null): boolean {
+    switch (error.reason) {
+      case "embed_token_expired":
+        this.expire();
+        return true;
+      case "embed_token_invalid":
+      case "embed_token_required":
+      case "UNAUTHENTICATED":
+        this.fail("invalid", MESSAGES.invalid);
+        return true;
+      case "dashboard_not_published":
+        this.notPublished();
+        return true;
+      default:
+        if (fallback === null) return false;
+        this.fail("failed", fallback, () => void this.restart());
+        return true;
+    }
+  }
+
+  private expire(): void {
+    if (this.status === "expired") return;
+    this.fail("expired", MESSAGES.expired, undefined, "Reload the page to start a new session.");
+  }
+
+  private notPublished(): void {
+    if (this.status === "not_published") return;
+    const wasReady = this.ready;
+    this.status = "not_published";
+    this.showNotice(MESSAGES.notPublished, undefined, "It will show here once it is published.");
+    this.postError(MESSAGES.notPublished);
+    if (!wasReady) this.root.setAttribute("aria-busy", "false");
+  }
+
+  private fail(status: Status, message: string, retry?: () => void, detail?: string): void {
+    this.status = status;
+    window.clearTimeout(this.expiryTimer);
+    if (status === "expired" || status === "invalid") this.live.stop();
+    this.root.setAttribute("aria-busy", "false");
+    this.showNotice(message, retry, detail);
+    this.postError(message);
+  }
+
+  private async restart(): Promise<void> {
+    this.status = "loading";
+    this.showNotice(null);
+    if (!(await this.loadDashboard())) return;
+    await this.loadAllProgressively();
+    if (this.status === "loading") this.status = "ready";
+    this.ready = true;
+    this.postFilter();
+  }
+
+  private showNotice(message: string | null, retry?: () => void, detail?: string): void {
+    this.root.dataset.status = message ? this.status : "ok";
+    this.notice.replaceChildren();
+    this.notice.hidden = message === null;
+    this.toolbar.el.hidden = message !== null;
+    this.grid.hidden = message !== null;
+    if (message === null) return;
+    const strong = document.createElement("strong");
+    strong.textContent = message;
+    this.notice.append(strong);
+    if (detail) {
+      const p = document.createElement("p");
+      p.textContent = detail;
+      this.notice.append(p);
+    }
+    if (retry) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "emban-retry";
+      button.textContent = "Retry";
+      button.addEventListener("click", retry);
+      this.notice.append(button);
+    }
+  }
+
+  private statusMessage(): string {
+    switch (this.status) {
+      case "expired":
+        return MESSAGES.expired;
+      case "invalid":
+        return MESSAGES.invalid;
+      case "not_published":
+        return MESSAGES.notPublished;
+      default:
+        return MESSAGES.load;
+    }
+  }
+
+  /** At the token's expiry, ask the server (its clock decides); retry while it still accepts. */
+  private scheduleExpiryCheck(): void {
+    const exp = this.token ? tokenExpiry(this.token) : null;
+    if (exp === null) return;
+    const wait = Math.max(0, exp * 1000 - Date.now()) + 250;
+    if (wait < 2 ** 31 - 1) this.expiryTimer = window.setTimeout(() => void this.probe(0), wait);
+  }
+
+  private async probe(attempt: number): Promise<void> {
+    if (this.status === "expired" || this.status === "invalid") return;
+    try {
+      await gql(this.token!, PROBE_QUERY);
+    } catch (error) {
+      const failure = asApiError(error);
+      if (!failure.network && this.failFrom(failure, null)) return;
+    }
+    if (attempt < 24) this.expiryTimer = window.setTimeout(() => void this.probe(attempt + 1), 5000);
+  }
+
+  // --- rendering and events ----------------------------------------------------------------
+
+  private context(): RenderContext {
+    return {
+      colors: currentColors(),
+      drill: this.drill,
+      onPick: this.permissions?.allowDrillDown ? (dimension, value) => void this.pick(dimension, value) : null,
+    };
+  }
+
+  private rerender(): void {
+    const context = this.context();
+    for (const view of this.views.values()) {
+      if (view.state === "ready" || view.state === "empty") view.render(context);
+    }
+  }
+
+  private renderToolbar(): void {
+    if (!this.permissions || !this.dashboard) return;
+    const values = new Map<string, Set<string>>();
+    for (const view of this.views.values()) {
+      const dimension = view.widget.kind === "breakdown" ? view.result?.meta.groupBy : null;
+      if (!dimension || !view.result) continue;
+      const seen = values.get(dimension) ?? new Set<string>();
+      for (const point of view.result.data) seen.add(point.group ?? "");
+      values.set(dimension, seen);
+    }
+    this.toolbar.render({
+      name: this.dashboard.name,
+      permissions: this.permissions,
+      filters: this.filters,
+      drill: this.drill,
+      values,
+      busy: this.busy,
+    });
+  }
+
+  private setBusy(busy: boolean): void {
+    this.busy = busy;
+    this.toolbar.el.classList.toggle("emban-busy", busy);
+    this.root.dataset.busy = String(busy);
+  }
+
+  private postFilter(): void {
+    this.bridge.post({ type: "filter", ...filterEvent(this.filters) } as never);
+  }
+
+  private postError(message: string): void {
+    this.bridge.post({ type: "error", message });
+  }
+
+  private postResize(force = false): void {
+    const height = Math.ceil(this.root.getBoundingClientRect().height);
+    if (height === this.lastHeight && !force) return;
+    this.lastHeight = height;
+    this.bridge.post({ type: "resize", height });
+  }
+}
