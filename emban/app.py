@@ -12,6 +12,7 @@ from emban.analytics.ddl import migrate_clickhouse
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
 from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
+from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.live.bus import InProcessBus, LiveBus, RedisBus
 from emban.live.hub import LiveHub
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     add_routes(app)
     view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
+    add_embed_routes(app, settings)
     return app
 
 

@@ -1,0 +1,215 @@
+"""The browser side's routes: the embed page, the runtime bundle and host helper, the demo host.
+
+- ``GET /embed/{dashboard_id}?token=…`` — the iframe page. Static HTML (the token is read and
+  verified by the runtime's GraphQL calls, never by this page), so it is the same for every
+  session: ``Cache-Control: no-cache`` + ``ETag``, a strict CSP (``'self'`` only, no CDN, no inline
+  script or style; ``connect-src`` names the page's own host for ``ws:``/``wss:``;
+  ``frame-ancestors *`` because host pages on any origin embed it — the signed token is the access
+  control) and ``Referrer-Policy: no-referrer`` (the token is in the URL).
+- ``GET /static/embed/{path}`` — ``dist/*`` (content-hashed by the build: cached for a year,
+  ``immutable``; precompressed ``.gz`` siblings served when accepted), ``host.js``, ``host.d.ts``
+  and ``demo/*`` (revalidated after 5 minutes). Nothing else under ``static/embed`` is served.
+- ``GET /demo`` (always) and ``GET /`` (embedded mode): the demo host page, which mounts the demo
+  dashboard through ``host.js``.
+
+The bundle is built by ``make install`` (``npm ci && npm run build`` in ``static/embed``); the
+build writes ``dist/manifest.json`` naming the hashed files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from emban.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "embed"
+DIST_DIR = STATIC_DIR / "dist"
+DEMO_DIR = STATIC_DIR / "demo"
+MANIFEST = DIST_DIR / "manifest.json"
+
+HASHED_CACHE = "public, max-age=31536000, immutable"
+STABLE_CACHE = "public, max-age=300"
+PAGE_CACHE = "no-cache"
+_DASHBOARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HOST_FILES = {"host.js", "host.d.ts"}
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".ts": "text/plain",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+}
+_COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    script: str  # file names inside dist/
+    style: str
+
+
+_manifest_cache: dict[str, tuple[float, Bundle]] = {}
+
+
+def built_bundle() -> Bundle | None:
+    """The hashed file names of the last build (re-read when the manifest changes)."""
+    try:
+        mtime = MANIFEST.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    cached = _manifest_cache.get("bundle")
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    names = json.loads(MANIFEST.read_text())
+    bundle = Bundle(script=names["embed.js"], style=names["embed.css"])
+    _manifest_cache["bundle"] = (mtime, bundle)
+    return bundle
+
+
+def embed_csp(host: str) -> str:
+    """The embed page's policy: own origin only; the live socket on the page's own host."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            f"connect-src 'self' ws://{host} wss://{host}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors *",
+        )
+    )
+
+
+def demo_csp() -> str:
+    """The demo host page: its own script, and the embed framed from the same origin."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "frame-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def render_embed_page(dashboard_id: str, bundle: Bundle) -> str:
+    dashboard = html.escape(dashboard_id, quote=True)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>Dashboard</title>
+<link rel="stylesheet" href="/static/embed/dist/{html.escape(bundle.style, quote=True)}">
+<script type="module" src="/static/embed/dist/{html.escape(bundle.script, quote=True)}"></script>
+</head>
+<body>
+<main id="emban-root" data-dashboard-id="{dashboard}" aria-busy="true"></main>
+</body>
+</html>
+"""
+
+
+_NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Embed runtime not built</title></head>
+<body><p>The embed runtime is not built: run <code>make install</code>
+(<code>npm ci &amp;&amp; npm run build</code> in <code>static/embed</code>).</p></body></html>
+"""
+
+
+def _html(body: str, *, status: int = 200, csp: str, request: web.Request) -> web.Response:
+    etag = hashlib.sha256(body.encode()).hexdigest()[:32]
+    headers = {
+        **_COMMON_HEADERS,
+        "Content-Security-Policy": csp,
+        "Cache-Control": PAGE_CACHE,
+        "ETag": f'"{etag}"',
+    }
+    if status == 200 and request.headers.get("If-None-Match") == f'"{etag}"':
+        return web.Response(status=304, headers=headers)
+    return web.Response(
+        text=body, status=status, content_type="text/html", charset="utf-8", headers=headers
+    )
+
+
+def _not_found() -> web.Response:
+    return web.Response(status=404, text="not found", headers=_COMMON_HEADERS)
+
+
+async def embed_page(request: web.Request) -> web.Response:
+    dashboard_id = request.match_info["dashboard_id"]
+    if not _DASHBOARD_ID.match(dashboard_id):
+        return _not_found()
+    csp = embed_csp(request.host)
+    bundle = built_bundle()
+    if bundle is None:
+        return _html(_NOT_BUILT, status=503, csp=csp, request=request)
+    return _html(render_embed_page(dashboard_id, bundle), csp=csp, request=request)
+
+
+def _static_file(relative: str) -> tuple[Path, str] | None:
+    """The file a ``/static/embed/`` path names, and its cache policy; None when not served."""
+    parts = relative.split("/")
+    if len(parts) == 1 and parts[0] in _HOST_FILES:
+        return STATIC_DIR / parts[0], STABLE_CACHE
+    if len(parts) != 2 or not _FILE_NAME.match(parts[1]) or parts[1].startswith("."):
+        return None
+    folder, name = parts
+    if folder == "dist" and not name.endswith(".gz") and name != "manifest.json":
+        return DIST_DIR / name, HASHED_CACHE
+    if folder == "demo":
+        return DEMO_DIR / name, STABLE_CACHE
+    return None
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    found = _static_file(request.match_info["path"])
+    if found is None or not found[0].is_file():
+        return _not_found()
+    path, cache = found
+    headers = {**_COMMON_HEADERS, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+    response = web.FileResponse(path, headers=headers)
+    content_type = _CONTENT_TYPES.get(path.suffix)
+    if content_type is not None:
+        response.content_type = content_type
+    return response
+
+
+async def demo_page(request: web.Request) -> web.Response:
+    page = DEMO_DIR / "index.html"
+    if not page.is_file():
+        return _not_found()
+    return _html(page.read_text(), csp=demo_csp(), request=request)
+
+
+def add_embed_routes(app: web.Application, settings: Settings) -> None:
+    """Register the embed page, its static files and the demo host page."""
+    app.router.add_get("/embed/{dashboard_id}", embed_page)
+    app.router.add_get("/static/embed/{path:.+}", static_file)
+    app.router.add_get("/demo", demo_page)
+    if settings.embedded:
+        app.router.add_get("/", demo_page)
