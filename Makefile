@@ -3,8 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The embed runtime (static/embed): npm ci from the committed lock, esbuild into dist/ (not committed).
+EMBED := static/embed
+EMBED_DEPS := $(EMBED)/node_modules/.package-lock.json
+EMBED_BUILD := $(EMBED)/dist/manifest.json
 
-.PHONY: install demo serve test lint schema services bench clean
+.PHONY: install demo serve test lint schema services chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(EMBED_DEPS): $(EMBED)/package.json $(EMBED)/package-lock.json
+	cd $(EMBED) && npm ci --no-audit --no-fund
+
+$(EMBED_BUILD): $(EMBED_DEPS) $(EMBED)/build.mjs $(wildcard $(EMBED)/src/*)
+	cd $(EMBED) && npm run --silent build
+
+install: $(STAMP) $(EMBED_BUILD)
 
 ## make demo: set up on a fresh machine, seed the demo org, serve on the embedded defaults
 demo: install
@@ -23,16 +33,20 @@ serve: install
 	$(BIN)/emban serve
 
 ## make test: install, start PostgreSQL/Redis if needed, lint, type-check, run every test
-test: install services lint
+test: install services chromium lint
 	$(BIN)/pytest
 
 services:
 	bash scripts/ensure-services.sh
 
+chromium:
+	bash scripts/ensure-chromium.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict emban
+	cd $(EMBED) && npm run --silent typecheck
 
 schema: install
 	$(BIN)/emban schema
@@ -44,4 +58,4 @@ bench: install
 	$(BIN)/python -m bench.live
 
 clean:
-	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache $(EMBED)/node_modules $(EMBED)/dist
