@@ -135,7 +135,9 @@ export class WidgetView {
     if (!result) return;
     const points = result.data.filter((p) => p.value !== null);
     this.clear();
-    if (!points.length) {
+    // A number is an answer even when it is 0; a chart or table of zero-filled buckets is not.
+    const nothing = this.widget.kind === "metric" ? !points.length : points.every((p) => p.value === 0);
+    if (nothing) {
       this.state = "empty";
       this.el.dataset.state = "empty";
       this.body.append(el("div", "emban-state emban-empty", "No data for this period"));
@@ -185,18 +187,21 @@ export class WidgetView {
     box.append(el("div", "emban-number-value", formatNumber(current, unit)));
     const change = el("div", "emban-number-change");
     const period = result.meta.period ? PERIOD_LABELS[result.meta.period]?.toLowerCase() : null;
-    const versus = period ? `vs the previous ${period.replace(/^last /, "")}` : "vs the previous period";
+    const previousWindow = period ? `the previous ${period.replace(/^last /, "")}` : "the previous period";
     if (current !== null && previous !== null && previous !== 0) {
       const ratio = (current - previous) / Math.abs(previous);
       change.dataset.direction = ratio > 0 ? "up" : ratio < 0 ? "down" : "flat";
       const arrow = ratio > 0 ? "▲" : ratio < 0 ? "▼" : "■";
-      change.append(el("span", "emban-change-value", `${arrow} ${formatChange(ratio)}`), ` ${versus}`);
+      change.append(el("span", "emban-change-value", `${arrow} ${formatChange(ratio)}`), ` vs ${previousWindow}`);
     } else if (current !== null && previous === 0 && current !== 0) {
-      change.dataset.direction = "up";
-      change.append(el("span", "emban-change-value", "New"), ` ${versus} (${formatNumber(0, unit)})`);
+      change.dataset.direction = current > 0 ? "up" : "down";
+      change.append(el("span", "emban-change-value", current > 0 ? "▲" : "▼"), ` from ${formatNumber(0, unit)} in ${previousWindow}`);
+    } else if (current !== null && previous === null) {
+      change.dataset.direction = "none";
+      change.append(`No data for ${previousWindow}`);
     } else {
       change.dataset.direction = "flat";
-      change.append(`No change ${versus}`);
+      change.append(`No change vs ${previousWindow}`);
     }
     box.append(change);
     this.body.append(box);
