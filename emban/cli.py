@@ -90,7 +90,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Admin API key (production): {result.api_key}")
     print(f"Sample events: {result.sample_events:,} over 30 days for 5 tenants")
     print(f"Demo dashboard (published): {result.dashboard_id}")
-    print(f"Open {settings.base_url}/graphql after `emban serve`")
+    print(f"Embed URL (valid 1 hour): {result.embed_url}")
+    print(f"Demo host page: {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)")
+    print("Open them after `emban serve`")
     return 0
 
 

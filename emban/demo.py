@@ -27,7 +27,7 @@ from emban.metadata import close_metadata, open_metadata
 from emban.models import ApiKey, Dashboard, Environment, Membership, Org, User
 from emban.runtime import Runtime
 from emban.sample_data import estimated_total, load_sample_events
-from emban.services import accounts, audit, billing, dashboards
+from emban.services import accounts, audit, billing, dashboards, embeds
 from emban.services.boundary import transaction
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -113,6 +113,7 @@ class DemoSeed:
     api_key: str
     sample_events: int
     dashboard_id: str
+    embed_url: str  # a one-hour demo session (GET /v1/demo/embed-url mints the same)
 
 
 def _progress_bar(total: int) -> Callable[[int], None]:
@@ -211,10 +212,20 @@ async def seed_demo(settings: Settings) -> DemoSeed:
             )
             dashboard = await _demo_dashboard(org.id, production.id)
         sample = await _refresh_sample_events(events, org.id, production.id)
+        session = await embeds.demo_embed_url(runtime)
         owner_user = await User.get(
             id=(await Membership.filter(org_id=org.id, role="owner").first()).user_id  # type: ignore[union-attr]
         )
-        return DemoSeed(org.id, org.name, owner_user.email, password, clear, sample, dashboard.id)
+        return DemoSeed(
+            org.id,
+            org.name,
+            owner_user.email,
+            password,
+            clear,
+            sample,
+            dashboard.id,
+            session.embed_url,
+        )
     finally:
         await events.close()
         await close_metadata(metadata)

@@ -122,7 +122,17 @@ def test_demo_prints_a_working_login(embedded: Embedded) -> None:
     demo = embedded.demo
     assert demo.email == "demo@emban.dev"
     assert len(demo.password) == 12
-    assert embedded.demo_stdout.endswith("Open http://127.0.0.1:8000/graphql after `emban serve`\n")
+    embed = re.search(
+        rf"^Embed URL \(valid 1 hour\): http://127.0.0.1:8000/embed/{demo.dashboard_id}"
+        r"\?token=[\w-]+\.[\w-]+\.[\w-]+$",
+        embedded.demo_stdout,
+        re.M,
+    )
+    assert embed, embedded.demo_stdout
+    assert embedded.demo_stdout.endswith(
+        "Demo host page: http://127.0.0.1:8000/  (GraphQL: http://127.0.0.1:8000/graphql)\n"
+        "Open them after `emban serve`\n"
+    )
     # A second run keeps the org and its demo dashboard, resets the password, mints a new key.
     assert embedded.first_demo.org_id == demo.org_id
     assert embedded.first_demo.dashboard_id == demo.dashboard_id
@@ -263,6 +273,10 @@ async def test_serve_end_to_end_and_set_plan(embedded: Embedded) -> None:
                 )
                 assert old.status == 401
                 await _check_demo_dashboard(backend, base, demo)
+                # Embedded mode: "/" is the demo host page (it mounts the demo through host.js).
+                home = await backend.get(f"{base}/")
+                assert home.status == 200
+                assert '<script src="/static/embed/host.js"></script>' in await home.text()
 
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as new:
                 registered = await new.post(
