@@ -119,12 +119,13 @@ export class EmbedApp {
       this.liveSeen = resolve;
       window.setTimeout(resolve, LIVE_WAIT_MS);
     });
-    this.live.start(this.filters);
     if (!(await this.loadDashboard())) return;
     await this.loadAllProgressively();
     performance.mark("emban:first-render");
     performance.measure("emban:render", "emban:start", "emban:first-render");
     if (this.status !== "loading") return;
+    // Live after the first render: its initial snapshot would compete with the widget queries.
+    this.live.start(this.filters);
     await liveFirst;
     if (this.status !== "loading") return;
     this.status = "ready";
