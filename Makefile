@@ -52,10 +52,11 @@ schema: install
 	$(BIN)/emban schema
 
 ## make bench: ingest and query figures next to the raw engine (not pass/fail)
-bench: install
+bench: install chromium
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.query
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.embed_render
 
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache $(EMBED)/node_modules $(EMBED)/dist

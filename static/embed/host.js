@@ -68,15 +68,32 @@
       iframe.style.border = "0";
       iframe.style.colorScheme = "normal";
       iframe.style.height = (options.height || 400) + "px";
-      return { iframe: iframe, origin: absolute.origin, ready: false, queue: [], filter: null };
+      var frame = {
+        iframe: iframe,
+        origin: absolute.origin,
+        loaded: false,
+        ready: false,
+        queue: [],
+        filter: null,
+      };
+      // The runtime listens from the moment its page has loaded; a theme sent then is applied
+      // before the first chart is drawn. Other commands wait for ready.
+      iframe.addEventListener("load", function () {
+        frame.loaded = true;
+        var queue = frame.queue;
+        frame.queue = [];
+        for (var i = 0; i < queue.length; i++) send(frame, queue[i]);
+      });
+      return frame;
     }
 
     function send(frame, message) {
       message._emban = true;
-      if (frame.ready && frame.iframe.contentWindow) {
+      var now = frame.ready || (frame.loaded && message.type === "setTheme");
+      if (now && frame.iframe.contentWindow) {
         frame.iframe.contentWindow.postMessage(message, frame.origin);
       } else {
-        frame.queue.push(message); // the runtime listens once it says ready
+        frame.queue.push(message);
       }
     }
 
