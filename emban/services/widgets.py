@@ -104,9 +104,7 @@ async def widget_result(
     return await run_widget_spec(rt, scope, widget["kind"], spec_of(widget, tenant_id))
 
 
-async def run_widget_spec(
-    rt: Runtime, scope: Scope, kind: str, spec: QuerySpec
-) -> AnalyticsResult:
+async def run_widget_spec(rt: Runtime, scope: Scope, kind: str, spec: QuerySpec) -> AnalyticsResult:
     """Run a prepared spec (e.g. an embed's, with its filters) the way a ``kind`` widget reads."""
     if kind == "breakdown":
         return await run_spec(rt, scope, replace(spec, total=True))
