@@ -905,6 +905,11 @@ async def test_unpublished_dashboard_says_not_published_live(
     assert (await host.event("error"))["message"] == "This dashboard is not published."
     await host.wait_text(".emban-notice strong", "This dashboard is not published.")
     assert await host.events("ready") == []
+    # ... and once it is published, it loads by itself and says ready.
+    assert (await world.owner.post(f"/v1/dashboards/{world.dashboard_id}/publish")).status == 204
+    assert (await host.event("ready"))["dashboardId"] == world.dashboard_id
+    await host.wait_text(NUMBER.format("calls"), "5")
+    assert await (await host.frame()).is_hidden(".emban-notice")
 
 
 # --- setEmbedUrl ----------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ export class EmbedApp {
   private busy = false;
   private lastHeight = -1;
   private liveSeen: (() => void) | null = null;
+  private liveState: "connecting" | "live" | "closed" = "closed";
   private expiryTimer: number | undefined;
   private readonly toolbar: Toolbar;
   private readonly grid: HTMLElement;
@@ -99,11 +100,12 @@ export class EmbedApp {
     this.live = new LiveSocket(`${scheme}//${location.host}/graphql`, token ?? "", {
       onEvent: (event) => this.onLive(event),
       onState: (state) => {
+        this.liveState = state;
         this.toolbar.setLive(state);
         this.root.dataset.live = state;
         if (state === "closed") this.liveSeen?.();
       },
-      onRefused: () => void this.probe(0),
+      onRefused: () => void this.liveRefused(),
     });
   }
 
@@ -115,20 +117,39 @@ export class EmbedApp {
       this.fail("invalid", MESSAGES.noToken);
       return;
     }
+    await this.boot();
+  }
+
+  /** Load and draw everything, then go live and say ready (again after a retry, or when an
+   * unpublished dashboard gets published while the page is open). */
+  private async boot(): Promise<void> {
+    this.status = "loading";
+    this.showNotice(null);
+    if (!(await this.loadDashboard())) {
+      // Unpublished: stay subscribed, a publish pushes the config and boots again.
+      if ((this.status as Status) === "not_published") this.live.start(this.filters);
+      return;
+    }
+    await this.loadAllProgressively();
+    if (!performance.getEntriesByName("emban:first-render").length) {
+      performance.mark("emban:first-render");
+      performance.measure("emban:render", "emban:start", "emban:first-render");
+    }
+    if (this.status !== "loading") return;
+    // Live after the first render: its initial snapshot would compete with the widget queries.
     const liveFirst = new Promise<void>((resolve) => {
       this.liveSeen = resolve;
       window.setTimeout(resolve, LIVE_WAIT_MS);
+      if (this.liveState === "live") resolve();
     });
-    if (!(await this.loadDashboard())) return;
-    await this.loadAllProgressively();
-    performance.mark("emban:first-render");
-    performance.measure("emban:render", "emban:start", "emban:first-render");
-    if (this.status !== "loading") return;
-    // Live after the first render: its initial snapshot would compete with the widget queries.
     this.live.start(this.filters);
     await liveFirst;
     if (this.status !== "loading") return;
     this.status = "ready";
+    if (this.ready) {
+      this.postFilter(); // a retry: the state is reported again, ready was said once
+      return;
+    }
     this.ready = true;
     this.root.setAttribute("aria-busy", "false");
     this.postFilter();
@@ -394,7 +415,11 @@ export class EmbedApp {
     }
     if (event.type === "config" && event.dashboard) {
       if (this.status === "not_published") {
-        this.status = this.ready ? "ready" : "loading";
+        if (!this.ready || !this.permissions) {
+          void this.boot(); // it was never shown: load it as on a first visit
+          return;
+        }
+        this.status = "ready";
         this.showNotice(null);
       }
       if (JSON.stringify(event.dashboard) !== JSON.stringify(this.dashboard)) this.setDashboard(event.dashboard);
@@ -444,7 +469,7 @@ export class EmbedApp {
         return true;
       default:
         if (fallback === null) return false;
-        this.fail("failed", fallback, () => void this.restart());
+        this.fail("failed", fallback, () => void this.boot());
         return true;
     }
   }
@@ -470,16 +495,6 @@ export class EmbedApp {
     this.root.setAttribute("aria-busy", "false");
     this.showNotice(message, retry, detail);
     this.postError(message);
-  }
-
-  private async restart(): Promise<void> {
-    this.status = "loading";
-    this.showNotice(null);
-    if (!(await this.loadDashboard())) return;
-    await this.loadAllProgressively();
-    if (this.status === "loading") this.status = "ready";
-    this.ready = true;
-    this.postFilter();
   }
 
   private showNotice(message: string | null, retry?: () => void, detail?: string): void {
@@ -526,6 +541,20 @@ export class EmbedApp {
     if (exp === null) return;
     const wait = Math.max(0, exp * 1000 - Date.now()) + 250;
     if (wait < 2 ** 31 - 1) this.expiryTimer = window.setTimeout(() => void this.probe(0), wait);
+  }
+
+  /** The server closed the live socket (4403): an expired token ends the session, otherwise
+   * try the socket again a little later. */
+  private async liveRefused(): Promise<void> {
+    try {
+      await gql(this.token!, PROBE_QUERY);
+    } catch (error) {
+      const failure = asApiError(error);
+      if (!failure.network && this.failFrom(failure, null)) return;
+    }
+    window.setTimeout(() => {
+      if (this.status === "ready" || this.status === "not_published") this.live.start(this.filters);
+    }, 5000);
   }
 
   private async probe(attempt: number): Promise<void> {

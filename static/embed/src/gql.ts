@@ -99,8 +99,12 @@ export class LiveSocket {
   ) {}
 
   start(filters: Filters): void {
-    this.filters = filters;
     this.stopped = false;
+    if (this.ws) {
+      this.subscribe(filters);
+      return;
+    }
+    this.filters = filters;
     this.connect();
   }
 
