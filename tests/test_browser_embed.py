@@ -664,6 +664,17 @@ async def test_forbidden_filters_are_refused_and_change_nothing(
     assert await frame.input_value("select[name=period]") == ""
     assert await host.text(NUMBER.format("calls")) == "5"
 
+    # What only the server checks is refused by the server: the same outcome.
+    century = {"timestamp": {"from": "2000-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}}
+    await host.call("setFilters", {"dateRanges": century})
+    assert (await host.event("error", len(refusals) + 1))["message"] == (
+        "filters.dateRanges.timestamp: at most 3650 days"
+    )
+    assert len(host.graphql_posts) > posts  # asked, refused
+    await host.quiet("filter", 1)
+    assert await host.text(NUMBER.format("calls")) == "5"
+    assert await frame.query_selector(".emban-refreshing") is None
+
     await host.call("setFilters", {"period": "7d", "dimensions": {"plan": "pro"}})
     allowed = await host.event("filter", 2)
     assert (allowed["period"], allowed["filters"]) == ("7d", {"plan": "pro"})
