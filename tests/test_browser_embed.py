@@ -867,10 +867,10 @@ async def test_an_expired_token_shows_a_clear_message_and_an_error_event(
     assert await frame.is_hidden(".emban-grid")
     assert await host.events("ready") == []
 
-    # Valid for ~5 more seconds: ready now, then the runtime notices the expiry by itself.
+    # Valid for ~8 more seconds: ready now, then the runtime notices the expiry by itself.
     await host.call("destroy")
     await host.page.evaluate("() => { window.__events = []; }")
-    await host.mount(world.url_of(token(55)))
+    await host.mount(world.url_of(token(52)))
     await host.event("ready")
     await host.wait_text(NUMBER.format("calls"), "5")
     assert await host.event("error", within=15) == {
