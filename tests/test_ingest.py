@@ -385,7 +385,7 @@ async def test_concurrent_requests_are_group_committed(
     answers = await asyncio.gather(*(one(i) for i in range(20)))
     flushes = runtime.ingest.flushes - before
     assert answers == [(200, {"accepted": 25, "status": "ok"})] * 20
-    assert 1 <= flushes < 20
+    assert 0 < flushes < 20
     assert await stored(runtime, org_id) == 500
     assert await total(owner, key) == (500, "hourly_rollup")
     assert await total(owner, key, metric="count_unique") == (20, "hourly_rollup")
