@@ -117,9 +117,3 @@ class RateLimited(EmbanError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
-
-
-class ServiceUnavailable(EmbanError):
-    status = 503
-    graphql_code = "SERVICE_UNAVAILABLE"
-    default_code = "service_unavailable"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,7 +26,6 @@ class EmbanContext:
     response: web.StreamResponse | None
     principal: Principal | None
     auth_error: EmbanError | None = None
-    cookies_to_set: dict[str, str] = field(default_factory=dict)
     # Set by the graphql-transport-ws handler from connection_init's payload.
     connection_params: dict[str, Any] | None = None
 
