@@ -27,6 +27,7 @@ TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 METADATA_TABLES = (
+    "embed_revocations",
     "dashboards",
     "widgets",
     "saved_queries",

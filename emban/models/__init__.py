@@ -37,6 +37,11 @@ def _invite_id() -> str:
     return new_id("inv")
 
 
+def _any_origin() -> list[str]:
+    """A new environment may be framed from anywhere, so embedding works out of the box."""
+    return ["*"]
+
+
 class Org(Model):
     id = fields.CharField(max_length=32, primary_key=True, default=_org_id)
     name = fields.CharField(max_length=200)
@@ -58,6 +63,8 @@ class Environment(Model):
     org_id: str
     name = fields.CharField(max_length=64)
     embed_secret = fields.CharField(max_length=128)
+    # Origins that may frame this environment's embeds and receive their messages.
+    allowed_origins: fields.Field[list[str]] = fields.JSONField(default=_any_origin)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -269,12 +276,37 @@ class Widget(Model):
         table = "widgets"
 
 
+class EmbedRevocation(Model):
+    """A revoked embed session, or a revocation of many sessions of one environment.
+
+    A row matches a token of its environment issued at or before ``issued_before`` whose session
+    id, dashboard and tenant equal the ones the row sets (a ``None`` column matches any)."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="embed_revocations", on_delete=fields.CASCADE
+    )
+    org_id: str
+    environment_id = fields.CharField(max_length=32, db_index=True)
+    session_id = fields.CharField(max_length=32, null=True)
+    dashboard_id = fields.CharField(max_length=32, null=True)
+    tenant_id = fields.CharField(max_length=256, null=True)
+    issued_before = fields.BigIntField()  # unix seconds: tokens with iat <= this are revoked
+    expires_at = fields.BigIntField()  # unix seconds: no token it can match lives longer
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "embed_revocations"
+
+
 __all__ = [
     "KEY_SCOPES",
     "ROLES",
     "ApiKey",
     "AuditLog",
     "Dashboard",
+    "EmbedRevocation",
     "Environment",
     "Invite",
     "Membership",
