@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -151,9 +152,14 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
 
 
 class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
-    protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
     graphql_transport_ws_handler_class = LiveSocketHandler
-    max_subscriptions_per_connection = None  # LiveSocketHandler applies the setting, with a code
+
+    def __init__(self, schema: BaseSchema, **options: Any) -> None:
+        # graphql-transport-ws only: a second protocol would bypass LiveSocketHandler's checks.
+        options.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        # LiveSocketHandler applies EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET, with a code.
+        options.setdefault("max_subscriptions_per_connection", None)
+        super().__init__(schema, **options)
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
