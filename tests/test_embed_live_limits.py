@@ -219,12 +219,31 @@ async def test_cohorts_per_dashboard_and_tenant_are_capped_with_a_code(
             "limit": 2,
         }
         assert error["message"].startswith("this dashboard already has 2 live views")
+        assert await next_error_or_data(ws, "c") == {"id": "c", "type": "complete"}
         # an existing cohort can still be joined
         await ws.send_json(subscribe("d", {"period": "7d"}))
         assert (await next_error_or_data(ws, "d"))["payload"]["data"] is not None
     finally:
         await ws.close()
         await session.close()
+
+
+async def test_a_subscription_cannot_run_over_http(
+    make_client: ClientFactory, app_server: TestServer, runtime: Runtime
+) -> None:
+    """Live work only goes through the socket handler and its caps: over HTTP the subscription
+    field answers nothing and joins no cohort."""
+    _, _, _, token = await setup(make_client)
+    client = await make_client()
+    for accept in ("application/json", "multipart/mixed;subscriptionSpec=1.0"):
+        response = await client.post(
+            "/graphql",
+            json={"query": SUBSCRIPTION},
+            headers={"Authorization": f"Bearer {token}", "Accept": accept},
+        )
+        body = await response.json()
+        assert (response.status, body["data"]) == (200, None)
+        assert (runtime.live.cohort_count, runtime.live.viewer_count()) == (0, 0)
 
 
 async def test_the_legacy_graphql_ws_protocol_is_not_offered(app_server: TestServer) -> None:

@@ -96,6 +96,8 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
 
     async def _expire(self, expires_at: int) -> None:
         await asyncio.sleep(max(0.0, expires_at - _now()))
+        # A timer may fire a hair early; never close before exp itself.
+        await asyncio.sleep(max(0.0, expires_at - _now()))
         # Closing ends the handler, whose shutdown cancels this task: shield the close itself.
         await asyncio.shield(self._close(FORBIDDEN, EXPIRED))
 
