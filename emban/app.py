@@ -16,13 +16,14 @@ from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.live.bus import InProcessBus, LiveBus, RedisBus
 from emban.live.hub import LiveHub
+from emban.live.sockets import LiveSockets
 from emban.metadata import close_metadata, migrate_metadata, open_metadata
 from emban.resolvers.schema import schema
 from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes
 from emban.runtime import RUNTIME_KEY, Runtime
-from emban.services import dashboards
+from emban.services import dashboards, embed_revocations
 from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -46,7 +47,14 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         ingest = IngestWriter(events, on_stored=record_stored)
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
-        live = LiveHub(bus)
+        sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
+        sockets.revocation_listeners.append(embed_revocations.forget)
+        live = LiveHub(
+            bus,
+            max_cohorts=settings.live_max_cohorts_per_dashboard_tenant,
+            max_concurrent_refreshes=settings.live_max_concurrent_refreshes,
+            sockets=sockets,
+        )
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
@@ -71,6 +79,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         finally:
             stop_listening()
             await bus.stop()
+            await sockets.stop()
             await jobs.stop()
             await ingest.stop()
             await usage.stop()

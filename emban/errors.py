@@ -117,3 +117,20 @@ class RateLimited(EmbanError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class LiveLimitExceeded(EmbanError):
+    """A live-embed cap refused a subscription. Unlike the other errors, GraphQL's
+    ``extensions.code`` is the cap's own code (the live contract names it), not a category."""
+
+    status = 429
+
+
+class TooManyCohorts(LiveLimitExceeded):
+    graphql_code = "too_many_cohorts"
+    default_code = "too_many_cohorts"
+
+
+class TooManySubscriptions(LiveLimitExceeded):
+    graphql_code = "too_many_subscriptions"
+    default_code = "too_many_subscriptions"

@@ -38,6 +38,11 @@ class Settings:
     login_max_per_ip: int = 50
     login_window_seconds: int = 900
     log_level: str = "INFO"
+    # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
+    live_max_sockets_per_token: int = 5
+    live_max_subscriptions_per_socket: int = 20
+    live_max_cohorts_per_dashboard_tenant: int = 50
+    live_max_concurrent_refreshes: int = 2
 
     @property
     def embedded(self) -> bool:
@@ -126,6 +131,14 @@ class Settings:
             login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
             login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
             session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
+            live_max_sockets_per_token=_parse_int(env, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", 5),
+            live_max_subscriptions_per_socket=_parse_int(
+                env, "EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET", 20
+            ),
+            live_max_cohorts_per_dashboard_tenant=_parse_int(
+                env, "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT", 50
+            ),
+            live_max_concurrent_refreshes=_parse_int(env, "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES", 2),
         )
 
 

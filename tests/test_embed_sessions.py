@@ -181,6 +181,7 @@ async def test_create_is_audited_with_the_session_facts(make_client: ClientFacto
         "tenant_id": "acme",
         "dashboard_id": acme.dashboard_id,
         "jti": claims["jti"],
+        "environment_id": acme.environment_id,
         "issued_at": iso_bucket(datetime.fromtimestamp(claims["iat"], UTC)),
         "expires_at": iso_bucket(datetime.fromtimestamp(claims["exp"], UTC)),
         "scope": "dashboard:read",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -58,6 +59,8 @@ async def two_servers(
         port = _free_port()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # the code under test, when it is not the installed package (a worktree)
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "EMBAN_DATA_DIR": str(tmp_path / name),
             "EMBAN_DATABASE_URL": database_url,
             "EMBAN_SECRET_KEY": secret,
@@ -154,3 +157,69 @@ async def test_a_publish_on_one_process_reaches_a_viewer_on_the_other(
                 events.append(await _next(ws))
             # the new config's data first, then the unpublish
             assert [e["type"] for e in events] == ["data", "not_published"]
+
+
+async def test_revocation_on_one_process_closes_sockets_and_refuses_the_token_on_the_other(
+    two_servers: list[str],
+) -> None:
+    a, b = two_servers
+    async with aiohttp.ClientSession() as http:
+        registered = await http.post(
+            f"{a}/v1/auth/register",
+            json={
+                "email": f"revoke-{secrets.token_hex(3)}@acme.test",
+                "password": "correct-horse-1",
+                "name": "Rev",
+                "org_name": "Rev",
+            },
+        )
+        key = (await registered.json())["api_key"]["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        created = await http.post(
+            f"{a}/v1/dashboards", json={"name": "First", "widgets": [WIDGET]}, headers=headers
+        )
+        dashboard_id = (await created.json())["id"]
+        await http.post(f"{a}/v1/dashboards/{dashboard_id}/publish", headers=headers)
+        minted = await http.post(
+            f"{a}/v1/embed-sessions",
+            json={"tenant_id": "acme", "dashboard_id": dashboard_id},
+            headers=headers,
+        )
+        token = (await minted.json())["token"]
+        session_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+        sockets = []
+        # five sockets (the default cap) spread over both processes; a sixth is refused
+        for url in (a, b, a, b, b):
+            ws = await http.ws_connect(f"{url}/graphql", protocols=["graphql-transport-ws"])
+            await ws.send_json({"type": "connection_init", "payload": {"token": token}})
+            assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+            sockets.append(ws)
+        extra = await http.ws_connect(f"{a}/graphql", protocols=["graphql-transport-ws"])
+        await extra.send_json({"type": "connection_init", "payload": {"token": token}})
+        message = await extra.receive(timeout=5)
+        assert (message.type, extra.close_code, message.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4429,
+            "too_many_sockets",
+        )
+        viewer = sockets[1]  # on process B
+        await viewer.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
+        assert (await _next(viewer))["type"] == "config"
+        revoked = await http.delete(f"{a}/v1/embed-sessions/{session_id}", headers=headers)
+        assert (revoked.status, await revoked.json()) == (
+            200,
+            {"revoked": True, "id": session_id},
+        )
+        for ws in sockets:  # on both processes
+            while True:
+                message = await ws.receive(timeout=5)
+                if message.type == aiohttp.WSMsgType.CLOSE:
+                    break
+            assert (ws.close_code, message.extra) == (4403, "embed_token_revoked")
+        query = await http.post(
+            f"{b}/graphql",
+            json={"query": "query { embed { dashboard { id } } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = await query.json()
+        assert body["errors"][0]["extensions"]["reason"] == "embed_token_revoked"

@@ -131,5 +131,6 @@ async def verify_embed_token(
             permissions=claims["permissions"],
             jti=claims["jti"],
             expires_at=claims["exp"],
+            issued_at=claims["iat"],
         ),
     )

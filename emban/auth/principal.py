@@ -21,6 +21,7 @@ class EmbedGrant:
     permissions: dict[str, Any]
     jti: str
     expires_at: int  # unix seconds
+    issued_at: int = 0  # unix seconds (the token's iat): what bulk revocations compare
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ touched the cohort's tenant and one of its dashboard's events marks the widgets 
 event dirty; after a short debounce they are recomputed once and pushed to every viewer, but only
 when the result changed. A publish-state change reloads the config and pushes it (or "not
 published").
+
+Work is bounded: at most ``max_cohorts`` cohorts per (org, environment, dashboard, tenant) in a
+process (a viewer that would open one more gets ``too_many_cohorts``), and every widget
+computation — initial loads and refreshes alike — waits for one of ``max_concurrent_refreshes``
+slots of one process-wide FIFO semaphore, so however many cohorts an ingest dirties, the hub never
+holds more than that many engine connections and cohorts are served in the order they asked.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from typing import Any, Protocol
 
 import msgspec
 
-from emban.errors import EmbanError
+from emban.errors import EmbanError, TooManyCohorts
 from emban.live.bus import LiveBus
+from emban.live.sockets import LiveSockets
 
 log = logging.getLogger("emban.live")
 
 DEBOUNCE_SECONDS = 0.1
 QUEUE_LIMIT = 256
+MAX_COHORTS = 50  # per (org, environment, dashboard, tenant)
+MAX_CONCURRENT_REFRESHES = 2
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,21 @@ def _fingerprint(result: Any) -> bytes:
 
 
 class LiveHub:
-    def __init__(self, bus: LiveBus, debounce: float = DEBOUNCE_SECONDS) -> None:
+    def __init__(
+        self,
+        bus: LiveBus,
+        debounce: float = DEBOUNCE_SECONDS,
+        *,
+        max_cohorts: int = MAX_COHORTS,
+        max_concurrent_refreshes: int = MAX_CONCURRENT_REFRESHES,
+        sockets: LiveSockets | None = None,
+    ) -> None:
         self._bus = bus
         self._debounce = debounce
         self._cohorts: dict[CohortKey, _Cohort] = {}
+        self.max_cohorts = max_cohorts
+        self._slots = asyncio.Semaphore(max_concurrent_refreshes)
+        self.sockets = sockets if sockets is not None else LiveSockets(bus)
         self.refreshes = 0  # widget computations (for tests and the benchmark)
         bus.subscribe(self._on_message)
 
@@ -132,9 +152,25 @@ class LiveHub:
     # --- viewers ---------------------------------------------------------------------------
 
     async def join(self, key: CohortKey, source: CohortSource) -> AsyncGenerator[Update, None]:
-        """Yield the current state, then every change, until the viewer goes away."""
+        """Yield the current state, then every change, until the viewer goes away.
+
+        Raises :class:`TooManyCohorts` (before anything is yielded) when the viewer would open
+        one cohort more than ``max_cohorts`` for its dashboard and tenant.
+        """
         cohort = self._cohorts.get(key)
         if cohort is None:
+            siblings = sum(
+                1
+                for k in self._cohorts
+                if (k.org_id, k.environment_id, k.dashboard_id, k.tenant_id)
+                == (key.org_id, key.environment_id, key.dashboard_id, key.tenant_id)
+            )
+            if siblings >= self.max_cohorts:
+                raise TooManyCohorts(
+                    f"this dashboard already has {self.max_cohorts} live views with different "
+                    "filters for this tenant; close one or reuse the same filters",
+                    limit=self.max_cohorts,
+                )
             cohort = self._cohorts[key] = _Cohort(key, source)
         queue: asyncio.Queue[Update] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         try:
@@ -223,7 +259,8 @@ class LiveHub:
         widgets = [w for w in cohort.config.get("widgets", []) if w["id"] in widget_ids]
 
         async def one(widget: dict[str, Any]) -> tuple[str, Any]:
-            return widget["id"], await cohort.source.widget(widget)
+            async with self._slots:  # bounded engine use, first come first served
+                return widget["id"], await cohort.source.widget(widget)
 
         results = await asyncio.gather(*(one(w) for w in widgets))
         self.refreshes += len(results)

@@ -13,7 +13,7 @@ from emban.analytics.planner import PERIODS
 from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx, transactional
-from emban.services import embeds
+from emban.services import embed_revocations, embeds
 
 
 @strawberry.input(description="The spec's setFilters payload.")
@@ -193,8 +193,50 @@ class EmbedQueries:
         return [ActiveEmbedSession.of(s) for s in found]
 
 
+@strawberry.type(description="The answer of revokeEmbedSession (same as REST).")
+class RevokedEmbedSession:
+    revoked: bool
+    id: strawberry.ID
+
+
+@strawberry.type(description="The answer of revokeEmbedSessions (same as REST).")
+class RevokedEmbedSessions:
+    revoked: int = strawberry.field(description="Active sessions of the audit list revoked.")
+
+
 @strawberry.type
 class EmbedMutations:
+    @strawberry.mutation(
+        description="Revoke one embed session by id (the token's jti; admin); same as REST."
+    )
+    @transactional
+    async def revoke_embed_session(self, info: GqlInfo, id: strawberry.ID) -> RevokedEmbedSession:
+        context = ctx(info)
+        revoked = await embed_revocations.revoke_session(
+            context.runtime, actor=context.actor(), session_id=str(id)
+        )
+        return RevokedEmbedSession(revoked=True, id=strawberry.ID(revoked))
+
+    @strawberry.mutation(
+        description="Revoke the environment's embed sessions issued up to now that match "
+        "dashboardId and tenantId (both optional; admin); same as REST."
+    )
+    @transactional
+    async def revoke_embed_sessions(
+        self,
+        info: GqlInfo,
+        dashboard_id: strawberry.ID | None = None,
+        tenant_id: str | None = None,
+    ) -> RevokedEmbedSessions:
+        context = ctx(info)
+        count = await embed_revocations.revoke_sessions(
+            context.runtime,
+            actor=context.actor(),
+            dashboard_id=None if dashboard_id is None else str(dashboard_id),
+            tenant_id=tenant_id,
+        )
+        return RevokedEmbedSessions(revoked=count)
+
     @strawberry.mutation(description="Mint a signed embed session (admin); same as REST.")
     @transactional
     async def create_embed_session(

@@ -1,20 +1,168 @@
-"""The aiohttp GraphQL view: builds the typed context, resolving the caller once."""
+"""The aiohttp GraphQL view: builds the typed context, resolving the caller once.
+
+Live embeds speak graphql-transport-ws only (the legacy ``graphql-ws`` protocol is not offered),
+through :class:`LiveSocketHandler`, which keeps checking the embed token for as long as the
+socket is open:
+
+- ``connection_init`` with a bad, expired or revoked token closes the socket with 4403 and the
+  error's code as the reason (``embed_token_invalid``, ``embed_token_expired``,
+  ``embed_token_revoked``);
+- a token that already holds ``EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN`` sockets: 4429
+  ``too_many_sockets``;
+- at the token's ``exp`` the socket closes with 4403 ``embed_token_expired`` (a timer, not a
+  poll), and a ``subscribe`` after it — or after a revocation — closes it the same way;
+- a revocation closes the token's sockets in every process (4403 ``embed_token_revoked``, see
+  :mod:`emban.live.sockets`);
+- a ``subscribe`` beyond ``EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET`` operations is answered with
+  an ``error`` message whose ``extensions.code`` is ``too_many_subscriptions``; the socket stays.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
 
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.types.unset import UnsetType
 
 from emban.auth.cookies import SESSION_COOKIE
-from emban.errors import EmbanError
+from emban.errors import EmbanError, TooManySubscriptions
 from emban.resolvers.context import EmbanContext
 from emban.runtime import RUNTIME_KEY
-from emban.services import accounts
+from emban.services import accounts, embed_revocations
+
+FORBIDDEN = 4403
+TOO_MANY = 4429
+EXPIRED = "embed_token_expired"
+
+
+def _now() -> float:
+    """The clock expiry is compared with (a function, so a test can move it)."""
+    return time.time()
+
+
+class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
+    context: EmbanContext
+    _socket_id: str | None = None
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        # Strawberry closes every rejection with 4403 "Forbidden"; the same checks are made here
+        # so the reason names the error, then the socket is counted and its expiry scheduled.
+        if self.connection_timed_out:
+            return
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        payload = message.get("payload", {})
+        if not isinstance(payload, dict):
+            await self.websocket.close(code=4400, reason="Invalid connection init payload")
+            return
+        if self.connection_init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self.connection_init_received = True
+        self.context.connection_params = payload
+        try:
+            await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as rejection:
+            reason = rejection.payload.get("reason")
+            await self.websocket.close(
+                code=FORBIDDEN, reason=reason if isinstance(reason, str) else "Forbidden"
+            )
+            return
+        principal = self.context.actor()
+        assert principal.embed is not None  # on_ws_connect admits embed tokens only
+        sockets = self.context.runtime.live.sockets
+        self._socket_id = await sockets.open(principal.environment_id, principal.embed, self._close)
+        if self._socket_id is None:
+            await self.websocket.close(code=TOO_MANY, reason="too_many_sockets")
+            return
+        self._expiry = asyncio.create_task(self._expire(principal.embed.expires_at))
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+
+    async def _expire(self, expires_at: int) -> None:
+        await asyncio.sleep(max(0.0, expires_at - _now()))
+        # A timer may fire a hair early; never close before exp itself.
+        await asyncio.sleep(max(0.0, expires_at - _now()))
+        # Closing ends the handler, whose shutdown cancels this task: shield the close itself.
+        await asyncio.shield(self._close(FORBIDDEN, EXPIRED))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # already closing or closed
+            await self.websocket.close(code=code, reason=reason)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged:
+            refusal = await self._token_refusal()
+            if refusal is not None:
+                await self._close(FORBIDDEN, refusal)
+                return
+            limit = self.context.runtime.settings.live_max_subscriptions_per_socket
+            if message["id"] not in self.operations and len(self.operations) >= limit:
+                error = TooManySubscriptions(
+                    f"at most {limit} subscriptions per socket", limit=limit
+                )
+                extensions: dict[str, Any] = {
+                    "code": error.graphql_code,
+                    "reason": error.code,
+                    **error.extra,
+                }
+                await self.send_message(
+                    {
+                        "id": message["id"],
+                        "type": "error",
+                        "payload": [{"message": error.message, "extensions": extensions}],
+                    }
+                )
+                return
+        await super().handle_subscribe(message)
+
+    async def _token_refusal(self) -> str | None:
+        """Why the socket's token may no longer subscribe (expired, revoked), or None."""
+        principal = self.context.actor()
+        if principal.embed is None:
+            return None
+        if principal.embed.expires_at <= _now():
+            return EXPIRED
+        try:
+            await embed_revocations.check_not_revoked(principal)
+        except EmbanError as error:
+            return error.code
+        return None
+
+    async def shutdown(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._socket_id is not None:
+            await self.context.runtime.live.sockets.release(self._socket_id)
+            self._socket_id = None
+        await super().shutdown()
 
 
 class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
+    graphql_transport_ws_handler_class = LiveSocketHandler
+
+    def __init__(self, schema: BaseSchema, **options: Any) -> None:
+        # graphql-transport-ws only: a second protocol would bypass LiveSocketHandler's checks.
+        options.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        # LiveSocketHandler applies EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET, with a code.
+        options.setdefault("max_subscriptions_per_connection", None)
+        super().__init__(schema, **options)
+
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> EmbanContext:

@@ -101,3 +101,8 @@ class EmbedSessionBody(msgspec.Struct):
     dashboard_id: str
     expires_in: int = 3600
     permissions: dict[str, Any] | None = None
+
+
+class RevokeEmbedSessionsBody(msgspec.Struct):
+    dashboard_id: str | None = None
+    tenant_id: str | None = None

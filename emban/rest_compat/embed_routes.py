@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from emban.analytics.planner import iso_bucket
-from emban.rest_compat.bodies import EmbedSessionBody
+from emban.rest_compat.bodies import EmbedSessionBody, RevokeEmbedSessionsBody
 from emban.rest_compat.http import actor, client_ip, json_response, parse_body, runtime
 from emban.rest_compat.route import RestRoute
-from emban.services import embeds
+from emban.services import embed_revocations, embeds
 
 
 def session_json(session: embeds.EmbedSession) -> dict[str, Any]:
@@ -57,6 +57,27 @@ async def list_embed_sessions(request: web.Request) -> web.StreamResponse:
     return json_response({"sessions": [active_session_json(s) for s in found]})
 
 
+async def revoke_embed_session(request: web.Request) -> web.StreamResponse:
+    revoked = await embed_revocations.revoke_session(
+        runtime(request), actor=await actor(request), session_id=request.match_info["id"]
+    )
+    return json_response({"revoked": True, "id": revoked})
+
+
+async def revoke_embed_sessions(request: web.Request) -> web.StreamResponse:
+    principal = await actor(request)
+    # No body at all means {}: every session of the environment.
+    body = (
+        await parse_body(request, RevokeEmbedSessionsBody)
+        if request.body_exists
+        else RevokeEmbedSessionsBody()
+    )
+    count = await embed_revocations.revoke_sessions(
+        runtime(request), actor=principal, dashboard_id=body.dashboard_id, tenant_id=body.tenant_id
+    )
+    return json_response({"revoked": count})
+
+
 async def demo_embed_url(request: web.Request) -> web.StreamResponse:
     session = await embeds.demo_embed_url(
         runtime(request),
@@ -90,6 +111,30 @@ EMBED_ROUTES: tuple[RestRoute, ...] = (
         "console",
         "embed-sessions",
         (401, 403),
+    ),
+    RestRoute(
+        "DELETE",
+        "/v1/embed-sessions/{id}",
+        revoke_embed_session,
+        "Revoke one embed session (admin): its token answers 401 embed_token_revoked and its "
+        "live sockets close (4403).",
+        200,
+        None,
+        "console",
+        "embed-sessions",
+        (401, 403, 404),
+    ),
+    RestRoute(
+        "POST",
+        "/v1/embed-sessions/revoke",
+        revoke_embed_sessions,
+        "Revoke every embed session of the environment issued up to now that matches "
+        "dashboard_id and tenant_id (both optional; admin). Answers the number revoked.",
+        200,
+        RevokeEmbedSessionsBody,
+        "console",
+        "embed-sessions",
+        (400, 401, 403),
     ),
     RestRoute(
         "GET",

@@ -20,7 +20,7 @@ from emban.errors import (
 )
 from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
 from emban.runtime import Runtime
-from emban.services import audit
+from emban.services import audit, embed_revocations
 from emban.services.validation import clean_email, clean_name, clean_password, storable
 
 DEFAULT_ENVIRONMENTS = ("production", "development")
@@ -260,7 +260,9 @@ async def authenticate(
             )
         value = value.strip()
         if embed_tokens.looks_like_embed_token(value):
-            return await embed_tokens.verify_embed_token(value, ip=ip)
+            embed = await embed_tokens.verify_embed_token(value, ip=ip)
+            await embed_revocations.check_not_revoked(embed)
+            return embed
         return await principal_from_api_key(value, ip)
     if session_cookie:
         return await principal_from_session(session_cookie, ip)

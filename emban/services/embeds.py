@@ -46,7 +46,7 @@ from emban.auth.principal import EmbedGrant, Principal
 from emban.errors import BadRequest, Forbidden, NotFound, RateLimited
 from emban.models import AuditLog, Dashboard, Environment, Org
 from emban.runtime import Runtime
-from emban.services import audit, billing
+from emban.services import audit, billing, embed_revocations
 from emban.services.analytics import AnalyticsResult
 from emban.services.dashboards import draft_widgets, get_own, published_widgets
 from emban.services.scope import in_org
@@ -316,6 +316,7 @@ async def _mint(
             "tenant_id": tenant_id,
             "dashboard_id": dashboard_id,
             "jti": minted.jti,
+            "environment_id": environment.id,  # what revocations match (they are per environment)
             "issued_at": iso_seconds(minted.issued_at),
             "expires_at": iso_seconds(minted.expires_at),
             "scope": SESSION_SCOPE,
@@ -386,7 +387,8 @@ class ActiveEmbedSession:
 async def list_embed_sessions(
     *, actor: Principal, now: datetime | None = None
 ) -> list[ActiveEmbedSession]:
-    """Sessions of the org that have not expired, newest first (admin), from the audit rows.
+    """Sessions of the org that have not expired nor been revoked, newest first (admin), from
+    the audit rows.
 
     No session lives longer than :data:`MAX_TTL`, so only that much of the log is read; at most
     :data:`MAX_LISTED_SESSIONS` are listed.
@@ -398,11 +400,12 @@ async def list_embed_sessions(
         .filter(action=SESSION_ACTION, created_at__gte=now - timedelta(seconds=MAX_TTL))
         .order_by("-created_at", "-id")
     )
+    revoked = await embed_revocations.revoked_filter(actor, [row.metadata for row in rows])
     active: list[ActiveEmbedSession] = []
     for row in rows:
         meta = row.metadata
         expires_at = datetime.fromisoformat(meta["expires_at"])
-        if expires_at <= now:
+        if expires_at <= now or meta["jti"] in revoked:
             continue
         active.append(
             ActiveEmbedSession(
