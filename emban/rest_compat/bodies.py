@@ -101,3 +101,10 @@ class EmbedSessionBody(msgspec.Struct):
     dashboard_id: str
     expires_in: int = 3600
     permissions: dict[str, Any] | None = None
+
+
+class EnvironmentPatchBody(msgspec.Struct):
+    """``["*"]`` or up to 50 origins ``scheme://host[:port]``; checked by the service (400 naming
+    ``allowed_origins``)."""
+
+    allowed_origins: list[Any]
