@@ -12,8 +12,11 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emban.auth.embed_tokens import mint_embed_token
+from emban.errors import BadRequest
 from emban.models import AuditLog, Environment
 from emban.services.environments import MAX_ORIGINS, clean_allowed_origins
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
@@ -343,3 +346,38 @@ async def test_a_hand_edited_row_cannot_inject_directives(make_client: ClientFac
         "https://ok.example",
         "https://ok.example",
     )
+
+
+# --- property: whatever is accepted is a plain origin (safe to print in a CSP header) ----------
+
+_PLAIN_ORIGIN = re.compile(
+    r"^https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[1-9][0-9]{0,4})?$"
+)
+_ORIGIN_LIKE = st.builds(
+    lambda scheme, host, port, tail: f"{scheme}://{host}{port}{tail}",
+    st.sampled_from(["http", "https", "HTTPS", "ftp", "javascript", ""]),
+    st.one_of(
+        st.from_regex(r"[A-Za-z0-9-]{1,12}(\.[A-Za-z0-9-]{1,12}){0,3}", fullmatch=True),
+        st.text(min_size=0, max_size=20),
+        st.sampled_from(["[::1]", "[::g]", "127.0.0.1", "*.a.example", "a.example;x"]),
+    ),
+    st.one_of(st.just(""), st.integers(-1, 70000).map(lambda p: f":{p}"), st.text(max_size=4)),
+    st.sampled_from(["", "/", "/x", "?q", "#f", " ", "\n", "; script-src *"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ORIGIN_LIKE, st.text(max_size=40)), max_size=4))
+def test_accepted_origins_are_plain_normalized_and_stable(values: list[str]) -> None:
+    try:
+        cleaned = clean_allowed_origins(values)
+    except BadRequest as refused:
+        assert refused.extra == {"field": "allowed_origins"}
+        return
+    if cleaned == ["*"]:
+        return
+    for origin in cleaned:
+        assert _PLAIN_ORIGIN.match(origin), origin
+        assert not re.search(r"^http://.*:80$|^https://.*:443$", origin), origin  # defaults go
+    assert len(set(cleaned)) == len(cleaned)
+    assert clean_allowed_origins(cleaned) == cleaned
