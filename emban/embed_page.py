@@ -1,11 +1,15 @@
 """The browser side's routes: the embed page, the runtime bundle and host helper, the demo host.
 
-- ``GET /embed/{dashboard_id}?token=…`` — the iframe page. Static HTML (the token is read and
-  verified by the runtime's GraphQL calls, never by this page), so it is the same for every
-  session: ``Cache-Control: no-cache`` + ``ETag``, a strict CSP (``'self'`` only, no CDN, no inline
-  script or style; ``connect-src`` names the page's own host for ``ws:``/``wss:``;
-  ``frame-ancestors *`` because host pages on any origin embed it — the signed token is the access
-  control) and ``Referrer-Policy: no-referrer`` (the token is in the URL).
+- ``GET /embed/{dashboard_id}?token=…`` — the iframe page. Static HTML apart from the framing
+  origins (the token is never rendered; the runtime reads it from the URL and its GraphQL calls
+  are what enforce it): ``Cache-Control: no-cache`` + ``ETag``, a strict CSP (``'self'`` only, no
+  CDN, no inline script or style; ``connect-src`` names the page's own host for ``ws:``/``wss:``)
+  and ``Referrer-Policy: no-referrer`` (the token is in the URL). ``frame-ancestors`` lists the
+  ``allowed_origins`` of the environment whose secret signed the token (``*`` when that is
+  ``["*"]``); the signature is checked here (one HS256 and one lookup by ``kid``), the expiry is
+  not, so an expired session still shows its message inside the customer's page. Without a token
+  that verifies, no origin is known to be allowed: ``frame-ancestors 'none'``. The same list is
+  handed to the runtime (``data-allowed-origins``), which posts its events only to those origins.
 - ``GET /static/embed/{path}`` — ``dist/*`` (content-hashed by the build: cached for a year,
   ``immutable``; precompressed ``.gz`` siblings served when accepted), ``host.js``, ``host.d.ts``
   and ``demo/*`` (revalidated after 5 minutes). Nothing else under ``static/embed`` is served.
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from emban.services.environments import framing_origins
 from emban.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "embed"
@@ -80,8 +85,14 @@ def built_bundle() -> Bundle | None:
     return bundle
 
 
-def embed_csp(host: str) -> str:
-    """The embed page's policy: own origin only; the live socket on the page's own host."""
+def frame_ancestors(origins: list[str]) -> str:
+    """The ``frame-ancestors`` sources: ``*``, the listed origins, or ``'none'`` for no list."""
+    return " ".join(origins) if origins else "'none'"
+
+
+def embed_csp(host: str, origins: list[str]) -> str:
+    """The embed page's policy: own origin only; the live socket on the page's own host; framed
+    only by the environment's allowed origins."""
     return "; ".join(
         (
             "default-src 'none'",
@@ -92,7 +103,7 @@ def embed_csp(host: str) -> str:
             f"connect-src 'self' ws://{host} wss://{host}",
             "base-uri 'none'",
             "form-action 'none'",
-            "frame-ancestors *",
+            f"frame-ancestors {frame_ancestors(origins)}",
         )
     )
 
@@ -114,8 +125,10 @@ def demo_csp() -> str:
     )
 
 
-def render_embed_page(dashboard_id: str, bundle: Bundle) -> str:
+def render_embed_page(dashboard_id: str, bundle: Bundle, origins: list[str]) -> str:
     dashboard = html.escape(dashboard_id, quote=True)
+    # Space-separated: origins never contain spaces (see services.environments.clean_origin).
+    allowed = html.escape(" ".join(origins), quote=True)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -128,7 +141,8 @@ def render_embed_page(dashboard_id: str, bundle: Bundle) -> str:
 <script type="module" src="/static/embed/dist/{html.escape(bundle.script, quote=True)}"></script>
 </head>
 <body>
-<main id="emban-root" data-dashboard-id="{dashboard}" aria-busy="true"></main>
+<main id="emban-root" data-dashboard-id="{dashboard}" data-allowed-origins="{allowed}"
+ aria-busy="true"></main>
 </body>
 </html>
 """
@@ -142,7 +156,8 @@ _NOT_BUILT = """<!doctype html>
 
 
 def _html(body: str, *, status: int = 200, csp: str, request: web.Request) -> web.Response:
-    etag = hashlib.sha256(body.encode()).hexdigest()[:32]
+    # The policy is part of what a revalidation must compare (it depends on the token).
+    etag = hashlib.sha256(f"{csp}\n{body}".encode()).hexdigest()[:32]
     headers = {
         **_COMMON_HEADERS,
         "Content-Security-Policy": csp,
@@ -164,11 +179,12 @@ async def embed_page(request: web.Request) -> web.Response:
     dashboard_id = request.match_info["dashboard_id"]
     if not _DASHBOARD_ID.match(dashboard_id):
         return _not_found()
-    csp = embed_csp(request.host)
+    origins = await framing_origins(request.query.get("token"))
+    csp = embed_csp(request.host, origins)
     bundle = built_bundle()
     if bundle is None:
         return _html(_NOT_BUILT, status=503, csp=csp, request=request)
-    return _html(render_embed_page(dashboard_id, bundle), csp=csp, request=request)
+    return _html(render_embed_page(dashboard_id, bundle, origins), csp=csp, request=request)
 
 
 def _static_file(relative: str) -> tuple[Path, str] | None:

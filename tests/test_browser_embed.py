@@ -16,12 +16,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, ConsoleMessage, Frame, Page, Request, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Frame,
+    Page,
+    Request,
+    Route,
+    async_playwright,
+)
 
 from emban.auth.embed_tokens import mint_embed_token
 from emban.demo import DEMO_WIDGETS
@@ -1097,5 +1106,177 @@ async def test_demo_host_page_mounts_the_demo_and_logs_events(
         logged = await page.eval_on_selector_all("#log li", "els => els.map(e => e.dataset.type)")
         assert {"ready", "resize", "filter", "period-change", "session-swapped"} <= set(logged)
         assert problems == []
+    finally:
+        await context.close()
+
+
+# --- framing and messaging origins (the environment's allowed_origins) ----------------------------
+
+# Records, inside the embed frame only, the targetOrigin of every message the runtime posts to its
+# parent (``parent`` is a [Replaceable] attribute: the runtime's ``window.parent`` is this spy,
+# which forwards each message to the real parent, so the host still receives it).
+SPY_ON_PARENT = """(() => {
+  if (window.parent === window || !location.pathname.startsWith("/embed/")) return;
+  const real = window.parent;
+  const targets = [];
+  window.__targets = targets;
+  window.parent = {
+    postMessage(message, targetOrigin) {
+      targets.push(typeof targetOrigin === "string" ? targetOrigin : JSON.stringify(targetOrigin));
+      real.postMessage(message, targetOrigin);
+    },
+  };
+})();"""
+
+EMBED_ROOT_READY = "#emban-root[aria-busy=false]"
+
+
+def host_origin(host_server: TestServer) -> str:
+    return str(host_server.make_url("")).rstrip("/")
+
+
+async def allow_origins(world: World, origins: list[str]) -> None:
+    response = await world.owner.patch(
+        f"/v1/environments/{world.environment_id}", json={"allowed_origins": origins}
+    )
+    assert response.status == 200, await response.text()
+
+
+def _post_message_calls(source: str) -> list[str]:
+    """The argument lists of every ``postMessage(…)`` call in ``source`` (brackets matched)."""
+    calls: list[str] = []
+    start = source.find("postMessage(")
+    while start != -1:
+        at = start + len("postMessage(")
+        depth = 1
+        end = at
+        while depth:
+            depth += {"(": 1, ")": -1}.get(source[end], 0)
+            end += 1
+        calls.append(source[at : end - 1])
+        start = source.find("postMessage(", end)
+    return calls
+
+
+def test_no_post_message_call_names_the_wildcard_target() -> None:
+    from emban.embed_page import DIST_DIR, STATIC_DIR, built_bundle
+
+    bundle = built_bundle()
+    assert bundle is not None, "the embed runtime is not built: run `make install`"
+    runtime_calls = _post_message_calls((DIST_DIR / bundle.script).read_text())
+    host_calls = _post_message_calls((STATIC_DIR / "host.js").read_text())
+    # One call each (the runtime's bridge, host.js's send): the check below is not vacuous.
+    assert len(runtime_calls) == 1, runtime_calls
+    assert host_calls == ["message, frame.origin"]
+    for call in runtime_calls:
+        assert '"*"' not in call and "'*'" not in call and "`*`" not in call, call
+
+
+async def test_a_host_on_an_allowed_origin_receives_ready_and_talks_both_ways(
+    host: Host, make_client: ClientFactory, app_server: TestServer, host_server: TestServer
+) -> None:
+    world = await make_world(make_client, app_server, plan=None)
+    # The host's origin is listed (not first): the runtime posts to it and accepts its commands.
+    await allow_origins(world, ["https://app.example.com", host_origin(host_server)])
+    frame = await host.ready(await world.url(permissions=HIDE_INTERNAL))
+    assert await host.events("ready") == [
+        {"_emban": True, "type": "ready", "dashboardId": world.dashboard_id}
+    ]
+    assert await frame.get_attribute("#emban-root", "data-allowed-origins") == (
+        f"https://app.example.com {host_origin(host_server)}"
+    )
+    await host.call("setFilters", {"period": "7d"})
+    assert (await host.event("filter", 2))["period"] == "7d"
+    host.assert_clean()
+
+
+async def test_a_host_not_in_allowed_origins_is_refused_by_frame_ancestors(
+    host: Host, make_client: ClientFactory, app_server: TestServer
+) -> None:
+    world = await make_world(make_client, app_server, plan=None)
+    await allow_origins(world, ["https://app.example.com"])
+    await host.mount(await world.url(permissions=HIDE_INTERNAL))
+    directive = 'frame-ancestors https://app.example.com"'
+
+    async def refused() -> bool:
+        return any(directive in problem for problem in host.problems)
+
+    # Chromium reports the refusal on the host page and shows its own error page in the frame:
+    # the runtime never runs there, so no ready (nor any other event) can ever arrive.
+    await until(refused, what="Chromium to refuse the frame")
+    frame = await host.frame()
+    assert frame.url == "chrome-error://chromewebdata/"
+    assert await host.events() == []
+    assert [p for p in host.problems if directive not in p] == []
+
+
+async def test_every_event_is_posted_to_the_host_origin_never_the_wildcard(
+    browser: Browser, make_client: ClientFactory, app_server: TestServer, host_server: TestServer
+) -> None:
+    world = await make_world(make_client, app_server, plan=None)
+    origin = host_origin(host_server)
+    context = await browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-US")
+    try:
+        await context.add_init_script(SPY_ON_PARENT)
+        page = await context.new_page()
+        await page.goto(str(host_server.make_url("/host")))
+        spied = Host(page, app_server)
+        # ["*"] (the default) and an explicit list: the same explicit target either way.
+        for allowed in (["*"], [origin, "https://app.example.com"]):
+            await allow_origins(world, allowed)
+            await page.evaluate("() => { window.__events = []; }")
+            frame = await spied.ready(await world.url(permissions=HIDE_INTERNAL))
+            await frame.wait_for_selector(EMBED_ROOT_READY, state="attached")
+            await frame.select_option("select[name=period]", "7d")  # an in-frame change
+            await spied.event("period-change")
+            await spied.event("filter", 2)
+            received = await spied.events()
+            targets: list[str] = await frame.evaluate("() => window.__targets")
+            assert {e["type"] for e in received} >= {"ready", "resize", "filter", "period-change"}
+            assert targets == [origin] * len(received), (allowed, targets, received)
+            await spied.call("destroy")
+    finally:
+        await context.close()
+
+
+async def test_the_runtime_itself_ignores_a_parent_the_environment_does_not_allow(
+    browser: Browser, make_client: ClientFactory, app_server: TestServer, host_server: TestServer
+) -> None:
+    # Defence in depth, for a browser that would not enforce frame-ancestors (here: the test
+    # rewrites the directive on the way): the runtime sees that its parent's origin is not
+    # allowed (location.ancestorOrigins), says nothing and obeys nothing.
+    world = await make_world(make_client, app_server, plan=None)
+    await allow_origins(world, ["https://app.example.com"])
+    context = await browser.new_context()
+    served: list[str] = []
+
+    async def without_frame_ancestors(route: Route) -> None:
+        response = await route.fetch()
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        served.append(headers["content-security-policy"])
+        headers["content-security-policy"] = headers["content-security-policy"].replace(
+            "frame-ancestors https://app.example.com", "frame-ancestors *"
+        )
+        await route.fulfill(response=response, headers=headers)
+
+    try:
+        await context.route(
+            lambda url: urlsplit(url).path.startswith("/embed/"), without_frame_ancestors
+        )
+        page = await context.new_page()
+        await page.goto(str(host_server.make_url("/host")))
+        unwelcome = Host(page, app_server)
+        await unwelcome.mount(await world.url(permissions=HIDE_INTERNAL))
+        frame = await unwelcome.frame()
+        await frame.wait_for_selector(EMBED_ROOT_READY, state="attached", timeout=10_000)
+        await unwelcome.call("setFilters", {"period": "7d"})
+        # A marker posted after the runtime said ready (had it said anything): messages from one
+        # window to another arrive in order, so once the marker is here, nothing else is coming.
+        marker = {"_emban": True, "type": "error", "message": "marker"}
+        await frame.evaluate("m => window.parent.postMessage(m, '*')", marker)
+        assert await unwelcome.event("error") == marker
+        assert await unwelcome.events() == [marker]
+        assert await frame.input_value("select[name=period]") == ""  # the command was ignored
+        assert [csp.endswith("frame-ancestors https://app.example.com") for csp in served] == [True]
     finally:
         await context.close()

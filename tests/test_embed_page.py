@@ -29,16 +29,19 @@ def manifest() -> dict[str, str]:
 async def test_embed_page_has_a_strict_csp_and_revalidates(
     make_client: ClientFactory, app_server: TestServer
 ) -> None:
+    acme = await embed_org(make_client)
+    token = await mint(acme.client, acme.dashboard_id)
     client = await make_client()
     names = manifest()
-    response = await client.get("/embed/dash_abc123?token=x.y.z")
+    response = await client.get(f"/embed/{acme.dashboard_id}?token={token}")
     assert response.status == 200
     assert response.content_type == "text/html"
     html = await response.text()
     assert f'src="/static/embed/dist/{names["embed.js"]}"' in html
     assert f'href="/static/embed/dist/{names["embed.css"]}"' in html
-    assert 'data-dashboard-id="dash_abc123"' in html
-    assert "x.y.z" not in html  # the token is read by the runtime, never rendered
+    assert f'data-dashboard-id="{acme.dashboard_id}"' in html
+    assert 'data-allowed-origins="*"' in html  # a new environment allows any origin
+    assert token not in html  # the token is read by the runtime, never rendered
     host = f"127.0.0.1:{app_server.port}"
     assert response.headers["Content-Security-Policy"] == (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -49,10 +52,14 @@ async def test_embed_page_has_a_strict_csp_and_revalidates(
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     etag = response.headers["ETag"]
-    again = await client.get("/embed/dash_abc123", headers={"If-None-Match": etag})
+    path = f"/embed/{acme.dashboard_id}"
+    again = await client.get(f"{path}?token={token}", headers={"If-None-Match": etag})
     assert again.status == 304
-    other = await client.get("/embed/dash_other", headers={"If-None-Match": etag})
+    other = await client.get(f"/embed/dash_other?token={token}", headers={"If-None-Match": etag})
     assert other.status == 200  # the page names its dashboard
+    # Without the token the policy differs (nobody may frame it): not the cached page either.
+    untokened = await client.get(path, headers={"If-None-Match": etag})
+    assert untokened.status == 200
 
 
 async def test_bad_dashboard_ids_are_404(make_client: ClientFactory) -> None:

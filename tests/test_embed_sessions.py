@@ -691,6 +691,7 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/dashboards/{id}"): {},
     ("POST", "/v1/dashboards/{id}/widgets"): TOTAL,
     ("PATCH", "/v1/dashboards/{id}/widgets/{widget_id}"): {},
+    ("PATCH", "/v1/environments/{id}"): {"allowed_origins": ["*"]},
     ("POST", "/v1/widgets"): TOTAL,
     ("PATCH", "/v1/widgets/{id}"): {},
     ("POST", "/v1/widgets/preview/data"): {"widget": TOTAL},
@@ -728,6 +729,7 @@ async def test_graphql_console_fields_refuse_an_embed_token(make_client: ClientF
         "{ dashboards { id } }",
         "{ embedSessions { id } }",
         "{ auditEntries: audit { id } }",
+        "{ environments { id } }",
     ):
         error = await error_of(client, query, headers=bearer(token))
         assert error["extensions"]["code"] == "FORBIDDEN", query

@@ -50,7 +50,8 @@ Row = tuple[int, int, int, int, int, int, int]
 # standalone widgets are read by viewers; editors write dashboards (publish, unpublish, inline
 # widget patch/delete), preview widgets and auto-create a dashboard from discovery; restoring the
 # published snapshot, adding an inline widget, every standalone widget write and minting or
-# listing embed sessions need an admin.
+# listing embed sessions need an admin. Environments are read by every console user and their
+# allowed origins set by admins.
 MATRIX: dict[tuple[str, str], Row] = {
     # (method, path): (anonymous, ingest_key, viewer, editor, admin, owner, admin_key)
     ("POST", "/v1/auth/logout"): (401, 403, 204, 204, 204, 204, 400),
@@ -100,6 +101,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/discover/auto-create"): (401, 403, 403, 201, 201, 201, 201),
     ("POST", "/v1/embed-sessions"): (401, 403, 403, 403, 201, 201, 201),
     ("GET", "/v1/embed-sessions"): (401, 403, 403, 403, 200, 200, 200),
+    ("GET", "/v1/environments"): (401, 403, 200, 200, 200, 200, 200),
+    ("PATCH", "/v1/environments/{id}"): (401, 403, 403, 403, 200, 200, 200),
 }
 
 # Routes that need an event in the world's environment to succeed.
@@ -147,6 +150,7 @@ AUDIT_ACTION: dict[tuple[str, str], str | None] = {
     ("DELETE", "/v1/widgets/{id}"): "widget.delete",
     ("POST", "/v1/discover/auto-create"): "dashboard.create",
     ("POST", "/v1/embed-sessions"): "embed_session.create",
+    ("PATCH", "/v1/environments/{id}"): "environment.update",
 }
 
 INVITE_TOKEN = "matrix-invite-token"
@@ -277,6 +281,8 @@ def _url(path: str, world: World) -> str:
         return path.format(id=world.dashboard_id, widget_id="calls")
     if path.startswith("/v1/widgets/{id}"):
         return path.format(id=world.widget_id)
+    if path.startswith("/v1/environments/{id}"):
+        return path.format(id=world.environment_id)
     return path.format(id=world.target_key_id, name="events")
 
 
@@ -301,6 +307,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/dashboards/{id}/widgets/{widget_id}"): {"title": "Renamed"},
     ("POST", "/v1/widgets"): _widget("ignored"),
     ("PATCH", "/v1/widgets/{id}"): {"title": "Renamed"},
+    ("PATCH", "/v1/environments/{id}"): {"allowed_origins": ["https://app.example.com"]},
     ("POST", "/v1/widgets/preview/data"): {"widget": _widget("preview")},
     ("POST", "/v1/auth/register"): {
         "email": "fresh@acme.test",

@@ -77,15 +77,9 @@ def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def verify_embed_token(
-    token: str, *, ip: str | None = None, now: float | None = None
-) -> Principal:
-    """The embed principal a token grants, or 401 ``embed_token_expired`` / ``embed_token_invalid``.
-
-    The signature is checked before anything the claims say is believed. Expiry is compared with
-    ``now`` (default: the clock) here rather than inside pyjwt, so a test can verify "later"
-    without waiting; an expired token answers ``embed_token_expired`` only once its signature holds.
-    """
+async def _signed_claims(token: str) -> tuple[Environment, dict[str, Any]]:
+    """The environment whose secret signed ``token`` and the token's claims, expiry unchecked;
+    401 ``embed_token_invalid`` when no environment's secret did or a claim is malformed."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
@@ -116,6 +110,29 @@ async def verify_embed_token(
         or not _int(claims["exp"])
     ):
         raise _invalid()
+    return environment, claims
+
+
+async def signed_environment(token: str) -> Environment | None:
+    """The environment that signed ``token`` (expired or not), or None: what the embed page needs
+    to choose its ``frame-ancestors`` before the runtime has made any request."""
+    try:
+        environment, _ = await _signed_claims(token)
+    except Unauthenticated:
+        return None
+    return environment
+
+
+async def verify_embed_token(
+    token: str, *, ip: str | None = None, now: float | None = None
+) -> Principal:
+    """The embed principal a token grants, or 401 ``embed_token_expired`` / ``embed_token_invalid``.
+
+    The signature is checked before anything the claims say is believed. Expiry is compared with
+    ``now`` (default: the clock) here rather than inside pyjwt, so a test can verify "later"
+    without waiting; an expired token answers ``embed_token_expired`` only once its signature holds.
+    """
+    environment, claims = await _signed_claims(token)
     if claims["exp"] <= (time.time() if now is None else now):
         raise Unauthenticated("embed token has expired", code="embed_token_expired")
     return Principal(

@@ -18,7 +18,7 @@ from emban.resolvers.types import (
     Registration,
     User,
 )
-from emban.services import accounts, api_keys, orgs, team
+from emban.services import accounts, api_keys, environments, orgs, team
 
 
 def _set_cookie(info: GqlInfo, token: str) -> None:
@@ -132,6 +132,18 @@ class Mutation:
         self, info: GqlInfo, name: str | None = None, email: str | None = None
     ) -> Org:
         return Org.of(await orgs.update_org(actor=ctx(info).actor(), name=name, email=email))
+
+    @strawberry.mutation(
+        description='Set who may frame the environment\'s embeds: ["*"] or origins (admin).'
+    )
+    @transactional
+    async def update_environment(
+        self, info: GqlInfo, id: strawberry.ID, allowed_origins: list[str]
+    ) -> Environment:
+        environment = await environments.update_environment(
+            actor=ctx(info).actor(), environment_id=str(id), allowed_origins=allowed_origins
+        )
+        return Environment.of(environment)
 
     @strawberry.mutation
     @transactional

@@ -5,8 +5,17 @@ from __future__ import annotations
 import strawberry
 
 from emban.resolvers.context import GqlInfo, ctx
-from emban.resolvers.types import ApiKey, AuditEntry, Invite, Member, Org, Plan, Viewer
-from emban.services import accounts, api_keys, audit, billing, orgs, team
+from emban.resolvers.types import (
+    ApiKey,
+    AuditEntry,
+    Environment,
+    Invite,
+    Member,
+    Org,
+    Plan,
+    Viewer,
+)
+from emban.services import accounts, api_keys, audit, billing, environments, orgs, team
 
 
 @strawberry.type
@@ -31,6 +40,11 @@ class Query:
     async def api_keys(self, info: GqlInfo) -> list[ApiKey]:
         keys = await api_keys.list_api_keys(actor=ctx(info).actor())
         return [ApiKey.of(k, env) for k, env in keys]
+
+    @strawberry.field(description="The org's environments and their allowed origins.")
+    async def environments(self, info: GqlInfo) -> list[Environment]:
+        found = await environments.list_environments(actor=ctx(info).actor())
+        return [Environment.of(e) for e in found]
 
     @strawberry.field(description="The last 100 audit entries, newest first.")
     async def audit(self, info: GqlInfo) -> list[AuditEntry]:

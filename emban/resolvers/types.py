@@ -50,10 +50,19 @@ class Org:
 class Environment:
     id: strawberry.ID
     name: str
+    allowed_origins: list[str] = strawberry.field(
+        description='["*"] (any site) or the origins that may frame this environment\'s embeds.'
+    )
+    created_at: datetime
 
     @classmethod
     def of(cls, e: models.Environment) -> Environment:
-        return cls(id=strawberry.ID(e.id), name=e.name)
+        return cls(
+            id=strawberry.ID(e.id),
+            name=e.name,
+            allowed_origins=list(e.allowed_origins),
+            created_at=e.created_at,
+        )
 
 
 @strawberry.type

@@ -106,3 +106,10 @@ class EmbedSessionBody(msgspec.Struct):
 class RevokeEmbedSessionsBody(msgspec.Struct):
     dashboard_id: str | None = None
     tenant_id: str | None = None
+
+
+class EnvironmentPatchBody(msgspec.Struct):
+    """``["*"]`` or up to 50 origins ``scheme://host[:port]``; checked by the service (400 naming
+    ``allowed_origins``)."""
+
+    allowed_origins: list[Any]

@@ -621,8 +621,15 @@ def _all_routes() -> tuple[RestRoute, ...]:
     from emban.rest_compat.dashboard_routes import DASHBOARD_ROUTES
     from emban.rest_compat.discovery_routes import DISCOVERY_ROUTES
     from emban.rest_compat.embed_routes import EMBED_ROUTES
+    from emban.rest_compat.environment_routes import ENVIRONMENT_ROUTES
 
-    return (*CORE_ROUTES, *DASHBOARD_ROUTES, *EMBED_ROUTES, *DISCOVERY_ROUTES)
+    return (
+        *CORE_ROUTES,
+        *DASHBOARD_ROUTES,
+        *EMBED_ROUTES,
+        *DISCOVERY_ROUTES,
+        *ENVIRONMENT_ROUTES,
+    )
 
 
 ROUTES: tuple[RestRoute, ...] = _all_routes()

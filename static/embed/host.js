@@ -62,7 +62,9 @@
         "sandbox",
         "allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox",
       );
-      iframe.setAttribute("referrerpolicy", "no-referrer");
+      // Your page's origin, never its path: the runtime takes its targetOrigin from it where the
+      // browser has no location.ancestorOrigins (Firefox).
+      iframe.setAttribute("referrerpolicy", "strict-origin");
       iframe.style.display = "block";
       iframe.style.width = "100%";
       iframe.style.border = "0";

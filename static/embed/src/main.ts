@@ -2,7 +2,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./embed.css";
 import { EmbedApp } from "./app";
-import { HostBridge } from "./bridge";
+import { HostBridge, pageAllowedOrigins } from "./bridge";
 
 /** The session token, removed from the visible URL (and so from history and screenshots). */
 function takeToken(): string | null {
@@ -18,5 +18,5 @@ function takeToken(): string | null {
 const root = document.getElementById("emban-root");
 if (root) {
   const dashboardId = root.dataset.dashboardId ?? location.pathname.split("/").pop() ?? "";
-  void new EmbedApp(root, dashboardId, takeToken(), new HostBridge()).start();
+  void new EmbedApp(root, dashboardId, takeToken(), new HostBridge(pageAllowedOrigins(root))).start();
 }
