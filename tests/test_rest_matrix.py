@@ -101,6 +101,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/discover/auto-create"): (401, 403, 403, 201, 201, 201, 201),
     ("POST", "/v1/embed-sessions"): (401, 403, 403, 403, 201, 201, 201),
     ("GET", "/v1/embed-sessions"): (401, 403, 403, 403, 200, 200, 200),
+    ("DELETE", "/v1/embed-sessions/{id}"): (401, 403, 403, 403, 200, 200, 200),
+    ("POST", "/v1/embed-sessions/revoke"): (401, 403, 403, 403, 200, 200, 200),
     ("GET", "/v1/environments"): (401, 403, 200, 200, 200, 200, 200),
     ("PATCH", "/v1/environments/{id}"): (401, 403, 403, 403, 200, 200, 200),
 }
@@ -119,6 +121,10 @@ PUBLIC: dict[tuple[str, str], int] = {
     ("GET", "/v1/billing/plans"): 200,
     ("GET", "/v1/demo/embed-url"): 200,
 }
+
+# Routes that act on an embed session minted before the request (its mint row is not counted
+# among the request's effects).
+NEEDS_SESSION = {("DELETE", "/v1/embed-sessions/{id}")}
 
 # Public routes that answer only once a demo org with a published demo dashboard exists.
 NEEDS_DEMO = {("GET", "/v1/demo/embed-url")}
@@ -150,6 +156,8 @@ AUDIT_ACTION: dict[tuple[str, str], str | None] = {
     ("DELETE", "/v1/widgets/{id}"): "widget.delete",
     ("POST", "/v1/discover/auto-create"): "dashboard.create",
     ("POST", "/v1/embed-sessions"): "embed_session.create",
+    ("DELETE", "/v1/embed-sessions/{id}"): "embed_session.revoked",
+    ("POST", "/v1/embed-sessions/revoke"): "embed_sessions.revoked",
     ("PATCH", "/v1/environments/{id}"): "environment.update",
 }
 
@@ -179,6 +187,7 @@ class World:
     saved_query_id: str = ""
     dashboard_id: str = ""
     widget_id: str = ""
+    session_id: str = ""
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -270,6 +279,30 @@ async def _one_event(runtime: Runtime, world: World) -> None:
     await runtime.events.insert_json(EVENTS, EVENT_COLUMNS, msgspec.json.encode(row), COMPACT)
 
 
+async def _mint_session(world: World) -> int:
+    """Record a one-hour session of the world's dashboard as a mint does; the row's id."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    world.session_id = "es_matrixsession0000000"
+    row = await AuditLog.create(
+        org_id=world.org_id,
+        actor_type="user",
+        action="embed_session.create",
+        resource_type="embed_session",
+        resource_id=world.session_id,
+        metadata={
+            "tenant_id": "acme",
+            "dashboard_id": world.dashboard_id,
+            "jti": world.session_id,
+            "environment_id": world.environment_id,
+            "issued_at": now.isoformat(),
+            "expires_at": (now + timedelta(hours=1)).isoformat(),
+            "scope": "embed:dashboard:read",
+            "permissions": {},
+        },
+    )
+    return row.id
+
+
 def _url(path: str, world: World) -> str:
     if path == "/v1/query":
         return "/v1/query?event_name=x&tenant_id=t&metric=count&period=7d"
@@ -283,6 +316,8 @@ def _url(path: str, world: World) -> str:
         return path.format(id=world.widget_id)
     if path.startswith("/v1/environments/{id}"):
         return path.format(id=world.environment_id)
+    if path.startswith("/v1/embed-sessions/{id}"):
+        return path.format(id=world.session_id)
     return path.format(id=world.target_key_id, name="events")
 
 
@@ -335,8 +370,8 @@ def _denial_code(route: tuple[str, str], principal: str, status: int) -> str:
     return "owner_required" if owner_only else "insufficient_role"
 
 
-async def _audit_actions(org_id: str) -> list[str]:
-    rows = await AuditLog.filter(org_id=org_id).order_by("id")
+async def _audit_actions(org_id: str, after_id: int = 0) -> list[str]:
+    rows = await AuditLog.filter(org_id=org_id, id__gt=after_id).order_by("id")
     return [row.action for row in rows]
 
 
@@ -371,6 +406,7 @@ async def test_every_route_answers_the_principal_as_the_matrix_says(
         world = await seed_world(f"-{n}")
         if route in NEEDS_EVENTS:
             await _one_event(runtime, world)
+        seeded = await _mint_session(world) if route in NEEDS_SESSION else 0
         client = await make_client()
         method, path = route
         response = await client.request(
@@ -383,7 +419,7 @@ async def test_every_route_answers_the_principal_as_the_matrix_says(
             code = body["code"]
         effect: list[str] | str = "org deleted"
         if await Org.filter(id=world.org_id).exists():
-            effect = await _audit_actions(world.org_id)
+            effect = await _audit_actions(world.org_id, after_id=seeded)
         observed[_route_id(route)] = (response.status, code, effect)
     assert observed == _expected(principal)
 
