@@ -86,9 +86,7 @@ def openapi_document() -> dict[str, Any]:
         if route.status != 204:
             success["content"] = {"application/json": {"schema": {"type": "object"}}}
         operation["responses"][str(route.status)] = success
-        # Every authenticated route spends the caller's request budget (services/budgets.py).
-        errors = set(route.errors) | (set() if route.auth == "public" else {429})
-        for status in sorted(errors):
+        for status in route.error_statuses:
             ref = "PlanLimitError" if status == 402 else "Error"
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT[status],
