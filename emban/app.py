@@ -11,7 +11,14 @@ from tortoise import connections
 from emban.analytics.ddl import migrate_clickhouse
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
-from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
+from emban.auth.rate_limit import (
+    AttemptLimiter,
+    MemoryLimiter,
+    MemoryRequestBudgets,
+    RedisLimiter,
+    RedisRequestBudgets,
+    RequestBudgets,
+)
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.live.bus import InProcessBus, LiveBus, RedisBus
@@ -61,6 +68,9 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             if migrate_on_start:
                 await migrate_clickhouse(events)
             limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
+            budgets: RequestBudgets = (
+                RedisRequestBudgets(redis) if redis else MemoryRequestBudgets()
+            )
             app[RUNTIME_KEY] = Runtime(
                 settings=settings,
                 events=events,
@@ -69,6 +79,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 usage=usage,
                 live=live,
                 redis=redis,
+                budgets=budgets,
             )
             await bus.start()
             ingest.start()

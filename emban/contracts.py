@@ -25,7 +25,7 @@ _STATUS_TEXT = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
-    429: "Too many attempts",
+    429: "Too many attempts or requests (Retry-After says when to retry)",
 }
 
 
@@ -86,7 +86,7 @@ def openapi_document() -> dict[str, Any]:
         if route.status != 204:
             success["content"] = {"application/json": {"schema": {"type": "object"}}}
         operation["responses"][str(route.status)] = success
-        for status in sorted(route.errors):
+        for status in route.error_statuses:
             ref = "PlanLimitError" if status == 402 else "Error"
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT[status],

@@ -172,6 +172,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
         live=LiveHub(InProcessBus()),
     )
     password = secrets.token_urlsafe(9)
+    password_hash = await credentials.hash_password(password)
     try:
         async with transaction():
             org = await Org.filter(is_demo=True).first()
@@ -179,7 +180,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
                 reg = await accounts.create_org_with_owner(
                     runtime,
                     email=DEMO_EMAIL,
-                    password=password,
+                    password_hash=password_hash,
                     name="Demo Owner",
                     org_name=DEMO_ORG,
                     ip=None,
@@ -189,9 +190,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
             else:
                 owner = await Membership.filter(org_id=org.id, role="owner").first()
                 assert owner is not None
-                await User.filter(id=owner.user_id).update(
-                    password_hash=credentials.hash_password(password)
-                )
+                await User.filter(id=owner.user_id).update(password_hash=password_hash)
             production = await Environment.get(org_id=org.id, name="production")
             await ApiKey.filter(org_id=org.id, label=DEMO_KEY_LABEL).delete()
             clear = credentials.new_api_key()

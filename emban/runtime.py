@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
-from emban.auth.rate_limit import AttemptLimiter
+from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestBudgets
 from emban.live.hub import LiveHub
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -24,6 +24,8 @@ class Runtime:
     usage: UsageRecorder
     live: LiveHub
     redis: Redis | None = None
+    # Per-caller request budgets (services/budgets.py): in Redis when it is configured.
+    budgets: RequestBudgets = field(default_factory=MemoryRequestBudgets)
 
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)

@@ -6,6 +6,7 @@ that line and exits instead of showing a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -34,9 +37,21 @@ class Settings:
     port: int = 8000
     session_ttl_seconds: int = 14 * 24 * 3600
     invite_ttl_seconds: int = 7 * 24 * 3600
+    # Login: attempts per window for one email from one source address, and per source address.
     login_max_per_email: int = 10
     login_max_per_ip: int = 50
     login_window_seconds: int = 900
+    # Registration and invite acceptance (each hashes a password): attempts per source address.
+    register_max_per_ip: int = 10
+    accept_invite_max_per_ip: int = 20
+    signup_window_seconds: int = 3600
+    # Request budgets (token buckets): per embed session (jti) and per admin API key.
+    embed_rate_per_second: int = 20
+    embed_rate_burst: int = 60
+    api_key_rate_per_second: int = 100
+    api_key_rate_burst: int = 300
+    # Peers whose X-Forwarded-For is believed (a load balancer); empty: the socket address.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     log_level: str = "INFO"
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = 5
@@ -130,6 +145,13 @@ class Settings:
             cookie_secure=cookie_secure,
             login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
             login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
+            register_max_per_ip=_parse_int(env, "EMBAN_REGISTER_MAX_PER_IP", 10),
+            accept_invite_max_per_ip=_parse_int(env, "EMBAN_ACCEPT_INVITE_MAX_PER_IP", 20),
+            embed_rate_per_second=_parse_int(env, "EMBAN_EMBED_RATE_PER_SECOND", 20),
+            embed_rate_burst=_parse_int(env, "EMBAN_EMBED_RATE_BURST", 60),
+            api_key_rate_per_second=_parse_int(env, "EMBAN_API_KEY_RATE_PER_SECOND", 100),
+            api_key_rate_burst=_parse_int(env, "EMBAN_API_KEY_RATE_BURST", 300),
+            trusted_proxies=_parse_networks(env, "EMBAN_TRUSTED_PROXIES"),
             session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
             live_max_sockets_per_token=_parse_int(env, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", 5),
             live_max_subscriptions_per_socket=_parse_int(
@@ -164,6 +186,21 @@ def _parse_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be positive (got {value})")
     return value
+
+
+def _parse_networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated list of addresses or CIDR blocks (``10.0.0.0/8, 192.168.1.7``)."""
+    networks: list[IPNetwork] = []
+    for part in (env.get(name) or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or CIDR blocks (got {part.strip()!r})"
+            ) from None
+    return tuple(networks)
 
 
 def _embedded_secret(data_dir: Path) -> str:

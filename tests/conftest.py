@@ -19,7 +19,7 @@ from tortoise import connections
 
 from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
 from emban.app import create_app
-from emban.auth.rate_limit import MemoryLimiter
+from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
 
@@ -106,6 +106,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     for table in (*VISIBLE_DATASETS, EVENT_IDS):
         await runtime.events.execute(f"TRUNCATE TABLE IF EXISTS {table}")
     runtime.limiter = MemoryLimiter()
+    runtime.budgets = MemoryRequestBudgets()
     yield
 
 

@@ -57,12 +57,14 @@ def test_openapi_document_lists_every_route() -> None:
         assert operation["summary"] == route.summary
         assert operation["tags"] == [route.tag]
         responses = operation["responses"]
-        assert set(responses) == {str(route.status), *(str(s) for s in route.errors)}
+        assert set(responses) == {str(route.status), *(str(s) for s in route.error_statuses)}
+        assert set(route.errors) <= set(route.error_statuses)
+        assert (429 in route.error_statuses) == (route.auth != "public" or 429 in route.errors)
         if route.status == 204:
             assert "content" not in responses["204"]
         else:
             assert set(responses[str(route.status)]["content"]) == {"application/json"}
-        for status in route.errors:
+        for status in route.error_statuses:
             ref = responses[str(status)]["content"]["application/json"]["schema"]["$ref"]
             name = "PlanLimitError" if status == 402 else "Error"
             assert ref == f"#/components/schemas/{name}"
@@ -105,7 +107,9 @@ def test_openapi_documents_the_error_bodies_and_auth() -> None:
     }
     assert document["security"] == [{"bearer": []}, {"session": []}]
     register = document["paths"]["/v1/auth/register"]["post"]
-    assert sorted(register["responses"]) == ["201", "400", "409", "413"]
+    assert sorted(register["responses"]) == ["201", "400", "409", "413", "429"]
+    me = document["paths"]["/v1/auth/me"]["get"]  # any authenticated route: request budget
+    assert sorted(me["responses"]) == ["200", "401", "429"]
 
 
 _DETECT = """

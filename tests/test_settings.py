@@ -34,6 +34,11 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert settings.invite_ttl_seconds == 7 * 24 * 3600
     assert (settings.login_max_per_email, settings.login_max_per_ip) == (10, 50)
     assert settings.login_window_seconds == 900
+    assert (settings.register_max_per_ip, settings.accept_invite_max_per_ip) == (10, 20)
+    assert settings.signup_window_seconds == 3600
+    assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (20, 60)
+    assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (100, 300)
+    assert settings.trusted_proxies == ()
     assert settings.metadata_db_url == f"sqlite://{data_dir.resolve()}/metadata.sqlite3"
     assert settings.chdb_path == (data_dir / "clickhouse").resolve()
     assert settings.base_url == "http://127.0.0.1:8000"
@@ -112,8 +117,23 @@ def test_production_settings_are_read(tmp_path: Path) -> None:
             EMBAN_LOGIN_MAX_PER_EMAIL="3",
             EMBAN_LOGIN_MAX_PER_IP="30",
             EMBAN_SESSION_TTL_SECONDS="3600",
+            EMBAN_REGISTER_MAX_PER_IP="4",
+            EMBAN_ACCEPT_INVITE_MAX_PER_IP="6",
+            EMBAN_EMBED_RATE_PER_SECOND="5",
+            EMBAN_EMBED_RATE_BURST="15",
+            EMBAN_API_KEY_RATE_PER_SECOND="50",
+            EMBAN_API_KEY_RATE_BURST="150",
+            EMBAN_TRUSTED_PROXIES=" 10.0.0.0/8, 192.168.1.7 ,fd00::/8,",
         )
     )
+    assert (settings.register_max_per_ip, settings.accept_invite_max_per_ip) == (4, 6)
+    assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (5, 15)
+    assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (50, 150)
+    assert [str(n) for n in settings.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.7/32",
+        "fd00::/8",
+    ]
     assert settings.clickhouse_url == "https://user:pw@ch.internal:8443/analytics"
     assert settings.redis_url == "rediss://cache.internal:6380/2"
     assert settings.default_plan == "starter"
@@ -211,6 +231,22 @@ BAD_SETTINGS = [
     (
         {"EMBAN_SESSION_TTL_SECONDS": "-5"},
         "EMBAN_SESSION_TTL_SECONDS must be positive (got -5)",
+    ),
+    ({"EMBAN_REGISTER_MAX_PER_IP": "0"}, "EMBAN_REGISTER_MAX_PER_IP must be positive (got 0)"),
+    (
+        {"EMBAN_ACCEPT_INVITE_MAX_PER_IP": "x"},
+        "EMBAN_ACCEPT_INVITE_MAX_PER_IP must be a whole number (got 'x')",
+    ),
+    ({"EMBAN_EMBED_RATE_PER_SECOND": "0"}, "EMBAN_EMBED_RATE_PER_SECOND must be positive (got 0)"),
+    ({"EMBAN_EMBED_RATE_BURST": "-1"}, "EMBAN_EMBED_RATE_BURST must be positive (got -1)"),
+    (
+        {"EMBAN_API_KEY_RATE_PER_SECOND": "1.5"},
+        "EMBAN_API_KEY_RATE_PER_SECOND must be a whole number (got '1.5')",
+    ),
+    ({"EMBAN_API_KEY_RATE_BURST": "0"}, "EMBAN_API_KEY_RATE_BURST must be positive (got 0)"),
+    (
+        {"EMBAN_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
+        "EMBAN_TRUSTED_PROXIES must list IP addresses or CIDR blocks (got 'lb.internal')",
     ),
 ]
 

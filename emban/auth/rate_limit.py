@@ -1,12 +1,13 @@
-"""Fixed-window attempt counters for login (per email and per IP).
+"""Fixed-window attempt counters (login, registration, invites) and per-caller request budgets.
 
-In-process by default; with Redis configured, the counters live in Redis so every API process
-shares them.
+In-process by default; with Redis configured, both live in Redis so every API process shares them.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -58,3 +59,97 @@ class RedisLimiter:
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(f"emban:ratelimit:{key}")
+
+
+# --- request budgets (token buckets) -------------------------------------------------------------
+
+Clock = Callable[[], float]
+
+
+class RequestBudgets(Protocol):
+    async def take(self, key: str, *, rate: float, burst: int) -> int | None:
+        """Spend one request from ``key``'s bucket (``burst`` tokens, refilled at ``rate``/s).
+
+        Return None when the request may go ahead, else the whole seconds until a token is back.
+        """
+        ...
+
+
+def _whole_seconds(wait: float) -> int:
+    """Retry-After is a whole number of seconds, and a refused caller waits at least one."""
+    return max(1, math.ceil(wait))
+
+
+class MemoryRequestBudgets:
+    """Token buckets in this process (the embedded mode is one process)."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    async def take(self, key: str, *, rate: float, burst: int) -> int | None:
+        now = self._clock()
+        tokens, at = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + max(0.0, now - at) * rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return _whole_seconds((1 - tokens) / rate)
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > self.MAX_KEYS:
+            # A bucket idle long enough to be full again carries no state worth keeping.
+            self._buckets = {
+                k: (t, a) for k, (t, a) in self._buckets.items() if t + (now - a) * rate < burst
+            }
+        return None
+
+
+# One atomic step per request: refill from the elapsed time, then spend or refuse. The state is
+# one hash per key (tokens, at) that expires once it would have refilled anyway. Lua numbers
+# returned to Redis are truncated to integers, so the wait comes back as a string.
+_TAKE_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then
+  tokens = burst
+  at = now
+end
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * rate)
+  at = now
+end
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisRequestBudgets:
+    """Token buckets shared by every API process (one Lua script call per request).
+
+    The clock is the API process's wall clock (processes of one deployment agree on it closely
+    enough for a per-second budget); tests inject one.
+    """
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = "emban:budget:", clock: Clock = time.time
+    ) -> None:
+        self._prefix = prefix
+        self._clock = clock
+        self._script = redis.register_script(_TAKE_SCRIPT)
+
+    async def take(self, key: str, *, rate: float, burst: int) -> int | None:
+        raw = await self._script(keys=[self._prefix + key], args=[rate, burst, self._clock()])
+        wait = float(raw)
+        return None if wait <= 0 else _whole_seconds(wait)

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from aiohttp import web
 from strawberry.types import Info
 
+from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
 from emban.errors import EmbanError, Unauthenticated
 from emban.runtime import Runtime
@@ -28,10 +29,12 @@ class EmbanContext:
     auth_error: EmbanError | None = None
     # Set by the graphql-transport-ws handler from connection_init's payload.
     connection_params: dict[str, Any] | None = None
+    # The socket of a graphql-transport-ws connection (None over HTTP).
+    websocket: web.WebSocketResponse | None = None
 
     @property
     def ip(self) -> str | None:
-        return self.request.remote
+        return request_client_address(self.request, self.runtime.settings.trusted_proxies)
 
     def actor(self) -> Principal:
         """The caller, or the authentication error found while building the context."""

@@ -29,8 +29,7 @@ def _set_cookie(info: GqlInfo, token: str) -> None:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation
-    @transactional
+    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
     async def register(
         self, info: GqlInfo, email: str, password: str, name: str, org_name: str
     ) -> Registration:
@@ -52,8 +51,7 @@ class Mutation:
             api_key=CreatedApiKey(api_key=ApiKey.of(reg.api_key, env), key=reg.clear_key),
         )
 
-    @strawberry.mutation
-    @transactional
+    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
     async def login(self, info: GqlInfo, email: str, password: str) -> LoginResult:
         context = ctx(info)
         result = await accounts.login(
@@ -71,8 +69,7 @@ class Mutation:
             clear_session_cookie(response)
         return True
 
-    @strawberry.mutation
-    @transactional
+    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
     async def accept_invite(
         self, info: GqlInfo, token: str, password: str, name: str
     ) -> LoginResult:

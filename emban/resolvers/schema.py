@@ -34,6 +34,11 @@ MAX_ALIASES = 20
 MAX_TOKENS = 2000
 
 
+def error_extensions(error: EmbanError) -> dict[str, Any]:
+    """``extensions`` of a domain error: the GraphQL category, the REST code, the REST extras."""
+    return {"code": error.graphql_code, "reason": error.code, **error.extra}
+
+
 class EmbanErrors(MaskErrors):
     """Domain errors keep their message and carry ``extensions.code`` plus the REST fields;
     anything unexpected is logged and masked."""
@@ -43,11 +48,7 @@ class EmbanErrors(MaskErrors):
         for error in errors:
             original = error.original_error
             if isinstance(original, EmbanError):
-                extensions: dict[str, Any] = {
-                    "code": original.graphql_code,
-                    "reason": original.code,
-                    **original.extra,
-                }
+                extensions = error_extensions(original)
                 processed.append(
                     GraphQLError(
                         original.message,

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from emban.auth.client_address import request_client_address
 from emban.auth.cookies import SESSION_COOKIE
 from emban.auth.principal import Principal
 from emban.errors import (
@@ -22,7 +23,7 @@ from emban.errors import (
     Unauthenticated,
 )
 from emban.runtime import RUNTIME_KEY, Runtime
-from emban.services import accounts
+from emban.services import accounts, budgets
 
 log = logging.getLogger("emban.http")
 
@@ -42,7 +43,7 @@ def runtime(request: web.Request) -> Runtime:
 
 
 def client_ip(request: web.Request) -> str | None:
-    return request.remote
+    return request_client_address(request, runtime(request).settings.trusted_proxies)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -102,19 +103,24 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
-async def optional_principal(request: web.Request) -> Principal | None:
+async def optional_principal(request: web.Request, *, budgeted: bool = True) -> Principal | None:
+    """The caller, resolved once per request; the first resolution spends one request from the
+    caller's budget (429 beyond it) unless the route is ``budgeted=False`` (ingest)."""
     if _PRINCIPAL_KEY not in request:
-        request[_PRINCIPAL_KEY] = await accounts.authenticate(
+        principal = await accounts.authenticate(
             authorization=request.headers.get("Authorization"),
             session_cookie=request.cookies.get(SESSION_COOKIE),
             ip=client_ip(request),
         )
+        if principal is not None and budgeted:
+            await budgets.charge_request(runtime(request), principal)
+        request[_PRINCIPAL_KEY] = principal
     return request[_PRINCIPAL_KEY]
 
 
-async def actor(request: web.Request) -> Principal:
+async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
     """The authenticated caller; 401 when the request carries no credentials."""
-    principal = await optional_principal(request)
+    principal = await optional_principal(request, budgeted=budgeted)
     if principal is None:
         raise Unauthenticated("authentication required", code="unauthenticated")
     return principal

@@ -26,5 +26,12 @@ class RestRoute:
     transaction: bool | None = None
 
     @property
+    def error_statuses(self) -> tuple[int, ...]:
+        """The documented error statuses: every authenticated route can also answer 429, as it
+        spends the caller's request budget (services/budgets.py)."""
+        budget = () if self.auth == "public" else (429,)
+        return tuple(sorted({*self.errors, *budget}))
+
+    @property
     def transactional(self) -> bool:
         return self.method != "GET" if self.transaction is None else self.transaction

@@ -205,7 +205,8 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
 
 
 async def ingest_events(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+    # Ingest is governed by the plan's monthly events cap, not by the request budget.
+    principal = await actor(request, budgeted=False)
     body = await read_body(request, MAX_INGEST_BODY)
     accepted = await events.ingest_events(runtime(request), actor=principal, body=body)
     return json_response({"accepted": accepted, "status": "ok"})
@@ -295,7 +296,8 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         RegisterBody,
         "public",
         "auth",
-        (400, 409, 413),
+        (400, 409, 413, 429),
+        transaction=False,  # the service hashes first, then writes in its own transaction
     ),
     RestRoute(
         "POST",
@@ -307,6 +309,7 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         "public",
         "auth",
         (400, 401, 429),
+        transaction=False,  # the service verifies first, then writes in its own transaction
     ),
     RestRoute(
         "POST",
@@ -339,7 +342,8 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         AcceptInviteBody,
         "public",
         "auth",
-        (400, 404, 409),
+        (400, 404, 409, 429),
+        transaction=False,  # the service hashes first, then writes in its own transaction
     ),
     RestRoute(
         "GET",

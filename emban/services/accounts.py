@@ -21,6 +21,7 @@ from emban.errors import (
 from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit, embed_revocations
+from emban.services.boundary import transaction
 from emban.services.validation import clean_email, clean_name, clean_password, storable
 
 DEFAULT_ENVIRONMENTS = ("production", "development")
@@ -88,23 +89,22 @@ async def create_org_with_owner(
     rt: Runtime,
     *,
     email: str,
-    password: str,
+    password_hash: str,
     name: str,
     org_name: str,
     ip: str | None,
     is_demo: bool = False,
 ) -> Registration:
-    """Create the user, org, owner membership, default environments and default admin key."""
+    """Create the user, org, owner membership, default environments and default admin key.
+
+    Takes the password already hashed: the caller hashes before its transaction opens."""
     email = clean_email(email)
-    password = clean_password(password)
     name = clean_name(name, "name")
     org_name = clean_name(org_name, "org_name")
     if await User.exists(email=email):
         raise Conflict("this email is already registered", code="email_registered")
     try:
-        user = await User.create(
-            email=email, name=name, password_hash=credentials.hash_password(password)
-        )
+        user = await User.create(email=email, name=name, password_hash=password_hash)
     except IntegrityError:
         raise Conflict("this email is already registered", code="email_registered") from None
     org = await Org.create(
@@ -134,40 +134,83 @@ async def create_org_with_owner(
     return Registration(user, org, environments, api_key, clear_key, token)
 
 
+async def _limit_source(rt: Runtime, action: str, ip: str | None, limit: int) -> None:
+    """Count one attempt of ``action`` from ``ip``; 429 once the source is over ``limit``."""
+    wait = await rt.limiter.hit(f"{action}:ip:{ip}", limit, rt.settings.signup_window_seconds)
+    if wait is not None:
+        raise RateLimited("too many attempts from this address; try again later", retry_after=wait)
+
+
+# Registration, login and invite acceptance are the three entry points that hash or verify a
+# password. Each checks its limits and does the argon2 work first, with no transaction open (the
+# work takes ~50 ms; on SQLite an open transaction holds the one connection, on PostgreSQL a pooled
+# one), and only then writes, in its own short transaction. The edges therefore do not wrap them.
+
+
 async def register(
     rt: Runtime, *, email: str, password: str, name: str, org_name: str, ip: str | None
 ) -> Registration:
-    return await create_org_with_owner(
-        rt, email=email, password=password, name=name, org_name=org_name, ip=ip
-    )
+    """Self-service sign-up: a new org with its owner; limited per source address."""
+    await _limit_source(rt, "register", ip, rt.settings.register_max_per_ip)
+    email = clean_email(email)
+    password = clean_password(password)
+    clean_name(name, "name")
+    clean_name(org_name, "org_name")
+    if await User.exists(email=email):  # answer a taken email without spending a hash on it
+        raise Conflict("this email is already registered", code="email_registered")
+    password_hash = await credentials.hash_password(password)
+    async with transaction():
+        return await create_org_with_owner(
+            rt,
+            email=email,
+            password_hash=password_hash,
+            name=name,
+            org_name=org_name,
+            ip=ip,
+        )
+
+
+def login_source_key(email: str, ip: str | None) -> str:
+    """The counter of login attempts on one email from one source address."""
+    return f"login:email-ip:{ip}:{email}"
 
 
 async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> LoginResult:
-    """Same 401 for an unknown email and a wrong password; attempts are limited per email and IP."""
+    """Same 401 for an unknown email and a wrong password.
+
+    Attempts are limited per (email, source address) and per source address, never per email
+    alone: a stranger guessing from elsewhere exhausts only his own counters and cannot lock the
+    owner out. A success resets the (email, source) counter.
+    """
     settings = rt.settings
     normalized = email.strip().lower()
     window = settings.login_window_seconds
+    source_key = login_source_key(normalized, ip)
     for key, limit in (
         (f"login:ip:{ip}", settings.login_max_per_ip),
-        (f"login:email:{normalized}", settings.login_max_per_email),
+        (source_key, settings.login_max_per_email),
     ):
         wait = await rt.limiter.hit(key, limit, window)
         if wait is not None:
             raise RateLimited("too many login attempts; try again later", retry_after=wait)
     user = await User.get_or_none(email=normalized) if storable(normalized) else None
-    if not credentials.verify_password(user.password_hash if user else None, password):
+    if not await credentials.verify_password(user.password_hash if user else None, password):
         raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
     assert user is not None
     membership = await Membership.filter(user_id=user.id).order_by("created_at").first()
     if membership is None:
         raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
-    await rt.limiter.reset(f"login:email:{normalized}")
-    org = await Org.get(id=membership.org_id)
-    token = await _start_session(rt, user, org, ip)
-    production = await Environment.get(org_id=org.id, name="production")
-    await audit.record(
-        session_principal(user, membership, production.id, ip), "session.login", "user", user.id
-    )
+    await rt.limiter.reset(source_key)
+    async with transaction():
+        org = await Org.get(id=membership.org_id)
+        token = await _start_session(rt, user, org, ip)
+        production = await Environment.get(org_id=org.id, name="production")
+        await audit.record(
+            session_principal(user, membership, production.id, ip),
+            "session.login",
+            "user",
+            user.id,
+        )
     return LoginResult(user, org, membership.role, token)
 
 
@@ -183,6 +226,42 @@ async def logout(*, actor: Principal) -> None:
 async def accept_invite(
     rt: Runtime, *, token: str, password: str, name: str, ip: str | None
 ) -> LoginResult:
+    """Join an org through an invite; limited per source address like registration."""
+    await _limit_source(rt, "accept-invite", ip, rt.settings.accept_invite_max_per_ip)
+    invite = await _usable_invite(token)
+    password = clean_password(password)
+    name = clean_name(name, "name")
+    if await User.exists(email=invite.email):
+        raise Conflict("this email is already registered", code="email_registered")
+    password_hash = await credentials.hash_password(password)
+    async with transaction():
+        # Read again inside the transaction: the invite may have been used while we hashed.
+        invite = await _usable_invite(token)
+        if await User.exists(email=invite.email):
+            raise Conflict("this email is already registered", code="email_registered")
+        try:
+            user = await User.create(email=invite.email, name=name, password_hash=password_hash)
+        except IntegrityError:
+            raise Conflict("this email is already registered", code="email_registered") from None
+        membership = await Membership.create(
+            org_id=invite.org_id, user_id=user.id, role=invite.role
+        )
+        invite.accepted_at = _now()
+        await invite.save(update_fields=["accepted_at"])
+        org = await Org.get(id=invite.org_id)
+        production = await Environment.get(org_id=org.id, name="production")
+        await audit.record(
+            session_principal(user, membership, production.id, ip),
+            "invite.accept",
+            "invite",
+            invite.id,
+            {"role": invite.role},
+        )
+        session_token = await _start_session(rt, user, org, ip)
+    return LoginResult(user, org, membership.role, session_token)
+
+
+async def _usable_invite(token: str) -> Invite:
     invite = await Invite.get_or_none(token_hash=credentials.token_digest(token))
     if invite is None:
         raise NotFound("this invite does not exist", code="invite_not_found")
@@ -190,27 +269,7 @@ async def accept_invite(
         raise BadRequest("this invite has already been used", code="invite_used")
     if invite.expires_at <= _now():
         raise BadRequest("this invite has expired", code="invite_expired")
-    password = clean_password(password)
-    name = clean_name(name, "name")
-    if await User.exists(email=invite.email):
-        raise Conflict("this email is already registered", code="email_registered")
-    user = await User.create(
-        email=invite.email, name=name, password_hash=credentials.hash_password(password)
-    )
-    membership = await Membership.create(org_id=invite.org_id, user_id=user.id, role=invite.role)
-    invite.accepted_at = _now()
-    await invite.save(update_fields=["accepted_at"])
-    org = await Org.get(id=invite.org_id)
-    production = await Environment.get(org_id=org.id, name="production")
-    await audit.record(
-        session_principal(user, membership, production.id, ip),
-        "invite.accept",
-        "invite",
-        invite.id,
-        {"role": invite.role},
-    )
-    session_token = await _start_session(rt, user, org, ip)
-    return LoginResult(user, org, membership.role, session_token)
+    return invite
 
 
 async def principal_from_session(token: str, ip: str | None) -> Principal:
