@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from emban.errors import Forbidden
+from emban.services import embeds
 from tests.conftest import Client, ClientFactory, bearer
 from tests.gql_client import gql
 from tests.test_embed_enforcement import _send
@@ -805,3 +807,97 @@ async def test_live_rechecks_the_filters_on_every_recompute(
         )
     finally:
         await close(live)
+
+
+# --- the rules as pure functions (fixed clock) ------------------------------------------------
+
+
+def test_exposure_counts_what_visible_widgets_read_and_protects_what_only_hidden_ones_use() -> None:
+    widgets = [
+        _widget("revenue", "metric", "number", 0, metric="sum", numeric_prop="revenue"),
+        _widget("by_plan_total", "metric", "number", 2, group_by="plan"),  # metrics ignore it
+        _widget("by_plan", "breakdown", "bar", 4, group_by="plan", filters={"segment": "smb"}),
+        _widget("latency", "metric", "number", 6, metric="avg", numeric_prop="latency_ms"),
+        _widget("by_model", "breakdown", "bar", 8, group_by="model"),
+        _widget("models", "breakdown", "bar", 10, group_by="model"),
+        WIDGETS[-1],  # text
+    ]
+    hidden = {"by_plan", "latency", "models"}
+    assert embeds.exposure_of(widgets, hidden) == embeds.Exposure(
+        numeric=frozenset({"revenue"}),
+        hidden_only=frozenset({"plan", "segment", "latency_ms"}),  # model: by_model shows it
+    )
+    assert embeds.exposure_of(widgets, set()) == embeds.Exposure(
+        numeric=frozenset({"revenue", "latency_ms"}), hidden_only=frozenset()
+    )
+
+
+CLOCK = datetime(2026, 3, 29, 10, 35, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("permissions", "bounds"),
+    [
+        (embeds.EmbedPermissions(), []),
+        (
+            embeds.EmbedPermissions(allowed_periods=("1h", "24h")),
+            [
+                (
+                    "the last 24h (the longest allowed period)",
+                    datetime(2026, 3, 28, 10, tzinfo=UTC),
+                    datetime(2026, 3, 29, 11, tzinfo=UTC),
+                )
+            ],
+        ),
+        (
+            embeds.EmbedPermissions(allowed_periods=("24h", "7d"), max_date_range_days=10),
+            [
+                (
+                    "the last 7d (the longest allowed period)",
+                    datetime(2026, 3, 22, tzinfo=UTC),
+                    datetime(2026, 3, 30, tzinfo=UTC),
+                ),
+                (
+                    "the last 10 days",
+                    datetime(2026, 3, 19, 10, tzinfo=UTC),
+                    datetime(2026, 3, 29, 11, tzinfo=UTC),
+                ),
+            ],
+        ),
+    ],
+)
+def test_date_range_bounds_are_the_windows_the_periods_show(
+    permissions: embeds.EmbedPermissions, bounds: list[tuple[str, datetime, datetime]]
+) -> None:
+    assert embeds.date_range_bounds(permissions, CLOCK) == bounds
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "refused_field"),
+    [
+        (datetime(2026, 3, 28, 10, tzinfo=UTC), datetime(2026, 3, 29, 11, tzinfo=UTC), None),
+        (
+            datetime(2026, 3, 28, 9, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 3, 29, 10, tzinfo=UTC),
+            "filters.dateRanges.timestamp.from",
+        ),
+        (
+            datetime(2026, 3, 29, 9, tzinfo=UTC),
+            datetime(2026, 3, 29, 11, 0, 0, 1, tzinfo=UTC),
+            "filters.dateRanges.timestamp.to",
+        ),
+    ],
+)
+def test_date_range_edges(start: datetime, end: datetime, refused_field: str | None) -> None:
+    permissions = embeds.EmbedPermissions(allowed_periods=("24h",))
+    filters = embeds.EmbedFilters(date_range=(start, end))
+    if refused_field is None:
+        embeds.check_embed_filters(filters, permissions, embeds.Exposure(), now=CLOCK)
+        return
+    with pytest.raises(Forbidden) as refused:
+        embeds.check_embed_filters(filters, permissions, embeds.Exposure(), now=CLOCK)
+    assert (refused.value.code, refused.value.message, refused.value.extra) == (
+        "embed_filter_forbidden",
+        "date ranges must lie within the last 24h (the longest allowed period) in this embed",
+        {"field": refused_field},
+    )

@@ -33,6 +33,7 @@ from typing import Any
 from emban.analytics.planner import (
     GRANULARITIES,
     MAX_NAME,
+    NUMERIC_METRICS,
     PERIOD_LENGTH,
     PERIODS,
     QuerySpec,
@@ -628,18 +629,22 @@ def exposure_of(widgets: list[dict[str, Any]], hidden: frozenset[str] | set[str]
     for widget in widgets:
         if widget["kind"] == "text" or not widget.get("query"):
             continue
-        spec = spec_of(widget, None)
-        keys = {key for key, _ in spec.filters}
-        if spec.group_by is not None and widget["kind"] != "metric":  # metrics ignore group_by
-            keys.add(spec.group_by)
-        if spec.numeric_prop is not None:  # set only for sum/avg/p95/p99
-            keys.add(spec.numeric_prop)
+        # Read from the stored query as it is (not through the planner): listing the dashboard
+        # must not fail on one widget. A hidden widget protects every key it names; a visible
+        # one exposes only what it really reads (a metric ignores group_by, a count its
+        # numeric_prop).
+        query = widget["query"]
+        filters = set(query.get("filters") or {})
+        group_by = query.get("group_by") or None
+        named = query.get("numeric_prop") or None
+        prop = named if query.get("metric") in NUMERIC_METRICS else None
         if widget["id"] in hidden:
-            hidden_keys |= keys
+            hidden_keys |= filters | {k for k in (group_by, named) if k}
         else:
-            visible_keys |= keys
-            if spec.numeric_prop is not None:
-                numeric.add(spec.numeric_prop)
+            shown_group = group_by if widget["kind"] != "metric" else None
+            visible_keys |= filters | {k for k in (shown_group, prop) if k}
+            if prop:
+                numeric.add(prop)
     return Exposure(frozenset(numeric), frozenset(hidden_keys - visible_keys))
 
 
