@@ -2,18 +2,23 @@
 
 An admin mints a session for one tenant and one dashboard (``POST /v1/embed-sessions``); the
 token (:mod:`emban.auth.embed_tokens`) carries the permissions below, and every data request made
-with it goes through :func:`embed_spec`, which is where they are enforced:
+with it (``embed.widgetData`` and ``embedLive``) goes through :func:`embed_spec` /
+:func:`check_embed_filters`, which is where they are enforced (the table: docs/embedding-api.md):
 
 - the tenant is always the token's tenant, the org and environment the token's (never a filter);
 - ``locked_filters`` are ANDed to every query; a request filtering a locked dimension with another
   value is refused (403 ``embed_filter_forbidden``), with the same value it is a no-op;
-- ``hidden_widgets`` are never listed and answer 404 ``widget_not_found``;
+- ``hidden_widgets`` are never listed and answer 404 ``widget_not_found``; a property key only
+  hidden widgets use is never filterable, rangeable or drillable (:class:`Exposure`);
+- ``numericRanges`` only on a property a visible widget measures or ``allowed_dimensions`` lists;
 - ``allowed_dimensions`` (when non-empty) bounds the dimension filters, the widget's ``group_by``
   and the drill dimension (403 ``embed_filter_forbidden``);
-- ``allowed_periods`` (when non-empty) bounds the requested period (403); a widget whose own
-  period is not allowed shows the first allowed period instead;
-- ``max_date_range_days`` bounds periods and date ranges (403); a widget whose own period is
-  longer shows the longest period that fits (the first allowed one when periods are listed);
+- ``allowed_periods`` (when non-empty) bounds the requested period and keeps date ranges inside
+  the longest allowed period's window (403); a widget whose own period is not allowed shows the
+  first allowed period instead;
+- ``max_date_range_days`` bounds periods, the length of date ranges and how far back they reach
+  (403); a widget whose own period is longer shows the longest period that fits (the first
+  allowed one when periods are listed);
 - ``allow_drill_down`` gates ``drill`` (403 ``embed_drill_forbidden``); a drill adds one
   dimension filter.
 
