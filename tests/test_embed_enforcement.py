@@ -47,6 +47,12 @@ WIDGETS = [
     _widget("by_endpoint", "breakdown", "bar", 6, group_by="endpoint"),
     _widget("calls", "timeseries", "line", 8),
     _widget("internal", "metric", "number", 10, period="7d"),
+    # The visible widget that measures ``tokens``, which is what makes ``numericRanges.tokens``
+    # allowed to every session below (see test_embed_permission_matrix.py for the rule).
+    {
+        **_widget("tokens_used", "metric", "number", 0, metric="sum", numeric_prop="tokens"),
+        "layout": {"x": 0, "y": 3, "w": 2, "h": 2},
+    },
     {
         "id": "notes",
         "kind": "text",
@@ -407,6 +413,7 @@ async def test_hidden_widgets_are_never_sent(world: World) -> None:
         "by_model",
         "by_endpoint",
         "calls",
+        "tokens_used",
     ]
     for hidden in ("internal", "notes"):
         assert (await refusal(world, token, hidden))["reason"] == "widget_not_found"

@@ -41,15 +41,20 @@ class EmbedCohortSource:
         self._rt = rt
         self._actor = actor
         self._filters = filters
+        self._dashboard: embeds.EmbedDashboard | None = None  # the config shown, for its exposure
 
     async def config(self) -> dict[str, Any]:
-        dashboard = await embeds.embed_dashboard(actor=self._actor)
+        dashboard = self._dashboard = await embeds.embed_dashboard(actor=self._actor)
         return {"id": dashboard.id, "name": dashboard.name, "widgets": dashboard.widgets}
 
     async def widget(self, widget: dict[str, Any]) -> dict[str, Any]:
         try:
             result = await embeds.embed_widget_result(
-                self._rt, actor=self._actor, widget=widget, filters=self._filters
+                self._rt,
+                actor=self._actor,
+                widget=widget,
+                filters=self._filters,
+                dashboard=self._dashboard,
             )
         except EmbanError as error:
             return {"data": None, "error": error.message}
@@ -87,6 +92,7 @@ class Subscription:
         actor = context.actor()
         grant = embeds.embed_grant(actor)
         parsed = embed_filters_from_input(filters)
+        await embeds.check_live_filters(actor=actor, filters=parsed)  # refused here, with its code
         key = CohortKey(
             org_id=actor.org_id,
             environment_id=actor.environment_id,

@@ -2,18 +2,23 @@
 
 An admin mints a session for one tenant and one dashboard (``POST /v1/embed-sessions``); the
 token (:mod:`emban.auth.embed_tokens`) carries the permissions below, and every data request made
-with it goes through :func:`embed_spec`, which is where they are enforced:
+with it (``embed.widgetData`` and ``embedLive``) goes through :func:`embed_spec` /
+:func:`check_embed_filters`, which is where they are enforced (the table: docs/embedding-api.md):
 
 - the tenant is always the token's tenant, the org and environment the token's (never a filter);
 - ``locked_filters`` are ANDed to every query; a request filtering a locked dimension with another
   value is refused (403 ``embed_filter_forbidden``), with the same value it is a no-op;
-- ``hidden_widgets`` are never listed and answer 404 ``widget_not_found``;
+- ``hidden_widgets`` are never listed and answer 404 ``widget_not_found``; a property key only
+  hidden widgets use is never filterable, rangeable or drillable (:class:`Exposure`);
+- ``numericRanges`` only on a property a visible widget measures or ``allowed_dimensions`` lists;
 - ``allowed_dimensions`` (when non-empty) bounds the dimension filters, the widget's ``group_by``
   and the drill dimension (403 ``embed_filter_forbidden``);
-- ``allowed_periods`` (when non-empty) bounds the requested period (403); a widget whose own
-  period is not allowed shows the first allowed period instead;
-- ``max_date_range_days`` bounds periods and date ranges (403); a widget whose own period is
-  longer shows the longest period that fits (the first allowed one when periods are listed);
+- ``allowed_periods`` (when non-empty) bounds the requested period and keeps date ranges inside
+  the longest allowed period's window (403); a widget whose own period is not allowed shows the
+  first allowed period instead;
+- ``max_date_range_days`` bounds periods, the length of date ranges and how far back they reach
+  (403); a widget whose own period is longer shows the longest period that fits (the first
+  allowed one when periods are listed);
 - ``allow_drill_down`` gates ``drill`` (403 ``embed_drill_forbidden``); a drill adds one
   dimension filter.
 
@@ -33,6 +38,7 @@ from typing import Any
 from emban.analytics.planner import (
     GRANULARITIES,
     MAX_NAME,
+    NUMERIC_METRICS,
     PERIOD_LENGTH,
     PERIODS,
     QuerySpec,
@@ -40,6 +46,7 @@ from emban.analytics.planner import (
     default_granularity,
     iso_seconds,
     property_key,
+    window,
 )
 from emban.auth.embed_tokens import mint_embed_token
 from emban.auth.principal import EmbedGrant, Principal
@@ -604,12 +611,61 @@ def embed_grant(actor: Principal) -> EmbedGrant:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """What the published dashboard lets a session measure beyond its own widgets.
+
+    ``numeric``: the numeric properties its visible widgets measure (``numeric_prop`` of a
+    sum/avg/p95/p99 widget); a viewer may range those, since their values are shown anyway.
+    ``hidden_only``: property keys (numeric property, filter keys, group-by) that only hidden
+    widgets use. Those are never filterable, rangeable or drillable, whatever the other
+    permissions say: bisecting ``numericRanges.revenue`` on a visible count widget (or filtering
+    it by a hidden widget's filter) would otherwise rebuild the hidden widget's numbers.
+
+    The empty value allows no numeric range and protects no key: it is only right for a
+    dashboard without query widgets.
+    """
+
+    numeric: frozenset[str] = frozenset()
+    hidden_only: frozenset[str] = frozenset()
+
+
+def exposure_of(widgets: list[dict[str, Any]], hidden: frozenset[str] | set[str]) -> Exposure:
+    """The :class:`Exposure` of a dashboard's widgets (every one, hidden ones included)."""
+    numeric: set[str] = set()
+    visible_keys: set[str] = set()
+    hidden_keys: set[str] = set()
+    for widget in widgets:
+        if widget["kind"] == "text" or not widget.get("query"):
+            continue
+        # Read from the stored query as it is (not through the planner): listing the dashboard
+        # must not fail on one widget. A hidden widget protects every key it names; a visible
+        # one exposes only what it really reads (a metric ignores group_by, a count its
+        # numeric_prop).
+        query = widget["query"]
+        filters = set(query.get("filters") or {})
+        group_by = query.get("group_by") or None
+        named = query.get("numeric_prop") or None
+        prop = named if query.get("metric") in NUMERIC_METRICS else None
+        if widget["id"] in hidden:
+            hidden_keys |= filters | {k for k in (group_by, named) if k}
+        else:
+            shown_group = group_by if widget["kind"] != "metric" else None
+            visible_keys |= filters | {k for k in (shown_group, prop) if k}
+            if prop:
+                numeric.add(prop)
+    return Exposure(frozenset(numeric), frozenset(hidden_keys - visible_keys))
+
+
+@dataclass(frozen=True)
 class EmbedDashboard:
     """The published dashboard a token names, as its viewer may see it."""
 
     id: str
     name: str
     widgets: list[dict[str, Any]]  # full configs (query included), hidden widgets left out
+    # What the session may range and which keys only hidden widgets use; computed from the whole
+    # published snapshot (hidden widgets included) before they are left out of ``widgets``.
+    exposure: Exposure = field(default_factory=Exposure)
 
 
 async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
@@ -626,10 +682,12 @@ async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
     if found is None or not found.is_published or found.published is None:
         raise NotFound("this dashboard is not published", code="dashboard_not_published")
     hidden = set(EmbedPermissions.of_claims(grant.permissions).hidden_widgets)
+    widgets = published_widgets(found)
     return EmbedDashboard(
         id=found.id,
         name=found.published.get("name", found.name),
-        widgets=[w for w in published_widgets(found) if w["id"] not in hidden],
+        widgets=[w for w in widgets if w["id"] not in hidden],
+        exposure=exposure_of(widgets, hidden),
     )
 
 
@@ -660,44 +718,135 @@ def _granularity(own: str, period: str, span: timedelta, *, aligned: bool) -> st
     return GRANULARITIES[index]
 
 
-def _check_dimension(key: str, value: str, permissions: EmbedPermissions, name: str) -> None:
+def _check_dimension(
+    key: str, value: str, permissions: EmbedPermissions, exposure: Exposure, name: str
+) -> None:
     locked = permissions.locked_filters
     if key in locked:
         if value != locked[key]:
             raise _forbidden(f"{key} is locked to {locked[key]!r} in this embed", name)
         return  # the same value as the lock adds nothing
-    if permissions.allowed_dimensions and key not in permissions.allowed_dimensions:
+    # One message for every refused key: saying "a hidden widget uses it" would itself tell the
+    # viewer which keys the hidden widgets use.
+    if (permissions.allowed_dimensions and key not in permissions.allowed_dimensions) or (
+        key in exposure.hidden_only
+    ):
         raise _forbidden(f"filtering by {key} is not allowed in this embed", name)
 
 
-def embed_spec(
-    widget: dict[str, Any], grant: EmbedGrant, filters: EmbedFilters, drill: Drill | None = None
-) -> QuerySpec:
-    """The query one (visible, non-text) widget runs for this grant and these filters.
+def _check_numeric_range(
+    key: str, permissions: EmbedPermissions, exposure: Exposure, name: str
+) -> None:
+    """A range on a numeric property measures its values (bisecting it recovers each one), so it
+    is allowed only on what the session already sees measured or was explicitly granted."""
+    shown = key in exposure.numeric
+    granted = key in permissions.allowed_dimensions and key not in exposure.hidden_only
+    if not (shown or granted):
+        raise _forbidden(f"numeric ranges on {key} are not allowed in this embed", name)
 
-    Every permission is enforced here; the tenant is the grant's whatever the filters say.
+
+def _period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """The [start, end) a period shows at its default granularity (the planner's window)."""
+    probe = QuerySpec(
+        event_name="-",
+        metric="count",
+        period=period,  # type: ignore[arg-type]  # one of PERIODS
+        granularity=default_granularity(period),
+    )
+    return window(probe, now)
+
+
+def date_range_bounds(
+    permissions: EmbedPermissions, now: datetime
+) -> list[tuple[str, datetime, datetime]]:
+    """Each window a date range must lie in, with the words the refusal uses.
+
+    ``allowed_periods``: the window of the longest allowed period, measured back from now as the
+    period itself would show it (whole hours for 1h/24h, whole days otherwise).
+    ``max_date_range_days``: the last that many days, measured back from the start of the current
+    hour to its end (so a client clock a few seconds behind still fits); the length is bounded
+    separately.
     """
-    permissions = EmbedPermissions.of_claims(grant.permissions)
-    base = spec_of(widget, grant.tenant_id)
-    period = _period(base.period, filters.period, permissions)
+    bounds: list[tuple[str, datetime, datetime]] = []
+    if permissions.allowed_periods:
+        longest = max(permissions.allowed_periods, key=lambda p: PERIOD_LENGTH[p])
+        start, end = _period_window(longest, now)
+        bounds.append((f"the last {longest} (the longest allowed period)", start, end))
+    if permissions.max_date_range_days is not None:
+        days = permissions.max_date_range_days
+        hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        bounds.append(
+            (
+                f"the last {days} days",
+                hour - timedelta(days=days),
+                hour + timedelta(hours=1),
+            )
+        )
+    return bounds
+
+
+def check_embed_filters(
+    filters: EmbedFilters,
+    permissions: EmbedPermissions,
+    exposure: Exposure,
+    drill: Drill | None = None,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Every permission against every way the viewer narrows or widens the data (the table in
+    docs/embedding-api.md): period, dimensions, numeric ranges, date ranges and drill. 403
+    ``embed_filter_forbidden`` / ``embed_drill_forbidden`` naming the field.
+
+    Used by GraphQL ``embed.widgetData`` and by ``embedLive`` (when it subscribes and on every
+    recompute), through :func:`embed_spec`; the widget's own ``group_by`` is checked there.
+    """
+    if filters.period is not None and not permissions.allows_period(filters.period):
+        raise _forbidden(f"period {filters.period} is not allowed in this embed", "filters.period")
+    for key, value in filters.dimensions:
+        _check_dimension(key, value, permissions, exposure, f"filters.dimensions.{key}")
+    for key, _, _ in filters.numeric_ranges:
+        _check_numeric_range(key, permissions, exposure, f"filters.numericRanges.{key}")
     if filters.date_range is not None:
         start, end = filters.date_range
+        name = "filters.dateRanges.timestamp"
         limit = permissions.max_date_range_days
         if limit is not None and end - start > timedelta(days=limit):
             raise _forbidden(
-                f"date ranges longer than {limit} days are not allowed in this embed",
-                "filters.dateRanges.timestamp",
+                f"date ranges longer than {limit} days are not allowed in this embed", name
             )
-    for key, value in filters.dimensions:
-        _check_dimension(key, value, permissions, f"filters.dimensions.{key}")
-    pairs = {*base.filters, *filters.dimensions, *permissions.locked_filters.items()}
+        for words, earliest, latest in date_range_bounds(permissions, now or datetime.now(UTC)):
+            outside = f"{name}.from" if start < earliest else f"{name}.to" if end > latest else None
+            if outside is not None:
+                raise _forbidden(f"date ranges must lie within {words} in this embed", outside)
     if drill is not None:
         if not permissions.allow_drill_down:
             raise _forbidden("drill-down is not allowed in this embed", "drill", DRILL_FORBIDDEN)
         property_key(drill.dimension, "drill.dimension")
-        _check_dimension(
-            drill.dimension, _string(drill.value, "drill.value"), permissions, "drill.dimension"
-        )
+        value = _string(drill.value, "drill.value")
+        _check_dimension(drill.dimension, value, permissions, exposure, "drill.dimension")
+
+
+def embed_spec(
+    widget: dict[str, Any],
+    grant: EmbedGrant,
+    filters: EmbedFilters,
+    drill: Drill | None = None,
+    *,
+    exposure: Exposure,
+    now: datetime | None = None,
+) -> QuerySpec:
+    """The query one (visible, non-text) widget runs for this grant and these filters.
+
+    Every permission is enforced here (:func:`check_embed_filters`, then the widget's own
+    ``group_by``); the tenant is the grant's whatever the filters say. ``exposure`` is the
+    published dashboard's (:attr:`EmbedDashboard.exposure`).
+    """
+    permissions = EmbedPermissions.of_claims(grant.permissions)
+    check_embed_filters(filters, permissions, exposure, drill, now=now)
+    base = spec_of(widget, grant.tenant_id)
+    period = _period(base.period, filters.period, permissions)
+    pairs = {*base.filters, *filters.dimensions, *permissions.locked_filters.items()}
+    if drill is not None:
         pairs.add((drill.dimension, drill.value))
     group_by = base.group_by
     if (
@@ -724,6 +873,19 @@ def embed_spec(
     )
 
 
+async def check_live_filters(*, actor: Principal, filters: EmbedFilters) -> None:
+    """``embedLive``'s check when it subscribes, so a forbidden filter is refused with its code
+    instead of joining a cohort whose every widget would answer an error. An unpublished
+    dashboard is not refused here (the subscription says ``not_published`` and waits); every
+    recompute checks again against the config it shows."""
+    grant = embed_grant(actor)
+    try:
+        dashboard = await embed_dashboard(actor=actor)
+    except NotFound:
+        return
+    check_embed_filters(filters, EmbedPermissions.of_claims(grant.permissions), dashboard.exposure)
+
+
 async def embed_widget_result(
     rt: Runtime,
     *,
@@ -731,13 +893,23 @@ async def embed_widget_result(
     widget: dict[str, Any],
     filters: EmbedFilters,
     drill: Drill | None = None,
+    dashboard: EmbedDashboard | None = None,
 ) -> AnalyticsResult:
     """One widget of :func:`embed_dashboard`'s answer (already published and visible), run for
-    the token's tenant, org and environment. Text widgets answer an empty result."""
+    the token's tenant, org and environment. Text widgets answer an empty result.
+
+    ``dashboard`` is the :func:`embed_dashboard` answer the widget came from (its exposure bounds
+    the filters); without it, it is loaded again."""
     grant = embed_grant(actor)
+    if dashboard is None:
+        dashboard = await embed_dashboard(actor=actor)
     if widget["kind"] == "text":
+        # Still checked: a refused filter is refused for every widget alike.
+        check_embed_filters(
+            filters, EmbedPermissions.of_claims(grant.permissions), dashboard.exposure, drill
+        )
         return AnalyticsResult([], dict(_NO_QUERY_META))
-    spec = embed_spec(widget, grant, filters, drill)
+    spec = embed_spec(widget, grant, filters, drill, exposure=dashboard.exposure)
     scope = Scope(actor.org_id, actor.environment_id)
     return await run_widget_spec(rt, scope, widget["kind"], spec)
 
@@ -759,5 +931,10 @@ async def embed_widget_data(
     if widget is None:
         raise NotFound("widget not found in this dashboard", code="widget_not_found")
     return await embed_widget_result(
-        rt, actor=actor, widget=widget, filters=filters or EmbedFilters(), drill=drill
+        rt,
+        actor=actor,
+        widget=widget,
+        filters=filters or EmbedFilters(),
+        drill=drill,
+        dashboard=dashboard,
     )

@@ -5,6 +5,7 @@ import { PERIODS, type DateRange, type Filters, type NumericRange, type Permissi
 
 const PROPERTY_KEY = /^[A-Za-z0-9_.:\-/]{1,64}$/;
 const MAX_ITEMS = 50;
+const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 export function emptyFilters(): Filters {
@@ -135,7 +136,47 @@ export function refusal(filters: Filters, permissions: Permissions): string | nu
       return `Date ranges longer than ${permissions.maxDateRangeDays} days are not allowed in this embed.`;
     }
   }
+  if (range) {
+    const from = Date.parse(range.from);
+    const to = Date.parse(range.to);
+    for (const [words, start, end] of dateRangeBounds(permissions, Date.now())) {
+      if (from < start || to > end) return `Date ranges must lie within ${words} in this embed.`;
+    }
+  }
+  // Numeric ranges are checked by the server only: which properties the visible widgets measure
+  // is not sent to the browser.
   return null;
+}
+
+const PERIOD_MS: Record<string, number> = {
+  "1h": HOUR_MS,
+  "24h": DAY_MS,
+  "7d": 7 * DAY_MS,
+  "30d": 30 * DAY_MS,
+  "90d": 90 * DAY_MS,
+};
+
+const floorTo = (moment: number, unit: number): number => moment - (moment % unit);
+
+/** The windows a date range must lie in (the server's date_range_bounds): the longest allowed
+ * period as it shows (whole hours for 1h/24h, whole UTC days otherwise), and the last
+ * maxDateRangeDays days from the start of the current hour. */
+export function dateRangeBounds(permissions: Permissions, now: number): [string, number, number][] {
+  const bounds: [string, number, number][] = [];
+  if (permissions.allowedPeriods.length) {
+    const longest = permissions.allowedPeriods.reduce((a, b) => (PERIOD_MS[b] > PERIOD_MS[a] ? b : a));
+    const unit = longest === "1h" || longest === "24h" ? HOUR_MS : DAY_MS;
+    bounds.push([
+      `the last ${longest} (the longest allowed period)`,
+      floorTo(now - PERIOD_MS[longest], unit),
+      floorTo(now, unit) + unit,
+    ]);
+  }
+  if (permissions.maxDateRangeDays !== null) {
+    const hour = floorTo(now, HOUR_MS);
+    bounds.push([`the last ${permissions.maxDateRangeDays} days`, hour - permissions.maxDateRangeDays * DAY_MS, hour + HOUR_MS]);
+  }
+  return bounds;
 }
 
 /** The filter event's payload (spec: {period, filters, numericRanges, dateRanges}). */
