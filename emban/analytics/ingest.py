@@ -20,6 +20,7 @@ import msgspec
 
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
+from emban.metadata import refuse_inside_transaction
 
 log = logging.getLogger("emban.ingest")
 
@@ -98,6 +99,9 @@ class IngestWriter:
 
     async def submit(self, rows: list[EventRow]) -> int:
         """Queue rows and wait until they are durable; returns how many were new."""
+        # The insert runs in the writer's task, so the store's own guard cannot see the caller's
+        # transaction: waiting for it inside one is the same stall.
+        refuse_inside_transaction("waiting for an ingest flush")
         self.start()
         pending = _Pending(rows)
         await self._queue.put(pending)
