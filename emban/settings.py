@@ -38,6 +38,8 @@ class Settings:
     login_max_per_ip: int = 50
     login_window_seconds: int = 900
     log_level: str = "INFO"
+    # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
+    query_max_points: int = 100_000
 
     @property
     def embedded(self) -> bool:
@@ -126,6 +128,7 @@ class Settings:
             login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
             login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
             session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
+            query_max_points=_parse_int(env, "EMBAN_QUERY_MAX_POINTS", 100_000),
         )
 
 

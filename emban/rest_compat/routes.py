@@ -28,6 +28,7 @@ from emban.rest_compat.http import (
     actor,
     client_ip,
     json_response,
+    json_response_off_loop,
     no_content,
     parse_body,
     read_body,
@@ -215,6 +216,8 @@ async def query(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
     spec = spec_from_params(request.query)
     result = await analytics.run_query(runtime(request), actor=principal, spec=spec)
+    if len(result.points) > shapes.INLINE_POINTS:
+        return await json_response_off_loop(lambda: shapes.analytics(result))
     return json_response(shapes.analytics(result))
 
 
