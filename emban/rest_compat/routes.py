@@ -458,7 +458,8 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         "DELETE",
         "/v1/settings/org",
         delete_org,
-        "Delete the org, its metadata and its events (owner only). Irreversible.",
+        "Delete the org and its metadata (owner only); its events are deleted by a job right "
+        "after. Irreversible.",
         204,
         None,
         "console",
