@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.guarded import guarded
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
 from emban.auth.rate_limit import (
@@ -21,6 +22,7 @@ from emban.auth.rate_limit import (
 )
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
+from emban.jobs.queue import job_queue
 from emban.live.bus import InProcessBus, LiveBus, RedisBus
 from emban.live.hub import LiveHub
 from emban.live.sockets import LiveSockets
@@ -48,9 +50,10 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         if migrate_on_start:
             await migrate_metadata(settings)
         metadata = await open_metadata(settings)
-        events = open_store(settings)
+        # Services never see the bare store: engine I/O inside a metadata transaction raises.
+        events = guarded(open_store(settings))
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        jobs = InProcessJobs()
+        jobs = InProcessJobs({"settings": settings, "events": events})
         ingest = IngestWriter(events, on_stored=record_stored)
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
@@ -78,6 +81,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 ingest=ingest,
                 usage=usage,
                 live=live,
+                jobs=job_queue(settings, redis, jobs),
                 redis=redis,
                 budgets=budgets,
             )
@@ -85,7 +89,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             ingest.start()
             usage.start()
             if redis is None:
-                jobs.start({"settings": settings})
+                jobs.start()
             yield
         finally:
             stop_listening()

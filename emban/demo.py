@@ -16,11 +16,13 @@ from typing import Any
 
 from emban.analytics.catalog import sample_counts
 from emban.analytics.ddl import delete_org_events
+from emban.analytics.guarded import guarded
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore, open_store
 from emban.auth import credentials
 from emban.auth.principal import Principal
 from emban.auth.rate_limit import MemoryLimiter
+from emban.jobs.inprocess import InProcessJobs
 from emban.live.bus import InProcessBus
 from emban.live.hub import LiveHub
 from emban.metadata import close_metadata, open_metadata
@@ -162,7 +164,7 @@ async def _demo_dashboard(org_id: str, environment_id: str) -> Dashboard:
 async def seed_demo(settings: Settings) -> DemoSeed:
     """Create the demo org once; on every run reset the owner password and mint a fresh key."""
     metadata = await open_metadata(settings)
-    events = open_store(settings)
+    events = guarded(open_store(settings))
     runtime = Runtime(
         settings=settings,
         events=events,
@@ -170,6 +172,7 @@ async def seed_demo(settings: Settings) -> DemoSeed:
         ingest=IngestWriter(events),
         usage=UsageRecorder(),
         live=LiveHub(InProcessBus()),
+        jobs=InProcessJobs({"settings": settings, "events": events}),
     )
     password = secrets.token_urlsafe(9)
     password_hash = await credentials.hash_password(password)

@@ -37,6 +37,14 @@ class BadRequest(EmbanError):
             super().__init__(message, code=code or "invalid_field", field=field)
 
 
+class AnswerTooLarge(BadRequest):
+    """400: the answer would exceed a size cap; ``limit`` is the cap, ``field`` what to change."""
+
+    def __init__(self, message: str, *, field: str, limit: int) -> None:
+        super().__init__(message, field=field, code="too_many_points")
+        self.extra["limit"] = limit
+
+
 class InvalidEvents(EmbanError):
     """400 listing every bad event: ``errors`` is ``[{"index", "field", "message"}]``."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import contextvars
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from tortoise.context import TortoiseContext
@@ -64,3 +65,47 @@ async def metadata_opened(settings: Settings) -> AsyncIterator[TortoiseContext]:
         yield context
     finally:
         await close_metadata(context)
+
+
+# --- engine I/O stays outside metadata transactions ---------------------------------------------
+# On the embedded defaults the metadata store is one SQLite connection: while a transaction is
+# open, every other metadata query waits, the credential lookup of every request included. Engine
+# calls take milliseconds to seconds (scans, mutations, a wait for a pooled connection), so one of
+# them inside a transaction stalls every org. The request/job boundary marks its transactions here
+# and the engine store refuses to run inside one (``analytics/guarded.py``), so the mistake fails
+# loudly in the first test that takes the path instead of slowing everyone down in production.
+
+_transaction_open: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "emban_metadata_transaction_open", default=False
+)
+
+
+class EngineIOInTransaction(RuntimeError):
+    """ClickHouse work was attempted while a metadata transaction is open in this task."""
+
+
+@contextmanager
+def marked_transaction() -> Iterator[None]:
+    """Mark the current task as holding a metadata transaction (used by the boundary)."""
+    token = _transaction_open.set(True)
+    try:
+        yield
+    finally:
+        _transaction_open.reset(token)
+
+
+def transaction_open() -> bool:
+    return _transaction_open.get()
+
+
+def refuse_inside_transaction(what: str) -> None:
+    """Raise :class:`EngineIOInTransaction` when a metadata transaction is open in this task.
+
+    Do the engine work first and write in a short transaction afterwards, or defer it with
+    ``boundary.after_commit`` (e.g. to a job).
+    """
+    if _transaction_open.get():
+        raise EngineIOInTransaction(
+            f"{what} inside a metadata transaction: engine work blocks every other metadata "
+            "query while the transaction is open; run it before the transaction or after commit"
+        )

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestBudgets
+from emban.jobs.queue import JobQueue
 from emban.live.hub import LiveHub
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -23,6 +24,7 @@ class Runtime:
     ingest: IngestWriter
     usage: UsageRecorder
     live: LiveHub
+    jobs: JobQueue
     redis: Redis | None = None
     # Per-caller request budgets (services/budgets.py): in Redis when it is configured.
     budgets: RequestBudgets = field(default_factory=MemoryRequestBudgets)

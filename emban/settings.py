@@ -58,6 +58,8 @@ class Settings:
     live_max_subscriptions_per_socket: int = 20
     live_max_cohorts_per_dashboard_tenant: int = 50
     live_max_concurrent_refreshes: int = 2
+    # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
+    query_max_points: int = 100_000
 
     @property
     def embedded(self) -> bool:
@@ -161,6 +163,7 @@ class Settings:
                 env, "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT", 50
             ),
             live_max_concurrent_refreshes=_parse_int(env, "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES", 2),
+            query_max_points=_parse_int(env, "EMBAN_QUERY_MAX_POINTS", 100_000),
         )
 
 

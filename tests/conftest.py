@@ -20,6 +20,7 @@ from tortoise import connections
 from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
 from emban.app import create_app
 from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
+from emban.jobs.inprocess import InProcessJobs
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
 
@@ -175,3 +176,9 @@ async def create_key(owner: Client, scope: str, label: str = "k") -> str:
     assert response.status == 201, await response.text()
     key: str = (await response.json())["key"]
     return key
+
+
+async def jobs_done(runtime: Runtime) -> None:
+    """Wait for the one-off jobs enqueued so far (tests run them in-process: no Redis)."""
+    assert isinstance(runtime.jobs, InProcessJobs)
+    await runtime.jobs.drain()

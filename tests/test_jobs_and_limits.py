@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
 from emban.jobs.maintenance import purge_expired
+from emban.jobs.org_data import purge_org_events
 from emban.jobs.worker import PERIODIC_JOBS, worker_settings
 from emban.models import Invite, UserSession
 from emban.settings import Settings
@@ -84,7 +85,7 @@ def test_purge_is_scheduled_in_both_modes() -> None:
     assert list(PERIODIC_JOBS) == [(purge_expired, 3600.0)]
     settings = Settings(redis_url=REDIS_URL, secret_key="x" * 32)
     worker = worker_settings(settings)
-    assert worker["functions"] == [purge_expired]
+    assert worker["functions"] == [purge_expired, purge_org_events]
     assert worker["redis_settings"].host == "127.0.0.1"
     assert worker["redis_settings"].database == 15
     assert worker["max_tries"] == 5

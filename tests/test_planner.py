@@ -275,7 +275,7 @@ def test_force_raw_plans_raw_whatever_the_rules_say() -> None:
         "FROM events WHERE org_id = {org:String} AND environment_id = {env:String} "
         "AND event_name = {event:String} AND tenant_id = {tenant:String} "
         "AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')} "
-        "GROUP BY b, g ORDER BY b, g"
+        "GROUP BY b, g ORDER BY b, g LIMIT {max_rows:UInt32}"
     )
     assert raw.params == {
         "org": "org_1",
@@ -285,6 +285,7 @@ def test_force_raw_plans_raw_whatever_the_rules_say() -> None:
         "start": "2024-02-09 00:00:00",
         "end": "2024-03-11 00:00:00",
         "gk": "model",
+        "max_rows": 100_001,
     }
     assert (raw.start, raw.end, raw.buckets) == (rollup.start, rollup.end, rollup.buckets)
     assert raw.grouped and rollup.grouped

@@ -10,7 +10,15 @@ import aiohttp
 from emban.models import ApiKey, AuditLog, Invite, Membership, Org, User, UserSession
 from emban.runtime import Runtime
 from emban.services import billing
-from tests.conftest import PASSWORD, ClientFactory, bearer, create_key, join_as, register
+from tests.conftest import (
+    PASSWORD,
+    ClientFactory,
+    bearer,
+    create_key,
+    jobs_done,
+    join_as,
+    register,
+)
 
 KEY_FIELDS = {"id", "label", "scope", "prefix", "environment", "created_at", "last_used_at"}
 MEMBER_FIELDS = {"id", "user_id", "email", "name", "role", "created_at"}
@@ -526,6 +534,8 @@ async def test_delete_org_removes_accounts_sessions_and_events(
     owner_token = next(c.value for c in owner.cookie_jar if c.key == "emban_session")
     deleted = await owner.delete("/v1/settings/org")
     assert deleted.status == 204
+    # The events go in a job after the commit (no engine work inside the transaction).
+    await jobs_done(runtime)
     assert await _event_counts(runtime) == {other_id: 1}
     # The response cleared the owner's cookie; the server-side rows are gone for every member.
     assert not any(c.key == "emban_session" and c.value for c in owner.cookie_jar)

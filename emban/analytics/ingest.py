@@ -1,10 +1,10 @@
 """Group-committed ingest: concurrent requests share one ClickHouse insert.
 
-Each request hands its validated rows to the process's :class:`IngestWriter` and waits. The writer
-takes everything queued, drops events whose ``event_id`` was seen in the last day (and duplicates
-inside the batch), inserts the rest with one INSERT (``fsync_after_insert``), records the ids, and
-only then answers every waiting request. A failed insert fails every request of that batch; none
-of them is acknowledged.
+Each request hands its validated rows to the process's :class:`IngestWriter` and waits. The
+writer takes what is queued (fairly between orgs, see :class:`IngestWriter`), drops events whose
+``event_id`` was seen in the last day (and duplicates inside the batch), inserts the rest with one
+INSERT (``fsync_after_insert``), records the ids, and only then answers every waiting request. A
+failed insert fails every request of that batch; none of them is acknowledged.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import msgspec
 
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
+from emban.metadata import refuse_inside_transaction
 
 log = logging.getLogger("emban.ingest")
 
@@ -36,7 +38,9 @@ EVENT_COLUMNS = [
     "is_sample",
 ]
 COMPACT = "JSONCompactEachRow"
-MAX_BATCH_ROWS = 200_000
+MAX_BATCH_ROWS = 200_000  # rows in one flush, all orgs together
+ORG_BATCH_ROWS = 20_000  # rows of one org in one flush (its first request is always taken whole)
+MAX_CONCURRENT_FLUSHES = 2
 MAX_LINGER = 0.02  # seconds
 
 
@@ -77,10 +81,26 @@ class _Pending:
 
 
 class IngestWriter:
+    """Group commit, fair between orgs.
+
+    Requests wait in one FIFO queue per org. A flush takes, org by org in round-robin order, up
+    to ``ORG_BATCH_ROWS`` rows of each org that has work and no flush in flight (at least its
+    oldest request, whole), up to ``MAX_BATCH_ROWS`` in all; an org served goes to the back of
+    the round. Up to ``MAX_CONCURRENT_FLUSHES`` flushes run at once, never two with the same org
+    (de-duplication by ``event_id`` reads then writes per org). So one org's backlog takes one
+    flush slot and bounded flushes, and another org's request starts in the next flush — in the
+    free slot at once — instead of behind the whole backlog.
+    """
+
     def __init__(self, store: EventStore, on_stored: StoredHook | None = None) -> None:
         self._store = store
         self._on_stored = on_stored
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Per org, oldest first; dict order is the round-robin order (served orgs move last).
+        self._pending: dict[str, deque[_Pending]] = {}
+        self._in_flight: set[str] = set()
+        self._flushing: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._last_flush = 0.0
         self._task: asyncio.Task[None] | None = None
         self.listeners: list[FlushListener] = []
         self.flushes = 0
@@ -95,33 +115,80 @@ class IngestWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Flushes already started finish: their rows may be durable, so they get answered.
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def submit(self, rows: list[EventRow]) -> int:
-        """Queue rows and wait until they are durable; returns how many were new."""
+        """Queue rows (all of one org) and wait until they are durable; returns how many were
+        new."""
+        # The insert runs in the writer's task, so the store's own guard cannot see the caller's
+        # transaction: waiting for it inside one is the same stall.
+        refuse_inside_transaction("waiting for an ingest flush")
+        org = rows[0].org_id if rows else ""
+        if any(row.org_id != org for row in rows):
+            raise ValueError("one submit carries the rows of one org")
         self.start()
         pending = _Pending(rows)
-        await self._queue.put(pending)
+        self._pending.setdefault(org, deque()).append(pending)
+        self._wake.set()
         return await pending.done
 
+    def _ready_rows(self) -> int:
+        return sum(
+            len(item.rows)
+            for org, queue in self._pending.items()
+            if org not in self._in_flight
+            for item in queue
+        )
+
+    def _has_ready(self) -> bool:
+        return any(queue and org not in self._in_flight for org, queue in self._pending.items())
+
+    def take_batch(self) -> list[_Pending]:
+        """The next flush's requests, by the fairness rules above (their orgs marked in
+        flight)."""
+        batch: list[_Pending] = []
+        total = 0
+        for org in [o for o, q in self._pending.items() if q and o not in self._in_flight]:
+            if total >= MAX_BATCH_ROWS:
+                break
+            queue = self._pending.pop(org)
+            taken = 0
+            while queue:
+                size = len(queue[0].rows)
+                if taken and (taken + size > ORG_BATCH_ROWS or total + size > MAX_BATCH_ROWS):
+                    break
+                batch.append(queue.popleft())
+                taken += size
+                total += size
+            self._in_flight.add(org)
+            if queue:
+                self._pending[org] = queue  # back of the round
+        return batch
+
     async def _run(self) -> None:
-        last_flush = 0.0
         while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0].rows)
-            # Linger briefly when flushes are slow (under load): clients whose acks just came
-            # back are about to send again, and one bigger insert beats several small ones.
-            deadline = time.perf_counter() + min(MAX_LINGER, last_flush / 4)
-            while size < MAX_BATCH_ROWS:
-                if self._queue.empty():
+            await self._wake.wait()
+            self._wake.clear()
+            while len(self._flushing) < MAX_CONCURRENT_FLUSHES and self._has_ready():
+                # Linger briefly when flushes are slow (under load): clients whose acks just came
+                # back are about to send again, and one bigger insert beats several small ones.
+                deadline = time.perf_counter() + min(MAX_LINGER, self._last_flush / 4)
+                while self._ready_rows() < MAX_BATCH_ROWS:
                     remaining = deadline - time.perf_counter()
                     if remaining <= 0:
                         break
                     await asyncio.sleep(min(remaining, 0.002))
-                    continue
-                item = self._queue.get_nowait()
-                batch.append(item)
-                size += len(item.rows)
-            started = time.perf_counter()
+                batch = self.take_batch()
+                orgs = {item.rows[0].org_id if item.rows else "" for item in batch}
+                task = asyncio.create_task(self._flush_and_answer(batch, orgs))
+                self._flushing.add(task)
+
+    async def _flush_and_answer(self, batch: list[_Pending], orgs: set[str]) -> None:
+        size = sum(len(item.rows) for item in batch)
+        started = time.perf_counter()
+        try:
             try:
                 new_counts, touched = await self._flush(batch)
                 if self._on_stored is not None:
@@ -131,10 +198,14 @@ class IngestWriter:
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
-                continue
-            last_flush = time.perf_counter() - started
+                return
+            self._last_flush = time.perf_counter() - started
             log.debug(
-                "flushed %d rows from %d requests in %.1f ms", size, len(batch), last_flush * 1000
+                "flushed %d rows from %d requests of %d org(s) in %.1f ms",
+                size,
+                len(batch),
+                len(orgs),
+                self._last_flush * 1000,
             )
             for item, count in zip(batch, new_counts, strict=True):
                 if not item.done.done():
@@ -146,6 +217,12 @@ class IngestWriter:
                         await listener(touched)
                     except Exception:
                         log.exception("flush listener failed")
+        finally:
+            self._in_flight.difference_update(orgs)
+            task = asyncio.current_task()
+            if task is not None:
+                self._flushing.discard(task)
+            self._wake.set()
 
     async def _record(self, stored: dict[str, int]) -> None:
         """Usage accounting once per flush; the rows are durable, so a failure here is logged,

@@ -37,7 +37,7 @@ from emban.analytics.tables import (
     HOURLY_DIM,
     ROLLUP_DIMENSIONS,
 )
-from emban.errors import BadRequest
+from emban.errors import AnswerTooLarge, BadRequest
 
 Metric = Literal["count", "count_unique", "count_unique_approx", "sum", "avg", "p95", "p99"]
 Period = Literal["1h", "24h", "7d", "30d", "90d"]
@@ -58,6 +58,9 @@ PERIOD_LENGTH: dict[str, timedelta] = {
     "90d": timedelta(days=90),
 }
 MAX_NAME = 200
+# Points one answer may hold (buckets x groups, zero-filled ones included); the app passes
+# ``Settings.query_max_points`` (EMBAN_QUERY_MAX_POINTS).
+DEFAULT_MAX_POINTS = 100_000
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-/]{1,64}$")
 
 
@@ -108,6 +111,7 @@ class Plan:
     buckets: list[datetime] = field(default_factory=list)
     grouped: bool = False
     fill_zero: bool = True
+    max_points: int = DEFAULT_MAX_POINTS
 
 
 def default_granularity(period: str) -> Granularity:
@@ -301,6 +305,38 @@ def bucket_range(start: datetime, end: datetime, granularity: str) -> list[datet
     return out
 
 
+def bucket_count(start: datetime, end: datetime, granularity: str) -> int:
+    """``len(bucket_range(start, end, granularity))`` without building the list."""
+    first = bucket_start(start, granularity)
+    if end <= first:
+        return 0
+    if granularity == "month":
+        last = bucket_start(end - timedelta(microseconds=1), "month")
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    step = {
+        "hour": timedelta(hours=1),
+        "day": timedelta(days=1),
+        "week": timedelta(days=7),
+    }[granularity]
+    return -(-(end - first) // step)  # ceiling division
+
+
+def too_many_points(limit: int, *, grouped: bool) -> AnswerTooLarge:
+    """The 400 for an answer over the cap; names the cap and the parameter to change."""
+    what = "buckets x groups" if grouped else "buckets"
+    advice = (
+        "filter to fewer groups, narrow the period or use a coarser granularity"
+        if grouped
+        else "narrow the period or use a coarser granularity"
+    )
+    return AnswerTooLarge(
+        f"this query would answer more than {limit} points ({what}; EMBAN_QUERY_MAX_POINTS): "
+        f"{advice}",
+        field="group_by" if grouped else "granularity",
+        limit=limit,
+    )
+
+
 _RAW_BUCKET = {
     "hour": "toStartOfHour(timestamp)",
     "day": "toStartOfDay(timestamp)",
@@ -334,11 +370,22 @@ def _dt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool = False) -> Plan:
+def plan_query(
+    spec: QuerySpec,
+    scope: Scope,
+    now: datetime,
+    *,
+    force_raw: bool = False,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> Plan:
     """Spec → SQL + params + plan facts. The org/environment guard is always the first clause.
 
     ``force_raw=True`` skips :func:`choose_source` and plans the query on raw events whatever the
     rules say; the rollup-equals-raw tests compare the two plans of one spec with it.
+
+    The answer is bounded by ``max_points``: a bucket count over it is refused here, before any
+    work; a grouped query reads at most ``max_points + 1`` rows (``LIMIT``), and
+    :func:`shape_rows` refuses more groups than the buckets leave room for.
     """
     if force_raw:
         planned_by: PlannedBy = "raw"
@@ -347,6 +394,9 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
     else:
         planned_by, table, rollup_granularity = choose_source(spec)
     start, end = window(spec, now)
+    buckets = 1 if spec.total else bucket_count(start, end, spec.granularity)
+    if buckets > max_points:
+        raise too_many_points(max_points, grouped=False)
     params: dict[str, Any] = {
         "org": scope.org_id,
         "env": scope.environment_id,
@@ -425,6 +475,11 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
         f"SELECT {', '.join(select)} FROM {table} WHERE {' AND '.join(where)} "
         f"GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}"
     )
+    if grouped:
+        # One row per (bucket, group): more than max_points rows is over the cap whatever the
+        # zero-filling, so the engine never sends more than one row past it.
+        sql += " LIMIT {max_rows:UInt32}"
+        params["max_rows"] = max_points + 1
     return Plan(
         sql=sql,
         params=params,
@@ -436,6 +491,7 @@ def plan_query(spec: QuerySpec, scope: Scope, now: datetime, *, force_raw: bool 
         buckets=[start] if spec.total else bucket_range(start, end, spec.granularity),
         grouped=grouped,
         fill_zero=spec.metric in COUNT_METRICS,
+        max_points=max_points,
     )
 
 
@@ -447,10 +503,12 @@ class Point:
 
 
 def shape_rows(plan: Plan, rows: list[list[Any]], metric: str) -> list[Point]:
-    """Engine rows → points in bucket order; count metrics get 0 for empty buckets."""
+    """Engine rows → points in bucket order (groups sorted within a bucket); count metrics get 0
+    for empty buckets. Refuses (400) an answer over ``plan.max_points`` before building it."""
+    if len(rows) > plan.max_points:
+        raise too_many_points(plan.max_points, grouped=plan.grouped)
     integral = metric in COUNT_METRICS
     found: dict[tuple[str | None, int], float | int] = {}
-    groups: list[str | None] = []
     seen: set[str | None] = set()
     for row in rows:
         stamp = int(row[0])
@@ -462,18 +520,19 @@ def shape_rows(plan: Plan, rows: list[list[Any]], metric: str) -> list[Point]:
         if not math.isfinite(value):
             continue  # avg/quantile over a bucket without the property
         found[(group, stamp)] = value
-        if group not in seen:
-            seen.add(group)
-            groups.append(group)
-    if not plan.grouped:
-        groups = [None]
+        seen.add(group)
+    groups: list[str | None] = sorted(seen, key=lambda g: g or "") if plan.grouped else [None]
+    if plan.fill_zero and len(groups) * len(plan.buckets) > plan.max_points:
+        raise too_many_points(plan.max_points, grouped=plan.grouped)
     points: list[Point] = []
+    fill = plan.fill_zero
     for bucket in plan.buckets:
         stamp = int(bucket.timestamp())
-        for group in sorted(groups, key=lambda g: g or ""):
-            if (group, stamp) in found:
-                points.append(Point(bucket, found[(group, stamp)], group))
-            elif plan.fill_zero and (group is not None or not plan.grouped):
+        for group in groups:
+            value_found = found.get((group, stamp))
+            if value_found is not None:
+                points.append(Point(bucket, value_found, group))
+            elif fill:
                 points.append(Point(bucket, 0, group))
     return points
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from typing import Any
 
-from emban.jobs.worker import PERIODIC_JOBS
+from emban.jobs.worker import JOBS, PERIODIC_JOBS
 
 log = logging.getLogger("emban.jobs")
+
+ONE_OFF_TRIES = 5
+RETRY_DELAY = 1.0  # seconds before the second try; doubles each time
+STOP_GRACE = 30.0  # seconds stop() waits for one-off jobs still running
 
 
 async def _every(job: Any, seconds: float, ctx: dict[str, Any]) -> None:
@@ -21,13 +26,48 @@ async def _every(job: Any, seconds: float, ctx: dict[str, Any]) -> None:
             log.exception("in-process job %s failed; it runs again next period", job.__name__)
 
 
-class InProcessJobs:
-    def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
+async def _once(job: Any, args: tuple[str, ...], ctx: dict[str, Any]) -> None:
+    """Run a one-off job with retries and backoff, as arq would (``max_tries``)."""
+    for attempt in range(1, ONE_OFF_TRIES + 1):
+        try:
+            await job(ctx, *args)
+            return
+        except Exception:
+            if attempt == ONE_OFF_TRIES:
+                log.exception("in-process job %s%r failed %d times", job.__name__, args, attempt)
+                return
+            log.warning("in-process job %s%r failed; retrying", job.__name__, args, exc_info=True)
+            await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
 
-    def start(self, ctx: dict[str, Any]) -> None:
+
+class InProcessJobs:
+    """Periodic jobs (embedded mode) and one-off jobs enqueued by name (``JobQueue``)."""
+
+    def __init__(self, ctx: dict[str, Any] | None = None) -> None:
+        self.ctx: dict[str, Any] = ctx if ctx is not None else {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._one_off: set[asyncio.Task[None]] = set()
+
+    def start(self, ctx: dict[str, Any] | None = None) -> None:
+        if ctx is not None:
+            self.ctx.update(ctx)
         for job, seconds in PERIODIC_JOBS:
-            self._tasks.append(asyncio.create_task(_every(job, seconds, ctx)))
+            self._tasks.append(asyncio.create_task(_every(job, seconds, self.ctx)))
+
+    async def enqueue(self, job: str, *args: str) -> None:
+        function = JOBS[job]
+        # A fresh context: the job must not inherit the enqueuing request's (its transaction
+        # marker, its metadata connection) — it runs after that request committed.
+        task = asyncio.get_running_loop().create_task(
+            _once(function, args, self.ctx), name=f"emban-job-{job}", context=contextvars.Context()
+        )
+        self._one_off.add(task)
+        task.add_done_callback(self._one_off.discard)
+
+    async def drain(self) -> None:
+        """Wait until every one-off job enqueued so far has finished (tests, shutdown)."""
+        while self._one_off:
+            await asyncio.wait(set(self._one_off))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -36,3 +76,8 @@ class InProcessJobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._one_off:
+            _, late = await asyncio.wait(set(self._one_off), timeout=STOP_GRACE)
+            for task in late:
+                log.warning("in-process job %s cancelled at shutdown", task.get_name())
+                task.cancel()

@@ -7,7 +7,10 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 
+from emban.analytics.guarded import guarded
+from emban.analytics.store import open_store
 from emban.jobs.maintenance import purge_expired
+from emban.jobs.org_data import purge_org_events
 from emban.metadata import close_metadata, open_metadata
 from emban.settings import Settings
 
@@ -16,16 +19,22 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     ctx["settings"] = settings
     ctx["metadata"] = await open_metadata(settings)
+    # Engine jobs reach a worker only with a ClickHouse server (see jobs/queue.py): chDB's data
+    # directory belongs to the serving process.
+    if settings.clickhouse_url is not None:
+        ctx["events"] = guarded(open_store(settings))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    if "events" in ctx:
+        await ctx["events"].close()
     await close_metadata(ctx["metadata"])
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
     assert settings.redis_url is not None
     return {
-        "functions": [purge_expired],
+        "functions": list(JOBS.values()),
         "cron_jobs": [cron(purge_expired, minute={7}, run_at_startup=False)],
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
@@ -36,3 +45,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 # In-process schedule for embedded mode: (job, seconds between runs).
 PERIODIC_JOBS = ((purge_expired, 3600.0),)
+
+# Jobs enqueued by name (``JobQueue.enqueue``), in-process or on arq.
+JOBS: dict[str, Any] = {"purge_expired": purge_expired, "purge_org_events": purge_org_events}

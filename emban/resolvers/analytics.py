@@ -66,10 +66,13 @@ class AnalyticsResult:
 
     @classmethod
     def of(cls, result: ServiceResult) -> AnalyticsResult:
+        # Format each bucket once: every group repeats every bucket.
+        iso = {p.bucket: "" for p in result.points}
+        for bucket in iso:
+            iso[bucket] = iso_bucket(bucket)
         return cls(
             data=[
-                DataPoint(bucket=iso_bucket(p.bucket), value=p.value, group=p.group)
-                for p in result.points
+                DataPoint(bucket=iso[p.bucket], value=p.value, group=p.group) for p in result.points
             ],
             meta=AnalyticsMeta(**result.meta),
         )

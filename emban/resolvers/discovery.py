@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, ctx
 from emban.services import discovery
 
 
@@ -98,7 +98,7 @@ class DiscoveryMutations:
         description="Create a draft dashboard from the discovered events (editor; same as "
         "POST /v1/discover/auto-create)."
     )
-    @transactional
+    # No @transactional: the service scans ClickHouse first, then writes in its own transaction.
     async def auto_create_dashboard(self, info: GqlInfo) -> AutoCreatedDashboard:
         context = ctx(info)
         created = await discovery.auto_create(context.runtime, actor=context.actor())

@@ -12,6 +12,7 @@ from emban.rest_compat.bodies import DashboardBody, DashboardPatchBody, PreviewB
 from emban.rest_compat.http import (
     actor,
     json_response,
+    json_response_off_loop,
     no_content,
     parse_body,
     read_json_object,
@@ -178,6 +179,11 @@ async def preview_widget_data(request: web.Request) -> web.StreamResponse:
     found = await widgets.preview_data(
         runtime(request), actor=principal, config=body.widget, tenant_id=body.tenant_id
     )
+    if found.result and len(found.result.points) > shapes.INLINE_POINTS:
+        answer = found.result
+        return await json_response_off_loop(
+            lambda: {"widget": found.widget, **shapes.analytics(answer)}
+        )
     result = shapes.analytics(found.result) if found.result else {"data": [], "meta": None}
     return json_response({"widget": found.widget, **result})
 

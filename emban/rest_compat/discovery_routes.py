@@ -76,5 +76,7 @@ DISCOVERY_ROUTES: tuple[RestRoute, ...] = (
         "console",
         "discovery",
         (400, 401, 403),
+        # The service scans ClickHouse first, then writes in a short transaction of its own.
+        transaction=False,
     ),
 )

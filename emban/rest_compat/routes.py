@@ -28,6 +28,7 @@ from emban.rest_compat.http import (
     actor,
     client_ip,
     json_response,
+    json_response_off_loop,
     no_content,
     parse_body,
     read_body,
@@ -216,6 +217,8 @@ async def query(request: web.Request) -> web.StreamResponse:
     principal = await actor(request)
     spec = spec_from_params(request.query)
     result = await analytics.run_query(runtime(request), actor=principal, spec=spec)
+    if len(result.points) > shapes.INLINE_POINTS:
+        return await json_response_off_loop(lambda: shapes.analytics(result))
     return json_response(shapes.analytics(result))
 
 
@@ -459,7 +462,8 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         "DELETE",
         "/v1/settings/org",
         delete_org,
-        "Delete the org, its metadata and its events (owner only). Irreversible.",
+        "Delete the org and its metadata (owner only); its events are deleted by a job right "
+        "after. Irreversible.",
         204,
         None,
         "console",

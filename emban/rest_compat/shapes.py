@@ -106,10 +106,19 @@ def me(m: Me) -> dict[str, Any]:
     }
 
 
+# Answers with more points than this are rendered off the event loop (http.json_response_off_loop).
+INLINE_POINTS = 5_000
+
+
 def analytics(result: AnalyticsResult) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
+    # Every group repeats every bucket: format each bucket once (strftime dominates otherwise).
+    iso: dict[datetime, str] = {}
     for point in result.points:
-        item: dict[str, Any] = {"bucket": iso_bucket(point.bucket), "value": point.value}
+        bucket = iso.get(point.bucket)
+        if bucket is None:
+            bucket = iso[point.bucket] = iso_bucket(point.bucket)
+        item: dict[str, Any] = {"bucket": bucket, "value": point.value}
         if point.group is not None:
             item["group"] = point.group
         data.append(item)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,10 @@ from emban.auth.principal import Principal
 from emban.errors import BadRequest
 from emban.runtime import Runtime
 
+# Shaping larger than this (bucket x possible-group slots) runs in a worker thread, so the event
+# loop keeps serving other requests while up to EMBAN_QUERY_MAX_POINTS points are built.
+SHAPE_INLINE_SLOTS = 5_000
+
 
 @dataclass(frozen=True)
 class AnalyticsResult:
@@ -23,14 +28,18 @@ class AnalyticsResult:
 async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResult:
     """Plan and run one spec for one org/environment (callers have checked permissions)."""
     started = time.perf_counter()
-    plan = plan_query(spec, scope, datetime.now(UTC))
+    plan = plan_query(spec, scope, datetime.now(UTC), max_points=rt.settings.query_max_points)
     try:
         result = await rt.events.query(plan.sql, plan.params)
     except ClickHouseError as exc:
         raise BadRequest(
             f"query failed: {str(exc).splitlines()[0][:300]}", code="query_failed"
         ) from exc
-    points = shape_rows(plan, result.rows, spec.metric)
+    slots = len(plan.buckets) * (max(1, len(result.rows)) if plan.grouped else 1)
+    if slots + len(result.rows) > SHAPE_INLINE_SLOTS:
+        points = await asyncio.to_thread(shape_rows, plan, result.rows, spec.metric)
+    else:
+        points = shape_rows(plan, result.rows, spec.metric)
     rt.usage.count_query(scope.org_id)
     meta: dict[str, Any] = {
         "query_time_ms": round((time.perf_counter() - started) * 1000.0, 3),

@@ -3,6 +3,11 @@
 Services never commit; the edge wraps each mutation in :func:`transaction`. A service that must
 tell the outside world about a change (live embeds, jobs) calls :func:`after_commit`: the call
 runs only once the transaction has committed, and never when it rolled back.
+
+No engine I/O happens inside :func:`transaction` (the store refuses it, see
+``emban.metadata.refuse_inside_transaction``): a service that needs ClickHouse reads first and
+then writes in a short transaction of its own (its edges declare no transaction), and engine
+writes that follow a change (deleting an org's events) go to a job via :func:`after_commit`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from tortoise.transactions import in_transaction
+
+from emban.metadata import marked_transaction
 
 log = logging.getLogger("emban.boundary")
 
@@ -35,8 +42,9 @@ async def transaction() -> AsyncIterator[None]:
     calls: list[Deferred] = []
     token = _pending.set(calls)
     try:
-        async with in_transaction():
-            yield
+        with marked_transaction():
+            async with in_transaction():
+                yield
     finally:
         _pending.reset(token)
     for call in calls:  # only reached when the transaction committed

@@ -32,6 +32,7 @@ from emban.errors import BadRequest
 from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services import dashboards
+from emban.services.boundary import transaction
 from emban.services.widget_config import GRID_COLUMNS, validate_widget
 
 AUTO_NAME = "Auto-generated Dashboard"
@@ -277,16 +278,22 @@ def _lay_out(metrics: list[dict[str, Any]], charts: list[dict[str, Any]]) -> lis
 
 async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     """``POST /v1/discover/auto-create`` (editor): a draft dashboard over the discovered events;
-    400 ``no_events`` when the environment has none."""
+    400 ``no_events`` when the environment has none.
+
+    Its edges open no transaction: the ClickHouse scan runs first, with no metadata transaction
+    open (on SQLite one would block every other request for as long as the scan takes), and only
+    the dashboard is written, in a short transaction of its own.
+    """
     actor.require_role("editor")
     events = await _scan(rt, Scope(actor.org_id, actor.environment_id))
     if not events:
         raise BadRequest("no events found in this environment: send events first", code="no_events")
     widgets = plan_widgets(events, datetime.now(UTC))
-    dashboard = await dashboards.create_dashboard(
-        actor=actor,
-        name=AUTO_NAME,
-        widgets=widgets,
-        description=f"Generated from {len(events)} discovered event type(s).",
-    )
+    async with transaction():
+        dashboard = await dashboards.create_dashboard(
+            actor=actor,
+            name=AUTO_NAME,
+            widgets=widgets,
+            description=f"Generated from {len(events)} discovered event type(s).",
+        )
     return AutoCreated(dashboard, len(widgets), len(events))

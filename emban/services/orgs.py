@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from emban.analytics.ddl import delete_org_events
 from emban.auth.principal import Principal
 from emban.models import Membership, Org, User
 from emban.runtime import Runtime
 from emban.services import audit
+from emban.services.boundary import after_commit
 from emban.services.validation import clean_email, clean_name
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,22 @@ async def update_org(*, actor: Principal, name: str | None, email: str | None) -
 
 
 async def delete_org(rt: Runtime, *, actor: Principal) -> None:
-    """Remove the org's events, then its metadata (cascades), then users left without an org."""
+    """Remove the org's metadata (cascades) and users left without an org; its events are
+    deleted by the ``purge_org_events`` job once this has committed.
+
+    ClickHouse deletes are mutations that take seconds; run inside the request's transaction they
+    held it open meanwhile (on SQLite: every org's requests waited). After the commit no
+    credential can reach the org, so its events are unreachable until the job removes them.
+    """
     actor.require_role("owner")
     org = await Org.get(id=actor.org_id)
     user_ids = list(await Membership.filter(org_id=org.id).values_list("user_id", flat=True))
-    await delete_org_events(rt.events, org.id)
+    org_id = org.id
+
+    async def purge_events() -> None:
+        await rt.jobs.enqueue("purge_org_events", org_id)
+
+    after_commit(purge_events)
     await org.delete()
     orphans = [uid for uid in user_ids if not await Membership.filter(user_id=uid).exists()]
     await User.filter(id__in=orphans).delete()

@@ -1,0 +1,60 @@
+"""The event store as services see it: refuses to run inside a metadata transaction.
+
+Every store the app, the worker and the demo open is wrapped in :class:`OutsideTransactions`, so
+an engine call made while a metadata transaction is open in the current task raises
+:class:`emban.metadata.EngineIOInTransaction` instead of holding the transaction (on SQLite: every
+other request's metadata query) for as long as the engine takes. Methods a store adds beyond the
+protocol below are guarded too (``__getattr__``), so a new engine entry point cannot slip past.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from emban.analytics.store import EventStore, QueryResult
+from emban.metadata import refuse_inside_transaction
+
+
+class OutsideTransactions:
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+
+    async def ping(self) -> None:
+        refuse_inside_transaction("ClickHouse ping")
+        await self.inner.ping()
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        refuse_inside_transaction("ClickHouse statement")
+        await self.inner.execute(sql, params)
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+        refuse_inside_transaction("ClickHouse query")
+        return await self.inner.query(sql, params)
+
+    async def insert_json(
+        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+    ) -> None:
+        refuse_inside_transaction("ClickHouse insert")
+        await self.inner.insert_json(table, columns, payload, fmt)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        @functools.wraps(attr)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            refuse_inside_transaction(f"ClickHouse {name}")
+            return await attr(*args, **kwargs)
+
+        return guarded
+
+
+def guarded(store: EventStore) -> EventStore:
+    """``store`` wrapped so it refuses engine I/O inside a metadata transaction."""
+    return OutsideTransactions(store)
