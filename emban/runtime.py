@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -11,6 +11,7 @@ from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter
 from emban.live.hub import LiveHub
+from emban.services.adhoc_slots import OrgSlots
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -24,6 +25,7 @@ class Runtime:
     usage: UsageRecorder
     live: LiveHub
     redis: Redis | None = None
+    adhoc_slots: OrgSlots = field(default_factory=OrgSlots)
 
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)

@@ -38,6 +38,8 @@ class Settings:
     login_max_per_ip: int = 50
     login_window_seconds: int = 900
     log_level: str = "INFO"
+    adhoc_max_concurrent_per_org: int = 2
+    adhoc_max_result_bytes: int = 16 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -126,6 +128,10 @@ class Settings:
             login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
             login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
             session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
+            adhoc_max_concurrent_per_org=_parse_int(env, "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG", 2),
+            adhoc_max_result_bytes=_parse_int(
+                env, "EMBAN_ADHOC_MAX_RESULT_BYTES", 16 * 1024 * 1024
+            ),
         )
 
 

@@ -20,6 +20,15 @@ class ClickHouseError(Exception):
         self.code: int | None = int(match.group(1)) if match else None
 
 
+class ResultTooLarge(ClickHouseError):
+    """An answer longer than the caller's byte cap; refused before it is decoded."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"The result is {size} bytes, over the cap of {limit} bytes.")
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[tuple[str, str]]
@@ -36,6 +45,12 @@ class EventStore(Protocol):
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
+
+    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
+        """Run ad-hoc SQL on connections reserved for it, never the ones ingest, embeds and
+        ``/healthz`` use, so slow ad-hoc work cannot make them wait. An answer longer than
+        ``max_result_bytes`` raises :class:`ResultTooLarge` without being decoded."""
+        ...
 
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
