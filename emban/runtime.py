@@ -12,6 +12,7 @@ from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestBudgets
 from emban.jobs.queue import JobQueue
 from emban.live.hub import LiveHub
+from emban.services.adhoc_slots import OrgSlots
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -28,6 +29,7 @@ class Runtime:
     redis: Redis | None = None
     # Per-caller request budgets (services/budgets.py): in Redis when it is configured.
     budgets: RequestBudgets = field(default_factory=MemoryRequestBudgets)
+    adhoc_slots: OrgSlots = field(default_factory=OrgSlots)
 
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)

@@ -60,6 +60,8 @@ class Settings:
     live_max_concurrent_refreshes: int = 2
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
     query_max_points: int = 100_000
+    adhoc_max_concurrent_per_org: int = 2
+    adhoc_max_result_bytes: int = 16 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -164,6 +166,10 @@ class Settings:
             ),
             live_max_concurrent_refreshes=_parse_int(env, "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES", 2),
             query_max_points=_parse_int(env, "EMBAN_QUERY_MAX_POINTS", 100_000),
+            adhoc_max_concurrent_per_org=_parse_int(env, "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG", 2),
+            adhoc_max_result_bytes=_parse_int(
+                env, "EMBAN_ADHOC_MAX_RESULT_BYTES", 16 * 1024 * 1024
+            ),
         )
 
 

@@ -202,16 +202,20 @@ async def test_the_rendered_text_runs_not_the_raw_text(seeded: Runtime) -> None:
 
 
 async def test_query_level_settings_are_applied(seeded: Runtime) -> None:
-    result = await adhoc(
-        seeded,
+    # getSetting is not a data function (refused in ad-hoc SQL), so read the guard's clause back
+    # through the engine directly: exactly the SETTINGS run_adhoc appends.
+    clause = adhoc_settings(
+        org_id=ORG, environment_id=ENV, limit=8, timeout_s=4, max_result_bytes=12345
+    )
+    result = await seeded.events.query(
         "SELECT getSetting('readonly') AS ro, getSetting('max_execution_time') AS t, "
         "getSetting('allow_introspection_functions') AS i, "
-        "getSetting('timeout_overflow_mode') AS mode, getSetting('max_memory_usage') AS mem",
-        max_rows=7,
-        timeout_s=4,
+        "getSetting('timeout_overflow_mode') AS mode, getSetting('max_memory_usage') AS mem, "
+        "getSetting('max_result_bytes') AS bytes, getSetting('result_overflow_mode') AS overflow "
+        f"SETTINGS {clause}"
     )
     # (``limit`` reads back as 0: the engine consumes it into the plan; test_truncation checks it)
-    assert result.rows == [[1, 4, False, "throw", 1 << 30]]
+    assert result.rows == [[1, 4, False, "throw", 1 << 30, 12345, "throw"]]
 
 
 # --- row limit ----------------------------------------------------------------------------------
@@ -606,9 +610,8 @@ HOSTILE: list[Hostile] = [
     Hostile("intersect", "SELECT org_id FROM events INTERSECT SELECT 'org_' || 'b'", []),
     Hostile("rollup_states", "SELECT uniqExactMerge(users) FROM events_daily_rollup", [[3]]),
     Hostile(
-        "readonly_in_force",
+        "get_setting_is_not_data",
         "SELECT getSetting('readonly'), getSetting('allow_introspection_functions')",
-        [[1, False]],
     ),
 ]
 

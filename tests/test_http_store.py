@@ -11,6 +11,7 @@ the test process already owns a chDB, and a second one must not be started.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from emban.analytics.http_store import HttpStore
-from emban.analytics.store import ClickHouseError
+from emban.analytics.store import ClickHouseError, ResultTooLarge
 
 HOST = "127.0.0.1:18123"
 URL = f"http://{HOST}/default"
@@ -286,3 +287,33 @@ async def test_error_after_streaming_started_is_not_a_short_result(store: HttpSt
         )
     assert raised.value.code == 395
     assert "Value passed to 'throwIf' function is non zero" in str(raised.value)
+
+
+async def test_adhoc_answer_over_the_cap_is_abandoned_while_read(store: HttpStore) -> None:
+    small = await store.query_adhoc("SELECT 1 AS one", max_result_bytes=10_000)
+    assert small.rows == [[1]]
+    with pytest.raises(ResultTooLarge) as raised:
+        await store.query_adhoc(
+            "SELECT number, toString(number) AS s FROM system.numbers LIMIT 100000",
+            max_result_bytes=100_000,
+        )
+    assert raised.value.limit == 100_000
+    assert raised.value.size > 100_000
+    assert (await store.query("SELECT 2 AS two")).rows == [[2]]
+
+
+async def test_adhoc_has_its_own_client(store: HttpStore) -> None:
+    sleeping = [
+        asyncio.create_task(store.query_adhoc("SELECT sleep(2) AS nap", max_result_bytes=1000))
+        for _ in range(2)
+    ]
+    for _ in range(200):
+        running = await store.query(
+            "SELECT count() FROM system.processes WHERE query LIKE 'SELECT sleep(2) AS nap%'"
+        )
+        if running.rows == [[2]]:
+            break
+        await asyncio.sleep(0.02)
+    assert running.rows == [[2]]  # both ad-hoc queries run, and the main client still answers
+    assert [task.done() for task in sleeping] == [False, False]
+    assert [r.rows for r in await asyncio.gather(*sleeping)] == [[[0]], [[0]]]

@@ -39,6 +39,8 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (20, 60)
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (100, 300)
     assert settings.trusted_proxies == ()
+    assert settings.adhoc_max_concurrent_per_org == 2
+    assert settings.adhoc_max_result_bytes == 16 * 1024 * 1024
     assert settings.metadata_db_url == f"sqlite://{data_dir.resolve()}/metadata.sqlite3"
     assert settings.chdb_path == (data_dir / "clickhouse").resolve()
     assert settings.base_url == "http://127.0.0.1:8000"
@@ -248,7 +250,26 @@ BAD_SETTINGS = [
         {"EMBAN_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
         "EMBAN_TRUSTED_PROXIES must list IP addresses or CIDR blocks (got 'lb.internal')",
     ),
+    (
+        {"EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG": "0"},
+        "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG must be positive (got 0)",
+    ),
+    (
+        {"EMBAN_ADHOC_MAX_RESULT_BYTES": "16MiB"},
+        "EMBAN_ADHOC_MAX_RESULT_BYTES must be a whole number (got '16MiB')",
+    ),
 ]
+
+
+def test_adhoc_limits_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG="5",
+            EMBAN_ADHOC_MAX_RESULT_BYTES="1048576",
+        )
+    )
+    assert (settings.adhoc_max_concurrent_per_org, settings.adhoc_max_result_bytes) == (5, 1 << 20)
 
 
 @pytest.mark.parametrize(("values", "message"), BAD_SETTINGS)

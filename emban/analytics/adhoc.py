@@ -25,19 +25,22 @@ Two independent layers, so isolation holds even if one of them is fooled:
    - ``x IN t`` / ``x IN (t)`` / ``x IN (db.t)``: a lone identifier on the right of IN reads that
      table in ClickHouse (measured: ``0 IN (system.one)`` is 1) while sqlglot sees a column —
      write ``IN (SELECT …)`` or list literals;
-   - functions that read something other than the query's own sources, or change server state:
-     names starting with ``dict`` (dictGet*, dictHas, dictIsIn, …) or ``joinGet``, the function
-     forms of IN (``in``, ``globalIn``, ``notIn``, ``nullIn``, … — they take a table name), ``file``
-     (chDB reads any server file with it, even under readonly=1: measured on /etc/passwd),
-     ``hasColumnInTable``, ``getServerSetting``, ``getMergeTreeSetting``, ``getMacro``, model
-     loaders (``catboostEvaluate``, ``naiveBayesClassifier``), ``generateSerialID`` (Keeper
-     counters), ``showCertificate``, ``filesystem*``, the introspection functions and internal
-     ``__*`` functions; query parameters (``{x:String}``) and LATERAL are refused too.
-     Deliberately allowed: functions that only describe the service or the query itself
-     (``currentUser``, ``currentDatabase``, ``version``, ``hostName``, ``uptime``, ``getSetting`` —
-     which can only show this query's own settings, i.e. the caller's own org/environment ids),
-     ``sleep`` (bounded by ``max_execution_time``), ``arrayJoin``, lambdas and subqueries anywhere
-     (they are walked like the rest of the tree).
+   - every function that is not on the allowlist of data functions in ``adhoc_functions``
+     (aggregates with their combinators, arithmetic, comparison, logic, conditionals, strings,
+     dates, type conversion, arrays, maps, tuples, JSON, URL, hashing, rounding, maths): the 400
+     names the function. Server and environment introspection (``version``, ``hostName``,
+     ``currentUser``, ``currentDatabase``, ``getSetting``, ``uptime``, ``buildId``, ``serverUUID``,
+     ``getMacro`` …), the function forms of IN (they take a table name), dictionaries, files,
+     models and every function a later ClickHouse adds are refused because they are not listed.
+     sqlglot parses many calls into typed nodes (``Count``, ``If``, ``StrPosition`` …) and may
+     rename them when it renders; the name checked is the one in the rendered text the engine runs
+     (``POSITION``, ``CURRENT_DATABASE``), so a typed node cannot smuggle a call past the list.
+     ``sleep`` stays allowed (bounded by ``max_execution_time`` and the per-org concurrency cap);
+   - virtual columns: any column whose name starts with ``_`` (``_part``, ``_part_offset``,
+     ``_block_number``, ``_part_uuid``, ``_partition_id``, ``_row_exists``, ``_sample_factor`` …).
+     No column of a visible dataset starts with ``_``, and virtual columns describe the shared
+     parts other orgs' rows live in; ``* APPLY(f)`` is refused (it names a function indirectly);
+   - query parameters (``{x:String}``) and LATERAL.
 
    Comments never reach the engine: the accepted statement is re-rendered from the AST
    (``comments=False``) and that text — never the raw input — is what runs. The rendering is
@@ -53,7 +56,16 @@ Two independent layers, so isolation holds even if one of them is fooled:
    together with the other settings of the same clause, refuses writes and the url/file/remote
    table functions, and neutralises SETTINGS clauses nested in subqueries (silently ignored or
    refused); ``readonly=2`` would let a nested ``additional_table_filters`` override the pin.
+   ``max_result_bytes`` with ``result_overflow_mode='throw'`` stops a big answer inside the
+   engine; it undercounts constant columns (measured: ``repeat('x', 1000)`` over 100k rows
+   passes a 1 MB cap), so the store also refuses an answer whose real size is over the cap,
+   before decoding it. Either way the caller gets ``BadRequest(code="adhoc_result_too_large")``
+   naming the cap. The query runs on the store's ad-hoc connections (``query_adhoc``), never on
+   the pool ingest, embeds and ``/healthz`` use.
    Engine errors become ``BadRequest(code="adhoc_failed")`` with the first line of the message.
+
+The per-org concurrency cap (429 beyond ``EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG``) is a service
+rule: ``emban/services/adhoc.py``.
 """
 
 from __future__ import annotations
@@ -67,7 +79,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from emban.analytics.store import ClickHouseError, EventStore
+from emban.analytics.adhoc_functions import is_allowed_function
+from emban.analytics.store import ClickHouseError, EventStore, ResultTooLarge
 from emban.analytics.tables import EVENT_IDS, EVENTS, VISIBLE_DATASETS
 from emban.errors import BadRequest
 
@@ -76,6 +89,8 @@ MAX_SQL_LENGTH = 100_000
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 10
 DEFAULT_MAX_MEMORY_BYTES = 1 << 30
+DEFAULT_MAX_RESULT_BYTES = 16 << 20
+TOO_MANY_ROWS_OR_BYTES = 396  # ClickHouse's code when max_result_bytes is exceeded
 
 # Tables the engine-level pin covers: the visible datasets, plus org-scoped tables the parser
 # never lets through (defence in depth). Reading a materialized view does not apply the filter of
@@ -86,37 +101,14 @@ GUARDED_TABLES: tuple[str, ...] = (
     *(f"{table}_mv" for table in VISIBLE_DATASETS if table != EVENTS),
 )
 
-_REFUSED_FUNCTION_PREFIXES: tuple[str, ...] = ("dict", "joinget", "filesystem", "__")
-_REFUSED_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        # function forms of IN take a table name as their second argument
-        "in",
-        "notin",
-        "globalin",
-        "globalnotin",
-        "nullin",
-        "notnullin",
-        "globalnullin",
-        "globalnotnullin",
-        "inignoreset",
-        # files, models, server configuration and state
-        "file",
-        "hascolumnintable",
-        "getserversetting",
-        "getmergetreesetting",
-        "getmacro",
-        "catboostevaluate",
-        "modelevaluate",
-        "naivebayesclassifier",
-        "generateserialid",
-        "showcertificate",
-        # introspection (also disabled by allow_introspection_functions=0)
-        "addresstoline",
-        "addresstolinewithinlines",
-        "addresstosymbol",
-        "demangle",
-    }
+# Typed sqlglot nodes that render as SQL syntax, not as a call of a named function.
+_SYNTAX_NODES: tuple[type[exp.Expr], ...] = (
+    exp.Case,  # CASE … END
+    exp.If,  # if(a, b, c) and a ? b : c render as CASE WHEN
+    exp.Array,  # [1, 2]
+    exp.CurrentTimestamp,  # CURRENT_TIMESTAMP
 )
+_CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 # Statement kinds that must not appear anywhere in the tree.
 _REFUSED_NODES: tuple[type[exp.Expr], ...] = (
     exp.DML,
@@ -288,11 +280,16 @@ def _check(node: exp.Expr, ctes: frozenset[str], tables: set[str]) -> None:
         _check_table(node, ctes, tables)
     elif isinstance(node, exp.In) and _in_names_a_table(node):
         raise _reject("IN <table> is not allowed; write IN (SELECT … FROM <table>).")
+    elif isinstance(node, exp.Apply):
+        raise _reject("APPLY is not allowed; call the function on each column instead.")
     elif isinstance(node, exp.Func):
-        name = _function_name(node)
-        lowered = name.lower()
-        if lowered in _REFUSED_FUNCTIONS or lowered.startswith(_REFUSED_FUNCTION_PREFIXES):
-            raise _reject(f"The function {name}() is not allowed in ad-hoc SQL.")
+        _check_function(node)
+    elif isinstance(node, (exp.Identifier, exp.Var)) and node.name.startswith("_"):
+        # Every name, not only columns: USING (_part) and lambda parameters are identifiers too.
+        raise _reject(
+            f"The column {node.name} is not available: names starting with '_' are the "
+            "engine's virtual columns (rename an alias that starts with '_')."
+        )
 
 
 def _in_names_a_table(node: exp.In) -> bool:
@@ -346,12 +343,37 @@ def _check_table(node: exp.Table, ctes: frozenset[str], tables: set[str]) -> Non
     tables.add(name)
 
 
+def _check_function(node: exp.Func) -> None:
+    name = _engine_function_name(node)
+    if name is None:
+        if isinstance(node, _SYNTAX_NODES):
+            return
+        name = node.sql_name()
+    if not is_allowed_function(name):
+        raise _reject(
+            f"The function {name}() is not allowed in ad-hoc SQL; only data functions are "
+            "(see the ad-hoc SQL section of the docs)."
+        )
+
+
+def _engine_function_name(node: exp.Func) -> str | None:
+    """The name ClickHouse will call for ``node``: the name as written for calls sqlglot keeps
+    as they are, else the name in the rendered text (the text that runs), or None for syntax."""
+    this = node.args.get("this")
+    if isinstance(this, str):
+        return this  # Anonymous, AnonymousAggFunc, CombinedAggFunc, ParameterizedAgg, …
+    if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) and isinstance(this, exp.Identifier):
+        return this.name  # a quoted name: `file`('…')
+    match = _CALL.match(node.sql(dialect=DIALECT, comments=False))
+    return match.group(1) if match else None
+
+
 def _function_name(node: exp.Expr) -> str:
     this = node.args.get("this")
     if isinstance(this, str):
         return this
     if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) and isinstance(this, exp.Identifier):
-        return this.name  # a quoted name: `file`('…')
+        return this.name
     if isinstance(node, exp.Func):
         return node.sql_name()
     return node.key
@@ -369,6 +391,7 @@ def adhoc_settings(
     limit: int,
     timeout_s: int,
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> str:
     """The SETTINGS clause ``run_adhoc`` appends (without the ``SETTINGS`` keyword)."""
     pin = f"org_id = {_quote(org_id)} AND environment_id = {_quote(environment_id)}"
@@ -379,10 +402,22 @@ def adhoc_settings(
             f"max_execution_time = {int(timeout_s)}",
             "timeout_overflow_mode = 'throw'",
             f"max_memory_usage = {int(max_memory_bytes)}",
+            # The engine stops a result as soon as its blocks pass the cap (it undercounts
+            # constant columns, so run_adhoc checks the answer's real size again).
+            f"max_result_bytes = {int(max_result_bytes)}",
+            "result_overflow_mode = 'throw'",
             "allow_introspection_functions = 0",
             f"limit = {int(limit)}",
             "readonly = 1",
         ]
+    )
+
+
+def _too_large(max_result_bytes: int) -> BadRequest:
+    return BadRequest(
+        f"The result is larger than the ad-hoc result cap of {max_result_bytes} bytes "
+        "(EMBAN_ADHOC_MAX_RESULT_BYTES); aggregate, select fewer columns or add a LIMIT.",
+        code="adhoc_result_too_large",
     )
 
 
@@ -391,28 +426,37 @@ async def run_adhoc(
     *,
     org_id: str,
     environment_id: str,
-    sql: str,
+    sql: str | ValidatedSql,
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> AdhocResult:
-    """Validate ``sql`` and run it over ``org_id``/``environment_id``'s rows only."""
+    """Validate ``sql`` (unless already validated) and run it over ``org_id``/``environment_id``'s
+    rows only, on the store's ad-hoc connections, within the row and byte caps."""
     if not org_id or not environment_id:
         raise ValueError("run_adhoc needs an org_id and an environment_id")
-    if max_rows < 1 or timeout_s < 1:
-        raise ValueError("max_rows and timeout_s must be at least 1")
-    validated = validate_adhoc(sql)
+    if max_rows < 1 or timeout_s < 1 or max_result_bytes < 1:
+        raise ValueError("max_rows, timeout_s and max_result_bytes must be at least 1")
+    validated = sql if isinstance(sql, ValidatedSql) else validate_adhoc(sql)
     settings = adhoc_settings(
         org_id=org_id,
         environment_id=environment_id,
         limit=max_rows + 1,
         timeout_s=timeout_s,
         max_memory_bytes=max_memory_bytes,
+        max_result_bytes=max_result_bytes,
     )
     started = time.perf_counter()
     try:
-        result = await store.query(f"{validated.sql}\nSETTINGS {settings}")
+        result = await store.query_adhoc(
+            f"{validated.sql}\nSETTINGS {settings}", max_result_bytes=max_result_bytes
+        )
+    except ResultTooLarge as exc:
+        raise _too_large(max_result_bytes) from exc
     except ClickHouseError as exc:
+        if exc.code == TOO_MANY_ROWS_OR_BYTES:
+            raise _too_large(max_result_bytes) from exc
         message = _first_line(str(exc)) or "The query failed."
         raise BadRequest(message[:1000], code="adhoc_failed") from exc
     wall_ms = round((time.perf_counter() - started) * 1000.0)

@@ -1,26 +1,50 @@
-"""Catalog reads: visible tables, their columns, org-scoped row counts, DDL, sample counts."""
+"""Catalog reads: visible tables, their columns, org-scoped statistics, DDL, sample counts."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from emban.analytics.planner import Scope
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENTS, VISIBLE_DATASETS
 
 
-async def table_info(store: EventStore) -> dict[str, list[Any]]:
-    """name → [name, engine, total_rows, total_bytes, last write (unix s or '')] per dataset."""
+async def table_engines(store: EventStore) -> dict[str, str]:
+    """name → table engine per visible dataset (schema facts, the same for every org)."""
     result = await store.query(
-        "SELECT t.name, t.engine, t.total_rows, t.total_bytes, "
-        "if(p.modified > 0, toString(p.modified), '') FROM system.tables AS t "
-        "LEFT JOIN (SELECT table, toUnixTimestamp(max(modification_time)) AS modified "
-        "FROM system.parts WHERE database = currentDatabase() AND active GROUP BY table) AS p "
-        "ON p.table = t.name "
-        "WHERE t.database = currentDatabase() AND t.name IN {names:Array(String)}",
+        "SELECT name, engine FROM system.tables "
+        "WHERE database = currentDatabase() AND name IN {names:Array(String)}",
         {"names": list(VISIBLE_DATASETS)},
     )
-    return {str(row[0]): row for row in result.rows}
+    return {str(name): str(engine) for name, engine in result.rows}
+
+
+@dataclass(frozen=True)
+class OrgTableStats:
+    rows: int
+    bytes: int  # uncompressed size of the org's rows (byteSize), not of the table's parts
+    last_write: int | None  # unix seconds of the org's latest ingest, None before any
+
+
+async def org_stats(store: EventStore, table: str, scope: Scope) -> OrgTableStats:
+    """Statistics of one org/environment's rows only. Table-level metadata (system.parts sizes
+    and modification times) moves when any org ingests, so it would show one org another's
+    activity (issue 8, defect 11); every figure here is computed from the scope's own rows."""
+    if table not in VISIBLE_DATASETS:
+        raise ValueError(f"{table} is not a visible dataset")
+    guard = "org_id = {org:String} AND environment_id = {env:String}"
+    # The rollups are written by materialized views inside the same INSERT as the raw events,
+    # so the org's latest write to any of them is its latest events.inserted_at.
+    result = await store.query(
+        f"SELECT count(), sum(byteSize(*)), "
+        f"(SELECT toUnixTimestamp(max(inserted_at)) FROM {EVENTS} WHERE {guard}) "
+        f"FROM {table} WHERE {guard}",
+        {"org": scope.org_id, "env": scope.environment_id},
+    )
+    rows, size, last_write = result.rows[0] if result.rows else (0, 0, 0)
+    return OrgTableStats(
+        rows=int(rows), bytes=int(size or 0), last_write=int(last_write) if rows else None
+    )
 
 
 async def table_columns(store: EventStore) -> dict[str, list[dict[str, str]]]:
@@ -33,17 +57,6 @@ async def table_columns(store: EventStore) -> dict[str, list[dict[str, str]]]:
     for table, name, type_ in result.rows:
         by_table.setdefault(str(table), []).append({"name": str(name), "type": str(type_)})
     return by_table
-
-
-async def org_rows(store: EventStore, table: str, scope: Scope) -> int:
-    if table not in VISIBLE_DATASETS:
-        raise ValueError(f"{table} is not a visible dataset")
-    result = await store.query(
-        f"SELECT count() FROM {table} WHERE org_id = {{org:String}} "
-        "AND environment_id = {env:String}",
-        {"org": scope.org_id, "env": scope.environment_id},
-    )
-    return int(result.rows[0][0]) if result.rows else 0
 
 
 async def show_create(store: EventStore, table: str) -> str:

@@ -2,21 +2,28 @@
 
 chDB releases the GIL while a query runs, and one connection runs one query at a time, so a small
 pool of connections to the same path runs queries in parallel on worker threads.
+
+Ad-hoc SQL gets its own small pool (``query_adhoc``): a slow ad-hoc query (``sleep``, a big
+scan) holds one of those connections, never one of the main pool that ingest acks, embed reads
+and ``/healthz`` wait for. Results are decoded on the worker thread too, so a large answer does
+not hold the event loop while msgspec builds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import chdb
 import msgspec
 
-from emban.analytics.store import ClickHouseError, QueryResult, param_text
+from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
 
 _POOL_SIZE = 3
+ADHOC_POOL_SIZE = 2
 # Materialized views (the rollups) run in parallel threads instead of one after the other.
 INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
 
@@ -28,65 +35,90 @@ class _JsonCompact(msgspec.Struct):
 
 
 class ChdbStore:
-    def __init__(self, path: Path, pool_size: int = _POOL_SIZE) -> None:
+    def __init__(
+        self, path: Path, pool_size: int = _POOL_SIZE, adhoc_pool_size: int = ADHOC_POOL_SIZE
+    ) -> None:
         self.path = path
         self._pool_size = pool_size
+        self._adhoc_pool_size = adhoc_pool_size
         self._pool: asyncio.Queue[Any] | None = None
+        self._adhoc_pool: asyncio.Queue[Any] | None = None
+        self._opening = asyncio.Lock()
         self._all: list[Any] = []
+
+    async def _open(self, size: int) -> asyncio.Queue[Any]:
+        pool: asyncio.Queue[Any] = asyncio.Queue()
+        for _ in range(size):
+            conn = await asyncio.to_thread(chdb.connect, str(self.path))
+            self._all.append(conn)
+            pool.put_nowait(conn)
+        return pool
 
     async def _connections(self) -> asyncio.Queue[Any]:
         if self._pool is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            pool: asyncio.Queue[Any] = asyncio.Queue()
-            for _ in range(self._pool_size):
-                conn = await asyncio.to_thread(chdb.connect, str(self.path))
-                self._all.append(conn)
-                pool.put_nowait(conn)
-            self._pool = pool
+            async with self._opening:
+                if self._pool is None:
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    self._pool = await self._open(self._pool_size)
         return self._pool
 
-    async def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:
-        pool = await self._connections()
-        conn = await pool.get()
-        try:
-            return await asyncio.to_thread(_query, conn, sql, fmt, params)
-        finally:
-            pool.put_nowait(conn)
+    async def _adhoc_connections(self) -> asyncio.Queue[Any]:
+        await self._connections()  # the main pool first: it creates the data directory
+        if self._adhoc_pool is None:
+            async with self._opening:
+                if self._adhoc_pool is None:
+                    self._adhoc_pool = await self._open(self._adhoc_pool_size)
+        return self._adhoc_pool
 
     async def ping(self) -> None:
-        await self._run("SELECT 1", "CSV", None)
+        await self.execute("SELECT 1")
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        await self._run(sql, "CSV", params)
+        await _on_connection(await self._connections(), _query, sql, "CSV", params)
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
-        raw = await self._run(sql, "JSONCompact", params)
-        payload = bytes(raw.bytes())
-        if not payload:
-            return QueryResult(columns=[], rows=[])
-        decoded = msgspec.json.decode(payload, type=_JsonCompact)
-        return QueryResult(
-            columns=[(col["name"], col["type"]) for col in decoded.meta],
-            rows=decoded.data,
-            rows_read=int(raw.rows_read()),
-            elapsed_ms=float(raw.elapsed()) * 1000.0,
+        result: QueryResult = await _on_connection(
+            await self._connections(), _query_result, sql, params, None
         )
+        return result
+
+    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
+        result: QueryResult = await _on_connection(
+            await self._adhoc_connections(), _query_result, sql, None, max_result_bytes
+        )
+        return result
 
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
-        pool = await self._connections()
-        conn = await pool.get()
-        try:
-            await asyncio.to_thread(_insert, conn, table, columns, payload, fmt)
-        finally:
-            pool.put_nowait(conn)
+        await _on_connection(await self._connections(), _insert, table, columns, payload, fmt)
 
     async def close(self) -> None:
         for conn in self._all:
             await asyncio.to_thread(conn.close)
         self._all.clear()
         self._pool = None
+        self._adhoc_pool = None
+
+
+async def _on_connection(pool: asyncio.Queue[Any], work: Callable[..., Any], *args: Any) -> Any:
+    """Run ``work(conn, *args)`` on a worker thread with a connection of ``pool``. The connection
+    goes back only when the thread is done with it, even if the caller is cancelled meanwhile
+    (a cancelled await does not stop the thread, and one connection runs one query at a time)."""
+    conn = await pool.get()
+    try:
+        running = asyncio.ensure_future(asyncio.to_thread(work, conn, *args))
+    except BaseException:
+        pool.put_nowait(conn)
+        raise
+
+    def release(done: asyncio.Future[Any]) -> None:
+        pool.put_nowait(conn)
+        if not done.cancelled():
+            done.exception()  # retrieved here too, so an abandoned failure is not logged as lost
+
+    running.add_done_callback(release)
+    return await asyncio.shield(running)
 
 
 def _insert(conn: Any, table: str, columns: list[str], payload: bytes, fmt: str) -> None:
@@ -99,6 +131,25 @@ def _insert(conn: Any, table: str, columns: list[str], payload: bytes, fmt: str)
         inserter.finish()
     except Exception as exc:
         raise ClickHouseError(str(exc)) from exc
+
+
+def _query_result(
+    conn: Any, sql: str, params: dict[str, Any] | None, max_bytes: int | None
+) -> QueryResult:
+    """Run and decode on the worker thread; an answer over ``max_bytes`` is never decoded."""
+    raw = _query(conn, sql, "JSONCompact", params)
+    payload = bytes(raw.bytes())
+    if max_bytes is not None and len(payload) > max_bytes:
+        raise ResultTooLarge(len(payload), max_bytes)
+    if not payload:
+        return QueryResult(columns=[], rows=[])
+    decoded = msgspec.json.decode(payload, type=_JsonCompact)
+    return QueryResult(
+        columns=[(col["name"], col["type"]) for col in decoded.meta],
+        rows=decoded.data,
+        rows_read=int(raw.rows_read()),
+        elapsed_ms=float(raw.elapsed()) * 1000.0,
+    )
 
 
 def _query(conn: Any, sql: str, fmt: str, params: dict[str, Any] | None) -> Any:

@@ -4,6 +4,10 @@ Statements run through aiochclient. Queries are read as ``JSONCompact`` over the
 session instead of aiochclient's ``fetch``: that is the format ChdbStore decodes, so both stores
 return the same values, the column types, the columns of an empty result, duplicate column names
 and the server's ``rows_read`` (aiochclient's Records expose none of these).
+
+Ad-hoc SQL (``query_adhoc``) goes through its own aiohttp session with its own small connection
+pool, so slow ad-hoc queries never occupy the connections ingest, embeds and ``/healthz`` use; its
+answer is read in chunks and abandoned as soon as it passes the byte cap.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import aiohttp
 import msgspec
 from aiochclient import ChClient, ChClientError
 
-from emban.analytics.store import ClickHouseError, QueryResult, param_text
+from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
+
+ADHOC_CONNECTIONS = 2
+_CHUNK = 1 << 16
 
 
 class _JsonCompact(msgspec.Struct):
@@ -34,11 +41,19 @@ class HttpStore:
         self._password = unquote(parts.password) if parts.password else None
         self._database = parts.path.strip("/") or "default"
         self._session: aiohttp.ClientSession | None = None
+        self._adhoc_session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
+
+    def _adhoc_http(self) -> aiohttp.ClientSession:
+        if self._adhoc_session is None:
+            self._adhoc_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=ADHOC_CONNECTIONS)
+            )
+        return self._adhoc_session
 
     def _client(self, params: dict[str, Any] | None) -> ChClient:
         # aiochclient takes settings per client only; clients are cheap and share one session.
@@ -51,21 +66,29 @@ class HttpStore:
             **_param_settings(params),
         )
 
-    async def _post(self, data: bytes, settings: dict[str, str]) -> bytes:
-        """POST ``data`` (the query, or an INSERT's rows) with the same auth aiochclient sends."""
+    async def _post(
+        self,
+        data: bytes,
+        settings: dict[str, str],
+        *,
+        session: aiohttp.ClientSession | None = None,
+        max_bytes: int | None = None,
+    ) -> bytes:
+        """POST ``data`` (the query, or an INSERT's rows) with the same auth aiochclient sends;
+        an answer longer than ``max_bytes`` raises ResultTooLarge as soon as it passes the cap."""
         headers = {}
         if self._user:
             headers["X-ClickHouse-User"] = self._user
         if self._password:
             headers["X-ClickHouse-Key"] = self._password
         try:
-            async with self._http().post(
+            async with (session or self._http()).post(
                 self._url,
                 params={"database": self._database, **settings},
                 headers=headers,
                 data=data,
             ) as response:
-                body = await response.read()
+                body = await _read(response, max_bytes if response.status == 200 else None)
                 if response.status != 200:
                     raise ClickHouseError(
                         body.decode(errors="replace").strip()
@@ -87,6 +110,18 @@ class HttpStore:
             raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+        return await self._query(sql, params, self._http(), None)
+
+    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
+        return await self._query(sql, None, self._adhoc_http(), max_result_bytes)
+
+    async def _query(
+        self,
+        sql: str,
+        params: dict[str, Any] | None,
+        session: aiohttp.ClientSession,
+        max_bytes: int | None,
+    ) -> QueryResult:
         started = time.perf_counter()
         # default_format applies only when the SQL has no FORMAT clause of its own; 64-bit
         # integers as JSON numbers, as chDB (and servers since 25.x) give them, not as strings.
@@ -95,7 +130,7 @@ class HttpStore:
             "output_format_json_quote_64bit_integers": "0",
             **_param_settings(params),
         }
-        body = await self._post(sql.encode(), settings)
+        body = await self._post(sql.encode(), settings, session=session, max_bytes=max_bytes)
         if not body.strip():
             return QueryResult(columns=[], rows=[])
         try:
@@ -121,9 +156,24 @@ class HttpStore:
         await self._post(payload, {"query": query})
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._adhoc_session):
+            if session is not None:
+                await session.close()
+        self._session = None
+        self._adhoc_session = None
+
+
+async def _read(response: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
+    if max_bytes is None:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResultTooLarge(size, max_bytes)  # leaving the context drops the connection
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _param_settings(params: dict[str, Any] | None) -> dict[str, str]:

@@ -20,6 +20,15 @@ class ClickHouseError(Exception):
         self.code: int | None = int(match.group(1)) if match else None
 
 
+class ResultTooLarge(ClickHouseError):
+    """An answer longer than the caller's byte cap; refused before it is decoded."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"The result is {size} bytes, over the cap of {limit} bytes.")
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[tuple[str, str]]
@@ -37,6 +46,12 @@ class EventStore(Protocol):
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
 
+    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
+        """Run ad-hoc SQL on connections reserved for it, never the ones ingest, embeds and
+        ``/healthz`` use, so slow ad-hoc work cannot make them wait. An answer longer than
+        ``max_result_bytes`` raises :class:`ResultTooLarge` without being decoded."""
+        ...
+
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
@@ -47,20 +62,55 @@ class EventStore(Protocol):
     async def close(self) -> None: ...
 
 
+# ClickHouse reads a ``{name:Type}`` parameter value the way it reads a field of its escaped
+# (TSV) format: ``\x76`` becomes ``v``, ``\N`` is NULL (an empty String), a lone trailing ``\``
+# is a parse error and a raw tab or newline ends the value early (measured on chDB 26.9 and the
+# HTTP interface). Every scalar string is therefore escaped so that ClickHouse reads back exactly
+# the characters it was given; the table covers every character that parser gives a meaning to.
+_ESCAPED = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+)
+# Inside an array value each element is a quoted literal (the whole value is not unescaped
+# first: measured), so a quote must be escaped as well; control characters are escaped too so the
+# text never depends on how a raw one is read.
+_QUOTED = str.maketrans(
+    {
+        "\\": "\\\\",
+        "'": "\\'",
+        "\t": "\\t",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\0": "\\0",
+        "\b": "\\b",
+        "\f": "\\f",
+    }
+)
+
+
 def param_text(value: Any) -> str:
-    """Text form of a server-side parameter value (arrays as quoted ClickHouse literals)."""
+    """Text form of a server-side parameter value, in the escaped form ClickHouse parses, so the
+    engine reads back exactly ``value`` whatever characters it holds (arrays as quoted literals)."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_quoted(v) for v in value) + "]"
-    return str(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value.translate(_ESCAPED)
+    raise TypeError(f"cannot bind a {type(value).__name__} as a ClickHouse parameter")
 
 
 def _quoted(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
         return str(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if isinstance(value, str):
+        return "'" + value.translate(_QUOTED) + "'"
+    raise TypeError(f"cannot bind a {type(value).__name__} in a ClickHouse array parameter")
 
 
 def open_store(settings: Settings) -> EventStore:

@@ -507,12 +507,13 @@ CORE_ROUTES: tuple[RestRoute, ...] = (
         "POST",
         "/v1/query/adhoc",
         adhoc_query,
-        "Run one read-only SELECT over the org's datasets (admin); 10 s and 10,000 rows at most.",
+        "Run one read-only SELECT over the org's datasets (admin); 10 s, 10,000 rows and "
+        "EMBAN_ADHOC_MAX_RESULT_BYTES at most, EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG at once.",
         200,
         AdhocBody,
         "console",
         "query",
-        (400, 401, 403),
+        (400, 401, 403, 429),
         transaction=False,
     ),
     RestRoute(

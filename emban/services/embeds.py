@@ -57,7 +57,7 @@ from emban.services import audit, billing, embed_revocations
 from emban.services.analytics import AnalyticsResult
 from emban.services.dashboards import draft_widgets, get_own, published_widgets
 from emban.services.scope import in_org
-from emban.services.validation import lookupable
+from emban.services.validation import lookupable, storable
 from emban.services.widget_config import spec_of
 from emban.services.widgets import run_widget_spec
 
@@ -280,6 +280,10 @@ def _tenant(tenant_id: Any) -> str:
         raise BadRequest(
             f"tenant_id must be a string of 1 to {MAX_TENANT} characters", field="tenant_id"
         )
+    if not storable(tenant_id):
+        # The session is audited in the metadata database, which cannot store a NUL: a clear
+        # 400 instead of a failed insert (ingest and queries take such a tenant id as it is).
+        raise BadRequest("tenant_id must not contain a NUL character", field="tenant_id")
     return tenant_id
 
 
