@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from argon2 import PasswordHasher
 
 from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
 from emban.analytics.tables import EVENTS
@@ -162,7 +163,7 @@ AUDIT_ACTION: dict[tuple[str, str], str | None] = {
 }
 
 INVITE_TOKEN = "matrix-invite-token"
-PASSWORD_HASH = credentials.hash_password(PASSWORD)
+PASSWORD_HASH = PasswordHasher().hash(PASSWORD)  # the service hashes the same way, in its pool
 
 
 def _widget(widget_id: str, x: int = 0) -> dict[str, Any]:
