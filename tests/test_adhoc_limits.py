@@ -13,6 +13,7 @@ from typing import Any
 
 from emban.analytics.adhoc import DEFAULT_TIMEOUT_S, run_adhoc
 from emban.analytics.chdb_store import ADHOC_POOL_SIZE, ChdbStore
+from emban.analytics.guarded import OutsideTransactions
 from emban.analytics.store import ResultTooLarge
 from emban.errors import BadRequest
 from emban.runtime import Runtime
@@ -41,7 +42,8 @@ async def test_concurrency_cap_and_other_orgs_unaffected(
     make_client: ClientFactory, runtime: Runtime
 ) -> None:
     assert runtime.settings.adhoc_max_concurrent_per_org == 2
-    assert isinstance(runtime.events, ChdbStore) and ADHOC_POOL_SIZE == 2
+    assert isinstance(runtime.events, OutsideTransactions)
+    assert isinstance(runtime.events.inner, ChdbStore) and ADHOC_POOL_SIZE == 2
     acme, acme_reg = await owner(make_client)
     globex, globex_reg = await owner(make_client, "owner@globex.test", "Globex")
     initech, initech_reg = await owner(make_client, "owner@initech.test", "Initech")

@@ -33,6 +33,10 @@ class OutsideTransactions:
         refuse_inside_transaction("ClickHouse query")
         return await self.inner.query(sql, params)
 
+    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
+        refuse_inside_transaction("ClickHouse ad-hoc query")
+        return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
+
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
