@@ -8,7 +8,7 @@ EMBED := static/embed
 EMBED_DEPS := $(EMBED)/node_modules/.package-lock.json
 EMBED_BUILD := $(EMBED)/dist/manifest.json
 
-.PHONY: install demo serve test lint schema services chromium bench clean
+.PHONY: install demo serve test fuzz lint schema services chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ serve: install
 ## make test: install, start PostgreSQL/Redis if needed, lint, type-check, run every test
 test: install services chromium lint
 	$(BIN)/pytest
+
+## make fuzz: the isolation fuzz at full size (10,000 random requests; `make test` runs 400)
+fuzz: install services
+	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/test_isolation_fuzz.py -q -s
 
 services:
 	bash scripts/ensure-services.sh
