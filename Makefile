@@ -61,6 +61,7 @@ bench: install chromium
 	$(BIN)/python -m bench.query
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.embed_render
+	$(BIN)/python -m bench.isolation
 
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache $(EMBED)/node_modules $(EMBED)/dist
