@@ -848,7 +848,14 @@ class Pacer:
 EMBED_PACE = (15.0, 40.0)
 KEY_PACE = (80.0, 200.0)
 SESSION_USES = 25  # then a fresh session (each one also stays under its burst)
-GQL_CATEGORY = {400: "BAD_REQUEST", 402: "PLAN_LIMIT", 403: "FORBIDDEN", 404: "NOT_FOUND"}
+GQL_CATEGORY = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    402: "PLAN_LIMIT",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    429: "RATE_LIMITED",
+}
 
 WIDGET_DATA = """
 query Data($widgetId: ID!, $filters: EmbedFiltersInput, $drill: DrillInput) {
@@ -894,9 +901,7 @@ def _points(data: list[dict[str, Any]]) -> list[Point]:
 def _gql_refusal(errors: list[dict[str, Any]]) -> Answer:
     error = errors[0]
     extensions = error.get("extensions") or {}
-    status = {v: k for k, v in GQL_CATEGORY.items()}.get(extensions.get("code"), 0)
-    if extensions.get("code") == "RATE_LIMITED":
-        status = 429
+    status = {v: k for k, v in GQL_CATEGORY.items()}.get(str(extensions.get("code")), 0)
     return Answer(status=status, code=extensions.get("reason"), detail=json.dumps(errors)[:400])
 
 
