@@ -265,8 +265,10 @@ class Load:
     adhoc_mode: str = ""
 
 
-async def choose_adhoc(http: aiohttp.ClientSession, attacker: Org) -> tuple[str, str]:
+async def choose_adhoc(http: aiohttp.ClientSession, attacker: Org, mode: str) -> tuple[str, str]:
     """The sleep query if the ad-hoc guard accepts it, else the CPU-heavy data query."""
+    if mode == "heavy":
+        return "heavy (chosen with --adhoc heavy)", HEAVY_SQL
     status, body = await call(
         http,
         "POST",
@@ -414,7 +416,9 @@ def _row(name: str, unloaded: list[float], loaded: list[float]) -> str:
     )
 
 
-async def run(port: int, seconds: float, warmup: float, sockets: int, subs: int) -> None:
+async def run(
+    port: int, seconds: float, warmup: float, sockets: int, subs: int, adhoc: str
+) -> None:
     base = f"http://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(base, connector=connector) as http:
@@ -428,7 +432,11 @@ async def run(port: int, seconds: float, warmup: float, sockets: int, subs: int)
         await ingest(http, crowd, events("hot", 2_000, models=100))
         await publish_dashboard(http, crowd, "hot")
         await ingest(http, auto, events("t", 500))
-        label, sql = await choose_adhoc(http, attacker)
+        label, sql = await choose_adhoc(http, attacker, adhoc)
+        status, body = await call(
+            http, "POST", "/v1/query/adhoc", json={"sql": sql}, headers=bearer(attacker.key)
+        )
+        assert status == 200, f"the ad-hoc load query is refused: {body}"
 
         print(f"unloaded: measuring for {seconds:.0f} s ...", flush=True)
         quiet = await measure(http, victim, seconds)
@@ -480,12 +488,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="load before measuring")
     parser.add_argument("--sockets", type=int, default=5, help="the default per-token cap")
     parser.add_argument("--subs", type=int, default=20, help="the default per-socket cap")
+    parser.add_argument(
+        "--adhoc", choices=("auto", "heavy"), default="auto", help="auto: sleep if accepted"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="emban-bench-isolation-") as tmp:
         port = free_port()
         log = (Path(tmp) / "serve.log").open("wb")
         with serve(Path(tmp) / "data", port, log=log):
-            asyncio.run(run(port, args.seconds, args.warmup, args.sockets, args.subs))
+            asyncio.run(run(port, args.seconds, args.warmup, args.sockets, args.subs, args.adhoc))
 
 
 if __name__ == "__main__":

@@ -302,13 +302,14 @@ class Refusal:
     refuse one request, which one is checked first is not part of the contract."""
 
     options: frozenset[tuple[int, str]]
+    rules: tuple[str, ...] = ()  # which permission rules refuse (named in failure reports)
 
     @classmethod
-    def of(cls, status: int, *codes: str) -> Refusal:
-        return cls(frozenset((status, code) for code in codes))
+    def of(cls, status: int, *codes: str, rules: tuple[str, ...] = ()) -> Refusal:
+        return cls(frozenset((status, code) for code in codes), rules)
 
     def __or__(self, other: Refusal) -> Refusal:
-        return Refusal(self.options | other.options)
+        return Refusal(self.options | other.options, self.rules + other.rules)
 
     @property
     def codes(self) -> frozenset[str]:
@@ -465,16 +466,16 @@ def embed_outcome(
     - drill: needs ``allow_drill_down`` (``embed_drill_forbidden``);
     - a widget's own ``group_by`` (not metrics) must be allowed or locked.
     """
-    refused = _parse_filters(raw_filters)
-    if refused is not None:
-        return refused
+    malformed = _parse_filters(raw_filters)
+    if malformed is not None:
+        return malformed
     widget = WIDGET_BY_ID.get(widget_id)
     if widget is None or widget_id in permissions.hidden_widgets:
         return Refusal.of(404, "widget_not_found")
     if widget["kind"] == "text":
         return Read(kind="text")
     query = widget["query"]
-    codes: set[str] = set()
+    refusing: dict[str, str] = {}  # rule -> code
     locked = permissions.locked_filters
     allowed = permissions.allowed_dimensions
 
@@ -487,7 +488,7 @@ def embed_outcome(
     requested = raw_filters.get("period")
     if requested is not None:
         if not permissions.allows_period(requested):
-            codes.add(FILTER_FORBIDDEN)
+            refusing["period"] = FILTER_FORBIDDEN
         period = requested
     elif permissions.allows_period(own_period):
         period = own_period
@@ -505,19 +506,19 @@ def embed_outcome(
         if permissions.allowed_periods:
             longest = max(PERIOD_LENGTH[p] for p in permissions.allowed_periods)
             if span > longest:
-                codes.add(FILTER_FORBIDDEN)
+                refusing["dateRanges"] = FILTER_FORBIDDEN
             if DATE_RANGE_MUST_END_IN_PERIOD_WINDOW and date_range[0] < now - longest:
-                codes.add(FILTER_FORBIDDEN)
+                refusing["dateRanges"] = FILTER_FORBIDDEN
         days = permissions.max_date_range_days
         if days is not None and span > timedelta(days=days):
-            codes.add(FILTER_FORBIDDEN)
+            refusing["dateRanges"] = FILTER_FORBIDDEN
 
     pairs: set[tuple[str, str]] = set((query.get("filters") or {}).items())
     for key, value in (raw_filters.get("dimensions") or {}).items():
         if value is None:
             continue
         if not dimension_allowed(key, value):
-            codes.add(FILTER_FORBIDDEN)
+            refusing["dimensions"] = FILTER_FORBIDDEN
         pairs.add((key, value))
     pairs |= set(locked.items())
 
@@ -531,14 +532,14 @@ def embed_outcome(
         if bounds is None or (bounds.get("min") is None and bounds.get("max") is None):
             continue
         if key not in visible_props and key not in allowed:
-            codes.add(FILTER_FORBIDDEN)
+            refusing["numericRanges"] = FILTER_FORBIDDEN
         ranges.append((key, bounds.get("min"), bounds.get("max")))
 
     if drill is not None:
         if not permissions.allow_drill_down:
-            codes.add(DRILL_FORBIDDEN)
+            refusing["drill"] = DRILL_FORBIDDEN
         elif not dimension_allowed(drill["dimension"], drill["value"]):
-            codes.add(FILTER_FORBIDDEN)
+            refusing["drill"] = FILTER_FORBIDDEN
         pairs.add((drill["dimension"], drill["value"]))
 
     group_by = query.get("group_by")
@@ -549,9 +550,9 @@ def embed_outcome(
         and group_by not in allowed
         and group_by not in locked
     ):
-        codes.add(FILTER_FORBIDDEN)
-    if codes:
-        return Refusal.of(403, *sorted(codes))
+        refusing["group_by"] = FILTER_FORBIDDEN
+    if refusing:
+        return Refusal.of(403, *sorted(set(refusing.values())), rules=tuple(sorted(refusing)))
 
     own_granularity = query.get("granularity") or default_granularity(own_period)
     index = GRANULARITIES.index(own_granularity)
@@ -1113,7 +1114,7 @@ class Fuzz:
             if isinstance(outcomes[0], Refusal):
                 if event["type"] != "error":
                     self.fail(
-                        "live",
+                        f"live refusal by {'+'.join(outcomes[0].rules)}",
                         f"{what} widget={widget_id}: expected a refusal, got {str(event)[:300]}",
                         asked,
                     )
@@ -1205,7 +1206,7 @@ class Fuzz:
             if not expected.accepts(answer.status, answer.code):
                 got = answer.points if answer.points is not None else (answer.status, answer.code)
                 self.fail(
-                    f"{channel} refusal",
+                    f"{channel} refusal by {'+'.join(expected.rules) or 'shape'}",
                     f"{what}: expected {expected.label}, got {got} {answer.detail}",
                     request,
                 )
