@@ -1092,16 +1092,26 @@ class Fuzz:
             }
             code = answer["error"]
             if not (code in refused_codes or (parse_refusal and code in parse_refusal.codes)):
-                self.fail("live", f"{what}: subscription refused with {code!r}: {answer}", request)
+                self.fail(
+                    "live subscription",
+                    f"{what}: subscription refused with {code!r}: {answer}",
+                    request,
+                )
             else:
                 self.stats["live refused"] += 1
             return
         if parse_refusal is not None:
-            self.fail("live", f"{what}: expected a 400 refusal, got {str(answer)[:400]}", request)
+            self.fail(
+                "live subscription",
+                f"{what}: expected a 400 refusal, got {str(answer)[:400]}",
+                request,
+            )
             return
         if answer.get("config") != visible:
             self.fail(
-                "live", f"{what}: config lists {answer.get('config')}, expected {visible}", request
+                "live config",
+                f"{what}: config lists {answer.get('config')}, expected {visible}",
+                request,
             )
             return
         events: dict[str, dict[str, Any]] = answer["events"]
@@ -1109,7 +1119,7 @@ class Fuzz:
             asked = (*request, WIDGET_BY_ID[widget_id].get("query"))
             event = events.get(widget_id)
             if event is None:
-                self.fail("live", f"{what}: no initial event for {widget_id}", request)
+                self.fail("live missing", f"{what}: no initial event for {widget_id}", request)
                 continue
             if isinstance(outcomes[0], Refusal):
                 if event["type"] != "error":
@@ -1121,7 +1131,7 @@ class Fuzz:
                 continue
             if event["type"] != "data":
                 self.fail(
-                    "live",
+                    "live refused",
                     f"{what} widget={widget_id}: expected data, got {str(event)[:300]}",
                     asked,
                 )
