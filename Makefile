@@ -8,7 +8,7 @@ EMBED := static/embed
 EMBED_DEPS := $(EMBED)/node_modules/.package-lock.json
 EMBED_BUILD := $(EMBED)/dist/manifest.json
 
-.PHONY: install demo serve test lint schema services chromium bench clean
+.PHONY: install demo serve test fuzz lint schema services chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ serve: install
 test: install services chromium lint
 	$(BIN)/pytest
 
+## make fuzz: the isolation fuzz at full size (10,000 random requests; `make test` runs 400)
+fuzz: install services
+	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/test_isolation_fuzz.py -q -s
+
 services:
 	bash scripts/ensure-services.sh
 
@@ -57,6 +61,7 @@ bench: install chromium
 	$(BIN)/python -m bench.query
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.embed_render
+	$(BIN)/python -m bench.isolation
 
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache $(EMBED)/node_modules $(EMBED)/dist
