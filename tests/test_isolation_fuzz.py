@@ -390,10 +390,46 @@ class Permissions:
 FILTER_FORBIDDEN = "embed_filter_forbidden"
 DRILL_FORBIDDEN = "embed_drill_forbidden"
 INVALID = Refusal.of(400, "invalid_field")
-# Date ranges: the issue says "inside the longest allowed period and max_date_range_days". The
-# oracle reads that as a bound on the range's length (as max_date_range_days already is). If the
-# enforcement also pins the range's position (from >= now - longest allowed period), set this.
-DATE_RANGE_MUST_END_IN_PERIOD_WINDOW = False
+NUMERIC_WIDGET_METRICS = frozenset({"sum", "avg", "p95", "p99"})
+
+
+def hidden_only_keys(permissions: Permissions) -> set[str]:
+    """Property keys only hidden widgets name (numeric property, filter keys, group-by): never
+    filterable, rangeable or drillable. A visible widget exposes only what it reads (a metric
+    ignores its group_by, a count its numeric_prop)."""
+    hidden: set[str] = set()
+    shown: set[str] = set()
+    for widget in WIDGETS:
+        if widget["kind"] == "text":
+            continue
+        query = widget["query"]
+        keys = set(query.get("filters") or {})
+        prop = query.get("numeric_prop")
+        if widget["id"] in permissions.hidden_widgets:
+            hidden |= keys | {k for k in (query.get("group_by"), prop) if k}
+        else:
+            group_by = query.get("group_by") if widget["kind"] != "metric" else None
+            measured = prop if query["metric"] in NUMERIC_WIDGET_METRICS else None
+            shown |= keys | {k for k in (group_by, measured) if k}
+    return hidden - shown
+
+
+def date_range_windows(permissions: Permissions, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Where a date range must lie: the window the longest allowed period shows now (whole hours
+    for 1h/24h, whole UTC days otherwise), and the last ``max_date_range_days`` days measured
+    from the start of the current hour to its end."""
+    windows: list[tuple[datetime, datetime]] = []
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if permissions.allowed_periods:
+        longest = max(permissions.allowed_periods, key=lambda p: PERIOD_LENGTH[p])
+        hourly = longest in ("1h", "24h")
+        start = _floor(now - PERIOD_LENGTH[longest], hourly)
+        end = _floor(now, hourly) + (timedelta(hours=1) if hourly else timedelta(days=1))
+        windows.append((start, end))
+    if permissions.max_date_range_days is not None:
+        days = permissions.max_date_range_days
+        windows.append((hour - timedelta(days=days), hour + timedelta(hours=1)))
+    return windows
 
 
 def mint_outcome(org: FuzzOrg, permissions: Permissions) -> Refusal | None:
@@ -458,11 +494,12 @@ def embed_outcome(
       ``max_date_range_days``; without one the widget shows its own period if allowed, else the
       first allowed one, else the longest that fits;
     - ``dimensions`` / drill dimension: a locked key only with its locked value (a no-op), any
-      other key only if ``allowed_dimensions`` is empty or lists it;
-    - ``numericRanges``: only on a numeric property a *visible* widget reads, or one the session
-      lists in ``allowed_dimensions`` — never one only a hidden widget measures (defect 2);
+      other key only if ``allowed_dimensions`` is empty or lists it, and never a key only hidden
+      widgets use;
+    - ``numericRanges``: only on a numeric property a *visible* widget measures, or one the
+      session lists in ``allowed_dimensions`` — never one only a hidden widget uses (defect 2);
     - ``dateRanges``: not longer than the longest allowed period (when periods are listed) nor
-      ``max_date_range_days`` (defect 3);
+      ``max_date_range_days``, and inside their windows (defect 3);
     - drill: needs ``allow_drill_down`` (``embed_drill_forbidden``);
     - a widget's own ``group_by`` (not metrics) must be allowed or locked.
     """
@@ -479,10 +516,12 @@ def embed_outcome(
     locked = permissions.locked_filters
     allowed = permissions.allowed_dimensions
 
+    hidden_only = hidden_only_keys(permissions)
+
     def dimension_allowed(key: str, value: str) -> bool:
         if key in locked:
             return value == locked[key]
-        return not allowed or key in allowed
+        return (not allowed or key in allowed) and key not in hidden_only
 
     own_period = query["period"]
     requested = raw_filters.get("period")
@@ -507,11 +546,12 @@ def embed_outcome(
             longest = max(PERIOD_LENGTH[p] for p in permissions.allowed_periods)
             if span > longest:
                 refusing["dateRanges"] = FILTER_FORBIDDEN
-            if DATE_RANGE_MUST_END_IN_PERIOD_WINDOW and date_range[0] < now - longest:
-                refusing["dateRanges"] = FILTER_FORBIDDEN
         days = permissions.max_date_range_days
         if days is not None and span > timedelta(days=days):
             refusing["dateRanges"] = FILTER_FORBIDDEN
+        for start, end in date_range_windows(permissions, now):
+            if date_range[0] < start or date_range[1] > end:
+                refusing["dateRanges"] = FILTER_FORBIDDEN
 
     pairs: set[tuple[str, str]] = set((query.get("filters") or {}).items())
     for key, value in (raw_filters.get("dimensions") or {}).items():
@@ -525,13 +565,13 @@ def embed_outcome(
     visible_props = {
         w["query"]["numeric_prop"]
         for w in permissions.visible()
-        if w["kind"] != "text" and w["query"].get("numeric_prop")
+        if w["kind"] != "text" and w["query"]["metric"] in NUMERIC_WIDGET_METRICS
     }
     ranges: list[tuple[str, float | None, float | None]] = []
     for key, bounds in (raw_filters.get("numericRanges") or {}).items():
         if bounds is None or (bounds.get("min") is None and bounds.get("max") is None):
             continue
-        if key not in visible_props and key not in allowed:
+        if key not in visible_props and (key not in allowed or key in hidden_only):
             refusing["numericRanges"] = FILTER_FORBIDDEN
         ranges.append((key, bounds.get("min"), bounds.get("max")))
 

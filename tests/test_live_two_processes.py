@@ -215,7 +215,9 @@ async def test_revocation_on_one_process_closes_sockets_and_refuses_the_token_on
                 message = await ws.receive(timeout=5)
                 if message.type == aiohttp.WSMsgType.CLOSE:
                     break
-            assert (ws.close_code, message.extra) == (4403, "embed_token_revoked")
+            # the CLOSE frame's own code (ws.close_code may read 1006 if the server's TCP close
+            # wins the race with the client's close reply under load)
+            assert (message.data, message.extra) == (4403, "embed_token_revoked")
         query = await http.post(
             f"{b}/graphql",
             json={"query": "query { embed { dashboard { id } } }"},

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emban.analytics.chdb_store import ChdbStore
+from emban.analytics.guarded import OutsideTransactions
 from emban.analytics.http_store import HttpStore
 from emban.analytics.store import param_text
 from emban.runtime import Runtime
@@ -64,7 +65,6 @@ def expected(value: str, others: list[str]) -> list[Any]:
 async def test_chdb_reads_back_every_string_exactly(
     runtime: Runtime, value: str, others: list[str]
 ) -> None:
-    assert isinstance(runtime.events, ChdbStore)
     result = await runtime.events.query(ROUND_TRIP, {"s": value, "a": [*others, value]})
     assert result.rows == [expected(value, others)]
 
@@ -110,9 +110,10 @@ async def recorder() -> AsyncIterator[tuple[Recorder, HttpStore]]:
 
 async def parsed_by_clickhouse(runtime: Runtime, sql: str, sent: dict[str, str]) -> list[Any]:
     """What ClickHouse 26.9 reads from ``param_<name>`` texts exactly as they were sent."""
-    assert isinstance(runtime.events, ChdbStore)
+    store = runtime.events.inner if isinstance(runtime.events, OutsideTransactions) else None
+    assert isinstance(store, ChdbStore)
     # The raw engine connection: ChdbStore.query would escape the text a second time.
-    pool = await runtime.events._connections()
+    pool = await store._connections()
     conn = await pool.get()
     try:
         raw = await asyncio.to_thread(
