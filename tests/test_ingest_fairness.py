@@ -17,6 +17,7 @@ import msgspec
 from emban.analytics.ingest import (
     MAX_BATCH_ROWS,
     ORG_BATCH_ROWS,
+    SHARED_FLUSH_ROWS,
     EventRow,
     IngestWriter,
 )
@@ -93,30 +94,36 @@ async def test_another_orgs_event_is_in_the_next_flush_despite_a_backlog() -> No
 async def test_a_flush_takes_every_waiting_org_round_robin_within_budgets() -> None:
     store = RecordingStore(held_org="hold")
     writer = IngestWriter(store)
-    # Occupy both flush slots' worth of scheduling with a held flush first.
+    # Occupy one flush slot with a held flush first; everything else goes through the other.
     hold = asyncio.create_task(writer.submit(rows("hold", 1)))
     await asyncio.wait_for(store.held.wait(), 30)
-    queued = {
-        org: [
-            asyncio.create_task(writer.submit(rows(org, REQUEST_ROWS, n * REQUEST_ROWS)))
-            for n in range(count)
-        ]
-        for org, count in (("A", 8), ("B", 1), ("C", 3))
-    }
-    # The free slot flushes at once: A, B and C share it, A within its budget.
-    acks = [t for tasks in queued.values() for t in tasks]
-    await asyncio.wait_for(asyncio.gather(*acks), 60)
+    sizes = {"A": [REQUEST_ROWS] * 8, "B": [5], "C": [REQUEST_ROWS] * 3, "D": [3, 4]}
+    queued = [
+        asyncio.create_task(writer.submit(rows(org, size, n * REQUEST_ROWS)))
+        for org, org_sizes in sizes.items()
+        for n, size in enumerate(org_sizes)
+    ]
+    acks = await asyncio.wait_for(asyncio.gather(*queued), 60)
+    assert acks == [size for org_sizes in sizes.values() for size in org_sizes]
     store.release.set()
     assert await hold == 1
     flushed = store.flushes[1:]
-    assert flushed[0] == Counter({"A": ORG_BATCH_ROWS, "B": REQUEST_ROWS, "C": ORG_BATCH_ROWS})
-    assert sum(flushed[0].values()) <= MAX_BATCH_ROWS
-    # The rest follows in rounds; each org's rows arrive in full.
+    # A (first in the round, over SHARED_FLUSH_ROWS) flushes alone within its budget; then the
+    # small orgs B and D share one flush, passing C, which keeps its place and flushes alone next.
+    assert flushed[:3] == [
+        Counter({"A": ORG_BATCH_ROWS}),
+        Counter({"B": 5, "D": 7}),
+        Counter({"C": ORG_BATCH_ROWS}),
+    ]
+    # The rest follows in rounds, a big org alone each time; each org's rows arrive in full.
     total: Counter[str] = Counter()
     for flush in flushed:
         total.update(flush)
         assert all(count <= ORG_BATCH_ROWS for count in flush.values())
-    assert total == Counter({"A": 8 * REQUEST_ROWS, "B": REQUEST_ROWS, "C": 3 * REQUEST_ROWS})
+        assert sum(flush.values()) <= MAX_BATCH_ROWS
+        big = [org for org, count in flush.items() if count > SHARED_FLUSH_ROWS]
+        assert not big or len(flush) == 1
+    assert total == Counter({"A": 8 * REQUEST_ROWS, "B": 5, "C": 3 * REQUEST_ROWS, "D": 7})
     await writer.stop()
 
 

@@ -5,8 +5,10 @@ pool of connections to the same path runs queries in parallel on worker threads.
 
 Ad-hoc SQL gets its own small pool (``query_adhoc``): a slow ad-hoc query (``sleep``, a big
 scan) holds one of those connections, never one of the main pool that ingest acks, embed reads
-and ``/healthz`` wait for. Results are decoded on the worker thread too, so a large answer does
-not hold the event loop while msgspec builds it.
+and ``/healthz`` wait for. Inserts get theirs too (``insert_json``): two concurrent flushes of a
+burst each insert into two tables at once, which would otherwise hold every main connection and
+make embed reads and ``/healthz`` queue behind one org's ingest. Results are decoded on the
+worker thread too, so a large answer does not hold the event loop while msgspec builds it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, 
 
 _POOL_SIZE = 3
 ADHOC_POOL_SIZE = 2
+INSERT_POOL_SIZE = 4  # MAX_CONCURRENT_FLUSHES x (events + event ids)
 # Materialized views (the rollups) run in parallel threads instead of one after the other.
 INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
 
@@ -43,6 +46,7 @@ class ChdbStore:
         self._adhoc_pool_size = adhoc_pool_size
         self._pool: asyncio.Queue[Any] | None = None
         self._adhoc_pool: asyncio.Queue[Any] | None = None
+        self._insert_pool: asyncio.Queue[Any] | None = None
         self._opening = asyncio.Lock()
         self._all: list[Any] = []
 
@@ -70,6 +74,14 @@ class ChdbStore:
                     self._adhoc_pool = await self._open(self._adhoc_pool_size)
         return self._adhoc_pool
 
+    async def _insert_connections(self) -> asyncio.Queue[Any]:
+        await self._connections()
+        if self._insert_pool is None:
+            async with self._opening:
+                if self._insert_pool is None:
+                    self._insert_pool = await self._open(INSERT_POOL_SIZE)
+        return self._insert_pool
+
     async def ping(self) -> None:
         await self.execute("SELECT 1")
 
@@ -91,7 +103,9 @@ class ChdbStore:
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
-        await _on_connection(await self._connections(), _insert, table, columns, payload, fmt)
+        await _on_connection(
+            await self._insert_connections(), _insert, table, columns, payload, fmt
+        )
 
     async def close(self) -> None:
         for conn in self._all:
@@ -99,6 +113,7 @@ class ChdbStore:
         self._all.clear()
         self._pool = None
         self._adhoc_pool = None
+        self._insert_pool = None
 
 
 async def _on_connection(pool: asyncio.Queue[Any], work: Callable[..., Any], *args: Any) -> Any:

@@ -40,6 +40,10 @@ EVENT_COLUMNS = [
 COMPACT = "JSONCompactEachRow"
 MAX_BATCH_ROWS = 200_000  # rows in one flush, all orgs together
 ORG_BATCH_ROWS = 20_000  # rows of one org in one flush (its first request is always taken whole)
+# An org taking more rows than this flushes alone: small requests of other orgs never share (and
+# wait for) a big insert. They share the other flush slot, which one org's backlog never holds.
+SHARED_FLUSH_ROWS = 1_000
+OFF_LOOP_ROWS = 2_000  # a flush this big builds its payloads on a worker thread
 MAX_CONCURRENT_FLUSHES = 2
 MAX_LINGER = 0.02  # seconds
 
@@ -86,10 +90,12 @@ class IngestWriter:
     Requests wait in one FIFO queue per org. A flush takes, org by org in round-robin order, up
     to ``ORG_BATCH_ROWS`` rows of each org that has work and no flush in flight (at least its
     oldest request, whole), up to ``MAX_BATCH_ROWS`` in all; an org served goes to the back of
-    the round. Up to ``MAX_CONCURRENT_FLUSHES`` flushes run at once, never two with the same org
-    (de-duplication by ``event_id`` reads then writes per org). So one org's backlog takes one
-    flush slot and bounded flushes, and another org's request starts in the next flush — in the
-    free slot at once — instead of behind the whole backlog.
+    the round. An org that takes more than ``SHARED_FLUSH_ROWS`` flushes alone (skipped, keeping
+    its place, when the flush already holds others), so a 1-event ack never waits for a burst's
+    20,000-row insert. Up to ``MAX_CONCURRENT_FLUSHES`` flushes run at once, never two with the
+    same org (de-duplication by ``event_id`` reads then writes per org). So one org's backlog
+    takes one flush slot and bounded flushes, and another org's request starts in the next
+    flush — in the free slot at once — instead of behind the whole backlog.
     """
 
     def __init__(self, store: EventStore, on_stored: StoredHook | None = None) -> None:
@@ -153,18 +159,25 @@ class IngestWriter:
         for org in [o for o, q in self._pending.items() if q and o not in self._in_flight]:
             if total >= MAX_BATCH_ROWS:
                 break
-            queue = self._pending.pop(org)
-            taken = 0
-            while queue:
-                size = len(queue[0].rows)
-                if taken and (taken + size > ORG_BATCH_ROWS or total + size > MAX_BATCH_ROWS):
+            queue = self._pending[org]
+            count, taken = 0, 0
+            for item in queue:
+                size = len(item.rows)
+                if count and (taken + size > ORG_BATCH_ROWS or total + size > MAX_BATCH_ROWS):
                     break
-                batch.append(queue.popleft())
+                count += 1
                 taken += size
-                total += size
+            heavy = taken > SHARED_FLUSH_ROWS
+            if heavy and batch:
+                continue  # alone, in a later flush; it keeps its place in the round
+            del self._pending[org]
+            batch.extend(queue.popleft() for _ in range(count))
+            total += taken
             self._in_flight.add(org)
             if queue:
                 self._pending[org] = queue  # back of the round
+            if heavy:
+                break
         return batch
 
     async def _run(self) -> None:
@@ -234,46 +247,74 @@ class IngestWriter:
             log.exception("recording usage for %s failed", stored)
 
     async def _flush(self, batch: list[_Pending]) -> tuple[list[int], Touched]:
-        by_scope: dict[tuple[str, str], set[str]] = {}
-        for item in batch:
-            for row in item.rows:
-                by_scope.setdefault((row.org_id, row.environment_id), set()).add(row.event_id)
+        # A big flush's Python work (sets of ids, one JSON line per row) runs on a worker thread:
+        # on the loop it would hold every other request for tens of milliseconds per burst flush.
+        big = sum(len(item.rows) for item in batch) >= OFF_LOOP_ROWS
+        by_scope = await asyncio.to_thread(_ids_by_scope, batch) if big else _ids_by_scope(batch)
         seen: set[tuple[str, str, str]] = set()
         for (org, env), ids in by_scope.items():
             result = await self._store.query(
                 f"SELECT event_id FROM {EVENT_IDS} WHERE org_id = {{org:String}} "
                 "AND environment_id = {env:String} AND event_id IN {ids:Array(String)} "
                 "AND seen_at > now() - INTERVAL 1 DAY",
-                {"org": org, "env": env, "ids": sorted(ids)},
+                {"org": org, "env": env, "ids": ids},
             )
             seen.update((org, env, str(row[0])) for row in result.rows)
-        fresh: list[EventRow] = []
-        counts: list[int] = []
-        for item in batch:
-            count = 0
-            for row in item.rows:
-                key = (row.org_id, row.environment_id, row.event_id)
-                if key in seen:
-                    continue
-                seen.add(key)
-                fresh.append(row)
-                count += 1
-            counts.append(count)
-        if fresh:
-            encode = msgspec.json.Encoder().encode
-            payload = b"\n".join([encode(row) for row in fresh])
-            ids_payload = b"\n".join(
-                [encode((r.org_id, r.environment_id, r.event_id)) for r in fresh]
-            )
+        fresh = await asyncio.to_thread(_fresh, batch, seen) if big else _fresh(batch, seen)
+        if fresh.rows:
             # Two tables, two pooled connections, in parallel: both must land before any ack.
             await asyncio.gather(
-                self._store.insert_json(EVENTS, EVENT_COLUMNS, payload, COMPACT),
+                self._store.insert_json(EVENTS, EVENT_COLUMNS, fresh.payload, COMPACT),
                 self._store.insert_json(
-                    EVENT_IDS, ["org_id", "environment_id", "event_id"], ids_payload, COMPACT
+                    EVENT_IDS, ["org_id", "environment_id", "event_id"], fresh.ids_payload, COMPACT
                 ),
             )
-        touched = frozenset((r.org_id, r.environment_id, r.tenant_id, r.event_name) for r in fresh)
-        stored: dict[str, int] = {}
-        for row in fresh:
-            stored[row.org_id] = stored.get(row.org_id, 0) + 1
-        return counts, Touched(touched, stored)
+        return fresh.counts, Touched(fresh.touched, fresh.stored)
+
+
+def _ids_by_scope(batch: list[_Pending]) -> dict[tuple[str, str], list[str]]:
+    by_scope: dict[tuple[str, str], set[str]] = {}
+    for item in batch:
+        for row in item.rows:
+            by_scope.setdefault((row.org_id, row.environment_id), set()).add(row.event_id)
+    return {scope: sorted(ids) for scope, ids in by_scope.items()}
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """A flush's rows not seen before, encoded for the two inserts."""
+
+    rows: int
+    counts: list[int]  # new rows per request, in batch order
+    payload: bytes
+    ids_payload: bytes
+    touched: frozenset[tuple[str, str, str, str]]
+    stored: dict[str, int]
+
+
+def _fresh(batch: list[_Pending], seen: set[tuple[str, str, str]]) -> _Fresh:
+    seen = set(seen)
+    fresh: list[EventRow] = []
+    counts: list[int] = []
+    for item in batch:
+        count = 0
+        for row in item.rows:
+            key = (row.org_id, row.environment_id, row.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            fresh.append(row)
+            count += 1
+        counts.append(count)
+    encode = msgspec.json.Encoder().encode
+    stored: dict[str, int] = {}
+    for row in fresh:
+        stored[row.org_id] = stored.get(row.org_id, 0) + 1
+    return _Fresh(
+        rows=len(fresh),
+        counts=counts,
+        payload=b"\n".join([encode(row) for row in fresh]),
+        ids_payload=b"\n".join([encode((r.org_id, r.environment_id, r.event_id)) for r in fresh]),
+        touched=frozenset((r.org_id, r.environment_id, r.tenant_id, r.event_name) for r in fresh),
+        stored=stored,
+    )
