@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             bus,
             max_cohorts=settings.live_max_cohorts_per_dashboard_tenant,
             max_concurrent_refreshes=settings.live_max_concurrent_refreshes,
+            min_refresh_interval=settings.live_min_refresh_interval_ms / 1000,
             sockets=sockets,
         )
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))

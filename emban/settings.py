@@ -58,6 +58,7 @@ class Settings:
     live_max_subscriptions_per_socket: int = 20
     live_max_cohorts_per_dashboard_tenant: int = 50
     live_max_concurrent_refreshes: int = 2
+    live_min_refresh_interval_ms: int = 1000
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
     query_max_points: int = 100_000
     adhoc_max_concurrent_per_org: int = 2
@@ -165,6 +166,9 @@ class Settings:
                 env, "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT", 50
             ),
             live_max_concurrent_refreshes=_parse_int(env, "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES", 2),
+            live_min_refresh_interval_ms=_parse_int(
+                env, "EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS", 1000
+            ),
             query_max_points=_parse_int(env, "EMBAN_QUERY_MAX_POINTS", 100_000),
             adhoc_max_concurrent_per_org=_parse_int(env, "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG", 2),
             adhoc_max_result_bytes=_parse_int(

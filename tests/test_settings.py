@@ -40,6 +40,13 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (100, 300)
     assert settings.trusted_proxies == ()
     assert settings.adhoc_max_concurrent_per_org == 2
+    assert (
+        settings.live_max_sockets_per_token,
+        settings.live_max_subscriptions_per_socket,
+        settings.live_max_cohorts_per_dashboard_tenant,
+        settings.live_max_concurrent_refreshes,
+        settings.live_min_refresh_interval_ms,
+    ) == (5, 20, 50, 2, 1000)
     assert settings.adhoc_max_result_bytes == 16 * 1024 * 1024
     assert settings.metadata_db_url == f"sqlite://{data_dir.resolve()}/metadata.sqlite3"
     assert settings.chdb_path == (data_dir / "clickhouse").resolve()
@@ -249,6 +256,10 @@ BAD_SETTINGS = [
     (
         {"EMBAN_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
         "EMBAN_TRUSTED_PROXIES must list IP addresses or CIDR blocks (got 'lb.internal')",
+    ),
+    (
+        {"EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS": "0"},
+        "EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS must be positive (got 0)",
     ),
     (
         {"EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG": "0"},

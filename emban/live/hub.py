@@ -11,7 +11,9 @@ Work is bounded: at most ``max_cohorts`` cohorts per (org, environment, dashboar
 process (a viewer that would open one more gets ``too_many_cohorts``), and every widget
 computation — initial loads and refreshes alike — waits for one of ``max_concurrent_refreshes``
 slots of one process-wide FIFO semaphore, so however many cohorts an ingest dirties, the hub never
-holds more than that many engine connections and cohorts are served in the order they asked.
+holds more than that many engine connections and cohorts are served in the order they asked. A
+cohort refreshes at most once per ``min_refresh_interval`` (changes in between are coalesced), so
+a continuous ingest costs at most one query per widget per cohort per interval.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class _Cohort:
     reload: bool = False
     task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refreshed_at: float = float("-inf")  # loop time the last refresh started
 
     @property
     def events(self) -> set[str]:
@@ -96,10 +99,12 @@ class LiveHub:
         *,
         max_cohorts: int = MAX_COHORTS,
         max_concurrent_refreshes: int = MAX_CONCURRENT_REFRESHES,
+        min_refresh_interval: float = 0.0,
         sockets: LiveSockets | None = None,
     ) -> None:
         self._bus = bus
         self._debounce = debounce
+        self._min_interval = min_refresh_interval
         self._cohorts: dict[CohortKey, _Cohort] = {}
         self.max_cohorts = max_cohorts
         self._slots = asyncio.Semaphore(max_concurrent_refreshes)
@@ -211,8 +216,14 @@ class LiveHub:
             cohort.task = asyncio.create_task(self._refresh_later(cohort))
 
     async def _refresh_later(self, cohort: _Cohort) -> None:
-        await asyncio.sleep(self._debounce)
+        # After the debounce, and no sooner than min_refresh_interval after the cohort's last
+        # refresh: under a continuous ingest every change of the interval is coalesced into one
+        # refresh, so the live recompute rate is bounded by cohorts x widgets / interval.
+        loop = asyncio.get_running_loop()
+        wait = max(self._debounce, cohort.refreshed_at + self._min_interval - loop.time())
+        await asyncio.sleep(wait)
         async with cohort.lock:
+            cohort.refreshed_at = loop.time()
             try:
                 if cohort.reload:
                     cohort.reload = False
