@@ -502,3 +502,12 @@ async def test_explicit_fields_are_stored_as_sent(
             {"n": 7, "tokens": 123.4},
         ]
     ]
+
+
+@pytest.mark.parametrize("count", [1, 2, 10_000])
+def test_generated_event_ids_are_distinct_128_bit_hex(count: int) -> None:
+    from emban.services.events import generated_event_ids
+
+    ids = list(generated_event_ids(count))
+    assert len(ids) == count == len(set(ids))
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

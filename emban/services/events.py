@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-import uuid
+import secrets
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -75,6 +76,14 @@ def _decode_any(body: bytes) -> Any:
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
+def generated_event_ids(count: int) -> Iterator[str]:
+    """``count`` random 128-bit ids (32 hex digits) for events sent without one, from one read
+    of the system's randomness: ``uuid4()`` per event made one ``getrandom`` call each, and a
+    10,000-event batch spent most of its decoding time in the kernel."""
+    pool = secrets.token_hex(16 * count)
+    return (pool[i : i + 32] for i in range(0, len(pool), 32))
+
+
 def parse_events(body: bytes, *, org_id: str, environment_id: str, now: datetime) -> list[EventRow]:
     """Fast path: typed decoding in C; any doubt falls back to :func:`validate_events`, which
     lists every problem."""
@@ -89,6 +98,7 @@ def parse_events(body: bytes, *, org_id: str, environment_id: str, now: datetime
             _decode_any(body), org_id=org_id, environment_id=environment_id, now=now
         )
     stamp_now = _timestamp(now.isoformat(), now) or ""
+    ids = generated_event_ids(len(decoded.events))
     rows: list[EventRow] = []
     for event in decoded.events:
         stamp = stamp_now if event.timestamp is None else _timestamp(event.timestamp, now)
@@ -112,7 +122,7 @@ def parse_events(body: bytes, *, org_id: str, environment_id: str, now: datetime
                 tenant_id=event.tenant_id,
                 event_name=event.event_name,
                 timestamp=stamp,
-                event_id=event.event_id or uuid.uuid4().hex,
+                event_id=event.event_id or next(ids),
                 user_id=event.user_id or "",
                 string_props=string_props,
                 numeric_props=numeric_props,
@@ -132,6 +142,7 @@ def validate_events(raw: Any, *, org_id: str, environment_id: str, now: datetime
         raise PayloadTooLarge(f"at most {MAX_EVENTS} events per request (got {len(events)})")
     errors: list[dict[str, object]] = []
     total = 0
+    ids = generated_event_ids(len(events))
 
     def bad(index: int, field: str, message: str) -> None:
         nonlocal total
@@ -200,7 +211,7 @@ def validate_events(raw: Any, *, org_id: str, environment_id: str, now: datetime
                 tenant_id=names["tenant_id"],
                 event_name=names["event_name"],
                 timestamp=stamp,
-                event_id=optional.get("event_id") or uuid.uuid4().hex,
+                event_id=optional.get("event_id") or next(ids),
                 user_id=optional.get("user_id", ""),
                 string_props=string_props,
                 numeric_props={k: float(v) for k, v in numeric_props.items()},
