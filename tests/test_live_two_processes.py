@@ -108,33 +108,41 @@ async def _next(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     return event
 
 
+async def _published_session(
+    http: aiohttp.ClientSession, url: str
+) -> tuple[dict[str, str], str, str]:
+    """A new org on ``url`` with a published one-widget dashboard: its admin headers, the
+    dashboard id and an embed token for tenant ``acme``."""
+    registered = await http.post(
+        f"{url}/v1/auth/register",
+        json={
+            "email": f"two-{secrets.token_hex(3)}@acme.test",
+            "password": "correct-horse-1",
+            "name": "Two",
+            "org_name": "Two",
+        },
+    )
+    key = (await registered.json())["api_key"]["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    created = await http.post(
+        f"{url}/v1/dashboards", json={"name": "First", "widgets": [WIDGET]}, headers=headers
+    )
+    dashboard_id = (await created.json())["id"]
+    await http.post(f"{url}/v1/dashboards/{dashboard_id}/publish", headers=headers)
+    minted = await http.post(
+        f"{url}/v1/embed-sessions",
+        json={"tenant_id": "acme", "dashboard_id": dashboard_id},
+        headers=headers,
+    )
+    return headers, dashboard_id, (await minted.json())["token"]
+
+
 async def test_a_publish_on_one_process_reaches_a_viewer_on_the_other(
     two_servers: list[str],
 ) -> None:
     a, b = two_servers
     async with aiohttp.ClientSession() as http:
-        registered = await http.post(
-            f"{a}/v1/auth/register",
-            json={
-                "email": f"two-{secrets.token_hex(3)}@acme.test",
-                "password": "correct-horse-1",
-                "name": "Two",
-                "org_name": "Two",
-            },
-        )
-        key = (await registered.json())["api_key"]["key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        created = await http.post(
-            f"{a}/v1/dashboards", json={"name": "First", "widgets": [WIDGET]}, headers=headers
-        )
-        dashboard_id = (await created.json())["id"]
-        await http.post(f"{a}/v1/dashboards/{dashboard_id}/publish", headers=headers)
-        minted = await http.post(
-            f"{a}/v1/embed-sessions",
-            json={"tenant_id": "acme", "dashboard_id": dashboard_id},
-            headers=headers,
-        )
-        token = (await minted.json())["token"]
+        headers, dashboard_id, token = await _published_session(http, a)
         async with http.ws_connect(f"{b}/graphql", protocols=["graphql-transport-ws"]) as ws:
             await ws.send_json({"type": "connection_init", "payload": {"token": token}})
             assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
@@ -164,28 +172,7 @@ async def test_revocation_on_one_process_closes_sockets_and_refuses_the_token_on
 ) -> None:
     a, b = two_servers
     async with aiohttp.ClientSession() as http:
-        registered = await http.post(
-            f"{a}/v1/auth/register",
-            json={
-                "email": f"revoke-{secrets.token_hex(3)}@acme.test",
-                "password": "correct-horse-1",
-                "name": "Rev",
-                "org_name": "Rev",
-            },
-        )
-        key = (await registered.json())["api_key"]["key"]
-        headers = {"Authorization": f"Bearer {key}"}
-        created = await http.post(
-            f"{a}/v1/dashboards", json={"name": "First", "widgets": [WIDGET]}, headers=headers
-        )
-        dashboard_id = (await created.json())["id"]
-        await http.post(f"{a}/v1/dashboards/{dashboard_id}/publish", headers=headers)
-        minted = await http.post(
-            f"{a}/v1/embed-sessions",
-            json={"tenant_id": "acme", "dashboard_id": dashboard_id},
-            headers=headers,
-        )
-        token = (await minted.json())["token"]
+        headers, _, token = await _published_session(http, a)
         session_id = jwt.decode(token, options={"verify_signature": False})["jti"]
         sockets = []
         # five sockets (the default cap) spread over both processes; a sixth is refused
