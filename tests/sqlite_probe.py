@@ -60,7 +60,9 @@ class Gate:
         await self._hold(sql)
         await self.inner.execute(sql, params)
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
         await self._hold(sql)
         return await self.inner.query(sql, params)
 

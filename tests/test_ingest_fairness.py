@@ -48,7 +48,9 @@ class RecordingStore:
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         return None
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
         return QueryResult([], [])  # no event id seen before
 
     async def insert_json(

@@ -20,6 +20,7 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
 
 EMBAN = Path(sys.executable).parent / "emban"
 SUBSCRIPTION = "subscription { embedLive { type dashboard { name } widgetId } }"
@@ -48,11 +49,22 @@ async def _run(*args: str, env: dict[str, str]) -> None:
     assert process.returncode == 0, err.decode()
 
 
+REDIS_DB = "redis://127.0.0.1:6379/14"
+
+
 @pytest.fixture
 async def two_servers(
     app_server: TestServer, database_url: str, tmp_path: Path
 ) -> AsyncIterator[list[str]]:
     secret = secrets.token_urlsafe(40)
+    # The servers share Redis database 14, which only these tests use: start it empty, so sign-up
+    # counters (10 per address per hour), socket leases and revocations of an earlier run on
+    # this machine do not carry over.
+    redis = Redis.from_url(REDIS_DB)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
     processes: list[asyncio.subprocess.Process] = []
     urls: list[str] = []
     for name in ("a", "b"):
@@ -64,7 +76,7 @@ async def two_servers(
             "EMBAN_DATA_DIR": str(tmp_path / name),
             "EMBAN_DATABASE_URL": database_url,
             "EMBAN_SECRET_KEY": secret,
-            "EMBAN_REDIS_URL": "redis://127.0.0.1:6379/14",
+            "EMBAN_REDIS_URL": REDIS_DB,
             "EMBAN_DEFAULT_PLAN": "pro",
         }
         await _run("migrate", env=env)  # this process's own chDB tables

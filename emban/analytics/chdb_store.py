@@ -22,13 +22,18 @@ from typing import Any
 import chdb
 import msgspec
 
+from emban.analytics.background import in_background
 from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
 
 _POOL_SIZE = 3
 ADHOC_POOL_SIZE = 2
 INSERT_POOL_SIZE = 4  # MAX_CONCURRENT_FLUSHES x (events + event ids)
+# A bigger insert (a burst's flush) runs on a low-priority thread (analytics/background.py).
+BACKGROUND_INSERT_BYTES = 256 * 1024
 # Materialized views (the rollups) run in parallel threads instead of one after the other.
 INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
+# A background insert runs its views in its own (low-priority) thread, one after the other.
+BACKGROUND_INSERT_SETTINGS = "SETTINGS parallel_view_processing = 0, max_threads = 1"
 
 
 class _JsonCompact(msgspec.Struct):
@@ -88,23 +93,39 @@ class ChdbStore:
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         await _on_connection(await self._connections(), _query, sql, "CSV", params)
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        pool = await (self._insert_connections() if background else self._connections())
         result: QueryResult = await _on_connection(
-            await self._connections(), _query_result, sql, params, None
+            pool, _query_result, sql, params, None, background=background
         )
         return result
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
         result: QueryResult = await _on_connection(
-            await self._adhoc_connections(), _query_result, sql, None, max_result_bytes
+            await self._adhoc_connections(),
+            _query_result,
+            sql,
+            None,
+            max_result_bytes,
+            background=True,
         )
         return result
 
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
+        background = len(payload) > BACKGROUND_INSERT_BYTES
         await _on_connection(
-            await self._insert_connections(), _insert, table, columns, payload, fmt
+            await self._insert_connections(),
+            _insert,
+            table,
+            columns,
+            payload,
+            fmt,
+            BACKGROUND_INSERT_SETTINGS if background else INSERT_SETTINGS,
+            background=background,
         )
 
     async def close(self) -> None:
@@ -116,13 +137,16 @@ class ChdbStore:
         self._insert_pool = None
 
 
-async def _on_connection(pool: asyncio.Queue[Any], work: Callable[..., Any], *args: Any) -> Any:
+async def _on_connection(
+    pool: asyncio.Queue[Any], work: Callable[..., Any], *args: Any, background: bool = False
+) -> Any:
     """Run ``work(conn, *args)`` on a worker thread with a connection of ``pool``. The connection
     goes back only when the thread is done with it, even if the caller is cancelled meanwhile
     (a cancelled await does not stop the thread, and one connection runs one query at a time)."""
     conn = await pool.get()
     try:
-        running = asyncio.ensure_future(asyncio.to_thread(work, conn, *args))
+        thread = in_background if background else asyncio.to_thread
+        running = asyncio.ensure_future(thread(work, conn, *args))
     except BaseException:
         pool.put_nowait(conn)
         raise
@@ -136,10 +160,12 @@ async def _on_connection(pool: asyncio.Queue[Any], work: Callable[..., Any], *ar
     return await asyncio.shield(running)
 
 
-def _insert(conn: Any, table: str, columns: list[str], payload: bytes, fmt: str) -> None:
+def _insert(
+    conn: Any, table: str, columns: list[str], payload: bytes, fmt: str, settings: str
+) -> None:
     try:
         inserter = conn.send_insert(
-            f"INSERT INTO {table} ({', '.join(columns)}) {INSERT_SETTINGS}",
+            f"INSERT INTO {table} ({', '.join(columns)}) {settings}",
             fmt,
         )
         inserter.append(payload)

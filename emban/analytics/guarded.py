@@ -29,9 +29,11 @@ class OutsideTransactions:
         refuse_inside_transaction("ClickHouse statement")
         await self.inner.execute(sql, params)
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
         refuse_inside_transaction("ClickHouse query")
-        return await self.inner.query(sql, params)
+        return await self.inner.query(sql, params, background=background)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
         refuse_inside_transaction("ClickHouse ad-hoc query")

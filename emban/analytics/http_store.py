@@ -109,7 +109,10 @@ class HttpStore:
         except aiohttp.ClientError as exc:
             raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        # The server schedules its own work; ``background`` changes nothing over HTTP.
         return await self._query(sql, params, self._http(), None)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from emban.analytics.background import in_background
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.metadata import refuse_inside_transaction
@@ -43,7 +44,7 @@ ORG_BATCH_ROWS = 20_000  # rows of one org in one flush (its first request is al
 # An org taking more rows than this flushes alone: small requests of other orgs never share (and
 # wait for) a big insert. They share the other flush slot, which one org's backlog never holds.
 SHARED_FLUSH_ROWS = 1_000
-OFF_LOOP_ROWS = 2_000  # a flush this big builds its payloads on a worker thread
+OFF_LOOP_ROWS = 2_000  # a flush this big builds its payloads on a background thread
 MAX_CONCURRENT_FLUSHES = 2
 MAX_LINGER = 0.02  # seconds
 
@@ -250,7 +251,7 @@ class IngestWriter:
         # A big flush's Python work (sets of ids, one JSON line per row) runs on a worker thread:
         # on the loop it would hold every other request for tens of milliseconds per burst flush.
         big = sum(len(item.rows) for item in batch) >= OFF_LOOP_ROWS
-        by_scope = await asyncio.to_thread(_ids_by_scope, batch) if big else _ids_by_scope(batch)
+        by_scope = await in_background(_ids_by_scope, batch) if big else _ids_by_scope(batch)
         seen: set[tuple[str, str, str]] = set()
         for (org, env), ids in by_scope.items():
             result = await self._store.query(
@@ -258,9 +259,10 @@ class IngestWriter:
                 "AND environment_id = {env:String} AND event_id IN {ids:Array(String)} "
                 "AND seen_at > now() - INTERVAL 1 DAY",
                 {"org": org, "env": env, "ids": ids},
+                background=big,
             )
             seen.update((org, env, str(row[0])) for row in result.rows)
-        fresh = await asyncio.to_thread(_fresh, batch, seen) if big else _fresh(batch, seen)
+        fresh = await in_background(_fresh, batch, seen) if big else _fresh(batch, seen)
         if fresh.rows:
             # Two tables, two pooled connections, in parallel: both must land before any ack.
             await asyncio.gather(

@@ -44,7 +44,12 @@ class EventStore(Protocol):
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
-    async def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        """``background``: work that may wait (an ingest flush's de-duplication), run where it
+        does not compete with reads (chDB: the insert connections, on a low-priority thread)."""
+        ...
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
         """Run ad-hoc SQL on connections reserved for it, never the ones ingest, embeds and

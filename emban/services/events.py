@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import secrets
@@ -14,6 +13,7 @@ import msgspec
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
+from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
@@ -254,9 +254,9 @@ async def ingest_events(rt: Runtime, *, actor: Principal, body: bytes) -> int:
     parse = functools.partial(
         parse_events, body, org_id=actor.org_id, environment_id=actor.environment_id, now=now
     )
-    # A big batch is decoded on a worker thread: on the loop, one burst's 10,000 events would
-    # hold every other request for tens of milliseconds per request.
-    rows = await asyncio.to_thread(parse) if len(body) > OFF_LOOP_BODY_BYTES else parse()
+    # A big batch is decoded on a low-priority thread: on the loop, one burst's 10,000 events
+    # would hold every other request for tens of milliseconds per request.
+    rows = await in_background(parse) if len(body) > OFF_LOOP_BODY_BYTES else parse()
     org = await Org.get(id=actor.org_id)
     billing.check_limit(
         org, "events_per_month", await events_this_month(org.id, now.date()), len(rows)

@@ -1,0 +1,47 @@
+"""Work that may wait: bulk ingest decoding and inserts, ad-hoc SQL. It runs on threads the
+operating system schedules after everyone else's.
+
+On a machine whose cores are busy, latency goes to whoever gets the CPU. An org's ingest burst
+(decoding 10,000-event bodies, de-duplicating, inserting through the rollup views) or a heavy
+ad-hoc query would otherwise take its share of the cores at the same priority as another org's
+1-event ack, its embed reads and ``/healthz``. Linux applies a nice value per thread, so these
+threads lower their own priority once, when they start (``BACKGROUND_NICE``); the loop thread and
+the read pool keep theirs. Where the platform has no per-thread priority this is a plain pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+BACKGROUND_NICE = 10
+_WORKERS = 6
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _lower_priority() -> None:
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None:
+        return
+    with contextlib.suppress(OSError):
+        # On Linux the "process" id of a thread is its own id: this renices this thread only.
+        setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
+_pool = ThreadPoolExecutor(
+    max_workers=_WORKERS, thread_name_prefix="emban-background", initializer=_lower_priority
+)
+
+
+async def in_background(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """``await asyncio.to_thread(func, …)`` on the low-priority pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool, functools.partial(func, *args, **kwargs))
