@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
@@ -39,6 +40,24 @@ def _lower_priority() -> None:
 _pool = ThreadPoolExecutor(
     max_workers=_WORKERS, thread_name_prefix="emban-background", initializer=_lower_priority
 )
+
+
+_deferrable: contextvars.ContextVar[bool] = contextvars.ContextVar("deferrable", default=False)
+
+
+@contextlib.contextmanager
+def deferrable() -> Iterator[None]:
+    """Engine queries made inside run on the low-priority threads (live refreshes: a viewer
+    waiting for a push can wait longer than a request waiting for its answer)."""
+    token = _deferrable.set(True)
+    try:
+        yield
+    finally:
+        _deferrable.reset(token)
+
+
+def is_deferrable() -> bool:
+    return _deferrable.get()
 
 
 async def in_background(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -22,7 +22,7 @@ from typing import Any
 import chdb
 import msgspec
 
-from emban.analytics.background import in_background
+from emban.analytics.background import in_background, is_deferrable
 from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
 
 _POOL_SIZE = 3
@@ -98,7 +98,7 @@ class ChdbStore:
     ) -> QueryResult:
         pool = await (self._insert_connections() if background else self._connections())
         result: QueryResult = await _on_connection(
-            pool, _query_result, sql, params, None, background=background
+            pool, _query_result, sql, params, None, background=background or is_deferrable()
         )
         return result
 
