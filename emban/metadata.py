@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import asyncpg
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
+from emban.errors import BadRequest
 from emban.settings import Settings
 
 APP_LABEL = "emban"
@@ -109,3 +111,16 @@ def refuse_inside_transaction(what: str) -> None:
             f"{what} inside a metadata transaction: engine work blocks every other metadata "
             "query while the transaction is open; run it before the transaction or after commit"
         )
+
+
+def refused_text(exc: BaseException) -> BadRequest | None:
+    """The 400 for a metadata write PostgreSQL refused because of the caller's text (a NUL
+    character, which no PostgreSQL text or JSON column can hold), else None.
+
+    Services refuse NUL where they know the field (``require_storable``); this is the net under
+    every other text a request stores, so the class answers 400, never 500. The request's
+    transaction is rolled back as for any error."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, asyncpg.exceptions.UntranslatableCharacterError):
+        return BadRequest("text must not contain a NUL character", code="invalid_text")
+    return None

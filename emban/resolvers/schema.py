@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from emban.errors import EmbanError
+from emban.metadata import refused_text
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
@@ -61,6 +62,17 @@ class EmbanErrors(MaskErrors):
                 )
             elif original is None:
                 processed.append(error)  # syntax / validation errors are for the client to see
+            elif (refused := refused_text(original)) is not None:
+                processed.append(
+                    GraphQLError(
+                        refused.message,
+                        nodes=error.nodes,
+                        source=error.source,
+                        positions=error.positions,
+                        path=error.path,
+                        extensions=error_extensions(refused),
+                    )
+                )
             else:
                 log.error("unexpected GraphQL error at %s", error.path, exc_info=original)
                 processed.append(self.anonymise_error(error))

@@ -23,6 +23,7 @@ from emban.errors import (
     PayloadTooLarge,
     Unauthenticated,
 )
+from emban.metadata import refused_text
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.services import accounts, budgets
 
@@ -164,7 +165,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 413:
             return error_response(PayloadTooLarge("request body is too large"))
         raise
-    except Exception:
+    except Exception as exc:
+        refused = refused_text(exc)
+        if refused is not None:
+            return error_response(refused)
         request_id = uuid.uuid4().hex[:12]
         log.exception(
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path

@@ -17,7 +17,7 @@ from emban.models import Dashboard, Org
 from emban.services import audit, billing
 from emban.services.boundary import after_commit
 from emban.services.scope import in_org, lock_org
-from emban.services.validation import clean_name, lookupable
+from emban.services.validation import clean_name, lookupable, require_storable
 from emban.services.widget_config import validate_widget, validate_widgets
 
 # Called with (org_id, dashboard_id) after a publish-state change commits (live embeds listen).
@@ -37,6 +37,11 @@ def _announce(org_id: str, dashboard_id: str) -> None:
             await listener(org_id, dashboard_id)
 
     after_commit(call)
+
+
+def _description(value: str) -> str:
+    require_storable(value, "description")
+    return value[:2000]
 
 
 async def get_own(actor: Principal, dashboard_id: str) -> Dashboard:
@@ -79,7 +84,7 @@ async def create_dashboard(
     dashboard = await Dashboard.create(
         org_id=actor.org_id,
         name=clean_name(name, "name"),
-        description=(description or "")[:2000],
+        description=_description(description or ""),
         draft={"widgets": validate_widgets(widgets)},
         created_by=actor.actor_id,
     )
@@ -105,7 +110,7 @@ async def update_dashboard(
         dashboard.name = clean_name(name, "name")
         changed.append("name")
     if description is not None:
-        dashboard.description = description[:2000]
+        dashboard.description = _description(description)
         changed.append("description")
     if widgets is not None:
         dashboard.draft = {**dashboard.draft, "widgets": validate_widgets(widgets)}

@@ -57,7 +57,7 @@ from emban.services import audit, billing, embed_revocations
 from emban.services.analytics import AnalyticsResult
 from emban.services.dashboards import draft_widgets, get_own, published_widgets
 from emban.services.scope import in_org
-from emban.services.validation import lookupable, storable
+from emban.services.validation import lookupable, require_storable, storable
 from emban.services.widget_config import spec_of
 from emban.services.widgets import run_widget_spec
 
@@ -192,6 +192,7 @@ def validate_permissions(raw: Any, dashboard: Dashboard) -> EmbedPermissions:
     if raw is None:
         return EmbedPermissions()
     given = _object(raw, "permissions")
+    require_storable(given, "permissions")  # the mint's audit row keeps them
     for key in given:
         if key not in _PERMISSION_KEYS:
             raise BadRequest(

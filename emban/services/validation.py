@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from emban.errors import BadRequest
 
@@ -14,6 +15,22 @@ MIN_PASSWORD = 8
 def storable(value: str) -> bool:
     """False for text PostgreSQL cannot store or compare (a NUL character): look nothing up."""
     return "\x00" not in value
+
+
+def require_storable(value: Any, field: str) -> None:
+    """400 naming the place when a text anywhere in ``value`` (a JSON document headed for a
+    metadata column: strings, keys, nested lists and objects) holds a NUL character, which
+    PostgreSQL cannot store. Events may hold NUL (ClickHouse stores it); configs may not."""
+    if isinstance(value, str):
+        if not storable(value):
+            raise BadRequest(f"{field} must not contain a NUL character", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            require_storable(key, f"{field} (a key)")
+            require_storable(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            require_storable(item, f"{field}[{index}]")
 
 
 ID_LENGTH = 32  # every public id (org_…, key_…, mem_…, sq_…) fits in 32 characters

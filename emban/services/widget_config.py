@@ -12,6 +12,7 @@ from typing import Any
 
 from emban.analytics.planner import QuerySpec, build_spec
 from emban.errors import BadRequest
+from emban.services.validation import require_storable
 
 KINDS = ("metric", "timeseries", "breakdown", "table", "text")
 VIZ_TYPES = ("number", "line", "area", "bar", "stacked_bar", "pie", "donut", "table")
@@ -146,6 +147,7 @@ def validate_widget(raw: Any, field: str = "widget") -> dict[str, Any]:
     y = _int(layout.get("y"), f"{field}.layout.y", 0, 10_000)
     h = _int(layout.get("h"), f"{field}.layout.h", 1, MAX_HEIGHT)
     clean["layout"] = {"x": x, "y": y, "w": w, "h": h}
+    require_storable(clean, field)
     return clean
 
 
