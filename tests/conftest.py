@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import settings as hypothesis_settings
 from tortoise import connections
 
 from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
@@ -23,6 +24,12 @@ from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
 from emban.jobs.inprocess import InProcessJobs
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
+
+# CI runs every property test on the same examples (seed-stable, like the fuzz's CI sample);
+# a developer's `make test` explores new ones each run, which is where new defects show up.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
