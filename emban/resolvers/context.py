@@ -29,8 +29,6 @@ class EmbanContext:
     auth_error: EmbanError | None = None
     # Set by the graphql-transport-ws handler from connection_init's payload.
     connection_params: dict[str, Any] | None = None
-    # The socket of a graphql-transport-ws connection (None over HTTP).
-    websocket: web.WebSocketResponse | None = None
 
     @property
     def ip(self) -> str | None:

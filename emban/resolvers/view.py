@@ -221,11 +221,8 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
     ) -> EmbanContext:
         runtime = request.app[RUNTIME_KEY]
         http_response = response if isinstance(response, web.Response) else None
-        websocket = response if isinstance(response, web.WebSocketResponse) else None
         principal, error = await _caller(request)
-        return EmbanContext(
-            runtime, request, http_response, principal, auth_error=error, websocket=websocket
-        )
+        return EmbanContext(runtime, request, http_response, principal, auth_error=error)
 
     async def on_ws_connect(self, context: EmbanContext) -> UnsetType | dict[str, object] | None:
         """A live embed authenticates with ``connection_init`` ``{"token": "<embed token>"}``;
