@@ -1,0 +1,1 @@
+"""Outbound notifications: webhook URL vetting (SSRF guard), signatures and e-mail."""
