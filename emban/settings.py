@@ -63,6 +63,13 @@ class Settings:
     query_max_points: int = 100_000
     adhoc_max_concurrent_per_org: int = 2
     adhoc_max_result_bytes: int = 16 * 1024 * 1024
+    # Alerts, reports and webhooks (docs/alerts-reports.md).
+    alert_interval_seconds: int = 60
+    smtp_url: str | None = None
+    email_from: str = "emban@localhost"
+    webhook_allow_hosts: tuple[str, ...] = ()
+    webhook_retry_base_seconds: float = 10.0
+    chromium_path: str = "/usr/bin/chromium"
 
     @property
     def embedded(self) -> bool:
@@ -174,6 +181,16 @@ class Settings:
             adhoc_max_result_bytes=_parse_int(
                 env, "EMBAN_ADHOC_MAX_RESULT_BYTES", 16 * 1024 * 1024
             ),
+            alert_interval_seconds=_parse_int(env, "EMBAN_ALERT_INTERVAL_SECONDS", 60),
+            smtp_url=_parse_smtp_url(env.get("EMBAN_SMTP_URL") or None),
+            email_from=env.get("EMBAN_EMAIL_FROM") or "emban@localhost",
+            webhook_allow_hosts=tuple(
+                h.strip()
+                for h in (env.get("EMBAN_WEBHOOK_ALLOW_HOSTS") or "").split(",")
+                if h.strip()
+            ),
+            webhook_retry_base_seconds=_parse_float(env, "EMBAN_WEBHOOK_RETRY_BASE_SECONDS", 10.0),
+            chromium_path=env.get("EMBAN_CHROMIUM_PATH") or "/usr/bin/chromium",
         )
 
 
@@ -199,6 +216,31 @@ def _parse_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be positive (got {value})")
     return value
+
+
+def _parse_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name} must be positive (got {raw})")
+    return value
+
+
+def _parse_smtp_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    from emban.notify.email import BadSmtpUrl, SmtpConfig
+
+    try:
+        SmtpConfig.parse(raw)
+    except BadSmtpUrl as exc:
+        raise SettingsError(str(exc)) from None
+    return raw
 
 
 def _parse_networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:

@@ -35,6 +35,13 @@ TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 METADATA_TABLES = (
+    "deliveries",
+    "webhook_secrets",
+    "alert_events",
+    "alert_states",
+    "alert_rules",
+    "report_runs",
+    "reports",
     "embed_revocations",
     "dashboards",
     "widgets",

@@ -8,6 +8,8 @@ import contextvars
 import logging
 from typing import Any
 
+from arq import Retry
+
 from emban.jobs.worker import JOBS, PERIODIC_JOBS
 
 log = logging.getLogger("emban.jobs")
@@ -32,6 +34,14 @@ async def _once(job: Any, args: tuple[str, ...], ctx: dict[str, Any]) -> None:
         try:
             await job(ctx, *args)
             return
+        except Retry as retry:
+            # The job asked to run again later (webhook backoff): arq's rule, kept here too.
+            if attempt == ONE_OFF_TRIES:
+                log.warning(
+                    "in-process job %s%r gave up after %d tries", job.__name__, args, attempt
+                )
+                return
+            await asyncio.sleep((retry.defer_score or 0) / 1000)
         except Exception:
             if attempt == ONE_OFF_TRIES:
                 log.exception("in-process job %s%r failed %d times", job.__name__, args, attempt)

@@ -9,6 +9,7 @@ from arq.connections import RedisSettings
 
 from emban.analytics.guarded import guarded
 from emban.analytics.store import open_store
+from emban.jobs.deliveries import deliver_webhook
 from emban.jobs.maintenance import purge_expired
 from emban.jobs.org_data import purge_org_events
 from emban.metadata import close_metadata, open_metadata
@@ -47,4 +48,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 PERIODIC_JOBS = ((purge_expired, 3600.0),)
 
 # Jobs enqueued by name (``JobQueue.enqueue``), in-process or on arq.
-JOBS: dict[str, Any] = {"purge_expired": purge_expired, "purge_org_events": purge_org_events}
+JOBS: dict[str, Any] = {
+    "purge_expired": purge_expired,
+    "purge_org_events": purge_org_events,
+    "deliver_webhook": deliver_webhook,
+}

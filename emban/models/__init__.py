@@ -300,20 +300,196 @@ class EmbedRevocation(Model):
         table = "embed_revocations"
 
 
+class AlertRule(Model):
+    """An alert on one dashboard widget's metric; ``tenant_id`` None means every tenant."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="alert_rules", on_delete=fields.CASCADE
+    )
+    org_id: str
+    environment_id = fields.CharField(max_length=32)
+    dashboard_id = fields.CharField(max_length=32)
+    widget_id = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=200)
+    condition_type = fields.CharField(max_length=16)
+    operator = fields.CharField(max_length=8)
+    threshold_value = fields.FloatField()
+    lookback_minutes = fields.IntField()
+    email_to: fields.Field[list[str]] = fields.JSONField(default=list)
+    webhook_url = fields.CharField(max_length=2048, null=True)
+    enabled = fields.BooleanField(default=True, db_index=True)
+    tenant_id = fields.CharField(max_length=256, null=True)
+    per_tenant = fields.BooleanField(default=False)
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "alert_rules"
+
+
+class AlertState(Model):
+    """The state of one rule for one tenant ('' = the rule's whole scope).
+
+    Transitions are conditional updates (``WHERE state = <seen>``): of two workers evaluating the
+    same rule, only the one whose update matched records and notifies the transition."""
+
+    id = fields.BigIntField(primary_key=True)
+    rule: fields.ForeignKeyRelation[AlertRule] = fields.ForeignKeyField(
+        "emban.AlertRule", related_name="states", on_delete=fields.CASCADE
+    )
+    rule_id: int
+    tenant_key = fields.CharField(max_length=256, default="")
+    state = fields.CharField(max_length=16, default="ok")
+    value = fields.FloatField(null=True)
+    evaluated_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "alert_states"
+        unique_together = (("rule", "tenant_key"),)
+
+
+class AlertEvent(Model):
+    id = fields.BigIntField(primary_key=True)
+    rule: fields.ForeignKeyRelation[AlertRule] = fields.ForeignKeyField(
+        "emban.AlertRule", related_name="events", on_delete=fields.CASCADE
+    )
+    rule_id: int
+    org_id = fields.CharField(max_length=32, db_index=True)
+    kind = fields.CharField(max_length=16)
+    value = fields.FloatField(null=True)
+    threshold_value = fields.FloatField(null=True)
+    tenant_id = fields.CharField(max_length=256, null=True)
+    message = fields.TextField(default="")
+    at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "alert_events"
+
+
+class Report(Model):
+    """A scheduled export of one published dashboard (csv or pdf) by e-mail and/or webhook."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
+        "emban.Org", related_name="reports", on_delete=fields.CASCADE
+    )
+    org_id: str
+    environment_id = fields.CharField(max_length=32)
+    dashboard_id = fields.CharField(max_length=32)
+    name = fields.CharField(max_length=200)
+    schedule = fields.CharField(max_length=200)
+    timezone = fields.CharField(max_length=64, default="UTC")
+    format = fields.CharField(max_length=8, default="csv")
+    recipients: fields.Field[list[str]] = fields.JSONField(default=list)
+    webhook_url = fields.CharField(max_length=2048, null=True)
+    enabled = fields.BooleanField(default=True, db_index=True)
+    tenant_id = fields.CharField(max_length=256, null=True)
+    tenant_recipients: fields.Field[dict[str, list[str]]] = fields.JSONField(default=dict)
+    next_run_at = fields.DatetimeField(null=True, db_index=True)
+    last_run_at = fields.DatetimeField(null=True)
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "reports"
+
+
+class ReportRun(Model):
+    id = fields.BigIntField(primary_key=True)
+    report: fields.ForeignKeyRelation[Report] = fields.ForeignKeyField(
+        "emban.Report", related_name="runs", on_delete=fields.CASCADE
+    )
+    report_id: int
+    org_id = fields.CharField(max_length=32, db_index=True)
+    trigger = fields.CharField(max_length=16)
+    status = fields.CharField(max_length=16, default="running")
+    # The scheduled instant this run is for (None for manual runs): unique per report, so two
+    # workers picking the same due report start one run.
+    scheduled_for = fields.DatetimeField(null=True)
+    format = fields.CharField(max_length=8)
+    bytes = fields.BigIntField(default=0)
+    error = fields.TextField(null=True)
+    started_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+    duration_ms = fields.IntField(null=True)
+
+    class Meta:
+        table = "report_runs"
+        unique_together = (("report", "scheduled_for"),)
+
+
+class Delivery(Model):
+    """One notification to one target: an e-mail or a webhook POST, with its attempts."""
+
+    id = fields.BigIntField(primary_key=True)
+    org_id = fields.CharField(max_length=32, db_index=True)
+    uid = fields.CharField(max_length=40, unique=True)  # Emban-Delivery, same on every retry
+    alert_event: fields.ForeignKeyNullableRelation[AlertEvent] = fields.ForeignKeyField(
+        "emban.AlertEvent", related_name="deliveries", null=True, on_delete=fields.CASCADE
+    )
+    alert_event_id: int | None
+    report_run: fields.ForeignKeyNullableRelation[ReportRun] = fields.ForeignKeyField(
+        "emban.ReportRun", related_name="deliveries", null=True, on_delete=fields.CASCADE
+    )
+    report_run_id: int | None
+    channel = fields.CharField(max_length=8)  # email | webhook
+    event_type = fields.CharField(max_length=32)  # alert.fired, report.run ...
+    target = fields.CharField(max_length=2048)
+    tenant_id = fields.CharField(max_length=256, null=True)
+    status = fields.CharField(max_length=16, default="pending")  # pending|succeeded|failed
+    status_code = fields.IntField(null=True)
+    error = fields.TextField(null=True)
+    attempts = fields.IntField(default=0)
+    payload = fields.BinaryField(null=True)  # the webhook body, sent byte-identical on retries
+    response_excerpt = fields.CharField(max_length=512, null=True)
+    duration_ms = fields.IntField(null=True)
+    last_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "deliveries"
+
+
+class WebhookSecret(Model):
+    """The org's webhook signing secret; after a rotation the previous one signs for 24 h."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.OneToOneRelation[Org] = fields.OneToOneField(
+        "emban.Org", related_name="webhook_secret", on_delete=fields.CASCADE
+    )
+    org_id: str
+    secret = fields.CharField(max_length=80)
+    previous = fields.CharField(max_length=80, null=True)
+    rotated_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "webhook_secrets"
+
+
 __all__ = [
     "KEY_SCOPES",
     "ROLES",
+    "AlertEvent",
+    "AlertRule",
+    "AlertState",
     "ApiKey",
     "AuditLog",
     "Dashboard",
+    "Delivery",
     "EmbedRevocation",
     "Environment",
     "Invite",
     "Membership",
     "Org",
+    "Report",
+    "ReportRun",
     "SavedQuery",
     "UsageDaily",
     "User",
     "UserSession",
+    "WebhookSecret",
     "Widget",
 ]
