@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -23,7 +24,8 @@ from emban.auth.rate_limit import (
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.jobs.queue import job_queue
-from emban.live.bus import InProcessBus, LiveBus, RedisBus
+from emban.jobs.worker import periodic_jobs
+from emban.live.bus import InProcessBus, LiveBus, RedisBus, alert_event_message
 from emban.live.hub import LiveHub
 from emban.live.sockets import LiveSockets
 from emban.metadata import close_metadata, migrate_metadata, open_metadata
@@ -89,8 +91,14 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await bus.start()
             ingest.start()
             usage.start()
-            if redis is None:
-                jobs.start()
+
+            async def publish_alert_event(org_id: str, event: dict[str, Any]) -> None:
+                await bus.publish(alert_event_message(org_id, event))
+
+            jobs.start(
+                periodic_jobs(settings, redis=redis is not None),
+                {"jobs": app[RUNTIME_KEY].jobs, "publish": publish_alert_event},
+            )
             yield
         finally:
             stop_listening()

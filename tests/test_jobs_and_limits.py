@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from emban.auth.rate_limit import AttemptLimiter, MemoryLimiter, RedisLimiter
+from emban.jobs.alerts import cron_fields, evaluate_alerts
+from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
 from emban.jobs.org_data import purge_org_events
-from emban.jobs.worker import PERIODIC_JOBS, worker_settings
+from emban.jobs.worker import periodic_jobs, worker_settings
 from emban.models import Invite, UserSession
 from emban.settings import Settings
 from tests.conftest import PASSWORD, ClientFactory, register
@@ -81,11 +84,36 @@ async def test_expired_session_is_refused_before_the_purge(make_client: ClientFa
     assert await purge_expired({}) == {"sessions": 0, "invites": 0}
 
 
-def test_purge_is_scheduled_in_both_modes() -> None:
-    assert list(PERIODIC_JOBS) == [(purge_expired, 3600.0)]
+def test_purge_and_alerts_are_scheduled_in_both_modes() -> None:
+    embedded = Settings(secret_key="x" * 32, alert_interval_seconds=30)
+    assert periodic_jobs(embedded, redis=False) == [
+        (purge_expired, 3600.0),
+        (evaluate_alerts, 30.0),
+    ]
+    # With Redis the worker purges; chDB belongs to the serving process, which evaluates alerts.
+    assert periodic_jobs(embedded, redis=True) == [(evaluate_alerts, 30.0)]
+    server = replace(embedded, clickhouse_url="http://127.0.0.1:8123/db")
+    assert periodic_jobs(server, redis=True) == []
     settings = Settings(redis_url=REDIS_URL, secret_key="x" * 32)
     worker = worker_settings(settings)
-    assert worker["functions"] == [purge_expired, purge_org_events]
+    assert worker["functions"] == [
+        purge_expired,
+        purge_org_events,
+        deliver_webhook,
+        deliver_email,
+        evaluate_alerts,
+    ]
+    assert [c.coroutine for c in worker["cron_jobs"]] == [purge_expired]
+    on_server = worker_settings(replace(settings, clickhouse_url="http://127.0.0.1:8123/db"))
+    alert_cron = on_server["cron_jobs"][1]
+    assert (alert_cron.coroutine, alert_cron.second, alert_cron.minute) == (
+        evaluate_alerts,
+        {0},
+        None,
+    )
+    assert cron_fields(15) == {"second": {0, 15, 30, 45}}
+    assert cron_fields(7) == {"second": set(range(0, 60, 6))}
+    assert cron_fields(300) == {"minute": set(range(0, 60, 5)), "second": {0}}
     assert worker["redis_settings"].host == "127.0.0.1"
     assert worker["redis_settings"].database == 15
     assert worker["max_tries"] == 5

@@ -10,8 +10,6 @@ from typing import Any
 
 from arq import Retry
 
-from emban.jobs.worker import JOBS, PERIODIC_JOBS
-
 log = logging.getLogger("emban.jobs")
 
 ONE_OFF_TRIES = 5
@@ -58,13 +56,15 @@ class InProcessJobs:
         self._tasks: list[asyncio.Task[None]] = []
         self._one_off: set[asyncio.Task[None]] = set()
 
-    def start(self, ctx: dict[str, Any] | None = None) -> None:
+    def start(self, periodic: list[tuple[Any, float]], ctx: dict[str, Any] | None = None) -> None:
         if ctx is not None:
             self.ctx.update(ctx)
-        for job, seconds in PERIODIC_JOBS:
+        for job, seconds in periodic:
             self._tasks.append(asyncio.create_task(_every(job, seconds, self.ctx)))
 
     async def enqueue(self, job: str, *args: str) -> None:
+        from emban.jobs.worker import JOBS  # the registry imports the queue: bind late
+
         function = JOBS[job]
         # A fresh context: the job must not inherit the enqueuing request's (its transaction
         # marker, its metadata connection) — it runs after that request committed.

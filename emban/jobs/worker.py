@@ -9,9 +9,12 @@ from arq.connections import RedisSettings
 
 from emban.analytics.guarded import guarded
 from emban.analytics.store import open_store
-from emban.jobs.deliveries import deliver_webhook
+from emban.jobs.alerts import cron_fields, evaluate_alerts
+from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
 from emban.jobs.org_data import purge_org_events
+from emban.jobs.queue import ArqJobs
+from emban.live.bus import RedisBus
 from emban.metadata import close_metadata, open_metadata
 from emban.settings import Settings
 
@@ -24,6 +27,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     # directory belongs to the serving process.
     if settings.clickhouse_url is not None:
         ctx["events"] = guarded(open_store(settings))
+    ctx["jobs"] = ArqJobs(ctx["redis"])
+    ctx["publish"] = RedisBus(ctx["redis"]).publish_alert_event
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -36,7 +41,15 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     assert settings.redis_url is not None
     return {
         "functions": list(JOBS.values()),
-        "cron_jobs": [cron(purge_expired, minute={7}, run_at_startup=False)],
+        "cron_jobs": [
+            cron(purge_expired, minute={7}, run_at_startup=False),
+            # Alerts need the engine: on a worker only with a ClickHouse server.
+            *(
+                [cron(evaluate_alerts, **cron_fields(settings.alert_interval_seconds))]
+                if settings.clickhouse_url is not None
+                else []
+            ),
+        ],
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
@@ -44,12 +57,22 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-# In-process schedule for embedded mode: (job, seconds between runs).
-PERIODIC_JOBS = ((purge_expired, 3600.0),)
+def periodic_jobs(settings: Settings, *, redis: bool) -> list[tuple[Any, float]]:
+    """What the serving process schedules itself: (job, seconds between runs). Everything
+    without Redis; with Redis only the engine jobs a worker cannot run (chDB)."""
+    jobs: list[tuple[Any, float]] = []
+    if not redis:
+        jobs.append((purge_expired, 3600.0))
+    if not redis or settings.clickhouse_url is None:
+        jobs.append((evaluate_alerts, float(settings.alert_interval_seconds)))
+    return jobs
+
 
 # Jobs enqueued by name (``JobQueue.enqueue``), in-process or on arq.
 JOBS: dict[str, Any] = {
     "purge_expired": purge_expired,
     "purge_org_events": purge_org_events,
     "deliver_webhook": deliver_webhook,
+    "deliver_email": deliver_email,
+    "evaluate_alerts": evaluate_alerts,
 }

@@ -28,6 +28,11 @@ class LiveBus(Protocol):
     async def stop(self) -> None: ...
 
 
+def alert_event_message(org_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A new alert event of ``org_id`` for console subscribers (``Subscription.alertEvents``)."""
+    return {"type": "alert_event", "org_id": org_id, "event": event}
+
+
 class InProcessBus:
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
@@ -65,6 +70,9 @@ class RedisBus:
 
     async def publish(self, message: dict[str, Any]) -> None:
         await self._redis.publish(self._channel, msgspec.json.encode(message))
+
+    async def publish_alert_event(self, org_id: str, event: dict[str, Any]) -> None:
+        await self.publish(alert_event_message(org_id, event))
 
     async def start(self) -> None:
         if self._task is None:

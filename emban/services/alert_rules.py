@@ -1,0 +1,275 @@
+"""Alert rules: create, read, change, delete (admin writes; any console member reads).
+
+The rule watches one widget of one of the org's dashboards (its published snapshot when the
+dashboard is published, else the draft): the widget's metric, event and filters, over the last
+``lookback_minutes``. Evaluation lives in :mod:`emban.services.alert_eval`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, NotFound
+from emban.models import AlertRule, AlertState, Dashboard
+from emban.notify.ssrf import UnsafeURL, check_url
+from emban.services import audit
+from emban.services.alert_conditions import ConditionType, Operator, lookback_minutes
+from emban.services.dashboards import draft_widgets, published_widgets
+from emban.services.scope import in_org
+from emban.services.validation import clean_email, clean_name, lookupable, storable
+
+MAX_RECIPIENTS = 50
+MAX_LOOKBACK_MINUTES = 31 * 24 * 60
+MAX_TENANT_ID = 256
+UNSET = msgspec.UNSET
+
+
+class AlertInput(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/alerts`` and ``PATCH /v1/alerts/{id}`` (every field optional on PATCH)."""
+
+    dashboard_id: str | msgspec.UnsetType = UNSET
+    widget_id: str | msgspec.UnsetType = UNSET
+    name: str | msgspec.UnsetType = UNSET
+    condition_type: str | msgspec.UnsetType = UNSET
+    operator: str | msgspec.UnsetType = UNSET
+    threshold_value: float | msgspec.UnsetType = UNSET
+    lookback_minutes: int | msgspec.UnsetType | None = UNSET
+    email_to: list[str] | msgspec.UnsetType = UNSET
+    webhook_url: str | msgspec.UnsetType | None = UNSET
+    enabled: bool | msgspec.UnsetType = UNSET
+    tenant_id: str | msgspec.UnsetType | None = UNSET
+    per_tenant: bool | msgspec.UnsetType = UNSET
+
+
+def widget_of(dashboard: Dashboard, widget_id: str) -> dict[str, Any] | None:
+    """The widget an alert reads: from the published snapshot if there is one, else the draft."""
+    widgets = published_widgets(dashboard) if dashboard.published else draft_widgets(dashboard)
+    return next((w for w in widgets if w.get("id") == widget_id), None)
+
+
+async def _dashboard(actor: Principal, dashboard_id: str) -> Dashboard:
+    found = (
+        await in_org(Dashboard, actor).get_or_none(id=dashboard_id)
+        if lookupable(dashboard_id)
+        else None
+    )
+    if found is None:
+        raise BadRequest("dashboard_id does not name a dashboard of this org", field="dashboard_id")
+    return found
+
+
+def _condition(value: str) -> ConditionType:
+    try:
+        return ConditionType(value)
+    except ValueError:
+        raise BadRequest(
+            "condition_type must be one of threshold, delta, no_data", field="condition_type"
+        ) from None
+
+
+def _operator(value: str) -> Operator:
+    try:
+        return Operator(value)
+    except ValueError:
+        raise BadRequest("operator must be one of gt, gte, lt, lte, eq", field="operator") from None
+
+
+def _threshold(value: float) -> float:
+    if not math.isfinite(value):
+        raise BadRequest("threshold_value must be a finite number", field="threshold_value")
+    return float(value)
+
+
+def _lookback(value: int | None) -> int:
+    minutes = lookback_minutes(value)
+    if minutes > MAX_LOOKBACK_MINUTES:
+        raise BadRequest(
+            f"lookback_minutes must be at most {MAX_LOOKBACK_MINUTES} (31 days)",
+            field="lookback_minutes",
+        )
+    return minutes
+
+
+def clean_emails(values: list[str], field: str) -> list[str]:
+    if len(values) > MAX_RECIPIENTS:
+        raise BadRequest(f"{field}: at most {MAX_RECIPIENTS} addresses", field=field)
+    cleaned: list[str] = []
+    for index, value in enumerate(values):
+        email = clean_email(value, f"{field}[{index}]")
+        if email not in cleaned:
+            cleaned.append(email)
+    return cleaned
+
+
+def clean_webhook_url(value: str | None, allow_hosts: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return str(check_url(value, allow_hosts=allow_hosts))
+    except UnsafeURL as exc:
+        raise BadRequest(f"webhook_url {exc}", field="webhook_url") from None
+
+
+def _tenant(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > MAX_TENANT_ID or not storable(value):
+        raise BadRequest(
+            f"tenant_id must be 1 to {MAX_TENANT_ID} characters without NUL", field="tenant_id"
+        )
+    return value
+
+
+def _check_widget(dashboard: Dashboard, widget_id: str) -> None:
+    widget = widget_of(dashboard, widget_id) if lookupable(widget_id, 64) else None
+    if widget is None:
+        raise BadRequest("widget_id does not name a widget of that dashboard", field="widget_id")
+    if widget.get("kind") == "text" or not widget.get("query"):
+        raise BadRequest("widget_id names a text widget, which has no metric", field="widget_id")
+
+
+async def _find(actor: Principal, alert_id: str) -> AlertRule:
+    rule = None
+    if alert_id.isdigit() and len(alert_id) <= 18:
+        rule = await in_org(AlertRule, actor).get_or_none(id=int(alert_id))
+    if rule is None:
+        raise NotFound("alert not found", code="alert_not_found")
+    return rule
+
+
+async def list_rules(*, actor: Principal) -> list[AlertRule]:
+    actor.require_role("viewer")
+    return await in_org(AlertRule, actor).order_by("id")
+
+
+async def get_rule(*, actor: Principal, alert_id: str) -> AlertRule:
+    actor.require_role("viewer")
+    return await _find(actor, alert_id)
+
+
+async def states_of(rule_ids: list[int]) -> dict[int, str]:
+    """Each rule's summary state: firing if any of its tenants fires, else error, else ok."""
+    summary: dict[int, str] = {}
+    rank = {"ok": 0, "error": 1, "firing": 2}
+    for row in await AlertState.filter(rule_id__in=rule_ids).values("rule_id", "state"):
+        current = summary.get(row["rule_id"], "ok")
+        if rank.get(row["state"], 0) > rank[current]:
+            summary[row["rule_id"]] = row["state"]
+    return summary
+
+
+def _require(body: AlertInput, name: str) -> Any:
+    value = getattr(body, name)
+    if value is UNSET or value is None:
+        raise BadRequest(f"{name} is required", field=name)
+    return value
+
+
+async def create_rule(
+    *, actor: Principal, body: AlertInput, allow_hosts: tuple[str, ...] = ()
+) -> AlertRule:
+    actor.require_role("admin")
+    dashboard = await _dashboard(actor, _require(body, "dashboard_id"))
+    widget_id = _require(body, "widget_id")
+    _check_widget(dashboard, widget_id)
+    condition = _condition(_require(body, "condition_type"))
+    needs_comparison = condition is not ConditionType.no_data
+    operator = (
+        _operator(_require(body, "operator"))
+        if needs_comparison or body.operator is not UNSET
+        else Operator.gt
+    )
+    if needs_comparison:
+        threshold = _threshold(_require(body, "threshold_value"))
+    else:
+        threshold = _threshold(body.threshold_value) if body.threshold_value is not UNSET else 0.0
+    rule = await AlertRule.create(
+        org_id=actor.org_id,
+        environment_id=actor.environment_id,
+        dashboard_id=dashboard.id,
+        widget_id=widget_id,
+        name=clean_name(_require(body, "name"), "name"),
+        condition_type=condition.value,
+        operator=operator.value,
+        threshold_value=threshold,
+        lookback_minutes=_lookback(
+            None if body.lookback_minutes is UNSET else body.lookback_minutes
+        ),
+        email_to=clean_emails([] if body.email_to is UNSET else body.email_to, "email_to"),
+        webhook_url=clean_webhook_url(
+            None if body.webhook_url is UNSET else body.webhook_url, allow_hosts
+        ),
+        enabled=True if body.enabled is UNSET else body.enabled,
+        tenant_id=_tenant(None if body.tenant_id is UNSET else body.tenant_id),
+        per_tenant=False if body.per_tenant is UNSET else body.per_tenant,
+        created_by=actor.actor_id,
+    )
+    await audit.record(actor, "alert.create", "alert", str(rule.id), {"name": rule.name})
+    return rule
+
+
+async def update_rule(
+    *, actor: Principal, alert_id: str, body: AlertInput, allow_hosts: tuple[str, ...] = ()
+) -> AlertRule:
+    actor.require_role("admin")
+    rule = await _find(actor, alert_id)
+    changed: list[str] = []
+
+    def put(name: str, value: Any) -> None:
+        if getattr(rule, name) != value:
+            setattr(rule, name, value)
+            changed.append(name)
+
+    if body.dashboard_id is not UNSET or body.widget_id is not UNSET:
+        dashboard_id = (
+            _require(body, "dashboard_id") if body.dashboard_id is not UNSET else rule.dashboard_id
+        )
+        widget_id = _require(body, "widget_id") if body.widget_id is not UNSET else rule.widget_id
+        dashboard = await _dashboard(actor, dashboard_id)
+        _check_widget(dashboard, widget_id)
+        put("dashboard_id", dashboard.id)
+        put("widget_id", widget_id)
+    if body.name is not UNSET:
+        put("name", clean_name(_require(body, "name"), "name"))
+    if body.condition_type is not UNSET:
+        put("condition_type", _condition(_require(body, "condition_type")).value)
+    if body.operator is not UNSET:
+        put("operator", _operator(_require(body, "operator")).value)
+    if body.threshold_value is not UNSET:
+        put("threshold_value", _threshold(_require(body, "threshold_value")))
+    if body.lookback_minutes is not UNSET:
+        put("lookback_minutes", _lookback(body.lookback_minutes))
+    if body.email_to is not UNSET:
+        put("email_to", clean_emails(_require(body, "email_to"), "email_to"))
+    if body.webhook_url is not UNSET:
+        put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
+    if body.enabled is not UNSET:
+        put("enabled", _require(body, "enabled"))
+    if body.tenant_id is not UNSET:
+        put("tenant_id", _tenant(body.tenant_id))
+    if body.per_tenant is not UNSET:
+        put("per_tenant", _require(body, "per_tenant"))
+    if changed:
+        await rule.save(update_fields=[*changed, "updated_at"])
+        # What the rule watches changed: its old states say nothing about the new condition.
+        if set(changed) & {
+            "dashboard_id",
+            "widget_id",
+            "condition_type",
+            "tenant_id",
+            "per_tenant",
+        }:
+            await AlertState.filter(rule_id=rule.id).delete()
+        await audit.record(actor, "alert.update", "alert", str(rule.id), {"fields": changed})
+    return rule
+
+
+async def delete_rule(*, actor: Principal, alert_id: str) -> None:
+    actor.require_role("admin")
+    rule = await _find(actor, alert_id)
+    await rule.delete()
+    await audit.record(actor, "alert.delete", "alert", alert_id, {"name": rule.name})
