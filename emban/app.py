@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
 
             jobs.start(
                 periodic_jobs(settings, redis=redis is not None),
-                {"jobs": app[RUNTIME_KEY].jobs, "publish": publish_alert_event},
+                {"jobs": app[RUNTIME_KEY].jobs, "publish": publish_alert_event, "usage": usage},
             )
             yield
         finally:

@@ -70,6 +70,9 @@ class Settings:
     webhook_allow_hosts: tuple[str, ...] = ()
     webhook_retry_base_seconds: float = 10.0
     chromium_path: str = "/usr/bin/chromium"
+    # The base URL headless Chromium uses to reach this service for PDF exports (default: the
+    # public URL, else the listen address).
+    render_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -191,6 +194,7 @@ class Settings:
             ),
             webhook_retry_base_seconds=_parse_float(env, "EMBAN_WEBHOOK_RETRY_BASE_SECONDS", 10.0),
             chromium_path=env.get("EMBAN_CHROMIUM_PATH") or "/usr/bin/chromium",
+            render_url=env.get("EMBAN_RENDER_URL") or None,
         )
 
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the browser tests (tests/test_browser_embed.py drives /usr/bin/chromium
-# with Playwright for Python; no test tool may download a browser here). Idempotent.
+# Debian's Chromium for the browser tests and PDF report exports (Playwright for Python drives
+# /usr/bin/chromium; no test tool may download a browser here), and poppler-utils' pdftotext,
+# which the report tests read PDFs with. Idempotent.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-echo "installing Debian's chromium for the browser tests"
+echo "installing Debian packages: ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get install -y chromium; then
+if ! $SUDO apt-get install -y "${missing[@]}"; then
   $SUDO apt-get update
-  $SUDO apt-get install -y chromium
+  $SUDO apt-get install -y "${missing[@]}"
 fi
 test -x /usr/bin/chromium
+command -v pdftotext >/dev/null

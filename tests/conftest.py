@@ -24,6 +24,7 @@ from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
 from emban.jobs.inprocess import InProcessJobs
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
+from tests.smtp import mailbox  # noqa: F401 - a fixture (a real SMTP server) for every module
 
 # CI runs every property test on the same examples (seed-stable, like the fuzz's CI sample);
 # a developer's `make test` explores new ones each run, which is where new defects show up.

@@ -24,6 +24,7 @@ from emban.jobs.alerts import cron_fields, evaluate_alerts
 from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
 from emban.jobs.org_data import purge_org_events
+from emban.jobs.reports import run_report, start_due_reports
 from emban.jobs.worker import periodic_jobs, worker_settings
 from emban.models import Invite, UserSession
 from emban.settings import Settings
@@ -89,9 +90,14 @@ def test_purge_and_alerts_are_scheduled_in_both_modes() -> None:
     assert periodic_jobs(embedded, redis=False) == [
         (purge_expired, 3600.0),
         (evaluate_alerts, 30.0),
+        (start_due_reports, 60.0),
     ]
-    # With Redis the worker purges; chDB belongs to the serving process, which evaluates alerts.
-    assert periodic_jobs(embedded, redis=True) == [(evaluate_alerts, 30.0)]
+    # With Redis the worker purges; chDB belongs to the serving process, which evaluates alerts
+    # and runs reports (both query the engine).
+    assert periodic_jobs(embedded, redis=True) == [
+        (evaluate_alerts, 30.0),
+        (start_due_reports, 60.0),
+    ]
     server = replace(embedded, clickhouse_url="http://127.0.0.1:8123/db")
     assert periodic_jobs(server, redis=True) == []
     settings = Settings(redis_url=REDIS_URL, secret_key="x" * 32)
@@ -102,6 +108,8 @@ def test_purge_and_alerts_are_scheduled_in_both_modes() -> None:
         deliver_webhook,
         deliver_email,
         evaluate_alerts,
+        start_due_reports,
+        run_report,
     ]
     assert [c.coroutine for c in worker["cron_jobs"]] == [purge_expired]
     on_server = worker_settings(replace(settings, clickhouse_url="http://127.0.0.1:8123/db"))

@@ -14,6 +14,7 @@ from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
 from emban.jobs.org_data import purge_org_events
 from emban.jobs.queue import ArqJobs
+from emban.jobs.reports import REPORT_TICK_SECONDS, run_report, start_due_reports
 from emban.live.bus import RedisBus
 from emban.metadata import close_metadata, open_metadata
 from emban.settings import Settings
@@ -45,7 +46,10 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
             cron(purge_expired, minute={7}, run_at_startup=False),
             # Alerts need the engine: on a worker only with a ClickHouse server.
             *(
-                [cron(evaluate_alerts, **cron_fields(settings.alert_interval_seconds))]
+                [
+                    cron(evaluate_alerts, **cron_fields(settings.alert_interval_seconds)),
+                    cron(start_due_reports, second={0}),
+                ]
                 if settings.clickhouse_url is not None
                 else []
             ),
@@ -65,6 +69,7 @@ def periodic_jobs(settings: Settings, *, redis: bool) -> list[tuple[Any, float]]
         jobs.append((purge_expired, 3600.0))
     if not redis or settings.clickhouse_url is None:
         jobs.append((evaluate_alerts, float(settings.alert_interval_seconds)))
+        jobs.append((start_due_reports, REPORT_TICK_SECONDS))
     return jobs
 
 
@@ -75,4 +80,6 @@ JOBS: dict[str, Any] = {
     "deliver_webhook": deliver_webhook,
     "deliver_email": deliver_email,
     "evaluate_alerts": evaluate_alerts,
+    "start_due_reports": start_due_reports,
+    "run_report": run_report,
 }

@@ -1,0 +1,240 @@
+"""Scheduled reports: create, read, change, delete (admin writes; any console member reads).
+
+A report exports one *published* dashboard on a five-field cron schedule read in an IANA zone
+(``emban.schedules``), as CSV (one file per data widget) or PDF (the embed runtime in headless
+Chromium, for one tenant), to e-mail recipients and/or a webhook. ``tenant_recipients`` bursts
+the report: one export per listed tenant, sent only to that tenant's addresses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from emban.auth.principal import Principal
+from emban.errors import BadRequest, NotFound
+from emban.models import Dashboard, Report
+from emban.schedules import BadSchedule, check_cron, next_run, parse_zone
+from emban.services import audit
+from emban.services.alert_rules import clean_emails, clean_webhook_url
+from emban.services.scope import in_org
+from emban.services.validation import clean_name, lookupable, storable
+
+FORMATS = ("csv", "pdf")
+MAX_BURST_TENANTS = 100
+MAX_TENANT_ID = 256
+UNSET = msgspec.UNSET
+
+
+class ReportInput(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/reports`` and ``PATCH /v1/reports/{id}`` (every field optional on PATCH)."""
+
+    name: str | msgspec.UnsetType = UNSET
+    dashboard_id: str | msgspec.UnsetType = UNSET
+    schedule: str | msgspec.UnsetType = UNSET
+    timezone: str | msgspec.UnsetType = UNSET
+    format: str | msgspec.UnsetType = UNSET
+    recipients: list[str] | msgspec.UnsetType = UNSET
+    webhook_url: str | msgspec.UnsetType | None = UNSET
+    enabled: bool | msgspec.UnsetType = UNSET
+    tenant_id: str | msgspec.UnsetType | None = UNSET
+    tenant_recipients: dict[str, list[str]] | msgspec.UnsetType | None = UNSET
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require(body: ReportInput, name: str) -> Any:
+    value = getattr(body, name)
+    if value is UNSET or value is None:
+        raise BadRequest(f"{name} is required", field=name)
+    return value
+
+
+def _schedule(value: str) -> str:
+    try:
+        return check_cron(value)
+    except BadSchedule as exc:
+        raise BadRequest(f"schedule {exc}", field="schedule") from None
+
+
+def _timezone(value: str) -> str:
+    try:
+        parse_zone(value)
+    except BadSchedule as exc:
+        raise BadRequest(f"timezone: {exc}", field="timezone") from None
+    return value
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise BadRequest("format must be csv or pdf", field="format")
+    return value
+
+
+def _tenant(value: str | None, field: str = "tenant_id") -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > MAX_TENANT_ID or not storable(value):
+        raise BadRequest(
+            f"{field} must be 1 to {MAX_TENANT_ID} characters without NUL", field=field
+        )
+    return value
+
+
+def _burst(value: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    if not value:
+        return {}
+    if len(value) > MAX_BURST_TENANTS:
+        raise BadRequest(
+            f"tenant_recipients: at most {MAX_BURST_TENANTS} tenants", field="tenant_recipients"
+        )
+    cleaned: dict[str, list[str]] = {}
+    for tenant, emails in value.items():
+        field = f"tenant_recipients.{tenant}"
+        _tenant(tenant, "tenant_recipients")
+        if not emails:
+            raise BadRequest(f"{field} must list at least one address", field=field)
+        cleaned[tenant] = clean_emails(emails, field)
+    return cleaned
+
+
+async def _published(actor: Principal, dashboard_id: str) -> Dashboard:
+    found = (
+        await in_org(Dashboard, actor).get_or_none(id=dashboard_id)
+        if lookupable(dashboard_id)
+        else None
+    )
+    if found is None:
+        raise BadRequest("dashboard_id does not name a dashboard of this org", field="dashboard_id")
+    if not found.is_published:
+        raise BadRequest(
+            "dashboard_id names a dashboard that is not published (reports export what embeds "
+            "show)",
+            field="dashboard_id",
+        )
+    return found
+
+
+def _check_pdf_tenant(report: Report) -> None:
+    if report.format == "pdf" and report.tenant_id is None and not report.tenant_recipients:
+        raise BadRequest(
+            "format pdf needs tenant_id or tenant_recipients: a PDF is the dashboard as one "
+            "tenant's viewers see it",
+            field="format",
+        )
+
+
+def _schedule_next(report: Report, after: datetime | None = None) -> None:
+    report.next_run_at = (
+        next_run(report.schedule, report.timezone, after or _now()) if report.enabled else None
+    )
+
+
+async def _find(actor: Principal, report_id: str) -> Report:
+    report = None
+    if report_id.isdigit() and len(report_id) <= 18:
+        report = await in_org(Report, actor).get_or_none(id=int(report_id))
+    if report is None:
+        raise NotFound("report not found", code="report_not_found")
+    return report
+
+
+async def list_reports(*, actor: Principal) -> list[Report]:
+    actor.require_role("viewer")
+    return await in_org(Report, actor).order_by("id")
+
+
+async def get_report(*, actor: Principal, report_id: str) -> Report:
+    actor.require_role("viewer")
+    return await _find(actor, report_id)
+
+
+async def find_for_admin(*, actor: Principal, report_id: str) -> Report:
+    actor.require_role("admin")
+    return await _find(actor, report_id)
+
+
+async def create_report(
+    *, actor: Principal, body: ReportInput, allow_hosts: tuple[str, ...] = ()
+) -> Report:
+    actor.require_role("admin")
+    dashboard = await _published(actor, _require(body, "dashboard_id"))
+    report = Report(
+        org_id=actor.org_id,
+        environment_id=actor.environment_id,
+        dashboard_id=dashboard.id,
+        name=clean_name(_require(body, "name"), "name"),
+        schedule=_schedule(_require(body, "schedule")),
+        timezone=_timezone(body.timezone if isinstance(body.timezone, str) else "UTC"),
+        format=_format(body.format if isinstance(body.format, str) else "csv"),
+        recipients=clean_emails(
+            body.recipients if isinstance(body.recipients, list) else [], "recipients"
+        ),
+        webhook_url=clean_webhook_url(
+            body.webhook_url if isinstance(body.webhook_url, str) else None, allow_hosts
+        ),
+        enabled=body.enabled if isinstance(body.enabled, bool) else True,
+        tenant_id=_tenant(body.tenant_id if isinstance(body.tenant_id, str) else None),
+        tenant_recipients=_burst(
+            body.tenant_recipients if isinstance(body.tenant_recipients, dict) else None
+        ),
+        created_by=actor.actor_id,
+    )
+    _check_pdf_tenant(report)
+    _schedule_next(report)
+    await report.save()
+    await audit.record(actor, "report.create", "report", str(report.id), {"name": report.name})
+    return report
+
+
+async def update_report(
+    *, actor: Principal, report_id: str, body: ReportInput, allow_hosts: tuple[str, ...] = ()
+) -> Report:
+    actor.require_role("admin")
+    report = await _find(actor, report_id)
+    changed: list[str] = []
+
+    def put(name: str, value: Any) -> None:
+        if getattr(report, name) != value:
+            setattr(report, name, value)
+            changed.append(name)
+
+    if body.dashboard_id is not UNSET:
+        put("dashboard_id", (await _published(actor, _require(body, "dashboard_id"))).id)
+    if body.name is not UNSET:
+        put("name", clean_name(_require(body, "name"), "name"))
+    if body.schedule is not UNSET:
+        put("schedule", _schedule(_require(body, "schedule")))
+    if body.timezone is not UNSET:
+        put("timezone", _timezone(_require(body, "timezone")))
+    if body.format is not UNSET:
+        put("format", _format(_require(body, "format")))
+    if body.recipients is not UNSET:
+        put("recipients", clean_emails(_require(body, "recipients"), "recipients"))
+    if body.webhook_url is not UNSET:
+        put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
+    if body.enabled is not UNSET:
+        put("enabled", _require(body, "enabled"))
+    if body.tenant_id is not UNSET:
+        put("tenant_id", _tenant(body.tenant_id))
+    if body.tenant_recipients is not UNSET:
+        put("tenant_recipients", _burst(body.tenant_recipients))
+    _check_pdf_tenant(report)
+    if changed:
+        if {"schedule", "timezone", "enabled"} & set(changed):
+            _schedule_next(report)
+            changed.append("next_run_at")
+        await report.save(update_fields=[*changed, "updated_at"])
+        await audit.record(actor, "report.update", "report", str(report.id), {"fields": changed})
+    return report
+
+
+async def delete_report(*, actor: Principal, report_id: str) -> None:
+    actor.require_role("admin")
+    report = await _find(actor, report_id)
+    await report.delete()
+    await audit.record(actor, "report.delete", "report", report_id, {"name": report.name})
