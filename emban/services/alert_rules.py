@@ -14,7 +14,7 @@ import msgspec
 
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, NotFound
-from emban.models import AlertRule, AlertState, Dashboard
+from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
 from emban.notify.ssrf import UnsafeURL, check_url
 from emban.services import audit
 from emban.services.alert_conditions import ConditionType, Operator, lookback_minutes
@@ -273,3 +273,33 @@ async def delete_rule(*, actor: Principal, alert_id: str) -> None:
     rule = await _find(actor, alert_id)
     await rule.delete()
     await audit.record(actor, "alert.delete", "alert", alert_id, {"name": rule.name})
+
+
+EVENTS_PAGE = 100
+
+
+async def deliveries_of(field: str, ids: list[int]) -> dict[int, list[Delivery]]:
+    """Deliveries grouped by ``alert_event_id`` or ``report_run_id``, oldest first."""
+    grouped: dict[int, list[Delivery]] = {}
+    if not ids:
+        return grouped
+    for delivery in await Delivery.filter(**{f"{field}__in": ids}).order_by("id"):
+        key = getattr(delivery, field)
+        grouped.setdefault(int(key), []).append(delivery)
+    return grouped
+
+
+async def list_events(
+    *, actor: Principal, alert_id: str
+) -> list[tuple[AlertEvent, list[Delivery]]]:
+    """The rule's last 100 events, newest first, each with its deliveries."""
+    actor.require_role("viewer")
+    rule = await _find(actor, alert_id)
+    events = await AlertEvent.filter(rule_id=rule.id).order_by("-at", "-id").limit(EVENTS_PAGE)
+    deliveries = await deliveries_of("alert_event_id", [e.id for e in events])
+    return [(event, deliveries.get(event.id, [])) for event in events]
+
+
+async def find_for_admin(*, actor: Principal, alert_id: str) -> AlertRule:
+    actor.require_role("admin")
+    return await _find(actor, alert_id)

@@ -15,10 +15,10 @@ import msgspec
 
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, NotFound
-from emban.models import Dashboard, Report
+from emban.models import Dashboard, Delivery, Report, ReportRun
 from emban.schedules import BadSchedule, check_cron, next_run, parse_zone
 from emban.services import audit
-from emban.services.alert_rules import clean_emails, clean_webhook_url
+from emban.services.alert_rules import clean_emails, clean_webhook_url, deliveries_of
 from emban.services.scope import in_org
 from emban.services.validation import clean_name, lookupable, storable
 
@@ -238,3 +238,17 @@ async def delete_report(*, actor: Principal, report_id: str) -> None:
     report = await _find(actor, report_id)
     await report.delete()
     await audit.record(actor, "report.delete", "report", report_id, {"name": report.name})
+
+
+RUNS_PAGE = 100
+
+
+async def list_runs(*, actor: Principal, report_id: str) -> list[tuple[ReportRun, list[Delivery]]]:
+    """The report's last 100 runs, newest first, each with its deliveries."""
+    actor.require_role("viewer")
+    report = await _find(actor, report_id)
+    runs = (
+        await ReportRun.filter(report_id=report.id).order_by("-started_at", "-id").limit(RUNS_PAGE)
+    )
+    deliveries = await deliveries_of("report_run_id", [r.id for r in runs])
+    return [(run, deliveries.get(run.id, [])) for run in runs]

@@ -7,11 +7,12 @@ keeps signing, as a second ``v1``, for :data:`ROTATION_OVERLAP` so receivers can
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from emban.models import Delivery, WebhookSecret
+from emban.models import AlertRule, Delivery, Report, WebhookSecret
 from emban.notify import signing
 
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -79,3 +80,78 @@ async def create_delivery(
         alert_event_id=alert_event_id,
         report_run_id=report_run_id,
     )
+
+
+DAY = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    type: str  # alert | report
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    rules: list[RuleRef]
+    success_24h: int
+    failure_24h: int
+    last_status_code: int | None
+    last_error: str | None
+    last_response_excerpt: str | None
+    last_duration_ms: int | None
+    last_attempt_at: datetime | None
+
+
+async def endpoints(org_id: str, *, now: datetime | None = None) -> list[Endpoint]:
+    """Every webhook URL of the org's alert and report rules (and any URL delivered to in the
+    last 24 h), with its delivery figures: outcomes of attempts finished in the last 24 hours
+    (a delivery still being retried counts as a failure until it succeeds) and the last one."""
+    moment = now or _now()
+    refs: dict[str, list[RuleRef]] = {}
+    for alert_id, name, url in (
+        await AlertRule.filter(org_id=org_id, webhook_url__isnull=False)
+        .order_by("id")
+        .values_list("id", "name", "webhook_url")
+    ):
+        refs.setdefault(str(url), []).append(RuleRef("alert", int(alert_id), str(name)))
+    for report_id, name, url in (
+        await Report.filter(org_id=org_id, webhook_url__isnull=False)
+        .order_by("id")
+        .values_list("id", "name", "webhook_url")
+    ):
+        refs.setdefault(str(url), []).append(RuleRef("report", int(report_id), str(name)))
+    recent = await Delivery.filter(
+        org_id=org_id, channel="webhook", last_attempt_at__gte=moment - DAY
+    ).order_by("last_attempt_at", "id")
+    by_url: dict[str, list[Delivery]] = {}
+    for delivery in recent:
+        by_url.setdefault(delivery.target, []).append(delivery)
+    answer: list[Endpoint] = []
+    for url in sorted(set(refs) | set(by_url)):
+        rows = by_url.get(url, [])
+        last = (
+            rows[-1]
+            if rows
+            else await Delivery.filter(
+                org_id=org_id, channel="webhook", target=url, last_attempt_at__isnull=False
+            )
+            .order_by("-last_attempt_at", "-id")
+            .first()
+        )
+        answer.append(
+            Endpoint(
+                url=url,
+                rules=refs.get(url, []),
+                success_24h=sum(1 for d in rows if d.status == "succeeded"),
+                failure_24h=sum(1 for d in rows if d.status != "succeeded"),
+                last_status_code=last.status_code if last else None,
+                last_error=last.error if last else None,
+                last_response_excerpt=last.response_excerpt if last else None,
+                last_duration_ms=last.duration_ms if last else None,
+                last_attempt_at=last.last_attempt_at if last else None,
+            )
+        )
+    return answer
