@@ -301,7 +301,7 @@ class EmbedRevocation(Model):
 
 
 class AlertRule(Model):
-    """An alert on one dashboard widget's metric; ``tenant_id`` None means every tenant."""
+    """An alert on one dashboard widget's metric, for one tenant or every tenant."""
 
     id = fields.BigIntField(primary_key=True)
     org: fields.ForeignKeyRelation[Org] = fields.ForeignKeyField(
@@ -330,10 +330,10 @@ class AlertRule(Model):
 
 
 class AlertState(Model):
-    """The state of one rule for one tenant ('' = the rule's whole scope).
+    """The state of one rule for one tenant (an empty tenant key: the whole scope of the rule).
 
-    Transitions are conditional updates (``WHERE state = <seen>``): of two workers evaluating the
-    same rule, only the one whose update matched records and notifies the transition."""
+    Transitions are conditional writes (a row exists only for a state other than ok), so of two
+    workers evaluating the same rule only the one whose write matched records the transition."""
 
     id = fields.BigIntField(primary_key=True)
     rule: fields.ForeignKeyRelation[AlertRule] = fields.ForeignKeyField(
@@ -454,7 +454,7 @@ class Delivery(Model):
 
 
 class WebhookSecret(Model):
-    """The org's webhook signing secret; after a rotation the previous one signs for 24 h."""
+    """The org's webhook signing secret. After a rotation the previous one signs for 24 h."""
 
     id = fields.BigIntField(primary_key=True)
     org: fields.OneToOneRelation[Org] = fields.OneToOneField(

@@ -1,12 +1,12 @@
-"""Evaluating alert rules: one engine query per rule, transitions recorded exactly once.
+"""Evaluating alert rules: at most one engine query per rule, transitions recorded exactly once.
 
 A cycle (the ``evaluate_alerts`` job, every ``EMBAN_ALERT_INTERVAL_SECONDS``) loads every enabled
 rule, their dashboards and their non-ok states in three metadata queries, runs one engine query
-per rule (``GROUP BY tenant_id`` for ``per_tenant`` rules) a few at a time, and writes only
-transitions. A state row exists only for a (rule, tenant) that is not ``ok``; a transition is a
-conditional write — creating the row (unique per rule and tenant) or updating it ``WHERE state =
-<the state read>`` — so of two workers evaluating the same rule at once, exactly one records and
-notifies each transition.
+per rule (``GROUP BY tenant_id`` for ``per_tenant`` rules) a few at a time — rules asking the very
+same question in one cycle share one query — and writes only transitions. A state row exists only for a (rule, tenant) that is not ``ok``; a transition is a
+write made under a lock on the rule's row after reading the states again, so of two workers
+evaluating the same rule at once exactly one records and notifies each transition (and the state
+table's unique (rule, tenant) key backs that up).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from tortoise.exceptions import IntegrityError
 
 from emban.analytics.alert_query import WindowValues, plan_alert, read_rows
 from emban.analytics.planner import COUNT_METRICS, Scope
@@ -103,8 +102,37 @@ def _spec(rule: AlertRule, dashboard: Dashboard | None) -> Any:
         raise RuleFailed(f"widget {rule.widget_id} has an invalid query: {exc.message}") from exc
 
 
+SharedQueries = dict[tuple[str, str], "asyncio.Future[list[list[Any]]]"]
+
+
+async def _run_shared(
+    events: EventStore, sql: str, params: dict[str, Any], shared: SharedQueries | None
+) -> list[list[Any]]:
+    """Run a query once per cycle: rules asking the very same question share one answer."""
+    if shared is None:
+        return (await events.query(sql, params, background=True)).rows
+    key = (sql, msgspec.json.encode(sorted(params.items())).decode())
+    pending = shared.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[list[list[Any]]] = asyncio.get_running_loop().create_future()
+    shared[key] = future
+    try:
+        rows = (await events.query(sql, params, background=True)).rows
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: a failure with no other waiter is not "never retrieved"
+        raise
+    future.set_result(rows)
+    return rows
+
+
 async def measure(
-    events: EventStore, rule: AlertRule, dashboard: Dashboard | None, now: datetime
+    events: EventStore,
+    rule: AlertRule,
+    dashboard: Dashboard | None,
+    now: datetime,
+    shared: SharedQueries | None = None,
 ) -> tuple[list[WindowValues], bool]:
     """The rule's one engine query: window values per tenant (or one row for all)."""
     spec = _spec(rule, dashboard)
@@ -117,10 +145,10 @@ async def measure(
         per_tenant=rule.per_tenant,
     )
     try:
-        result = await events.query(query.sql, query.params, background=True)
+        rows = await _run_shared(events, query.sql, query.params, shared)
     except ClickHouseError as exc:
         raise RuleFailed(f"query failed: {str(exc).splitlines()[0][:300]}") from exc
-    return read_rows(query, result.rows), spec.metric in COUNT_METRICS
+    return read_rows(query, rows), spec.metric in COUNT_METRICS
 
 
 def outcomes_of(
@@ -277,44 +305,53 @@ async def _record(
     return event
 
 
-async def _transition(
-    runner: AlertRunner,
-    rule: AlertRule,
-    key: str,
-    row: AlertState | None,
-    outcome: Outcome,
-    now: datetime,
-) -> bool:
-    """Apply one outcome to the state of ``key``; True when this call recorded an event."""
-    seen = State(row.state) if row is not None else State.ok
-    target, kind = step(seen, outcome.firing)
-    if target is seen:
-        return False
+def _needed(states: dict[str, AlertState], steps: list[tuple[str, Outcome]]) -> bool:
+    for key, outcome in steps:
+        row = states.get(key)
+        seen = State(row.state) if row is not None else State.ok
+        if step(seen, outcome.firing).state is not seen:
+            return True
+    return False
+
+
+async def _apply(
+    runner: AlertRunner, rule: AlertRule, steps: list[tuple[str, Outcome]], now: datetime
+) -> int:
+    """Record the rule's transitions in one short transaction; returns the events created.
+
+    The rule's row is locked first (``SELECT … FOR UPDATE``; SQLite runs one write transaction
+    at a time anyway) and the states are read again under the lock, so a second worker
+    evaluating the same rule waits, then finds the transitions made and records nothing.
+    """
+    created = 0
     async with transaction():
-        if row is None:
-            try:
+        if await AlertRule.filter(id=rule.id).select_for_update().first() is None:
+            return 0  # deleted meanwhile
+        states = {s.tenant_key: s for s in await AlertState.filter(rule_id=rule.id)}
+        for key, outcome in steps:
+            row = states.get(key)
+            seen = State(row.state) if row is not None else State.ok
+            target, kind = step(seen, outcome.firing)
+            if target is seen:
+                continue
+            if row is None:
                 await AlertState.create(
                     rule_id=rule.id,
                     tenant_key=key,
                     state=target.value,
-                    value=outcome.value,
+                    value=_finite(outcome.value),
                     evaluated_at=now,
                 )
-            except IntegrityError:
-                return False  # another worker recorded this transition first
-        elif target is State.ok:
-            if await AlertState.filter(id=row.id, state=seen.value).delete() != 1:
-                return False
-        elif (
-            await AlertState.filter(id=row.id, state=seen.value).update(
-                state=target.value, value=outcome.value, evaluated_at=now
-            )
-            != 1
-        ):
-            return False
-        if kind is not None:
-            await _record(runner, rule, kind, outcome)
-    return kind is not None
+            elif target is State.ok:
+                await AlertState.filter(id=row.id).delete()
+            else:
+                await AlertState.filter(id=row.id).update(
+                    state=target.value, value=_finite(outcome.value), evaluated_at=now
+                )
+            if kind is not None:
+                await _record(runner, rule, kind, outcome)
+                created += 1
+    return created
 
 
 async def evaluate_rule(
@@ -332,11 +369,12 @@ async def _evaluate(
     now: datetime,
     dashboard: Dashboard | None,
     states: list[AlertState],
+    shared: SharedQueries | None = None,
 ) -> Evaluation:
     by_key = {s.tenant_key: s for s in states}
     steps: list[tuple[str, Outcome]] = []
     try:
-        rows, counted = await measure(runner.events, rule, dashboard, now)
+        rows, counted = await measure(runner.events, rule, dashboard, now, shared)
     except RuleFailed as exc:
         # One error for the rule as a whole; per-tenant states are left as they are.
         steps.append((ALL_TENANTS, Outcome(rule.tenant_id, None, None, str(exc))))
@@ -348,11 +386,12 @@ async def _evaluate(
         if rule.per_tenant and ALL_TENANTS in by_key:
             # The rule-wide error of an earlier cycle is over.
             steps.append((ALL_TENANTS, Outcome(None, False, None)))
-    created = 0
-    for key, outcome in steps:
-        if await _transition(runner, rule, key, by_key.get(key), outcome, now):
-            created += 1
-    fresh = {s.state for s in await AlertState.filter(rule_id=rule.id)}
+    created = await _apply(runner, rule, steps, now) if _needed(by_key, steps) else 0
+    fresh = (
+        {s.state for s in await AlertState.filter(rule_id=rule.id)}
+        if created
+        else {s.state for s in by_key.values()}
+    )
     summary = "firing" if "firing" in fresh else "error" if "error" in fresh else "ok"
     outcomes = [o for _, o in steps]
     value = outcomes[0].value if len(outcomes) == 1 else None
@@ -370,6 +409,7 @@ async def evaluate_all(runner: AlertRunner, *, now: datetime | None = None) -> t
     for state in await AlertState.filter(rule_id__in=[r.id for r in rules]):
         states.setdefault(state.rule_id, []).append(state)
     gate = asyncio.Semaphore(CONCURRENT_RULES)
+    shared: SharedQueries = {}
     created = 0
 
     async def one(rule: AlertRule) -> None:
@@ -379,7 +419,9 @@ async def evaluate_all(runner: AlertRunner, *, now: datetime | None = None) -> t
             dashboard = None
         async with gate:
             try:
-                result = await _evaluate(runner, rule, moment, dashboard, states.get(rule.id, []))
+                result = await _evaluate(
+                    runner, rule, moment, dashboard, states.get(rule.id, []), shared
+                )
             except Exception:
                 log.exception("alert rule %s: evaluation crashed", rule.id)
                 return

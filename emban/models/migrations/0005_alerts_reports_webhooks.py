@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'alert_rules', 'app': 'emban', 'pk_attr': 'id', 'table_description': "An alert on one dashboard widget's metric; ``tenant_id`` None means every tenant."},
+            options={'table': 'alert_rules', 'app': 'emban', 'pk_attr': 'id', 'table_description': "An alert on one dashboard widget's metric, for one tenant or every tenant."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
                 ('value', fields.FloatField(null=True)),
                 ('evaluated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'alert_states', 'app': 'emban', 'unique_together': (('rule', 'tenant_key'),), 'pk_attr': 'id', 'table_description': "The state of one rule for one tenant ('' = the rule's whole scope)."},
+            options={'table': 'alert_states', 'app': 'emban', 'unique_together': (('rule', 'tenant_key'),), 'pk_attr': 'id', 'table_description': 'The state of one rule for one tenant (an empty tenant key: the whole scope of the rule).'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -143,7 +143,7 @@ class Migration(migrations.Migration):
                 ('previous', fields.CharField(null=True, max_length=80)),
                 ('rotated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'webhook_secrets', 'app': 'emban', 'pk_attr': 'id', 'table_description': "The org's webhook signing secret; after a rotation the previous one signs for 24 h."},
+            options={'table': 'webhook_secrets', 'app': 'emban', 'pk_attr': 'id', 'table_description': "The org's webhook signing secret. After a rotation the previous one signs for 24 h."},
             bases=['Model'],
         ),
     ]
