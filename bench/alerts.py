@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.alerts [--rules 1000] [--events 1000000] [--cycles 3]
 
 In-process on the embedded defaults (SQLite metadata and chDB in a temp dir): loads N synthetic
-events over the last two hours for 100 tenants, creates one dashboard with two widgets (a count
-and a p95 with a filter) and the rules (threshold, delta and no_data mixed), then times
+events over the last --hours (default a week) for 100 tenants, creates one dashboard with 12
+widgets and the rules (threshold, delta and no_data mixed), then times
 ``evaluate_all`` — the job ``emban worker`` runs on its cron — and counts the engine queries it
 sends. Next to it, the raw engine: the same rule queries sent straight to chDB one after another.
 Rules vary: 12 widgets, 4 lookbacks, whole-environment, one-tenant and per-tenant scopes.
@@ -28,7 +28,7 @@ INSERT INTO events (org_id, environment_id, tenant_id, event_name, timestamp, ev
 SELECT {org:String}, {env:String},
        concat('tenant-', toString(number % 100)),
        'api.call',
-       now64(3) - toIntervalMillisecond(cityHash64(number) % (2 * 3600000)),
+       now64(3) - toIntervalMillisecond(cityHash64(number) % ({hours:UInt32} * 3600000)),
        concat('ev-', toString(number)),
        concat('user-', toString(cityHash64(number, 1) % 5000)),
        map('model', ['gpt-4o', 'claude-sonnet', 'llama-3'][number % 3 + 1]),
@@ -83,12 +83,17 @@ class NoJobs:
         return None
 
 
-async def main(rules: int, events: int, cycles: int) -> None:
+async def main(rules: int, events: int, cycles: int, hours: int, batch: int) -> None:
+    from emban.analytics import alert_query
     from emban.analytics.chdb_store import ChdbStore
     from emban.analytics.ddl import migrate_clickhouse
     from emban.metadata import close_metadata, migrate_metadata, open_metadata
     from emban.models import AlertRule, AlertState, Dashboard, Environment, Org
+    from emban.services import alert_eval
     from emban.services.alert_eval import AlertRunner, evaluate_all
+
+    alert_query.BATCH_SIZE = batch
+    alert_eval.BATCH_SIZE = batch
     from emban.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +107,7 @@ async def main(rules: int, events: int, cycles: int) -> None:
         t = time.perf_counter()
         for offset in range(0, events, 1_000_000):
             n = min(1_000_000, events - offset)
-            await store.execute(LOAD_SQL, {"org": org.id, "env": env.id, "n": n})
+            await store.execute(LOAD_SQL, {"org": org.id, "env": env.id, "n": n, "hours": hours})
         load_s = time.perf_counter() - t
         dashboard = await Dashboard.create(
             org=org,
@@ -173,5 +178,7 @@ if __name__ == "__main__":
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--hours", type=int, default=168, help="events spread over the last N h")
+    parser.add_argument("--batch", type=int, default=16, help="probes answered per engine scan")
     args = parser.parse_args()
-    asyncio.run(main(args.rules, args.events, args.cycles))
+    asyncio.run(main(args.rules, args.events, args.cycles, args.hours, args.batch))

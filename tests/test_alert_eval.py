@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
+from emban.analytics.alert_query import Probe, plan_alert, plan_batch, read_batch, read_rows
+from emban.analytics.planner import QuerySpec, Scope
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, Forbidden, NotFound
 from emban.jobs.inprocess import InProcessJobs
@@ -423,3 +428,88 @@ async def test_roles_and_audit(org: Org) -> None:
         "alert.update",
         "alert.delete",
     ]
+
+
+METRICS = ("count", "count_unique", "count_unique_approx", "sum", "avg", "p95", "p99")
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+@hyp_settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+async def test_a_batch_answers_every_probe_as_its_own_query(
+    runtime: Runtime, make_client: ClientFactory, data: st.DataObject
+) -> None:
+    """One scan for many probes gives each probe exactly what its own query gives."""
+    if not hasattr(test_a_batch_answers_every_probe_as_its_own_query, "org"):
+        client = await make_client()
+        reg = await register(client, email="batch@acme.test")
+        events = [
+            call(
+                (i * 7) % 170,
+                tenant=f"t{i % 4}",
+                user_id=f"u{i % 5}" if i % 3 else "",
+                string_props={"model": ("gpt", "llama", "=x")[i % 3]},
+                numeric_props={"latency": float((i * 37) % 500)} if i % 4 else {},
+            )
+            for i in range(120)
+        ]
+        response = await client.post(
+            "/v1/events", json={"events": events}, headers=bearer(reg["api_key"]["key"])
+        )
+        assert response.status in (200, 202)
+        test_a_batch_answers_every_probe_as_its_own_query.org = (  # type: ignore[attr-defined]
+            reg["org"]["id"],
+            reg["environments"][0]["id"],
+        )
+    org_id, env_id = test_a_batch_answers_every_probe_as_its_own_query.org  # type: ignore[attr-defined]
+    probe = st.builds(
+        Probe,
+        metric=st.sampled_from(METRICS),
+        numeric_prop=st.just("latency"),
+        filters=st.sampled_from(
+            [(), (("model", "gpt"),), (("model", "=x"),), (("model", "none"),)]
+        ),
+        lookback=st.sampled_from([timedelta(minutes=m) for m in (5, 30, 60, 90)]),
+        tenant_id=st.sampled_from([None, "t1", "t3", "nobody"]),
+        per_tenant=st.booleans(),
+    )
+    probes = data.draw(st.lists(probe, min_size=1, max_size=6, unique=True))
+    scope = Scope(org_id, env_id)
+    batch = plan_batch(probes, scope, "api.call", now=NOW)
+    answers = read_batch(probes, (await runtime.events.query(batch.sql, batch.params)).rows)
+    for probe_, answer in zip(probes, answers, strict=True):
+        spec = QuerySpec(
+            event_name="api.call",
+            metric=probe_.metric,  # type: ignore[arg-type]
+            period="24h",
+            granularity="hour",
+            filters=probe_.filters,
+            numeric_prop=probe_.numeric_prop
+            if probe_.metric in ("sum", "avg", "p95", "p99")
+            else None,
+        )
+        single = plan_alert(
+            spec,
+            scope,
+            now=NOW,
+            lookback=probe_.lookback,
+            tenant_id=probe_.tenant_id,
+            per_tenant=probe_.per_tenant,
+        )
+        alone = read_rows(single, (await runtime.events.query(single.sql, single.params)).rows)
+        assert [(r.tenant_id, r.matching) for r in answer] == [
+            (r.tenant_id, r.matching) for r in alone
+        ], probe_
+        for got, want in zip(answer, alone, strict=True):
+            assert _same(got.current, want.current) and _same(got.previous, want.previous), (
+                probe_,
+                got,
+                want,
+            )

@@ -120,3 +120,101 @@ def read_rows(query: AlertQuery, rows: list[list[Any]]) -> list[WindowValues]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one rule asks of the engine; rules asking the same thing share a probe."""
+
+    metric: str
+    numeric_prop: str | None
+    filters: tuple[tuple[str, str], ...]
+    lookback: timedelta
+    tenant_id: str | None
+    per_tenant: bool
+
+    @classmethod
+    def of(
+        cls, spec: QuerySpec, *, lookback: timedelta, tenant_id: str | None, per_tenant: bool
+    ) -> Probe:
+        return cls(spec.metric, spec.numeric_prop, spec.filters, lookback, tenant_id, per_tenant)
+
+
+# Probes answered by one scan: every aggregate holds state per tenant, and exact quantiles
+# keep their values, so a batch stays narrow.
+BATCH_SIZE = 16
+
+
+def plan_batch(probes: list[Probe], scope: Scope, event_name: str, *, now: datetime) -> AlertQuery:
+    """One scan answering several probes of one (org, environment, event): per tenant and for
+    the whole scope at once (``GROUPING SETS``), each probe's aggregates restricted to its own
+    windows, filters and tenant with ``-If`` conditions."""
+    params: dict[str, Any] = {
+        "org": scope.org_id,
+        "env": scope.environment_id,
+        "event": event_name,
+        "from": _dt(now - 2 * max(p.lookback for p in probes)),
+        "to": _dt(now),
+    }
+    select = ["grouping(tenant_id) AS g", "tenant_id AS t"]
+    for i, probe in enumerate(probes):
+        start = now - probe.lookback
+        params[f"p{i}_from"] = _dt(start - probe.lookback)
+        params[f"p{i}_cur"] = _dt(start)
+        base = [f"timestamp >= {{p{i}_from:DateTime64(3, 'UTC')}}"]
+        if probe.tenant_id is not None:
+            base.append(f"tenant_id = {{p{i}_tenant:String}}")
+            params[f"p{i}_tenant"] = probe.tenant_id
+        for j, (key, value) in enumerate(probe.filters):
+            base.append(f"string_props[{{p{i}_fk{j}:String}}] = {{p{i}_fv{j}:String}}")
+            params[f"p{i}_fk{j}"] = key
+            params[f"p{i}_fv{j}"] = value
+        if probe.numeric_prop is not None:
+            params[f"p{i}_prop"] = probe.numeric_prop
+        within = " AND ".join(base)
+        current = f"{within} AND timestamp >= {{p{i}_cur:DateTime64(3, 'UTC')}}"
+        previous = f"{within} AND timestamp < {{p{i}_cur:DateTime64(3, 'UTC')}}"
+        template = _WINDOW_METRIC[probe.metric].replace("{prop:String}", f"{{p{i}_prop:String}}")
+        select += [
+            template.replace("{c}", current),
+            template.replace("{c}", previous),
+            f"countIf({current})",
+            f"countIf({within})",
+        ]
+    where = [
+        "org_id = {org:String}",
+        "environment_id = {env:String}",
+        "event_name = {event:String}",
+        "timestamp >= {from:DateTime64(3, 'UTC')}",
+        "timestamp < {to:DateTime64(3, 'UTC')}",
+    ]
+    sql = (
+        f"SELECT {', '.join(select)} FROM {EVENTS} WHERE {' AND '.join(where)} "
+        "GROUP BY GROUPING SETS ((tenant_id), ()) ORDER BY g, t"
+    )
+    return AlertQuery(sql=sql, params=params, per_tenant=True)
+
+
+def _window_values(tenant: str | None, row: list[Any], at: int) -> WindowValues:
+    return WindowValues(tenant, _number(row[at]), _number(row[at + 1]), int(row[at + 2]))
+
+
+def read_batch(probes: list[Probe], rows: list[list[Any]]) -> list[list[WindowValues]]:
+    """Each probe's rows, as :func:`read_rows` gives them for the probe's own query."""
+    total = next((row for row in rows if int(row[0]) == 1), None)
+    answers: list[list[WindowValues]] = []
+    for i, probe in enumerate(probes):
+        at = 2 + 4 * i
+        if probe.per_tenant:
+            answers.append(
+                [
+                    _window_values(str(row[1]), row, at)
+                    for row in rows
+                    if int(row[0]) == 0 and int(row[at + 3]) > 0
+                ]
+            )
+        elif total is None:
+            answers.append([WindowValues(None, None, None, 0)])
+        else:
+            answers.append([_window_values(None, total, at)])
+    return answers

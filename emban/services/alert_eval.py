@@ -1,12 +1,14 @@
-"""Evaluating alert rules: at most one engine query per rule, transitions recorded exactly once.
+"""Evaluating alert rules: few engine scans per cycle, transitions recorded exactly once.
 
 A cycle (the ``evaluate_alerts`` job, every ``EMBAN_ALERT_INTERVAL_SECONDS``) loads every enabled
-rule, their dashboards and their non-ok states in three metadata queries, runs one engine query
-per rule (``GROUP BY tenant_id`` for ``per_tenant`` rules) a few at a time — rules asking the very
-same question in one cycle share one query — and writes only transitions. A state row exists only for a (rule, tenant) that is not ``ok``; a transition is a
-write made under a lock on the rule's row after reading the states again, so of two workers
-evaluating the same rule at once exactly one records and notifies each transition (and the state
-table's unique (rule, tenant) key backs that up).
+rule, their dashboards and their non-ok states in three metadata queries. Rules asking the same
+question share a probe; the probes of one (org, environment, event) are answered up to
+``BATCH_SIZE`` at a time by one scan (``GROUPING SETS`` gives per-tenant rows and the whole-scope
+row together), so a cycle costs at most one engine query per rule and usually far fewer. Only
+transitions are written. A state row exists only for a (rule, tenant) that is not ``ok``; a
+transition is written under a lock on the rule's row after reading the states again, so of two
+workers evaluating the same rule at once exactly one records and notifies each transition.
+``POST /v1/alerts/{id}/evaluate`` evaluates one rule with its own query (``measure``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from emban.analytics.alert_query import WindowValues, plan_alert, read_rows
+from emban.analytics.alert_query import (
+    BATCH_SIZE,
+    Probe,
+    WindowValues,
+    plan_alert,
+    plan_batch,
+    read_batch,
+    read_rows,
+)
 from emban.analytics.planner import COUNT_METRICS, Scope
 from emban.analytics.store import ClickHouseError, EventStore
 from emban.errors import EmbanError
@@ -49,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emban.alerts")
 
-CONCURRENT_RULES = 4
+CONCURRENT_BATCHES = 2  # engine scans of one cycle at once (the cores of a small machine)
 ALL_TENANTS = ""
 _OPERATOR_TEXT = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "eq": "="}
 
@@ -102,38 +112,12 @@ def _spec(rule: AlertRule, dashboard: Dashboard | None) -> Any:
         raise RuleFailed(f"widget {rule.widget_id} has an invalid query: {exc.message}") from exc
 
 
-SharedQueries = dict[tuple[str, str], "asyncio.Future[list[list[Any]]]"]
-
-
-async def _run_shared(
-    events: EventStore, sql: str, params: dict[str, Any], shared: SharedQueries | None
-) -> list[list[Any]]:
-    """Run a query once per cycle: rules asking the very same question share one answer."""
-    if shared is None:
-        return (await events.query(sql, params, background=True)).rows
-    key = (sql, msgspec.json.encode(sorted(params.items())).decode())
-    pending = shared.get(key)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    future: asyncio.Future[list[list[Any]]] = asyncio.get_running_loop().create_future()
-    shared[key] = future
-    try:
-        rows = (await events.query(sql, params, background=True)).rows
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: a failure with no other waiter is not "never retrieved"
-        raise
-    future.set_result(rows)
-    return rows
+Measured = tuple[list[WindowValues], bool]  # the rule's rows, and whether its metric counts
 
 
 async def measure(
-    events: EventStore,
-    rule: AlertRule,
-    dashboard: Dashboard | None,
-    now: datetime,
-    shared: SharedQueries | None = None,
-) -> tuple[list[WindowValues], bool]:
+    events: EventStore, rule: AlertRule, dashboard: Dashboard | None, now: datetime
+) -> Measured:
     """The rule's one engine query: window values per tenant (or one row for all)."""
     spec = _spec(rule, dashboard)
     query = plan_alert(
@@ -145,7 +129,7 @@ async def measure(
         per_tenant=rule.per_tenant,
     )
     try:
-        rows = await _run_shared(events, query.sql, query.params, shared)
+        rows = (await events.query(query.sql, query.params, background=True)).rows
     except ClickHouseError as exc:
         raise RuleFailed(f"query failed: {str(exc).splitlines()[0][:300]}") from exc
     return read_rows(query, rows), spec.metric in COUNT_METRICS
@@ -369,12 +353,17 @@ async def _evaluate(
     now: datetime,
     dashboard: Dashboard | None,
     states: list[AlertState],
-    shared: SharedQueries | None = None,
+    measured: Measured | RuleFailed | None = None,
 ) -> Evaluation:
+    """``measured``: the rule's engine answer when a batch already read it (else read here)."""
     by_key = {s.tenant_key: s for s in states}
     steps: list[tuple[str, Outcome]] = []
     try:
-        rows, counted = await measure(runner.events, rule, dashboard, now, shared)
+        if isinstance(measured, RuleFailed):
+            raise measured
+        rows, counted = (
+            measured if measured is not None else await measure(runner.events, rule, dashboard, now)
+        )
     except RuleFailed as exc:
         # One error for the rule as a whole; per-tenant states are left as they are.
         steps.append((ALL_TENANTS, Outcome(rule.tenant_id, None, None, str(exc))))
@@ -398,6 +387,66 @@ async def _evaluate(
     return Evaluation(summary, _finite(value), created, outcomes)
 
 
+async def _measure_batch(
+    events: EventStore, scope: Scope, event_name: str, probes: list[Probe], now: datetime
+) -> list[list[WindowValues]] | RuleFailed:
+    query = plan_batch(probes, scope, event_name, now=now)
+    try:
+        rows = (await events.query(query.sql, query.params, background=True)).rows
+    except ClickHouseError as exc:
+        return RuleFailed(f"query failed: {str(exc).splitlines()[0][:300]}")
+    return read_batch(probes, rows)
+
+
+async def measure_all(
+    events: EventStore, rules: list[AlertRule], dashboards: dict[str, Dashboard], now: datetime
+) -> dict[int, Measured | RuleFailed]:
+    """Every rule's engine answer in as few scans as possible: rules asking the same question
+    share a probe, and the probes of one (org, environment, event) are answered
+    :data:`BATCH_SIZE` at a time by one scan each."""
+    answers: dict[int, Measured | RuleFailed] = {}
+    groups: dict[tuple[str, str, str], dict[Probe, list[tuple[AlertRule, bool]]]] = {}
+    for rule in rules:
+        dashboard = dashboards.get(rule.dashboard_id)
+        if dashboard is not None and dashboard.org_id != rule.org_id:
+            dashboard = None
+        try:
+            spec = _spec(rule, dashboard)
+        except RuleFailed as exc:
+            answers[rule.id] = exc
+            continue
+        probe = Probe.of(
+            spec,
+            lookback=timedelta(minutes=rule.lookback_minutes),
+            tenant_id=rule.tenant_id,
+            per_tenant=rule.per_tenant,
+        )
+        key = (rule.org_id, rule.environment_id, spec.event_name)
+        groups.setdefault(key, {}).setdefault(probe, []).append(
+            (rule, spec.metric in COUNT_METRICS)
+        )
+    batches: list[tuple[Scope, str, list[Probe], dict[Probe, list[tuple[AlertRule, bool]]]]] = []
+    for (org_id, environment_id, event_name), by_probe in groups.items():
+        probes = list(by_probe)
+        for at in range(0, len(probes), BATCH_SIZE):
+            batches.append(
+                (Scope(org_id, environment_id), event_name, probes[at : at + BATCH_SIZE], by_probe)
+            )
+    gate = asyncio.Semaphore(CONCURRENT_BATCHES)
+
+    async def run(scope: Scope, event_name: str, probes: list[Probe], by_probe: Any) -> None:
+        async with gate:
+            result = await _measure_batch(events, scope, event_name, probes, now)
+        for index, probe in enumerate(probes):
+            for rule, counted in by_probe[probe]:
+                answers[rule.id] = (
+                    result if isinstance(result, RuleFailed) else (result[index], counted)
+                )
+
+    await asyncio.gather(*(run(*batch) for batch in batches))
+    return answers
+
+
 async def evaluate_all(runner: AlertRunner, *, now: datetime | None = None) -> tuple[int, int]:
     """One cycle over every enabled rule; returns (rules evaluated, events created)."""
     moment = now or datetime.now(UTC)
@@ -408,24 +457,20 @@ async def evaluate_all(runner: AlertRunner, *, now: datetime | None = None) -> t
     states: dict[int, list[AlertState]] = {}
     for state in await AlertState.filter(rule_id__in=[r.id for r in rules]):
         states.setdefault(state.rule_id, []).append(state)
-    gate = asyncio.Semaphore(CONCURRENT_RULES)
-    shared: SharedQueries = {}
+    measured = await measure_all(runner.events, rules, dashboards, moment)
     created = 0
-
-    async def one(rule: AlertRule) -> None:
-        nonlocal created
-        dashboard = dashboards.get(rule.dashboard_id)
-        if dashboard is not None and dashboard.org_id != rule.org_id:
-            dashboard = None
-        async with gate:
-            try:
-                result = await _evaluate(
-                    runner, rule, moment, dashboard, states.get(rule.id, []), shared
-                )
-            except Exception:
-                log.exception("alert rule %s: evaluation crashed", rule.id)
-                return
+    for rule in rules:
+        try:
+            result = await _evaluate(
+                runner,
+                rule,
+                moment,
+                dashboards.get(rule.dashboard_id),
+                states.get(rule.id, []),
+                measured[rule.id],
+            )
+        except Exception:
+            log.exception("alert rule %s: evaluation crashed", rule.id)
+            continue
         created += result.events_created
-
-    await asyncio.gather(*(one(rule) for rule in rules))
     return len(rules), created
