@@ -18,9 +18,8 @@ import jwt
 from emban.auth.credentials import API_KEY_PREFIX
 from emban.auth.principal import EmbedGrant, Principal
 from emban.errors import Unauthenticated
-from emban.ids import new_id
+from emban.ids import lookupable, new_id
 from emban.models import Environment
-from emban.services.validation import lookupable
 
 ISSUER = "emban"
 ALGORITHM = "HS256"
