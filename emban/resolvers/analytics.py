@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 
 from emban import models
 from emban.analytics.planner import build_spec, iso_bucket
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
 from emban.services import adhoc, analytics, datasets, saved_queries, usage
 from emban.services import events as event_service
 from emban.services.analytics import AnalyticsResult as ServiceResult
@@ -280,7 +280,10 @@ def _event_dict(event: EventInput) -> dict[str, Any]:
 
 @strawberry.type
 class AnalyticsMutations:
-    @strawberry.mutation(description="Ingest events with an admin or ingest key (POST /v1/events).")
+    @strawberry.mutation(
+        description="Ingest events with an admin or ingest key (POST /v1/events).",
+        extensions=[OwnTransaction("no metadata rows held open while the group commit waits")],
+    )
     async def ingest_events(self, info: GqlInfo, events: list[EventInput]) -> IngestResult:
         context = ctx(info)
         body = msgspec.json.encode({"events": [_event_dict(e) for e in events]})
@@ -290,7 +293,6 @@ class AnalyticsMutations:
         return IngestResult(accepted=accepted, status="ok")
 
     @strawberry.mutation
-    @transactional
     async def create_saved_query(
         self, info: GqlInfo, name: str, sql: str, dataset: str = "events", starred: bool = False
     ) -> SavedQuery:
@@ -300,7 +302,6 @@ class AnalyticsMutations:
         return SavedQuery.of(saved)
 
     @strawberry.mutation
-    @transactional
     async def update_saved_query(
         self,
         info: GqlInfo,
@@ -321,7 +322,6 @@ class AnalyticsMutations:
         return SavedQuery.of(saved)
 
     @strawberry.mutation
-    @transactional
     async def delete_saved_query(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await saved_queries.delete_saved_query(actor=ctx(info).actor(), query_id=str(id))
         return True

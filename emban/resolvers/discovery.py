@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from emban.resolvers.context import GqlInfo, ctx
+from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
 from emban.services import discovery
 
 
@@ -96,9 +96,11 @@ class DiscoveryQueries:
 class DiscoveryMutations:
     @strawberry.mutation(
         description="Create a draft dashboard from the discovered events (editor; same as "
-        "POST /v1/discover/auto-create)."
+        "POST /v1/discover/auto-create).",
+        extensions=[
+            OwnTransaction("the service scans ClickHouse first, then writes in its own transaction")
+        ],
     )
-    # No @transactional: the service scans ClickHouse first, then writes in its own transaction.
     async def auto_create_dashboard(self, info: GqlInfo) -> AutoCreatedDashboard:
         context = ctx(info)
         created = await discovery.auto_create(context.runtime, actor=context.actor())
