@@ -19,6 +19,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
@@ -34,6 +35,7 @@ from emban.resolvers.embed import EmbedMutations, EmbedQueries
 from emban.resolvers.live import Subscription
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
+from emban.resolvers.scalars import SCALAR_MAP
 
 log = logging.getLogger("emban.graphql")
 
@@ -136,6 +138,7 @@ schema = EmbanSchema(
     ),
     subscription=Subscription,
     types=ERROR_CODE_TYPES,
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
