@@ -12,8 +12,8 @@ from strawberry.types.base import get_object_definition
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
-from emban.error_codes import AuthErrorCode
-from emban.errors import EmbanError, Unauthenticated
+from emban.caller import Caller
+from emban.errors import EmbanError
 from emban.runtime import Runtime
 from emban.services.boundary import transaction
 
@@ -35,12 +35,9 @@ class EmbanContext:
         return request_client_address(self.request, self.runtime.settings.trusted_proxies)
 
     def actor(self) -> Principal:
-        """The caller, or the authentication error found while building the context."""
-        if self.auth_error is not None:
-            raise self.auth_error
-        if self.principal is None:
-            raise Unauthenticated("authentication required", code=AuthErrorCode.unauthenticated)
-        return self.principal
+        """The caller (``caller_middleware``'s, or a live socket's token), else the credentials'
+        error, else 401 ``unauthenticated``."""
+        return Caller(self.principal, self.auth_error).require()
 
 
 GqlInfo = Info[EmbanContext, None]
