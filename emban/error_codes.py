@@ -137,6 +137,19 @@ class LiveErrorCode(StrEnum):
     too_many_cohorts = "too_many_cohorts"
 
 
+class ErrorCategory(StrEnum):
+    """A GraphQL error's ``extensions.code``: the kind of refusal (its HTTP status on REST).
+    The two live caps use their own code there instead (:class:`LiveErrorCode`)."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    PLAN_LIMIT = "PLAN_LIMIT"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
 ErrorCode = (
     RequestErrorCode
     | AuthErrorCode

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from emban.error_codes import (
     AuthErrorCode,
+    ErrorCategory,
     ErrorCode,
     IngestErrorCode,
     LiveErrorCode,
@@ -23,7 +24,7 @@ from emban.error_codes import (
 
 class EmbanError(Exception):
     status: ClassVar[int] = 400
-    graphql_code: ClassVar[str] = "BAD_REQUEST"
+    graphql_code: ClassVar[ErrorCategory | LiveErrorCode] = ErrorCategory.BAD_REQUEST
     default_code: ClassVar[ErrorCode] = RequestErrorCode.bad_request
 
     def __init__(self, message: str, *, code: ErrorCode | None = None, **extra: Any) -> None:
@@ -72,37 +73,37 @@ class InvalidEvents(EmbanError):
 
 class Unauthenticated(EmbanError):
     status = 401
-    graphql_code = "UNAUTHENTICATED"
+    graphql_code = ErrorCategory.UNAUTHENTICATED
     default_code = AuthErrorCode.unauthenticated
 
 
 class Forbidden(EmbanError):
     status = 403
-    graphql_code = "FORBIDDEN"
+    graphql_code = ErrorCategory.FORBIDDEN
     default_code = RequestErrorCode.forbidden
 
 
 class NotFound(EmbanError):
     status = 404
-    graphql_code = "NOT_FOUND"
+    graphql_code = ErrorCategory.NOT_FOUND
     default_code = RequestErrorCode.not_found
 
 
 class MethodNotAllowed(EmbanError):
     status = 405
-    graphql_code = "BAD_REQUEST"
+    graphql_code = ErrorCategory.BAD_REQUEST
     default_code = RequestErrorCode.method_not_allowed
 
 
 class Conflict(EmbanError):
     status = 409
-    graphql_code = "CONFLICT"
+    graphql_code = ErrorCategory.CONFLICT
     default_code = RequestErrorCode.conflict
 
 
 class PayloadTooLarge(EmbanError):
     status = 413
-    graphql_code = "BAD_REQUEST"
+    graphql_code = ErrorCategory.BAD_REQUEST
     default_code = RequestErrorCode.payload_too_large
 
 
@@ -110,7 +111,7 @@ class PlanLimitExceeded(EmbanError):
     """402 with exactly the spec's body: error, code, plan, upgrade_to, limit, used."""
 
     status = 402
-    graphql_code = "PLAN_LIMIT"
+    graphql_code = ErrorCategory.PLAN_LIMIT
     default_code = PlanErrorCode.plan_limit
 
     def __init__(
@@ -130,7 +131,7 @@ class PlanLimitExceeded(EmbanError):
 
 class RateLimited(EmbanError):
     status = 429
-    graphql_code = "RATE_LIMITED"
+    graphql_code = ErrorCategory.RATE_LIMITED
     default_code = RequestErrorCode.rate_limited
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -149,10 +150,10 @@ class LiveLimitExceeded(EmbanError):
 
 
 class TooManyCohorts(LiveLimitExceeded):
-    graphql_code = "too_many_cohorts"
+    graphql_code = LiveErrorCode.too_many_cohorts
     default_code = LiveErrorCode.too_many_cohorts
 
 
 class TooManySubscriptions(LiveLimitExceeded):
-    graphql_code = "too_many_subscriptions"
+    graphql_code = LiveErrorCode.too_many_subscriptions
     default_code = LiveErrorCode.too_many_subscriptions

@@ -17,6 +17,8 @@ from emban.contracts import graphql_sdl, openapi_json
 from emban.error_codes import (
     ERROR_CODE_ENUMS,
     AuthErrorCode,
+    ErrorCategory,
+    LiveErrorCode,
     PlanErrorCode,
     all_error_codes,
 )
@@ -57,6 +59,24 @@ def test_the_domains_and_their_names() -> None:
 
 def test_every_code_is_in_the_graphql_schema_and_nothing_else() -> None:
     assert _committed_sdl_enums() == {e.__name__: [m.value for m in e] for e in ERROR_CODE_ENUMS}
+
+
+def test_the_categories_are_in_the_graphql_schema() -> None:
+    sdl = build_schema((ROOT / "schema" / "schema.graphql").read_text())
+    category = sdl.type_map["ErrorCategory"]
+    assert isinstance(category, GraphQLEnumType)
+    assert list(category.values) == [m.value for m in ErrorCategory]
+    assert [m.name for m in ErrorCategory] == [m.value for m in ErrorCategory]
+    # Every error class's extensions.code is a category or one of the live caps' own codes.
+    classes = [EmbanError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    codes = {cls.graphql_code for cls in classes}
+    assert codes == {
+        *ErrorCategory,
+        LiveErrorCode.too_many_cohorts,
+        LiveErrorCode.too_many_subscriptions,
+    }
 
 
 def test_every_code_is_in_the_openapi_error_bodies_and_nothing_else() -> None:

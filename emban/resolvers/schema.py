@@ -24,7 +24,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
-from emban.error_codes import ERROR_CODE_ENUMS
+from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
@@ -46,7 +46,7 @@ MAX_TOKENS = 2000
 
 def error_extensions(error: EmbanError) -> dict[str, Any]:
     """``extensions`` of a domain error: the GraphQL category, the REST code, the REST extras."""
-    return {"code": error.graphql_code, "reason": str(error.code), **error.extra}
+    return {"code": str(error.graphql_code), "reason": str(error.code), **error.extra}
 
 
 def domain_error(error: GraphQLError) -> EmbanError | None:
@@ -113,18 +113,20 @@ class EmbanSchema(strawberry.Schema):
                 )
 
 
-def _error_code_enum(codes: type[StrEnum]) -> type[StrEnum]:
+def _exported_enum(codes: type[StrEnum], carried_in: str) -> type[StrEnum]:
     doc = inspect.cleandoc(codes.__doc__ or "")
-    return strawberry.enum(
-        codes,
-        description=f"{doc}\n\nSent as a GraphQL error's `extensions.reason` "
-        "(REST: the error body's `code`).",
-    )
+    return strawberry.enum(codes, description=f"{doc}\n\nSent as a GraphQL error's {carried_in}.")
 
 
-# The per-domain error codes, exported as enums so clients can generate a union from the SDL.
-# No field returns them (a code travels in extensions, which the schema does not type).
-ERROR_CODE_TYPES = [_error_code_enum(codes) for codes in ERROR_CODE_ENUMS]
+# The error codes, exported as enums so clients can generate unions from the SDL. No field
+# returns them (a code travels in extensions, which the schema does not type).
+ERROR_CODE_TYPES = [
+    *(
+        _exported_enum(codes, "`extensions.reason` (REST: the error body's `code`)")
+        for codes in ERROR_CODE_ENUMS
+    ),
+    _exported_enum(ErrorCategory, "`extensions.code`"),
+]
 
 schema = EmbanSchema(
     query=merge_types(
