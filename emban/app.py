@@ -21,6 +21,7 @@ from emban.auth.rate_limit import (
     RedisRequestBudgets,
     RequestBudgets,
 )
+from emban.caller import caller_middleware
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.jobs.queue import job_queue
@@ -45,7 +46,10 @@ CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
 
 def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> web.Application:
     """Build the app. Embedded mode applies pending migrations on start unless told otherwise."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    # error_middleware is outermost, so a failure while resolving the caller is rendered too.
+    app = web.Application(
+        middlewares=[error_middleware, caller_middleware], client_max_size=CLIENT_MAX_SIZE
+    )
     migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

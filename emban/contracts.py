@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from strawberry.printer import print_schema
 
+from emban.error_codes import PlanErrorCode, all_error_codes
 from emban.resolvers.schema import schema
 from emban.rest_compat.routes import ROUTES
 
@@ -44,7 +45,7 @@ def openapi_document() -> dict[str, Any]:
         "required": ["error", "code"],
         "properties": {
             "error": {"type": "string"},
-            "code": {"type": "string"},
+            "code": {"type": "string", "enum": all_error_codes()},
             "field": {"type": "string"},
         },
     }
@@ -53,7 +54,7 @@ def openapi_document() -> dict[str, Any]:
         "required": ["error", "code", "plan", "upgrade_to", "limit", "used"],
         "properties": {
             "error": {"type": "string"},
-            "code": {"type": "string"},
+            "code": {"type": "string", "enum": sorted(c.value for c in PlanErrorCode)},
             "plan": {"type": "string"},
             "upgrade_to": {"type": ["string", "null"]},
             "limit": {"type": ["integer", "null"]},

@@ -1,27 +1,40 @@
 """The one error hierarchy: every domain error carries a stable ``code`` and its HTTP status.
 
 REST renders it as ``{"error": message, "code": code, ...extra}``; GraphQL puts the same fields in
-``extensions`` with ``extensions.code`` set to the GraphQL category (``UNAUTHENTICATED`` ...).
+``extensions`` with ``extensions.code`` set to the GraphQL category (``UNAUTHENTICATED`` ...)
+and ``extensions.reason`` set to the code. Codes are members of the per-domain enums in
+:mod:`emban.error_codes` (typed as their union, so a raise site cannot invent a string).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from emban.error_codes import (
+    AuthErrorCode,
+    ErrorCategory,
+    ErrorCode,
+    IngestErrorCode,
+    LiveErrorCode,
+    PlanErrorCode,
+    QueryErrorCode,
+    RequestErrorCode,
+)
+
 
 class EmbanError(Exception):
     status: ClassVar[int] = 400
-    graphql_code: ClassVar[str] = "BAD_REQUEST"
-    default_code: ClassVar[str] = "bad_request"
+    graphql_code: ClassVar[ErrorCategory | LiveErrorCode] = ErrorCategory.BAD_REQUEST
+    default_code: ClassVar[ErrorCode] = RequestErrorCode.bad_request
 
-    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code or self.default_code
+        self.code: ErrorCode = code or self.default_code
         self.extra: dict[str, Any] = extra
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.message, "code": self.code, **self.extra}
+        return {"error": self.message, "code": str(self.code), **self.extra}
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -30,18 +43,20 @@ class EmbanError(Exception):
 class BadRequest(EmbanError):
     """A payload or parameter is invalid; ``field`` names it when there is one."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: ErrorCode | None = None
+    ) -> None:
         if field is None:
-            super().__init__(message, code=code or "bad_request")
+            super().__init__(message, code=code or RequestErrorCode.bad_request)
         else:
-            super().__init__(message, code=code or "invalid_field", field=field)
+            super().__init__(message, code=code or RequestErrorCode.invalid_field, field=field)
 
 
 class AnswerTooLarge(BadRequest):
     """400: the answer would exceed a size cap; ``limit`` is the cap, ``field`` what to change."""
 
     def __init__(self, message: str, *, field: str, limit: int) -> None:
-        super().__init__(message, field=field, code="too_many_points")
+        super().__init__(message, field=field, code=QueryErrorCode.too_many_points)
         self.extra["limit"] = limit
 
 
@@ -51,59 +66,59 @@ class InvalidEvents(EmbanError):
     def __init__(self, errors: list[dict[str, object]], total: int) -> None:
         super().__init__(
             f"{total} invalid event field(s); nothing was stored",
-            code="invalid_events",
+            code=IngestErrorCode.invalid_events,
             errors=errors,
         )
 
 
 class Unauthenticated(EmbanError):
     status = 401
-    graphql_code = "UNAUTHENTICATED"
-    default_code = "unauthenticated"
+    graphql_code = ErrorCategory.UNAUTHENTICATED
+    default_code = AuthErrorCode.unauthenticated
 
 
 class Forbidden(EmbanError):
     status = 403
-    graphql_code = "FORBIDDEN"
-    default_code = "forbidden"
+    graphql_code = ErrorCategory.FORBIDDEN
+    default_code = RequestErrorCode.forbidden
 
 
 class NotFound(EmbanError):
     status = 404
-    graphql_code = "NOT_FOUND"
-    default_code = "not_found"
+    graphql_code = ErrorCategory.NOT_FOUND
+    default_code = RequestErrorCode.not_found
 
 
 class MethodNotAllowed(EmbanError):
     status = 405
-    graphql_code = "BAD_REQUEST"
-    default_code = "method_not_allowed"
+    graphql_code = ErrorCategory.BAD_REQUEST
+    default_code = RequestErrorCode.method_not_allowed
 
 
 class Conflict(EmbanError):
     status = 409
-    graphql_code = "CONFLICT"
-    default_code = "conflict"
+    graphql_code = ErrorCategory.CONFLICT
+    default_code = RequestErrorCode.conflict
 
 
 class PayloadTooLarge(EmbanError):
     status = 413
-    graphql_code = "BAD_REQUEST"
-    default_code = "payload_too_large"
+    graphql_code = ErrorCategory.BAD_REQUEST
+    default_code = RequestErrorCode.payload_too_large
 
 
 class PlanLimitExceeded(EmbanError):
     """402 with exactly the spec's body: error, code, plan, upgrade_to, limit, used."""
 
     status = 402
-    graphql_code = "PLAN_LIMIT"
-    default_code = "plan_limit"
+    graphql_code = ErrorCategory.PLAN_LIMIT
+    default_code = PlanErrorCode.plan_limit
 
     def __init__(
         self,
         message: str,
         *,
-        code: str,
+        code: PlanErrorCode,
         plan: str,
         upgrade_to: str | None,
         limit: int | None,
@@ -116,8 +131,8 @@ class PlanLimitExceeded(EmbanError):
 
 class RateLimited(EmbanError):
     status = 429
-    graphql_code = "RATE_LIMITED"
-    default_code = "rate_limited"
+    graphql_code = ErrorCategory.RATE_LIMITED
+    default_code = RequestErrorCode.rate_limited
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -135,10 +150,10 @@ class LiveLimitExceeded(EmbanError):
 
 
 class TooManyCohorts(LiveLimitExceeded):
-    graphql_code = "too_many_cohorts"
-    default_code = "too_many_cohorts"
+    graphql_code = LiveErrorCode.too_many_cohorts
+    default_code = LiveErrorCode.too_many_cohorts
 
 
 class TooManySubscriptions(LiveLimitExceeded):
-    graphql_code = "too_many_subscriptions"
-    default_code = "too_many_subscriptions"
+    graphql_code = LiveErrorCode.too_many_subscriptions
+    default_code = LiveErrorCode.too_many_subscriptions

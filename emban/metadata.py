@@ -11,6 +11,7 @@ import asyncpg
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
+from emban.error_codes import RequestErrorCode
 from emban.errors import BadRequest
 from emban.settings import Settings
 
@@ -122,5 +123,7 @@ def refused_text(exc: BaseException) -> BadRequest | None:
     transaction is rolled back as for any error."""
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     if isinstance(cause, asyncpg.exceptions.UntranslatableCharacterError):
-        return BadRequest("text must not contain a NUL character", code="invalid_text")
+        return BadRequest(
+            "text must not contain a NUL character", code=RequestErrorCode.invalid_text
+        )
     return None

@@ -208,6 +208,29 @@ async def test_connection_without_a_valid_embed_token_is_refused(
         assert ws.close_code == 4403
 
 
+async def test_a_refused_connection_init_names_its_code(
+    make_client: ClientFactory, app_server: TestServer
+) -> None:
+    """The close reason is an error code of the schema's EmbedErrorCode / AuthErrorCode."""
+    owner = await make_client()
+    body = await register(owner)
+    cases = {
+        "": "embed_token_required",
+        body["api_key"]["key"]: "embed_token_required",
+        "a.b.c": "embed_token_invalid",
+        "not-a-token": "invalid_api_key",
+    }
+    for token, reason in cases.items():
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(
+                app_server.make_url("/graphql"), protocols=["graphql-transport-ws"]
+            )
+            await ws.send_json({"type": "connection_init", "payload": {"token": token}})
+            message = await ws.receive(timeout=3)
+            assert message.type == aiohttp.WSMsgType.CLOSE
+            assert (ws.close_code, message.extra) == (4403, reason), token
+
+
 async def test_an_api_key_cannot_open_a_live_embed(
     make_client: ClientFactory, app_server: TestServer
 ) -> None:

@@ -8,10 +8,18 @@ from typing import Any
 
 import pytest
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from emban.errors import Conflict
 from emban.models import ApiKey, AuditLog, Invite, Membership, Org, User, UserSession
-from emban.resolvers.schema import MAX_ALIASES, MAX_DEPTH, EmbanErrors
+from emban.resolvers.schema import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    DomainErrorExtensions,
+    is_unexpected,
+    schema,
+)
 from tests.conftest import PASSWORD, Client, ClientFactory, bearer, create_key, join_as
 from tests.gql_client import data_of, error_of, gql
 
@@ -808,6 +816,22 @@ async def test_syntax_and_validation_errors_reach_the_client(make_client: Client
     assert body["errors"][0]["message"] == "Syntax Error: Expected Name, found <EOF>."
 
 
+def _answer_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """What the schema does with a finished operation's errors, through its public hooks:
+    ``process_errors`` (logging), then the operation hooks of the two error extensions."""
+    result = ExecutionResult(data=None, errors=errors)
+    context = ExecutionContext(query=None, schema=schema, allowed_operations=())
+    context.result = result
+    schema.process_errors(errors, context)
+    for extension in (MaskErrors(should_mask_error=is_unexpected), DomainErrorExtensions()):
+        extension.execution_context = context
+        hook = extension.on_operation()
+        next(hook)
+        next(hook, None)
+    assert result.errors is not None
+    return result.errors
+
+
 def test_unexpected_errors_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     secret = ValueError("password hash for owner@acme.test is abc")
     raw = GraphQLError(
@@ -823,7 +847,7 @@ def test_unexpected_errors_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     )
     validation = GraphQLError("Cannot query field 'x' on type 'Query'.")
     with caplog.at_level(logging.ERROR, logger="emban.graphql"):
-        masked, mapped, kept = EmbanErrors()._process_errors([raw, domain, validation])
+        masked, mapped, kept = _answer_errors([raw, domain, validation])
     assert masked.message == "Unexpected error."
     assert masked.extensions == {}
     assert masked.original_error is None

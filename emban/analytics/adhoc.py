@@ -82,6 +82,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from emban.analytics.adhoc_functions import is_allowed_function
 from emban.analytics.store import ClickHouseError, EventStore, ResultTooLarge
 from emban.analytics.tables import EVENT_IDS, EVENTS, VISIBLE_DATASETS
+from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest
 
 DIALECT = "clickhouse"
@@ -154,7 +155,7 @@ class AdhocResult:
 
 
 def _reject(reason: str) -> BadRequest:
-    return BadRequest(reason, code="adhoc_rejected")
+    return BadRequest(reason, code=QueryErrorCode.adhoc_rejected)
 
 
 def validate_adhoc(sql: str) -> ValidatedSql:
@@ -417,7 +418,7 @@ def _too_large(max_result_bytes: int) -> BadRequest:
     return BadRequest(
         f"The result is larger than the ad-hoc result cap of {max_result_bytes} bytes "
         "(EMBAN_ADHOC_MAX_RESULT_BYTES); aggregate, select fewer columns or add a LIMIT.",
-        code="adhoc_result_too_large",
+        code=QueryErrorCode.adhoc_result_too_large,
     )
 
 
@@ -458,7 +459,7 @@ async def run_adhoc(
         if exc.code == TOO_MANY_ROWS_OR_BYTES:
             raise _too_large(max_result_bytes) from exc
         message = _first_line(str(exc)) or "The query failed."
-        raise BadRequest(message[:1000], code="adhoc_failed") from exc
+        raise BadRequest(message[:1000], code=QueryErrorCode.adhoc_failed) from exc
     wall_ms = round((time.perf_counter() - started) * 1000.0)
     rows = result.rows
     truncated = len(rows) > max_rows

@@ -17,10 +17,10 @@ import jwt
 
 from emban.auth.credentials import API_KEY_PREFIX
 from emban.auth.principal import EmbedGrant, Principal
+from emban.error_codes import EmbedErrorCode
 from emban.errors import Unauthenticated
-from emban.ids import new_id
+from emban.ids import lookupable, new_id
 from emban.models import Environment
-from emban.services.validation import lookupable
 
 ISSUER = "emban"
 ALGORITHM = "HS256"
@@ -70,7 +70,7 @@ def looks_like_embed_token(value: str) -> bool:
 
 
 def _invalid() -> Unauthenticated:
-    return Unauthenticated("embed token is invalid", code="embed_token_invalid")
+    return Unauthenticated("embed token is invalid", code=EmbedErrorCode.embed_token_invalid)
 
 
 def _int(value: object) -> bool:
@@ -134,7 +134,7 @@ async def verify_embed_token(
     """
     environment, claims = await _signed_claims(token)
     if claims["exp"] <= (time.time() if now is None else now):
-        raise Unauthenticated("embed token has expired", code="embed_token_expired")
+        raise Unauthenticated("embed token has expired", code=EmbedErrorCode.embed_token_expired)
     return Principal(
         kind="embed",
         org_id=environment.org_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from emban.error_codes import AuthErrorCode
 from emban.errors import Forbidden
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
@@ -66,9 +67,15 @@ class Principal:
     def require_role(self, minimum: str) -> None:
         """403 unless the caller has at least ``minimum`` (viewer < editor < admin < owner)."""
         if self.scope == "ingest":
-            raise Forbidden("ingest keys can only send events", code="insufficient_scope")
+            raise Forbidden(
+                "ingest keys can only send events", code=AuthErrorCode.insufficient_scope
+            )
         if self.role is None or ROLE_RANK[self.role] < ROLE_RANK[minimum]:
-            code = "owner_required" if minimum == "owner" else "insufficient_role"
+            code = (
+                AuthErrorCode.owner_required
+                if minimum == "owner"
+                else AuthErrorCode.insufficient_role
+            )
             raise Forbidden(f"this action requires the {minimum} role", code=code)
 
     def require_console(self) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import msgspec
 
 from emban.analytics.background import deferrable
+from emban.error_codes import EmbedErrorCode
 from emban.errors import EmbanError, TooManyCohorts
 from emban.live.bus import LiveBus
 from emban.live.sockets import LiveSockets
@@ -244,7 +245,7 @@ class LiveHub:
         try:
             config = await cohort.source.config()
         except EmbanError as error:
-            if error.code != "dashboard_not_published":
+            if error.code != EmbedErrorCode.dashboard_not_published:
                 raise
             cohort.published = False
             cohort.config = None

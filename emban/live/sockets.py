@@ -26,6 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from emban.auth.principal import EmbedGrant
+from emban.error_codes import EmbedErrorCode
 from emban.ids import new_id
 from emban.live.bus import LiveBus
 
@@ -34,7 +35,7 @@ log = logging.getLogger("emban.live")
 LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 REDIS_PREFIX = "emban:live:sockets:"
-REVOKED = (4403, "embed_token_revoked")
+REVOKED = (4403, EmbedErrorCode.embed_token_revoked.value)
 
 Closer = Callable[[int, str], Coroutine[Any, Any, None]]
 

@@ -11,7 +11,8 @@ from strawberry.scalars import JSON
 
 from emban import models
 from emban.analytics.planner import build_spec, iso_bucket
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
+from emban.resolvers.scalars import Int64, optional_int64
 from emban.services import adhoc, analytics, datasets, saved_queries, usage
 from emban.services import events as event_service
 from emban.services.analytics import AnalyticsResult as ServiceResult
@@ -45,7 +46,7 @@ class DataPoint:
 @strawberry.type
 class AnalyticsMeta:
     query_time_ms: float
-    rows_scanned: int
+    rows_scanned: Int64
     event_name: str
     metric: str
     period: str
@@ -127,8 +128,8 @@ class Dataset:
     kind: str
     engine: str
     description: str
-    approx_rows: int
-    approx_bytes: int
+    approx_rows: Int64
+    approx_bytes: Int64
     updated_at: str | None
     columns: list[DatasetColumn]
 
@@ -161,26 +162,26 @@ class SavedQuery:
 @strawberry.type
 class UsageDay:
     date: str
-    events: int
-    queries: int
+    events: Int64
+    queries: Int64
 
 
 @strawberry.type
 class Usage:
     period: str
     plan: str
-    events_total: int
-    events_this_month: int
-    events_limit: int | None
-    queries_total: int
+    events_total: Int64
+    events_this_month: Int64
+    events_limit: Int64 | None
+    queries_total: Int64
     days: list[UsageDay]
 
 
 @strawberry.type
 class Onboarding:
     sample_only: bool
-    real_events: int
-    sample_events: int
+    real_events: Int64
+    sample_events: Int64
     has_ingest_key: bool
 
 
@@ -222,8 +223,8 @@ class AnalyticsQueries:
                 kind=d.kind,
                 engine=d.engine,
                 description=d.description,
-                approx_rows=d.approx_rows,
-                approx_bytes=d.approx_bytes,
+                approx_rows=Int64(d.approx_rows),
+                approx_bytes=Int64(d.approx_bytes),
                 updated_at=d.updated_at,
                 columns=[DatasetColumn(name=c["name"], type=c["type"]) for c in d.columns],
             )
@@ -247,12 +248,12 @@ class AnalyticsQueries:
         return Usage(
             period=found.period,
             plan=found.plan,
-            events_total=found.events_total,
-            events_this_month=found.events_this_month,
-            events_limit=found.events_limit,
-            queries_total=found.queries_total,
+            events_total=Int64(found.events_total),
+            events_this_month=Int64(found.events_this_month),
+            events_limit=optional_int64(found.events_limit),
+            queries_total=Int64(found.queries_total),
             days=[
-                UsageDay(date=d.day.isoformat(), events=d.events, queries=d.queries)
+                UsageDay(date=d.day.isoformat(), events=Int64(d.events), queries=Int64(d.queries))
                 for d in found.days
             ],
         )
@@ -263,8 +264,8 @@ class AnalyticsQueries:
         found = await usage.onboarding_status(context.runtime, actor=context.actor())
         return Onboarding(
             sample_only=found.sample_only,
-            real_events=found.real_events,
-            sample_events=found.sample_events,
+            real_events=Int64(found.real_events),
+            sample_events=Int64(found.sample_events),
             has_ingest_key=found.has_ingest_key,
         )
 
@@ -280,7 +281,10 @@ def _event_dict(event: EventInput) -> dict[str, Any]:
 
 @strawberry.type
 class AnalyticsMutations:
-    @strawberry.mutation(description="Ingest events with an admin or ingest key (POST /v1/events).")
+    @strawberry.mutation(
+        description="Ingest events with an admin or ingest key (POST /v1/events).",
+        extensions=[OwnTransaction("no metadata rows held open while the group commit waits")],
+    )
     async def ingest_events(self, info: GqlInfo, events: list[EventInput]) -> IngestResult:
         context = ctx(info)
         body = msgspec.json.encode({"events": [_event_dict(e) for e in events]})
@@ -290,7 +294,6 @@ class AnalyticsMutations:
         return IngestResult(accepted=accepted, status="ok")
 
     @strawberry.mutation
-    @transactional
     async def create_saved_query(
         self, info: GqlInfo, name: str, sql: str, dataset: str = "events", starred: bool = False
     ) -> SavedQuery:
@@ -300,7 +303,6 @@ class AnalyticsMutations:
         return SavedQuery.of(saved)
 
     @strawberry.mutation
-    @transactional
     async def update_saved_query(
         self,
         info: GqlInfo,
@@ -321,7 +323,6 @@ class AnalyticsMutations:
         return SavedQuery.of(saved)
 
     @strawberry.mutation
-    @transactional
     async def delete_saved_query(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await saved_queries.delete_saved_query(actor=ctx(info).actor(), query_id=str(id))
         return True

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
+from strawberry.extensions.field_extension import AsyncExtensionResolver, FieldExtension
 from strawberry.types import Info
+from strawberry.types.base import get_object_definition
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
-from emban.errors import EmbanError, Unauthenticated
+from emban.caller import Caller
+from emban.errors import EmbanError
 from emban.runtime import Runtime
 from emban.services.boundary import transaction
 
-P = ParamSpec("P")
-R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,26 +35,43 @@ class EmbanContext:
         return request_client_address(self.request, self.runtime.settings.trusted_proxies)
 
     def actor(self) -> Principal:
-        """The caller, or the authentication error found while building the context."""
-        if self.auth_error is not None:
-            raise self.auth_error
-        if self.principal is None:
-            raise Unauthenticated("authentication required", code="unauthenticated")
-        return self.principal
+        """The caller (``caller_middleware``'s, or a live socket's token), else the credentials'
+        error, else 401 ``unauthenticated``."""
+        return Caller(self.principal, self.auth_error).require()
 
 
 GqlInfo = Info[EmbanContext, None]
 
 
-def transactional(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Run a mutation resolver in one transaction: an error rolls back everything it wrote."""
+class InTransaction(FieldExtension):
+    """Runs a mutation field in one metadata transaction: an error rolls back everything it
+    wrote, its audit row included. Every mutation gets it (:func:`transactional_by_default`),
+    as every REST non-GET route runs in one."""
 
-    @wraps(resolver)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: Info, **kwargs: Any
+    ) -> Any:
         async with transaction():
-            return await resolver(*args, **kwargs)
+            return await next_(source, info, **kwargs)
 
-    return run
+
+class OwnTransaction(FieldExtension):
+    """The explicit opt-out (REST's ``transaction=False``): the service does work that must not
+    run inside a metadata transaction (argon2 hashing, ClickHouse reads, ingest's group commit)
+    and then writes in a short transaction of its own. ``why`` says which."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def transactional_by_default(mutation: T) -> T:
+    """Give each field of the root ``Mutation`` type :class:`InTransaction`, unless it declares
+    :class:`OwnTransaction`. Each field is one transaction, so in a document with several
+    mutation fields the ones that succeeded keep their writes."""
+    for field in get_object_definition(mutation, strict=True).fields:
+        if not any(isinstance(e, InTransaction | OwnTransaction) for e in field.extensions):
+            field.extensions.append(InTransaction())
+    return mutation
 
 
 def ctx(info: Any) -> EmbanContext:

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 
 from emban import models
 from emban.resolvers.analytics import AnalyticsMeta, AnalyticsResult, DataPoint
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, ctx
 from emban.services import dashboards, widgets
 
 
@@ -148,7 +148,6 @@ class DashboardQueries:
 @strawberry.type
 class DashboardMutations:
     @strawberry.mutation
-    @transactional
     async def create_dashboard(
         self,
         info: GqlInfo,
@@ -162,7 +161,6 @@ class DashboardMutations:
         return Dashboard.of(created)
 
     @strawberry.mutation
-    @transactional
     async def update_dashboard(
         self,
         info: GqlInfo,
@@ -181,31 +179,26 @@ class DashboardMutations:
         return Dashboard.of(updated)
 
     @strawberry.mutation
-    @transactional
     async def delete_dashboard(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await dashboards.delete_dashboard(actor=ctx(info).actor(), dashboard_id=str(id))
         return True
 
     @strawberry.mutation(description="Copy the draft to the published snapshot embeds show.")
-    @transactional
     async def publish_dashboard(self, info: GqlInfo, id: strawberry.ID) -> Dashboard:
         found = await dashboards.publish_dashboard(actor=ctx(info).actor(), dashboard_id=str(id))
         return Dashboard.of(found)
 
     @strawberry.mutation
-    @transactional
     async def unpublish_dashboard(self, info: GqlInfo, id: strawberry.ID) -> Dashboard:
         found = await dashboards.unpublish_dashboard(actor=ctx(info).actor(), dashboard_id=str(id))
         return Dashboard.of(found)
 
     @strawberry.mutation(description="Replace the draft with the last published snapshot (admin).")
-    @transactional
     async def restore_published(self, info: GqlInfo, id: strawberry.ID) -> Dashboard:
         found = await dashboards.restore_published(actor=ctx(info).actor(), dashboard_id=str(id))
         return Dashboard.of(found)
 
     @strawberry.mutation
-    @transactional
     async def add_dashboard_widget(
         self, info: GqlInfo, dashboard_id: strawberry.ID, widget: JSON
     ) -> DashboardWidget:
@@ -215,7 +208,6 @@ class DashboardMutations:
         return DashboardWidget.of(added)
 
     @strawberry.mutation
-    @transactional
     async def update_dashboard_widget(
         self, info: GqlInfo, dashboard_id: strawberry.ID, widget_id: strawberry.ID, patch: JSON
     ) -> DashboardWidget:
@@ -228,7 +220,6 @@ class DashboardMutations:
         return DashboardWidget.of(updated)
 
     @strawberry.mutation
-    @transactional
     async def delete_dashboard_widget(
         self, info: GqlInfo, dashboard_id: strawberry.ID, widget_id: strawberry.ID
     ) -> bool:
@@ -238,12 +229,10 @@ class DashboardMutations:
         return True
 
     @strawberry.mutation(description="Create a standalone widget (admin).")
-    @transactional
     async def create_widget(self, info: GqlInfo, config: JSON) -> Widget:
         return Widget.of(await widgets.create_widget(actor=ctx(info).actor(), config=config))
 
     @strawberry.mutation
-    @transactional
     async def update_widget(self, info: GqlInfo, id: strawberry.ID, patch: JSON) -> Widget:
         updated = await widgets.update_widget(
             actor=ctx(info).actor(), widget_id=str(id), patch=patch
@@ -251,12 +240,10 @@ class DashboardMutations:
         return Widget.of(updated)
 
     @strawberry.mutation
-    @transactional
     async def publish_widget(self, info: GqlInfo, id: strawberry.ID) -> Widget:
         return Widget.of(await widgets.publish_widget(actor=ctx(info).actor(), widget_id=str(id)))
 
     @strawberry.mutation
-    @transactional
     async def delete_widget(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await widgets.delete_widget(actor=ctx(info).actor(), widget_id=str(id))
         return True

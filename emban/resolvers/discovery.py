@@ -6,28 +6,29 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from emban.resolvers.context import GqlInfo, ctx
+from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
+from emban.resolvers.scalars import Int64
 from emban.services import discovery
 
 
 @strawberry.type
 class TopValue:
     value: str
-    count: int
+    count: Int64
 
 
 @strawberry.type
 class StringProperty:
     key: str
-    count: int
-    distinct_values: int
+    count: Int64
+    distinct_values: Int64
     top_values: list[TopValue]
 
 
 @strawberry.type
 class NumericProperty:
     key: str
-    count: int
+    count: Int64
     min: float
     avg: float
     max: float
@@ -36,8 +37,8 @@ class NumericProperty:
 @strawberry.type
 class DiscoveredEvent:
     event_name: str
-    count: int
-    unique_users: int
+    count: Int64
+    unique_users: Int64
     first_seen: str
     last_seen: str
     string_props: list[StringProperty]
@@ -47,21 +48,23 @@ class DiscoveredEvent:
     def of(cls, e: discovery.DiscoveredEvent) -> DiscoveredEvent:
         return cls(
             event_name=e.event_name,
-            count=e.count,
-            unique_users=e.unique_users,
+            count=Int64(e.count),
+            unique_users=Int64(e.unique_users),
             first_seen=_iso_ms(e.first_seen),
             last_seen=_iso_ms(e.last_seen),
             string_props=[
                 StringProperty(
                     key=p.key,
-                    count=p.count,
-                    distinct_values=p.distinct_values,
-                    top_values=[TopValue(value=v.value, count=v.count) for v in p.top_values],
+                    count=Int64(p.count),
+                    distinct_values=Int64(p.distinct_values),
+                    top_values=[
+                        TopValue(value=v.value, count=Int64(v.count)) for v in p.top_values
+                    ],
                 )
                 for p in e.string_props
             ],
             numeric_props=[
-                NumericProperty(key=p.key, count=p.count, min=p.min, avg=p.avg, max=p.max)
+                NumericProperty(key=p.key, count=Int64(p.count), min=p.min, avg=p.avg, max=p.max)
                 for p in e.numeric_props
             ],
         )
@@ -96,9 +99,11 @@ class DiscoveryQueries:
 class DiscoveryMutations:
     @strawberry.mutation(
         description="Create a draft dashboard from the discovered events (editor; same as "
-        "POST /v1/discover/auto-create)."
+        "POST /v1/discover/auto-create).",
+        extensions=[
+            OwnTransaction("the service scans ClickHouse first, then writes in its own transaction")
+        ],
     )
-    # No @transactional: the service scans ClickHouse first, then writes in its own transaction.
     async def auto_create_dashboard(self, info: GqlInfo) -> AutoCreatedDashboard:
         context = ctx(info)
         created = await discovery.auto_create(context.runtime, actor=context.actor())

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from emban.analytics.planner import PERIODS
 from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, ctx
 from emban.services import embed_revocations, embeds
 
 
@@ -209,7 +209,6 @@ class EmbedMutations:
     @strawberry.mutation(
         description="Revoke one embed session by id (the token's jti; admin); same as REST."
     )
-    @transactional
     async def revoke_embed_session(self, info: GqlInfo, id: strawberry.ID) -> RevokedEmbedSession:
         context = ctx(info)
         revoked = await embed_revocations.revoke_session(
@@ -221,7 +220,6 @@ class EmbedMutations:
         description="Revoke the environment's embed sessions issued up to now that match "
         "dashboardId and tenantId (both optional; admin); same as REST."
     )
-    @transactional
     async def revoke_embed_sessions(
         self,
         info: GqlInfo,
@@ -238,7 +236,6 @@ class EmbedMutations:
         return RevokedEmbedSessions(revoked=count)
 
     @strawberry.mutation(description="Mint a signed embed session (admin); same as REST.")
-    @transactional
     async def create_embed_session(
         self,
         info: GqlInfo,

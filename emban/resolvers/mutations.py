@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from emban.auth.cookies import clear_session_cookie, set_session_cookie
-from emban.resolvers.context import GqlInfo, ctx, transactional
+from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
 from emban.resolvers.types import (
     ApiKey,
     CreatedApiKey,
@@ -27,9 +27,12 @@ def _set_cookie(info: GqlInfo, token: str) -> None:
         set_session_cookie(context.response, context.runtime.settings, token)
 
 
+ARGON2_FIRST = "argon2 first, then the service's own transaction"
+
+
 @strawberry.type
 class Mutation:
-    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
+    @strawberry.mutation(extensions=[OwnTransaction(ARGON2_FIRST)])
     async def register(
         self, info: GqlInfo, email: str, password: str, name: str, org_name: str
     ) -> Registration:
@@ -51,7 +54,7 @@ class Mutation:
             api_key=CreatedApiKey(api_key=ApiKey.of(reg.api_key, env), key=reg.clear_key),
         )
 
-    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
+    @strawberry.mutation(extensions=[OwnTransaction(ARGON2_FIRST)])
     async def login(self, info: GqlInfo, email: str, password: str) -> LoginResult:
         context = ctx(info)
         result = await accounts.login(
@@ -61,7 +64,6 @@ class Mutation:
         return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)
 
     @strawberry.mutation
-    @transactional
     async def logout(self, info: GqlInfo) -> bool:
         await accounts.logout(actor=ctx(info).actor())
         response = ctx(info).response
@@ -69,7 +71,7 @@ class Mutation:
             clear_session_cookie(response)
         return True
 
-    @strawberry.mutation  # no @transactional: argon2 first, then the service's own transaction
+    @strawberry.mutation(extensions=[OwnTransaction(ARGON2_FIRST)])
     async def accept_invite(
         self, info: GqlInfo, token: str, password: str, name: str
     ) -> LoginResult:
@@ -81,7 +83,6 @@ class Mutation:
         return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)
 
     @strawberry.mutation
-    @transactional
     async def create_api_key(
         self, info: GqlInfo, label: str, scope: str, environment: str | None = None
     ) -> CreatedApiKey:
@@ -93,13 +94,11 @@ class Mutation:
         )
 
     @strawberry.mutation
-    @transactional
     async def delete_api_key(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await api_keys.delete_api_key(actor=ctx(info).actor(), key_id=str(id))
         return True
 
     @strawberry.mutation
-    @transactional
     async def invite_member(self, info: GqlInfo, email: str, role: str) -> CreatedInvite:
         context = ctx(info)
         created = await team.invite_member(
@@ -110,7 +109,6 @@ class Mutation:
         )
 
     @strawberry.mutation
-    @transactional
     async def change_member_role(self, info: GqlInfo, id: strawberry.ID, role: str) -> Member:
         membership, user = await team.change_role(
             actor=ctx(info).actor(), member_id=str(id), role=role
@@ -118,13 +116,11 @@ class Mutation:
         return Member.of(membership, user)
 
     @strawberry.mutation
-    @transactional
     async def remove_member(self, info: GqlInfo, id: strawberry.ID) -> bool:
         await team.remove_member(actor=ctx(info).actor(), member_id=str(id))
         return True
 
     @strawberry.mutation
-    @transactional
     async def update_org(
         self, info: GqlInfo, name: str | None = None, email: str | None = None
     ) -> Org:
@@ -133,7 +129,6 @@ class Mutation:
     @strawberry.mutation(
         description='Set who may frame the environment\'s embeds: ["*"] or origins (admin).'
     )
-    @transactional
     async def update_environment(
         self, info: GqlInfo, id: strawberry.ID, allowed_origins: list[str]
     ) -> Environment:
@@ -143,7 +138,6 @@ class Mutation:
         return Environment.of(environment)
 
     @strawberry.mutation
-    @transactional
     async def delete_org(self, info: GqlInfo) -> bool:
         context = ctx(info)
         await orgs.delete_org(context.runtime, actor=context.actor())

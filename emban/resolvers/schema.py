@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Iterator
+from enum import StrEnum
 from typing import Any
 
 import strawberry
@@ -13,20 +16,26 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import StreamExecutionResult
 
+from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
+from emban.resolvers.context import transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
 from emban.resolvers.embed import EmbedMutations, EmbedQueries
 from emban.resolvers.live import Subscription
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
+from emban.resolvers.scalars import SCALAR_MAP
 
 log = logging.getLogger("emban.graphql")
 
@@ -37,77 +46,108 @@ MAX_TOKENS = 2000
 
 def error_extensions(error: EmbanError) -> dict[str, Any]:
     """``extensions`` of a domain error: the GraphQL category, the REST code, the REST extras."""
-    return {"code": error.graphql_code, "reason": error.code, **error.extra}
+    return {"code": str(error.graphql_code), "reason": str(error.code), **error.extra}
 
 
-class EmbanErrors(MaskErrors):
-    """Domain errors keep their message and carry ``extensions.code`` plus the REST fields;
-    anything unexpected is logged and masked."""
+def domain_error(error: GraphQLError) -> EmbanError | None:
+    """The domain error behind a GraphQL error: what a resolver raised, or PostgreSQL's refusal
+    of a NUL character mapped to its 400; None for anything else."""
+    original = error.original_error
+    if isinstance(original, EmbanError):
+        return original
+    return None if original is None else refused_text(original)
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed: list[GraphQLError] = []
-        for error in errors:
-            original = error.original_error
-            if isinstance(original, EmbanError):
-                extensions = error_extensions(original)
-                processed.append(
-                    GraphQLError(
-                        original.message,
-                        nodes=error.nodes,
-                        source=error.source,
-                        positions=error.positions,
-                        path=error.path,
-                        extensions=extensions,
-                    )
-                )
-            elif original is None:
-                processed.append(error)  # syntax / validation errors are for the client to see
-            elif (refused := refused_text(original)) is not None:
-                processed.append(
-                    GraphQLError(
-                        refused.message,
-                        nodes=error.nodes,
-                        source=error.source,
-                        positions=error.positions,
-                        path=error.path,
-                        extensions=error_extensions(refused),
-                    )
-                )
-            else:
-                log.error("unexpected GraphQL error at %s", error.path, exc_info=original)
-                processed.append(self.anonymise_error(error))
-        return processed
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """``MaskErrors``' predicate: mask what a resolver raised that is not a domain error. Syntax
+    and validation errors (no original error) are for the client to see."""
+    return error.original_error is not None and domain_error(error) is None
+
+
+def with_extensions(error: GraphQLError) -> GraphQLError:
+    """A domain error as the client sees it: its own message, with ``extensions`` carrying the
+    category (``code``), the REST code (``reason``) and the REST extras (``field`` ...)."""
+    domain = domain_error(error)
+    if domain is None:
+        return error
+    return GraphQLError(
+        domain.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error_extensions(domain),
+    )
+
+
+def _fill_extensions(result: object) -> None:
+    errors: list[GraphQLError] | None = getattr(result, "errors", None)
+    if errors:
+        result.errors = [with_extensions(e) for e in errors]  # type: ignore[attr-defined]
+
+
+class DomainErrorExtensions(SchemaExtension):
+    """Gives domain errors their ``extensions`` once the operation (or each streamed result of a
+    subscription) is done; ``MaskErrors(should_mask_error=is_unexpected)`` masks the rest. The
+    two touch disjoint errors, so their order does not matter."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        _fill_extensions(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        _fill_extensions(result)
+        yield None
 
 
 class EmbanSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log only what is unexpected; domain errors are answers, not incidents."""
-        unexpected = [
-            e
-            for e in errors
-            if e.original_error is not None and not isinstance(e.original_error, EmbanError)
-        ]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        """Log what is unexpected, once, before it is masked; domain errors are answers, not
+        incidents."""
+        for error in errors:
+            if is_unexpected(error):
+                log.error(
+                    "unexpected GraphQL error at %s", error.path, exc_info=error.original_error
+                )
 
+
+def _exported_enum(codes: type[StrEnum], carried_in: str) -> type[StrEnum]:
+    doc = inspect.cleandoc(codes.__doc__ or "")
+    return strawberry.enum(codes, description=f"{doc}\n\nSent as a GraphQL error's {carried_in}.")
+
+
+# The error codes, exported as enums so clients can generate unions from the SDL. No field
+# returns them (a code travels in extensions, which the schema does not type).
+ERROR_CODE_TYPES = [
+    *(
+        _exported_enum(codes, "`extensions.reason` (REST: the error body's `code`)")
+        for codes in ERROR_CODE_ENUMS
+    ),
+    _exported_enum(ErrorCategory, "`extensions.code`"),
+]
 
 schema = EmbanSchema(
     query=merge_types(
         "Query", (Query, AnalyticsQueries, DashboardQueries, EmbedQueries, DiscoveryQueries)
     ),
-    mutation=merge_types(
-        "Mutation",
-        (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations, DiscoveryMutations),
+    mutation=transactional_by_default(
+        merge_types(
+            "Mutation",
+            (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations, DiscoveryMutations),
+        )
     ),
     subscription=Subscription,
+    types=ERROR_CODE_TYPES,
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: EmbanErrors(),
+        lambda: MaskErrors(should_mask_error=is_unexpected),
+        DomainErrorExtensions,
     ],
 )

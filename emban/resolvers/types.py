@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from emban import models
+from emban.resolvers.scalars import Int64, optional_int64
 from emban.services import billing
 from emban.services.accounts import Me
 
@@ -175,7 +176,7 @@ class AuditEntry:
 class PlanLimits:
     published_dashboards: int | None
     api_keys: int | None
-    events_per_month: int | None
+    events_per_month: Int64 | None
 
 
 @strawberry.type
@@ -198,7 +199,7 @@ class Plan:
             limits=PlanLimits(
                 published_dashboards=p.published_dashboards,
                 api_keys=p.api_keys,
-                events_per_month=p.events_per_month,
+                events_per_month=optional_int64(p.events_per_month),
             ),
             features=PlanFeatures(advanced_embed_permissions=p.advanced_embed_permissions),
         )

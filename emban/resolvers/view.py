@@ -39,9 +39,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 from strawberry.types.unset import UnsetType
 
-from emban.auth.client_address import request_client_address
-from emban.auth.cookies import SESSION_COOKIE
-from emban.auth.principal import Principal
+from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
+from emban.error_codes import EmbedErrorCode, LiveErrorCode
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
 from emban.resolvers.context import EmbanContext
 from emban.resolvers.schema import error_extensions
@@ -50,7 +49,7 @@ from emban.services import accounts, budgets, embed_revocations
 
 FORBIDDEN = 4403
 TOO_MANY = 4429
-EXPIRED = "embed_token_expired"
+EXPIRED = EmbedErrorCode.embed_token_expired
 
 
 def _now() -> float:
@@ -94,7 +93,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
         sockets = self.context.runtime.live.sockets
         self._socket_id = await sockets.open(principal.environment_id, principal.embed, self._close)
         if self._socket_id is None:
-            await self.websocket.close(code=TOO_MANY, reason="too_many_sockets")
+            await self.websocket.close(code=TOO_MANY, reason=LiveErrorCode.too_many_sockets.value)
             return
         self._expiry = asyncio.create_task(self._expire(principal.embed.expires_at))
         await self.send_message({"type": "connection_ack"})
@@ -105,7 +104,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
         # A timer may fire a hair early; never close before exp itself.
         await asyncio.sleep(max(0.0, expires_at - _now()))
         # Closing ends the handler, whose shutdown cancels this task: shield the close itself.
-        await asyncio.shield(self._close(FORBIDDEN, EXPIRED))
+        await asyncio.shield(self._close(FORBIDDEN, EXPIRED.value))
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closing or closed
@@ -122,11 +121,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
                 error = TooManySubscriptions(
                     f"at most {limit} subscriptions per socket", limit=limit
                 )
-                extensions: dict[str, Any] = {
-                    "code": error.graphql_code,
-                    "reason": error.code,
-                    **error.extra,
-                }
+                extensions = error_extensions(error)
                 await self.send_message(
                     {
                         "id": message["id"],
@@ -159,34 +154,23 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
         await super().shutdown()
 
 
-_CALLER_KEY: web.RequestKey[tuple[Principal | None, EmbanError | None]] = web.RequestKey(
-    "emban.graphql.caller"
-)
-
-
 def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-async def _caller(request: web.Request) -> tuple[Principal | None, EmbanError | None]:
-    """Authenticate once per request and, for an HTTP request, spend one request of the caller's
-    budget. An error is kept, not raised: resolvers that need a caller raise it, public ones
-    (register, login) still work with a stale cookie."""
-    if _CALLER_KEY not in request:
-        runtime = request.app[RUNTIME_KEY]
+async def _caller(request: web.Request) -> Caller:
+    """The caller ``caller_middleware`` resolved; an HTTP request with one spends one request of
+    its budget (a socket spends it at connection_init, in on_ws_connect, with its token). A
+    budget refusal becomes the caller's error. Errors are kept, not raised: resolvers that need a
+    caller raise them, public ones (register, login) still work with a stale cookie."""
+    caller = caller_of(request)
+    if caller.principal is not None and not _is_websocket(request):
         try:
-            principal = await accounts.authenticate(
-                authorization=request.headers.get("Authorization"),
-                session_cookie=request.cookies.get(SESSION_COOKIE),
-                ip=request_client_address(request, runtime.settings.trusted_proxies),
-            )
-            # A socket spends its budget at connection_init (on_ws_connect), with its token.
-            if principal is not None and not _is_websocket(request):
-                await budgets.charge_request(runtime, principal)
-            request[_CALLER_KEY] = (principal, None)
-        except EmbanError as error:
-            request[_CALLER_KEY] = (None, error)
-    return request[_CALLER_KEY]
+            await charge_request(request, caller.principal)
+        except RateLimited as error:
+            caller = Caller(None, error)
+            request[CALLER_KEY] = caller
+    return caller
 
 
 class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
@@ -202,7 +186,7 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Over budget: 429 with Retry-After and the error in GraphQL shape; nothing executes."""
         if not _is_websocket(request):
-            _, error = await _caller(request)
+            error = (await _caller(request)).error
             if isinstance(error, RateLimited):
                 body = {
                     "data": None,
@@ -221,8 +205,10 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
     ) -> EmbanContext:
         runtime = request.app[RUNTIME_KEY]
         http_response = response if isinstance(response, web.Response) else None
-        principal, error = await _caller(request)
-        return EmbanContext(runtime, request, http_response, principal, auth_error=error)
+        caller = await _caller(request)
+        return EmbanContext(
+            runtime, request, http_response, caller.principal, auth_error=caller.error
+        )
 
     async def on_ws_connect(self, context: EmbanContext) -> UnsetType | dict[str, object] | None:
         """A live embed authenticates with ``connection_init`` ``{"token": "<embed token>"}``;
@@ -230,7 +216,7 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
         4429 ``rate_limited`` (a socket spends one request of the budget)."""
         token = (context.connection_params or {}).get("token")
         if not isinstance(token, str) or not token:
-            raise ConnectionRejectionError({"reason": "embed token required"})
+            raise ConnectionRejectionError({"reason": EmbedErrorCode.embed_token_required.value})
         try:
             principal = await accounts.authenticate(
                 authorization=f"Bearer {token}", session_cookie=None, ip=context.ip
@@ -238,7 +224,7 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
         except EmbanError as error:
             raise ConnectionRejectionError({"reason": error.code}) from None
         if principal is None or principal.kind != "embed":
-            raise ConnectionRejectionError({"reason": "embed token required"})
+            raise ConnectionRejectionError({"reason": EmbedErrorCode.embed_token_required.value})
         try:
             await budgets.charge_request(context.runtime, principal)
         except RateLimited as error:

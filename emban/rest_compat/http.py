@@ -13,25 +13,23 @@ import msgspec
 from aiohttp import web
 
 from emban.auth.client_address import request_client_address
-from emban.auth.cookies import SESSION_COOKIE
 from emban.auth.principal import Principal
+from emban.caller import caller_of, charge_request
+from emban.error_codes import RequestErrorCode
 from emban.errors import (
     BadRequest,
     EmbanError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    Unauthenticated,
 )
 from emban.metadata import refused_text
 from emban.runtime import RUNTIME_KEY, Runtime
-from emban.services import accounts, budgets
 
 log = logging.getLogger("emban.http")
 
 MAX_JSON_BODY = 1024 * 1024
 MAX_INGEST_BODY = 10 * 1024 * 1024
-_PRINCIPAL_KEY: web.RequestKey[Principal | None] = web.RequestKey("emban.principal")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -88,7 +86,7 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BODY) -> 
     try:
         value = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", field="body")
     return value
@@ -98,7 +96,7 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
     """Decode and type-check a JSON body; a 400 names the offending field."""
     body = await read_body(request, limit)
     if not body.strip():
-        raise BadRequest("request body must be a JSON object", code="invalid_json")
+        raise BadRequest("request body must be a JSON object", code=RequestErrorCode.invalid_json)
     try:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
@@ -107,31 +105,18 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         field = match.group(1) if match else None
         if field:
             raise BadRequest(f"{field}: {message.split(' - at ')[0]}", field=field) from None
-        raise BadRequest(message, code="invalid_body") from None
+        raise BadRequest(message, code=RequestErrorCode.invalid_body) from None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-
-
-async def optional_principal(request: web.Request, *, budgeted: bool = True) -> Principal | None:
-    """The caller, resolved once per request; the first resolution spends one request from the
-    caller's budget (429 beyond it) unless the route is ``budgeted=False`` (ingest)."""
-    if _PRINCIPAL_KEY not in request:
-        principal = await accounts.authenticate(
-            authorization=request.headers.get("Authorization"),
-            session_cookie=request.cookies.get(SESSION_COOKIE),
-            ip=client_ip(request),
-        )
-        if principal is not None and budgeted:
-            await budgets.charge_request(runtime(request), principal)
-        request[_PRINCIPAL_KEY] = principal
-    return request[_PRINCIPAL_KEY]
+        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
 
 
 async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
-    """The authenticated caller; 401 when the request carries no credentials."""
-    principal = await optional_principal(request, budgeted=budgeted)
-    if principal is None:
-        raise Unauthenticated("authentication required", code="unauthenticated")
+    """The authenticated caller (resolved by ``caller_middleware``); 401 when the request carries
+    no or bad credentials. Reading it spends one request of the caller's budget (429 beyond
+    it), once per request, unless the route is ``budgeted=False`` (ingest)."""
+    principal = caller_of(request).require()
+    if budgeted:
+        await charge_request(request, principal)
     return principal
 
 
@@ -153,7 +138,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(error)
     except web.HTTPException as exc:
         if exc.status == 404:
-            return error_response(NotFound("no such route", code="route_not_found"))
+            return error_response(NotFound("no such route", code=RequestErrorCode.route_not_found))
         if exc.status == 405:
             response = error_response(
                 MethodNotAllowed(f"{request.method} is not allowed on this route")
@@ -174,6 +159,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path
         )
         return json_response(
-            {"error": "internal error", "code": "internal_error", "request_id": request_id},
+            {
+                "error": "internal error",
+                "code": RequestErrorCode.internal_error.value,
+                "request_id": request_id,
+            },
             status=500,
         )

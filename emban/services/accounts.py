@@ -10,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 
 from emban.auth import credentials, embed_tokens
 from emban.auth.principal import Principal
+from emban.error_codes import AuthErrorCode, TeamErrorCode
 from emban.errors import (
     BadRequest,
     Conflict,
@@ -102,11 +103,13 @@ async def create_org_with_owner(
     name = clean_name(name, "name")
     org_name = clean_name(org_name, "org_name")
     if await User.exists(email=email):
-        raise Conflict("this email is already registered", code="email_registered")
+        raise Conflict("this email is already registered", code=AuthErrorCode.email_registered)
     try:
         user = await User.create(email=email, name=name, password_hash=password_hash)
     except IntegrityError:
-        raise Conflict("this email is already registered", code="email_registered") from None
+        raise Conflict(
+            "this email is already registered", code=AuthErrorCode.email_registered
+        ) from None
     org = await Org.create(
         name=org_name, email=email, plan=rt.settings.default_plan, is_demo=is_demo
     )
@@ -157,7 +160,7 @@ async def register(
     clean_name(name, "name")
     clean_name(org_name, "org_name")
     if await User.exists(email=email):  # answer a taken email without spending a hash on it
-        raise Conflict("this email is already registered", code="email_registered")
+        raise Conflict("this email is already registered", code=AuthErrorCode.email_registered)
     password_hash = await credentials.hash_password(password)
     async with transaction():
         return await create_org_with_owner(
@@ -195,11 +198,11 @@ async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> Lo
             raise RateLimited("too many login attempts; try again later", retry_after=wait)
     user = await User.get_or_none(email=normalized) if storable(normalized) else None
     if not await credentials.verify_password(user.password_hash if user else None, password):
-        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+        raise Unauthenticated(BAD_LOGIN, code=AuthErrorCode.invalid_credentials)
     assert user is not None
     membership = await Membership.filter(user_id=user.id).order_by("created_at").first()
     if membership is None:
-        raise Unauthenticated(BAD_LOGIN, code="invalid_credentials")
+        raise Unauthenticated(BAD_LOGIN, code=AuthErrorCode.invalid_credentials)
     await rt.limiter.reset(source_key)
     async with transaction():
         org = await Org.get(id=membership.org_id)
@@ -218,7 +221,9 @@ async def logout(*, actor: Principal) -> None:
     """Delete the server-side session row; the old cookie then fails with 401."""
     actor.require_console()  # an ingest key is refused (403) like on every console route
     if actor.kind != "session" or actor.session_id is None:
-        raise BadRequest("logout needs a console session, not an API key", code="not_a_session")
+        raise BadRequest(
+            "logout needs a console session, not an API key", code=AuthErrorCode.not_a_session
+        )
     await UserSession.filter(id=actor.session_id).delete()
     await audit.record(actor, "session.logout", "user", actor.user_id)
 
@@ -232,17 +237,19 @@ async def accept_invite(
     password = clean_password(password)
     name = clean_name(name, "name")
     if await User.exists(email=invite.email):
-        raise Conflict("this email is already registered", code="email_registered")
+        raise Conflict("this email is already registered", code=AuthErrorCode.email_registered)
     password_hash = await credentials.hash_password(password)
     async with transaction():
         # Read again inside the transaction: the invite may have been used while we hashed.
         invite = await _usable_invite(token)
         if await User.exists(email=invite.email):
-            raise Conflict("this email is already registered", code="email_registered")
+            raise Conflict("this email is already registered", code=AuthErrorCode.email_registered)
         try:
             user = await User.create(email=invite.email, name=name, password_hash=password_hash)
         except IntegrityError:
-            raise Conflict("this email is already registered", code="email_registered") from None
+            raise Conflict(
+                "this email is already registered", code=AuthErrorCode.email_registered
+            ) from None
         membership = await Membership.create(
             org_id=invite.org_id, user_id=user.id, role=invite.role
         )
@@ -264,32 +271,32 @@ async def accept_invite(
 async def _usable_invite(token: str) -> Invite:
     invite = await Invite.get_or_none(token_hash=credentials.token_digest(token))
     if invite is None:
-        raise NotFound("this invite does not exist", code="invite_not_found")
+        raise NotFound("this invite does not exist", code=TeamErrorCode.invite_not_found)
     if invite.accepted_at is not None:
-        raise BadRequest("this invite has already been used", code="invite_used")
+        raise BadRequest("this invite has already been used", code=TeamErrorCode.invite_used)
     if invite.expires_at <= _now():
-        raise BadRequest("this invite has expired", code="invite_expired")
+        raise BadRequest("this invite has expired", code=TeamErrorCode.invite_expired)
     return invite
 
 
 async def principal_from_session(token: str, ip: str | None) -> Principal:
     session = await UserSession.get_or_none(token_hash=credentials.token_digest(token))
     if session is None or not credentials.digests_match(session.token_hash, token):
-        raise Unauthenticated("session is invalid or has ended", code="invalid_session")
+        raise Unauthenticated("session is invalid or has ended", code=AuthErrorCode.invalid_session)
     if session.expires_at <= _now():
         await session.delete()
-        raise Unauthenticated("session has expired", code="session_expired")
+        raise Unauthenticated("session has expired", code=AuthErrorCode.session_expired)
     membership = await Membership.get_or_none(org_id=session.org_id, user_id=session.user_id)
     user = await User.get_or_none(id=session.user_id)
     if membership is None or user is None:
-        raise Unauthenticated("session is invalid or has ended", code="invalid_session")
+        raise Unauthenticated("session is invalid or has ended", code=AuthErrorCode.invalid_session)
     return session_principal(user, membership, session.environment_id, ip, session.id)
 
 
 async def principal_from_api_key(key: str, ip: str | None) -> Principal:
     api_key = await ApiKey.get_or_none(key_hash=credentials.token_digest(key))
     if api_key is None or not credentials.digests_match(api_key.key_hash, key):
-        raise Unauthenticated("API key is invalid or revoked", code="invalid_api_key")
+        raise Unauthenticated("API key is invalid or revoked", code=AuthErrorCode.invalid_api_key)
     now = _now()
     last = api_key.last_used_at
     if last is None or (now - last).total_seconds() > API_KEY_TOUCH_SECONDS:
@@ -315,7 +322,7 @@ async def authenticate(
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthenticated(
-                "Authorization must be 'Bearer <key>'", code="invalid_auth_header"
+                "Authorization must be 'Bearer <key>'", code=AuthErrorCode.invalid_auth_header
             )
         value = value.strip()
         if embed_tokens.looks_like_embed_token(value):
@@ -330,7 +337,7 @@ async def authenticate(
 
 def require_principal(principal: Principal | None) -> Principal:
     if principal is None:
-        raise Unauthenticated("authentication required", code="unauthenticated")
+        raise Unauthenticated("authentication required", code=AuthErrorCode.unauthenticated)
     return principal
 
 
@@ -347,7 +354,9 @@ async def whoami(*, actor: Principal) -> Me:
     """Identity is readable by API keys (ingest keys included: they can check themselves) and
     sessions, not by embed tokens: the browser holding one must not learn the org's details."""
     if actor.kind == "embed":
-        raise Forbidden("embed tokens can only read their dashboard", code="insufficient_scope")
+        raise Forbidden(
+            "embed tokens can only read their dashboard", code=AuthErrorCode.insufficient_scope
+        )
     user = await User.get_or_none(id=actor.user_id) if actor.user_id else None
     org = await Org.get(id=actor.org_id)
     environment = await Environment.get(id=actor.environment_id)

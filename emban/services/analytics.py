@@ -11,6 +11,7 @@ from typing import Any
 from emban.analytics.planner import Point, QuerySpec, Scope, plan_query, shape_rows
 from emban.analytics.store import ClickHouseError
 from emban.auth.principal import Principal
+from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest
 from emban.runtime import Runtime
 
@@ -33,7 +34,7 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
         result = await rt.events.query(plan.sql, plan.params)
     except ClickHouseError as exc:
         raise BadRequest(
-            f"query failed: {str(exc).splitlines()[0][:300]}", code="query_failed"
+            f"query failed: {str(exc).splitlines()[0][:300]}", code=QueryErrorCode.query_failed
         ) from exc
     slots = len(plan.buckets) * (max(1, len(result.rows)) if plan.grouped else 1)
     if slots + len(result.rows) > SHAPE_INLINE_SLOTS:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from emban.auth import credentials
 from emban.auth.principal import Principal
+from emban.error_codes import OrgErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import KEY_SCOPES, ApiKey, Environment, Org
 from emban.services import audit, billing
@@ -76,6 +77,6 @@ async def delete_api_key(*, actor: Principal, key_id: str) -> None:
     actor.require_role("admin")
     api_key = await in_org(ApiKey, actor).get_or_none(id=key_id) if lookupable(key_id) else None
     if api_key is None:
-        raise NotFound("API key not found", code="api_key_not_found")
+        raise NotFound("API key not found", code=OrgErrorCode.api_key_not_found)
     await api_key.delete()
     await audit.record(actor, "api_key.delete", "api_key", key_id, {"label": api_key.label})

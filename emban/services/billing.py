@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from emban.auth.principal import Principal
+from emban.error_codes import OrgErrorCode, PlanErrorCode
 from emban.errors import BadRequest, NotFound, PlanLimitExceeded
 from emban.metadata import metadata_opened
 from emban.models import Org
@@ -43,9 +44,9 @@ PLAN_SPECS: dict[str, Plan] = {
 }
 
 _LIMIT_MESSAGES = {
-    "published_dashboards": ("published_dashboards_limit", "published dashboard limit"),
-    "api_keys": ("api_keys_limit", "API key limit"),
-    "events_per_month": ("events_limit", "monthly events limit"),
+    "published_dashboards": (PlanErrorCode.published_dashboards_limit, "published dashboard limit"),
+    "api_keys": (PlanErrorCode.api_keys_limit, "API key limit"),
+    "events_per_month": (PlanErrorCode.events_limit, "monthly events limit"),
 }
 
 
@@ -79,7 +80,7 @@ def check_limit(org: Org, resource: str, used: int, adding: int = 1) -> None:
     )
 
 
-def check_feature(org: Org, feature: str, code: str) -> None:
+def check_feature(org: Org, feature: str, code: PlanErrorCode) -> None:
     """Raise a 402 when the org's plan lacks a feature flag (e.g. advanced embed permissions)."""
     plan = plan_of(org)
     if getattr(plan, feature):
@@ -113,7 +114,7 @@ async def set_plan(org_id: str, plan: str) -> Org:
     validate_plan(plan)
     org = await Org.get_or_none(id=org_id)
     if org is None:
-        raise NotFound(f"no org {org_id}", code="org_not_found")
+        raise NotFound(f"no org {org_id}", code=OrgErrorCode.org_not_found)
     previous = org.plan
     org.plan = plan
     await org.save(update_fields=["plan", "updated_at"])

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emban.auth.principal import Principal
+from emban.error_codes import DashboardErrorCode
 from emban.errors import BadRequest, Conflict, NotFound
 from emban.models import Dashboard, Org
 from emban.services import audit, billing
@@ -52,7 +53,7 @@ async def get_own(actor: Principal, dashboard_id: str) -> Dashboard:
         else None
     )
     if found is None:
-        raise NotFound("dashboard not found", code="dashboard_not_found")
+        raise NotFound("dashboard not found", code=DashboardErrorCode.dashboard_not_found)
     return found
 
 
@@ -175,7 +176,9 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
     actor.require_role("admin")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.published is None:
-        raise Conflict("this dashboard has never been published", code="never_published")
+        raise Conflict(
+            "this dashboard has never been published", code=DashboardErrorCode.never_published
+        )
     dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
     dashboard.name = dashboard.published.get("name", dashboard.name)
     dashboard.description = dashboard.published.get("description", dashboard.description)
@@ -191,7 +194,9 @@ async def add_widget(*, actor: Principal, dashboard_id: str, widget: Any) -> dic
     clean = validate_widget(widget)
     widgets = draft_widgets(dashboard)
     if any(w["id"] == clean["id"] for w in widgets):
-        raise Conflict(f"widget {clean['id']!r} already exists", code="widget_exists")
+        raise Conflict(
+            f"widget {clean['id']!r} already exists", code=DashboardErrorCode.widget_exists
+        )
     dashboard.draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(
@@ -221,7 +226,9 @@ async def update_widget(
             widgets = [*widgets[:index], merged, *widgets[index + 1 :]]
             break
     else:
-        raise NotFound("widget not found in this dashboard", code="widget_not_found")
+        raise NotFound(
+            "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
+        )
     dashboard.draft = {**dashboard.draft, "widgets": widgets}
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(
@@ -240,7 +247,9 @@ async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) 
     widgets = draft_widgets(dashboard)
     remaining = [w for w in widgets if w["id"] != widget_id]
     if len(remaining) == len(widgets):
-        raise NotFound("widget not found in this dashboard", code="widget_not_found")
+        raise NotFound(
+            "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
+        )
     dashboard.draft = {**dashboard.draft, "widgets": remaining}
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(

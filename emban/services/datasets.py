@@ -8,6 +8,7 @@ from emban.analytics import catalog
 from emban.analytics.planner import Scope, iso_seconds
 from emban.analytics.tables import VISIBLE_DATASETS
 from emban.auth.principal import Principal
+from emban.error_codes import QueryErrorCode
 from emban.errors import NotFound
 from emban.runtime import Runtime
 
@@ -65,5 +66,5 @@ async def list_datasets(rt: Runtime, *, actor: Principal) -> list[Dataset]:
 async def dataset_ddl(rt: Runtime, *, actor: Principal, name: str) -> str:
     actor.require_role("admin")
     if name not in VISIBLE_DATASETS:
-        raise NotFound(f"no dataset named {name!r}", code="dataset_not_found")
+        raise NotFound(f"no dataset named {name!r}", code=QueryErrorCode.dataset_not_found)
     return await catalog.show_create(rt.events, name)

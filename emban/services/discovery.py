@@ -28,6 +28,7 @@ from emban.analytics import discovery as engine
 from emban.analytics.planner import Scope, default_granularity
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.auth.principal import Principal
+from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest
 from emban.models import Dashboard
 from emban.runtime import Runtime
@@ -287,7 +288,9 @@ async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     actor.require_role("editor")
     events = await _scan(rt, Scope(actor.org_id, actor.environment_id))
     if not events:
-        raise BadRequest("no events found in this environment: send events first", code="no_events")
+        raise BadRequest(
+            "no events found in this environment: send events first", code=QueryErrorCode.no_events
+        )
     widgets = plan_widgets(events, datetime.now(UTC))
     async with transaction():
         dashboard = await dashboards.create_dashboard(

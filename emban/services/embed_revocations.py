@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emban.auth.principal import Principal
+from emban.error_codes import EmbedErrorCode
 from emban.errors import BadRequest, NotFound, Unauthenticated
 from emban.live.sockets import RevocationRule
 from emban.models import AuditLog, EmbedRevocation
@@ -38,7 +39,6 @@ from emban.services.validation import lookupable
 
 SESSION_REVOKED = "embed_session.revoked"
 SESSIONS_REVOKED = "embed_sessions.revoked"
-REVOKED_CODE = "embed_token_revoked"
 CACHE_SECONDS = 5.0
 _CACHE_LIMIT = 10_000  # environments remembered at once
 
@@ -89,7 +89,9 @@ async def check_not_revoked(principal: Principal) -> None:
         return
     for rule in await rules_for(principal.environment_id):
         if rule.matches(principal.environment_id, grant):
-            raise Unauthenticated("embed session has been revoked", code=REVOKED_CODE)
+            raise Unauthenticated(
+                "embed session has been revoked", code=EmbedErrorCode.embed_token_revoked
+            )
 
 
 # --- revoking --------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ async def revoke_session(rt: Runtime, *, actor: Principal, session_id: str) -> s
     )
     session = _listed(row.metadata, actor.environment_id) if row is not None else None
     if session is None or session.expires_at <= now - embeds.MAX_TTL:
-        raise NotFound("no such embed session", code="embed_session_not_found")
+        raise NotFound("no such embed session", code=EmbedErrorCode.embed_session_not_found)
     rule = RevocationRule(
         environment_id=session.environment_id,
         issued_before=max(now, session.issued_at),

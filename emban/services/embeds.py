@@ -50,6 +50,7 @@ from emban.analytics.planner import (
 )
 from emban.auth.embed_tokens import mint_embed_token
 from emban.auth.principal import EmbedGrant, Principal
+from emban.error_codes import DashboardErrorCode, EmbedErrorCode, PlanErrorCode
 from emban.errors import BadRequest, Forbidden, NotFound, RateLimited
 from emban.models import AuditLog, Dashboard, Environment, Org
 from emban.runtime import Runtime
@@ -71,9 +72,7 @@ MAX_ITEMS = 50  # per permission list / filter object: tokens travel in URLs
 MAX_RANGE_DAYS = 3_650
 MAX_BUCKETS = 1_000  # a changed window keeps the widget's granularity up to this many buckets
 MAX_LISTED_SESSIONS = 500
-ADVANCED = "advanced_embed_permissions"
-FILTER_FORBIDDEN = "embed_filter_forbidden"
-DRILL_FORBIDDEN = "embed_drill_forbidden"
+ADVANCED = "advanced_embed_permissions"  # the plan feature flag
 
 DEMO_TENANT = "demo_workspace"
 DEMO_TTL = 3_600
@@ -365,7 +364,9 @@ async def create_embed_session(
     dashboard = await get_own(actor, dashboard_id)
     granted = validate_permissions(permissions, dashboard)
     if granted.advanced:
-        billing.check_feature(await Org.get(id=actor.org_id), ADVANCED, code=ADVANCED)
+        billing.check_feature(
+            await Org.get(id=actor.org_id), ADVANCED, code=PlanErrorCode.advanced_embed_permissions
+        )
     environment = await Environment.get(id=actor.environment_id)
     return await _mint(
         rt,
@@ -462,7 +463,9 @@ async def demo_embed_url(
         await Environment.get_or_none(org_id=org.id, name="production") if org is not None else None
     )
     if org is None or dashboard is None or environment is None:
-        raise NotFound("no demo dashboard is seeded (run `emban demo`)", code="demo_not_seeded")
+        raise NotFound(
+            "no demo dashboard is seeded (run `emban demo`)", code=EmbedErrorCode.demo_not_seeded
+        )
     return await _mint(
         rt,
         Principal.operator(org.id, environment.id),
@@ -610,7 +613,7 @@ def embed_grant(actor: Principal) -> EmbedGrant:
     if actor.kind != "embed" or actor.embed is None:
         raise Forbidden(
             "this needs an embed token (Authorization: Bearer <token>)",
-            code="embed_token_required",
+            code=EmbedErrorCode.embed_token_required,
         )
     return actor.embed
 
@@ -685,7 +688,9 @@ async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
         else None
     )
     if found is None or not found.is_published or found.published is None:
-        raise NotFound("this dashboard is not published", code="dashboard_not_published")
+        raise NotFound(
+            "this dashboard is not published", code=EmbedErrorCode.dashboard_not_published
+        )
     hidden = set(EmbedPermissions.of_claims(grant.permissions).hidden_widgets)
     widgets = published_widgets(found)
     return EmbedDashboard(
@@ -696,7 +701,9 @@ async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
     )
 
 
-def _forbidden(message: str, name: str, code: str = FILTER_FORBIDDEN) -> Forbidden:
+def _forbidden(
+    message: str, name: str, code: EmbedErrorCode = EmbedErrorCode.embed_filter_forbidden
+) -> Forbidden:
     return Forbidden(message, code=code, field=name)
 
 
@@ -825,7 +832,11 @@ def check_embed_filters(
                 raise _forbidden(f"date ranges must lie within {words} in this embed", outside)
     if drill is not None:
         if not permissions.allow_drill_down:
-            raise _forbidden("drill-down is not allowed in this embed", "drill", DRILL_FORBIDDEN)
+            raise _forbidden(
+                "drill-down is not allowed in this embed",
+                "drill",
+                EmbedErrorCode.embed_drill_forbidden,
+            )
         property_key(drill.dimension, "drill.dimension")
         value = _string(drill.value, "drill.value")
         _check_dimension(drill.dimension, value, permissions, exposure, "drill.dimension")
@@ -934,7 +945,9 @@ async def embed_widget_data(
     dashboard = await embed_dashboard(actor=actor)
     widget = next((w for w in dashboard.widgets if w["id"] == widget_id), None)
     if widget is None:
-        raise NotFound("widget not found in this dashboard", code="widget_not_found")
+        raise NotFound(
+            "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
+        )
     return await embed_widget_result(
         rt,
         actor=actor,

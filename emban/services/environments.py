@@ -21,6 +21,7 @@ from typing import Any
 
 from emban.auth.embed_tokens import signed_environment
 from emban.auth.principal import Principal
+from emban.error_codes import OrgErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import Environment
 from emban.services import audit
@@ -128,7 +129,7 @@ async def update_environment(
         else None
     )
     if environment is None:
-        raise NotFound("environment not found", code="environment_not_found")
+        raise NotFound("environment not found", code=OrgErrorCode.environment_not_found)
     cleaned = clean_allowed_origins(allowed_origins)
     previous = list(environment.allowed_origins)
     if cleaned != previous:

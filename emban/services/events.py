@@ -16,6 +16,7 @@ from tortoise.expressions import F
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
 from emban.auth.principal import Principal
+from emban.error_codes import AuthErrorCode, RequestErrorCode
 from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
@@ -73,7 +74,7 @@ def _decode_any(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # e.g. 1e999: out of range
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
 
 
 def generated_event_ids(count: int) -> Iterator[str]:
@@ -92,7 +93,7 @@ def parse_events(body: bytes, *, org_id: str, environment_id: str, now: datetime
     except msgspec.ValidationError:
         decoded = None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
     if decoded is None or not 0 < len(decoded.events) <= MAX_EVENTS:
         return validate_events(
             _decode_any(body), org_id=org_id, environment_id=environment_id, now=now
@@ -248,7 +249,7 @@ async def ingest_events(rt: Runtime, *, actor: Principal, body: bytes) -> int:
     """
     if actor.scope not in ("admin", "ingest"):
         raise Forbidden(
-            "events are sent with an admin or ingest API key", code="insufficient_scope"
+            "events are sent with an admin or ingest API key", code=AuthErrorCode.insufficient_scope
         )
     now = datetime.now(UTC)
     parse = functools.partial(

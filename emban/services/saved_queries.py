@@ -5,6 +5,7 @@ from __future__ import annotations
 from emban.analytics.adhoc import validate_adhoc
 from emban.analytics.tables import VISIBLE_DATASETS
 from emban.auth.principal import Principal
+from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import SavedQuery
 from emban.services import audit
@@ -37,7 +38,7 @@ async def _find(actor: Principal, query_id: str) -> SavedQuery:
     if lookupable(query_id):
         saved = await in_org(SavedQuery, actor).get_or_none(id=query_id)
     if saved is None:
-        raise NotFound("saved query not found", code="saved_query_not_found")
+        raise NotFound("saved query not found", code=QueryErrorCode.saved_query_not_found)
     return saved
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from emban.auth import credentials
 from emban.auth.principal import ROLE_RANK, Principal
+from emban.error_codes import AuthErrorCode, TeamErrorCode
 from emban.errors import BadRequest, Conflict, Forbidden, NotFound
 from emban.models import Invite, Membership, User, UserSession
 from emban.runtime import Runtime
@@ -50,14 +51,18 @@ async def invite_member(rt: Runtime, *, actor: Principal, email: str, role: str)
         raise BadRequest("role must be viewer, editor or admin", field="role")
     member_ids = await in_org(Membership, actor).values_list("user_id", flat=True)
     if await User.filter(email=email, id__in=list(member_ids)).exists():
-        raise Conflict("this email is already a member of the org", code="already_member")
+        raise Conflict(
+            "this email is already a member of the org", code=TeamErrorCode.already_member
+        )
     now = datetime.now(UTC)
     if (
         await in_org(Invite, actor)
         .filter(email=email, accepted_at__isnull=True, expires_at__gt=now)
         .exists()
     ):
-        raise Conflict("an invite for this email is already pending", code="invite_pending")
+        raise Conflict(
+            "an invite for this email is already pending", code=TeamErrorCode.invite_pending
+        )
     token = credentials.new_session_token()
     invite = await Invite.create(
         org_id=actor.org_id,
@@ -77,7 +82,7 @@ async def _member(actor: Principal, member_id: str) -> Membership:
         await in_org(Membership, actor).get_or_none(id=member_id) if lookupable(member_id) else None
     )
     if membership is None:
-        raise NotFound("member not found", code="member_not_found")
+        raise NotFound("member not found", code=TeamErrorCode.member_not_found)
     return membership
 
 
@@ -92,7 +97,7 @@ async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[M
     await lock_org(actor)
     membership = await _member(actor, member_id)
     if membership.role == "owner" and role != "owner" and await _owner_count(actor) <= 1:
-        raise Conflict("the last owner cannot be demoted", code="last_owner")
+        raise Conflict("the last owner cannot be demoted", code=TeamErrorCode.last_owner)
     previous = membership.role
     membership.role = role
     await membership.save(update_fields=["role"])
@@ -108,9 +113,9 @@ async def remove_member(*, actor: Principal, member_id: str) -> None:
     await lock_org(actor)
     membership = await _member(actor, member_id)
     if ROLE_RANK[membership.role] > ROLE_RANK[actor.role or "viewer"]:
-        raise Forbidden("only an owner can remove an owner", code="owner_required")
+        raise Forbidden("only an owner can remove an owner", code=AuthErrorCode.owner_required)
     if membership.role == "owner" and await _owner_count(actor) <= 1:
-        raise Conflict("the last owner cannot be removed", code="last_owner")
+        raise Conflict("the last owner cannot be removed", code=TeamErrorCode.last_owner)
     user_id = membership.user_id
     await membership.delete()
     await UserSession.filter(user_id=user_id, org_id=actor.org_id).delete()

@@ -6,15 +6,21 @@ import re
 from typing import Any
 
 from emban.errors import BadRequest
+from emban.ids import ID_LENGTH, lookupable, storable
+
+__all__ = [
+    "ID_LENGTH",
+    "clean_email",
+    "clean_name",
+    "clean_password",
+    "lookupable",
+    "require_storable",
+    "storable",
+]
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD = 8
-
-
-def storable(value: str) -> bool:
-    """False for text PostgreSQL cannot store or compare (a NUL character): look nothing up."""
-    return "\x00" not in value
 
 
 def require_storable(value: Any, field: str) -> None:
@@ -31,15 +37,6 @@ def require_storable(value: Any, field: str) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             require_storable(item, f"{field}[{index}]")
-
-
-ID_LENGTH = 32  # every public id (org_…, key_…, mem_…, sq_…) fits in 32 characters
-
-
-def lookupable(value: str, max_length: int = ID_LENGTH) -> bool:
-    """False when no stored row can match: a NUL, or longer than the column (the ORM refuses
-    such a lookup value instead of finding nothing)."""
-    return storable(value) and len(value) <= max_length
 
 
 def clean_email(value: str, field: str = "email") -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from emban.analytics.planner import QuerySpec, Scope
 from emban.auth.principal import Principal
+from emban.error_codes import DashboardErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import Widget
 from emban.runtime import Runtime
@@ -23,7 +24,7 @@ PREVIEW_ID = "preview"
 async def _own(actor: Principal, widget_id: str) -> Widget:
     found = await in_org(Widget, actor).get_or_none(id=widget_id) if lookupable(widget_id) else None
     if found is None:
-        raise NotFound("widget not found", code="widget_not_found")
+        raise NotFound("widget not found", code=DashboardErrorCode.widget_not_found)
     return found
 
 
