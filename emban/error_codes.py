@@ -137,6 +137,13 @@ class LiveErrorCode(StrEnum):
     too_many_cohorts = "too_many_cohorts"
 
 
+class AlertErrorCode(StrEnum):
+    """Alert rules, scheduled reports and their webhooks."""
+
+    alert_not_found = "alert_not_found"
+    report_not_found = "report_not_found"
+
+
 class ErrorCategory(StrEnum):
     """A GraphQL error's ``extensions.code``: the kind of refusal (its HTTP status on REST).
     The two live caps use their own code there instead (:class:`LiveErrorCode`)."""
@@ -161,6 +168,7 @@ ErrorCode = (
     | IngestErrorCode
     | EmbedErrorCode
     | LiveErrorCode
+    | AlertErrorCode
 )
 """Any error code: what :attr:`emban.errors.EmbanError.code` holds."""
 
@@ -175,6 +183,7 @@ ERROR_CODE_ENUMS: tuple[type[StrEnum], ...] = (
     IngestErrorCode,
     EmbedErrorCode,
     LiveErrorCode,
+    AlertErrorCode,
 )
 """The per-domain enums, in the order the schemas list them."""
 

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from emban.auth.principal import Principal
+from emban.error_codes import AlertErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
 from emban.notify.ssrf import UnsafeURL, check_url
@@ -137,7 +138,7 @@ async def _find(actor: Principal, alert_id: str) -> AlertRule:
     if alert_id.isdigit() and len(alert_id) <= 18:
         rule = await in_org(AlertRule, actor).get_or_none(id=int(alert_id))
     if rule is None:
-        raise NotFound("alert not found", code="alert_not_found")
+        raise NotFound("alert not found", code=AlertErrorCode.alert_not_found)
     return rule
 
 

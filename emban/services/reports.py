@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from emban.auth.principal import Principal
+from emban.error_codes import AlertErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import Dashboard, Delivery, Report, ReportRun
 from emban.schedules import BadSchedule, check_cron, next_run, parse_zone
@@ -139,7 +140,7 @@ async def _find(actor: Principal, report_id: str) -> Report:
     if report_id.isdigit() and len(report_id) <= 18:
         report = await in_org(Report, actor).get_or_none(id=int(report_id))
     if report is None:
-        raise NotFound("report not found", code="report_not_found")
+        raise NotFound("report not found", code=AlertErrorCode.report_not_found)
     return report
 
 
