@@ -45,6 +45,7 @@ from emban.auth.client_address import request_client_address
 from emban.auth.cookies import SESSION_COOKIE
 from emban.auth.principal import Principal
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
+from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
 from emban.resolvers.media_types import Negotiated, is_request_error, negotiate
 from emban.resolvers.schema import error_extensions
@@ -222,6 +223,10 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                     content_type="application/json",
                 )
         return await super().__call__(request)
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        """GraphiQL from this package's own bundle (strawberry's page loads it from a CDN)."""
+        return graphiql_page(request)
 
     async def get_sub_response(self, request: web.Request) -> web.Response:
         # The media type is chosen before execution; process_result records a request error
