@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { stripIgnoredCharacters } from "graphql";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");
@@ -84,6 +85,17 @@ if (process.argv.includes("--check")) {
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
+/** src/graphql/*.graphql as text, without comments and insignificant whitespace. */
+const graphqlDocuments = {
+  name: "graphql-documents",
+  setup(plugin) {
+    plugin.onLoad({ filter: /\.graphql$/ }, (args) => ({
+      contents: stripIgnoredCharacters(readFileSync(args.path, "utf8")),
+      loader: "text",
+    }));
+  },
+};
+
 const bundles = await build({
   entryPoints: { embed: join(here, "src", "main.ts"), graphiql: join(here, "graphiql", "main.ts") },
   bundle: true,
@@ -92,7 +104,7 @@ const bundles = await build({
   target: TARGET,
   outdir: dist,
   entryNames: "[name]-[hash]",
-  loader: { ".graphql": "text" },
+  plugins: [graphqlDocuments],
   define: { "process.env.NODE_ENV": '"production"' },
   metafile: true,
   legalComments: "none",
