@@ -53,8 +53,10 @@ lint: install
 	$(BIN)/mypy --strict emban
 	cd $(EMBED) && npm run --silent typecheck
 
+## make schema: write schema/ (SDL, OpenAPI) and regenerate the runtime's GraphQL types from it
 schema: install
 	$(BIN)/emban schema
+	cd $(EMBED) && npm run --silent codegen
 
 ## make bench: ingest and query figures next to the raw engine (not pass/fail)
 bench: install chromium
