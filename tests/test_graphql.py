@@ -868,7 +868,8 @@ async def test_graphiql_page(make_client: ClientFactory) -> None:
     assert response.status == 200
     assert response.content_type == "text/html"
     page = await response.text()
-    assert "<title>Strawberry GraphiQL</title>" in page
+    # Issue 9: our own bundle, not Strawberry's CDN page (tests/test_browser_graphiql.py).
+    assert "<title>Emban GraphiQL</title>" in page
     assert "graphiql" in page.lower()
 
 
