@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 import pytest
 
-from emban.analytics.planner import iso_bucket
+from emban.analytics.shaping import iso_bucket
 from emban.auth.embed_tokens import mint_embed_token, verify_embed_token
 from emban.errors import Unauthenticated
 from emban.models import AuditLog, Dashboard, Environment, Org

@@ -9,20 +9,16 @@ import pytest
 
 from emban.analytics.planner import (
     Plan,
-    Point,
-    QuerySpec,
-    Scope,
     bucket_range,
     bucket_start,
-    build_spec,
     choose_source,
-    default_granularity,
     plan_query,
-    shape_rows,
-    spec_from_params,
     window,
 )
+from emban.analytics.query_spec import QuerySpec, Scope, build_spec, default_granularity
+from emban.analytics.shaping import Point, shape_rows
 from emban.errors import BadRequest
+from emban.rest_compat.query_params import spec_from_params
 
 BASE = {"event_name": "api.call", "tenant_id": "acme", "metric": "count", "period": "24h"}
 SCOPE = Scope("org_1", "env_1")

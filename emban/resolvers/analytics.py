@@ -10,7 +10,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from emban import models
-from emban.analytics.planner import build_spec, iso_bucket
+from emban.analytics.query_spec import build_spec
+from emban.analytics.shaping import iso_bucket
 from emban.resolvers.context import GqlInfo, ctx, transactional
 from emban.services import adhoc, analytics, datasets, saved_queries, usage
 from emban.services import events as event_service

@@ -9,7 +9,7 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from emban.analytics.planner import PERIODS
+from emban.analytics.query_spec import PERIODS
 from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx, transactional

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emban.analytics.planner import spec_from_params
 from emban.auth.cookies import clear_session_cookie, set_session_cookie
 from emban.rest_compat import shapes
 from emban.rest_compat.bodies import (
@@ -34,6 +33,7 @@ from emban.rest_compat.http import (
     read_body,
     runtime,
 )
+from emban.rest_compat.query_params import spec_from_params
 from emban.rest_compat.route import Handler, RestRoute
 from emban.services import (
     accounts,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emban.analytics import discovery as engine
-from emban.analytics.planner import Scope, default_granularity
+from emban.analytics.query_spec import Scope, default_granularity
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.auth.principal import Principal
 from emban.errors import BadRequest

@@ -1,6 +1,6 @@
 """Widget config: ``{id, kind, title, query, viz, layout}``, validated on every write.
 
-``query`` is validated by the same code as ``GET /v1/query`` (``planner.build_spec``) without
+``query`` is validated by the same code as ``GET /v1/query`` (``query_spec.build_spec``) without
 ``tenant_id`` (the embed session supplies it); ``f_<dim>`` filters are a ``filters`` object.
 Every error is a 400 naming the field, e.g. ``widgets[2].query.metric``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from emban.analytics.planner import QuerySpec, build_spec
+from emban.analytics.query_spec import QuerySpec, build_spec
 from emban.errors import BadRequest
 from emban.services.validation import require_storable
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from emban.analytics.planner import QuerySpec, Scope
+from emban.analytics.query_spec import QuerySpec, Scope
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, NotFound
 from emban.models import Widget

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emban.analytics.planner import Scope
+from emban.analytics.query_spec import Scope
 from emban.auth.principal import EmbedGrant, Principal
 from emban.errors import Forbidden, NotFound
 from emban.models import Dashboard

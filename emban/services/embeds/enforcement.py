@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emban.analytics.planner import (
+from emban.analytics.planner import window
+from emban.analytics.query_spec import (
     GRANULARITIES,
     NUMERIC_METRICS,
     PERIOD_LENGTH,
@@ -15,7 +16,6 @@ from emban.analytics.planner import (
     QuerySpec,
     default_granularity,
     property_key,
-    window,
 )
 from emban.auth.principal import EmbedGrant
 from emban.errors import Forbidden

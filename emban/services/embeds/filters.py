@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emban.analytics.planner import PERIODS, property_key
+from emban.analytics.query_spec import PERIODS, property_key
 from emban.errors import BadRequest
 from emban.services.embeds.permissions import MAX_ITEMS, MAX_RANGE_DAYS, _object, _string
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from emban.analytics.planner import MAX_NAME, PERIOD_LENGTH, PERIODS, property_key
+from emban.analytics.query_spec import MAX_NAME, PERIOD_LENGTH, PERIODS, property_key
 from emban.errors import BadRequest
 from emban.models import Dashboard
 from emban.services.dashboards import draft_widgets, published_widgets

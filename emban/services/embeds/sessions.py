@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emban.analytics.planner import iso_seconds
+from emban.analytics.shaping import iso_seconds
 from emban.auth.embed_tokens import mint_embed_token
 from emban.auth.principal import Principal
 from emban.errors import BadRequest, NotFound, RateLimited
