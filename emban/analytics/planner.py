@@ -199,6 +199,14 @@ def _dt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _any_of(params: dict[str, Any], index: int, values: tuple[str, ...]) -> str:
+    """The placeholders of one "any of" filter's values (one String parameter each, so every
+    value is bound and escaped like any other), their parameters added to ``params``."""
+    names = [f"av{index}_{position}" for position in range(len(values))]
+    params.update(zip(names, values, strict=True))
+    return ", ".join(f"{{{name}:String}}" for name in names)
+
+
 def plan_query(
     spec: QuerySpec,
     scope: Scope,
@@ -256,6 +264,11 @@ def plan_query(
             where.append(f"string_props[{{fk{index}:String}}] = {{fv{index}:String}}")
             params[f"fk{index}"] = key
             params[f"fv{index}"] = value
+        for index, (key, values) in enumerate(spec.any_of):
+            params[f"ak{index}"] = key
+            where.append(
+                f"string_props[{{ak{index}:String}}] IN ({_any_of(params, index, values)})"
+            )
         for index, (key, low, high) in enumerate(spec.numeric_ranges):
             params[f"nk{index}"] = key
             where.append(f"mapContains(numeric_props, {{nk{index}:String}})")
@@ -289,6 +302,8 @@ def plan_query(
             for index, (_, value) in enumerate(spec.filters):
                 where.append(f"value = {{fv{index}:String}}")
                 params[f"fv{index}"] = value
+            for index, (_, values) in enumerate(spec.any_of):
+                where.append(f"value IN ({_any_of(params, index, values)})")
         group_expr = "value"
     if spec.total:
         select = ["{total_bucket:UInt32} AS b"]

@@ -9,7 +9,7 @@ valid :class:`QuerySpec` and a :class:`Scope`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
@@ -34,6 +34,7 @@ PERIOD_LENGTH: dict[str, timedelta] = {
     "90d": timedelta(days=90),
 }
 MAX_NAME = 200
+MAX_ANY_OF = 50  # values of one "any of" filter
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-/]{1,64}$")
 
 
@@ -63,10 +64,14 @@ class QuerySpec:
     total: bool = False
     # 1 = the period before the current one (metric widgets' "change vs previous period").
     periods_back: int = 0
+    # "Any of" filters, ANDed with ``filters``: the key's value is one of the values (at least
+    # two, sorted; a repeated ``f_<key>`` of ``GET /v1/query``). Kept apart from ``filters`` so
+    # that two filters on one key keep meaning "both" (an embed lock ANDed to a widget filter).
+    any_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def dimensions(self) -> frozenset[str]:
-        dims = {key for key, _ in self.filters}
+        dims = {key for key, _ in self.filters} | {key for key, _ in self.any_of}
         if self.group_by is not None:
             dims.add(self.group_by)
         return frozenset(dims)
@@ -112,12 +117,15 @@ def build_spec(
     tenant_required: bool = True,
     group_by: object = None,
     filters: Mapping[str, object] | None = None,
+    any_of: Mapping[str, Sequence[object]] | None = None,
     numeric_prop: object = None,
     field_prefix: str = "",
 ) -> QuerySpec:
     """Validate query fields into a spec; every error is a 400 naming the field.
 
     The same function validates ``GET /v1/query`` parameters and widget query configs.
+    ``any_of`` (``/v1/query`` only) maps a key to the values it may take; one distinct value is
+    an ordinary filter.
     """
     p = field_prefix
     event = _name(event_name, f"{p}event_name", required=True)
@@ -148,11 +156,23 @@ def build_spec(
     for key, value in sorted((filters or {}).items()):
         name = f"{p}f_{key}" if not p else f"{p}filters.{key}"
         _key(key, name)
-        if not isinstance(value, str):
-            raise BadRequest(f"{name} must be a string", field=name)
-        if len(value) > MAX_NAME:
-            raise BadRequest(f"{name} must be at most {MAX_NAME} characters", field=name)
-        pairs.append((key, value))
+        pairs.append((key, _filter_value(value, name)))
+    choices: list[tuple[str, tuple[str, ...]]] = []
+    for key, values in sorted((any_of or {}).items()):
+        name = f"{p}f_{key}" if not p else f"{p}filters.{key}"
+        _key(key, name)
+        if key in (filters or {}):
+            raise BadRequest(f"{name} is given twice", field=name)
+        distinct = sorted({_filter_value(value, name) for value in values})
+        if not distinct:
+            raise BadRequest(f"{name} needs a value", field=name)
+        if len(distinct) > MAX_ANY_OF:
+            raise BadRequest(f"{name}: at most {MAX_ANY_OF} values", field=name)
+        if len(distinct) == 1:
+            pairs.append((key, distinct[0]))
+        else:
+            choices.append((key, tuple(distinct)))
+    pairs.sort()
     return QuerySpec(
         event_name=str(event),
         metric=metric,  # type: ignore[arg-type]
@@ -162,4 +182,13 @@ def build_spec(
         group_by=group,
         filters=tuple(pairs),
         numeric_prop=prop if metric in NUMERIC_METRICS else None,
+        any_of=tuple(choices),
     )
+
+
+def _filter_value(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string", field=name)
+    if len(value) > MAX_NAME:
+        raise BadRequest(f"{name} must be at most {MAX_NAME} characters", field=name)
+    return value
