@@ -102,6 +102,11 @@ def _key(value: str, param: str) -> str:
     return value
 
 
+def is_property_key(value: str) -> bool:
+    """Letters, digits and _ . : - /, 1 to 64 of them."""
+    return _KEY.match(value) is not None
+
+
 def property_key(value: str, param: str) -> str:
     """A string or numeric property key (letters, digits and _ . : - /, at most 64), else 400."""
     return _key(value, param)

@@ -14,6 +14,7 @@ from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx, transactional
 from emban.services import embed_revocations, embeds
+from emban.services.widget_config import TextWidget, Widget, widget_json
 
 
 @strawberry.input(description="The spec's setFilters payload.")
@@ -62,14 +63,15 @@ class EmbedWidget:
     text: str | None
 
     @classmethod
-    def of(cls, widget: dict[str, Any]) -> EmbedWidget:
+    def of(cls, widget: Widget) -> EmbedWidget:
+        wire = widget_json(widget)
         return cls(
-            id=strawberry.ID(widget["id"]),
-            kind=widget["kind"],
-            title=widget["title"],
-            viz=cast(JSON, widget["viz"]),
-            layout=cast(JSON, widget["layout"]),
-            text=widget.get("text"),
+            id=strawberry.ID(widget.id),
+            kind=widget.kind,
+            title=widget.title,
+            viz=cast(JSON, wire["viz"]),
+            layout=cast(JSON, wire["layout"]),
+            text=widget.text if isinstance(widget, TextWidget) else None,
         )
 
 

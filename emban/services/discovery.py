@@ -33,7 +33,7 @@ from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services import dashboards
 from emban.services.boundary import transaction
-from emban.services.widget_config import GRID_COLUMNS, validate_widget
+from emban.services.widget_config import GRID_COLUMNS, decode_widget
 
 AUTO_NAME = "Auto-generated Dashboard"
 MAX_EVENT_CHARTS = 10
@@ -154,7 +154,7 @@ def _valid(widget: dict[str, Any]) -> bool:
     """Whether the widget passes the widget rules (keys or names the query validator refuses
     are left out of the dashboard rather than failing it)."""
     try:
-        validate_widget(widget)
+        decode_widget(widget)
     except BadRequest:
         return False
     return True

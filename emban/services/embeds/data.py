@@ -18,6 +18,7 @@ from emban.services.embeds.filters import Drill, EmbedFilters
 from emban.services.embeds.permissions import EmbedPermissions
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
+from emban.services.widget_config import TextWidget, Widget
 from emban.services.widgets import run_widget_spec
 
 # A text widget has no query; its "data" is an empty result with a meta that says so.
@@ -51,7 +52,7 @@ class EmbedDashboard:
 
     id: str
     name: str
-    widgets: list[dict[str, Any]]  # full configs (query included), hidden widgets left out
+    widgets: list[Widget]  # full configs (query included), hidden widgets left out
     # What the session may range and which keys only hidden widgets use; computed from the whole
     # published snapshot (hidden widgets included) before they are left out of ``widgets``.
     exposure: Exposure = field(default_factory=Exposure)
@@ -75,7 +76,7 @@ async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
     return EmbedDashboard(
         id=found.id,
         name=found.published.get("name", found.name),
-        widgets=[w for w in widgets if w["id"] not in hidden],
+        widgets=[w for w in widgets if w.id not in hidden],
         exposure=exposure_of(widgets, hidden),
     )
 
@@ -97,7 +98,7 @@ async def embed_widget_result(
     rt: Runtime,
     *,
     actor: Principal,
-    widget: dict[str, Any],
+    widget: Widget,
     filters: EmbedFilters,
     drill: Drill | None = None,
     dashboard: EmbedDashboard | None = None,
@@ -110,7 +111,7 @@ async def embed_widget_result(
     grant = embed_grant(actor)
     if dashboard is None:
         dashboard = await embed_dashboard(actor=actor)
-    if widget["kind"] == "text":
+    if isinstance(widget, TextWidget):
         # Still checked: a refused filter is refused for every widget alike.
         check_embed_filters(
             filters, EmbedPermissions.of_claims(grant.permissions), dashboard.exposure, drill
@@ -118,7 +119,7 @@ async def embed_widget_result(
         return AnalyticsResult([], dict(_NO_QUERY_META))
     spec = embed_spec(widget, grant, filters, drill, exposure=dashboard.exposure)
     scope = Scope(actor.org_id, actor.environment_id)
-    return await run_widget_spec(rt, scope, widget["kind"], spec)
+    return await run_widget_spec(rt, scope, widget, spec)
 
 
 async def embed_widget_data(
@@ -134,7 +135,7 @@ async def embed_widget_data(
     Hidden and unknown widgets answer 404 ``widget_not_found``.
     """
     dashboard = await embed_dashboard(actor=actor)
-    widget = next((w for w in dashboard.widgets if w["id"] == widget_id), None)
+    widget = next((w for w in dashboard.widgets if w.id == widget_id), None)
     if widget is None:
         raise NotFound("widget not found in this dashboard", code="widget_not_found")
     return await embed_widget_result(

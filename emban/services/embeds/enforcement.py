@@ -3,9 +3,9 @@ viewer asks for is checked here (the table: docs/embedding-api.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from emban.analytics.planner import window
 from emban.analytics.query_spec import (
@@ -21,7 +21,13 @@ from emban.auth.principal import EmbedGrant
 from emban.errors import Forbidden
 from emban.services.embeds.filters import Drill, EmbedFilters
 from emban.services.embeds.permissions import EmbedPermissions, _string
-from emban.services.widget_config import spec_of
+from emban.services.widget_config import (
+    MetricWidget,
+    QueryWidget,
+    TextWidget,
+    Widget,
+    spec_of,
+)
 
 MAX_BUCKETS = 1_000  # a changed window keeps the widget's granularity up to this many buckets
 FILTER_FORBIDDEN = "embed_filter_forbidden"
@@ -53,27 +59,25 @@ class Exposure:
     hidden_only: frozenset[str] = frozenset()
 
 
-def exposure_of(widgets: list[dict[str, Any]], hidden: frozenset[str] | set[str]) -> Exposure:
+def exposure_of(widgets: Sequence[Widget], hidden: frozenset[str] | set[str]) -> Exposure:
     """The :class:`Exposure` of a dashboard's widgets (every one, hidden ones included)."""
     numeric: set[str] = set()
     visible_keys: set[str] = set()
     hidden_keys: set[str] = set()
     for widget in widgets:
-        if widget["kind"] == "text" or not widget.get("query"):
+        if isinstance(widget, TextWidget):
             continue
-        # Read from the stored query as it is (not through the planner): listing the dashboard
-        # must not fail on one widget. A hidden widget protects every key it names; a visible
-        # one exposes only what it really reads (a metric ignores group_by, a count its
-        # numeric_prop).
-        query = widget["query"]
-        filters = set(query.get("filters") or {})
-        group_by = query.get("group_by") or None
-        named = query.get("numeric_prop") or None
-        prop = named if query.get("metric") in NUMERIC_METRICS else None
-        if widget["id"] in hidden:
+        # A hidden widget protects every key it names; a visible one exposes only what it
+        # really reads (a metric ignores group_by; a count has no numeric_prop).
+        query = widget.query
+        filters = set(query.filters)
+        group_by = query.group_by
+        named = query.numeric_prop
+        prop = named if query.metric in NUMERIC_METRICS else None
+        if widget.id in hidden:
             hidden_keys |= filters | {k for k in (group_by, named) if k}
         else:
-            shown_group = group_by if widget["kind"] != "metric" else None
+            shown_group = group_by if not isinstance(widget, MetricWidget) else None
             visible_keys |= filters | {k for k in (shown_group, prop) if k}
             if prop:
                 numeric.add(prop)
@@ -216,7 +220,7 @@ def check_embed_filters(
 
 
 def embed_spec(
-    widget: dict[str, Any],
+    widget: QueryWidget,
     grant: EmbedGrant,
     filters: EmbedFilters,
     drill: Drill | None = None,
@@ -239,7 +243,7 @@ def embed_spec(
         pairs.add((drill.dimension, drill.value))
     group_by = base.group_by
     if (
-        widget["kind"] != "metric"
+        not isinstance(widget, MetricWidget)
         and group_by is not None
         and permissions.allowed_dimensions
         and group_by not in permissions.allowed_dimensions

@@ -133,7 +133,7 @@ def validate_permissions(raw: Any, dashboard: Dashboard) -> EmbedPermissions:
         property_key(key, name)
         _string(value, name)
     hidden = _strings(given.get("hidden_widgets"), "permissions.hidden_widgets")
-    known = {w["id"] for w in (*draft_widgets(dashboard), *published_widgets(dashboard))}
+    known = {w.id for w in (*draft_widgets(dashboard), *published_widgets(dashboard))}
     for widget_id in hidden:
         if widget_id not in known:
             raise BadRequest(
