@@ -103,7 +103,7 @@ class EmbedSessionPermissions:
 
     @classmethod
     def of(cls, grant: EmbedGrant) -> EmbedSessionPermissions:
-        granted = embeds.EmbedPermissions.of_claims(grant.permissions)
+        granted = grant.permissions
         return cls(
             allow_drill_down=granted.allow_drill_down,
             locked_filters=cast(JSON, dict(granted.locked_filters)),

@@ -8,7 +8,6 @@ ingest, the new config after a publish, or ``not_published``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -99,7 +98,7 @@ class Subscription:
             environment_id=actor.environment_id,
             tenant_id=grant.tenant_id,
             dashboard_id=grant.dashboard_id,
-            grant=json.dumps(grant.permissions, sort_keys=True, separators=(",", ":")),
+            grant=grant.permissions.cohort_key,
             filters=parsed.cohort_key,
         )
         source = EmbedCohortSource(context.runtime, actor, parsed)

@@ -7,8 +7,8 @@ The wire shape is ``{id, kind, title, query, viz, layout}`` (+ ``text``, ``descr
 it), ``f_<dim>`` filters as a ``filters`` object. Field constraints are msgspec ``Meta``;
 cross-field rules (a breakdown needs ``group_by``, the ``viz.type`` must fit the kind,
 ``x + w`` within the grid) live in the types' ``__post_init__``. Every error is a 400 naming the
-field, e.g. ``widgets[2].query.metric``: :func:`decode_widgets` turns msgspec's errors into them
-with the messages :data:`_RULES` keeps.
+field, e.g. ``widgets[2].query.metric`` (:func:`emban.wire.decode`, with the messages of
+:data:`RULES`).
 
 Storage keeps the wire shape (:func:`widget_json`), and reads decode it again
 (:func:`stored_widgets`).
@@ -16,9 +16,8 @@ Storage keeps the wire shape (:func:`widget_json`), and reads decode it again
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Final, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -39,6 +38,7 @@ from emban.analytics.query_spec import (
 )
 from emban.errors import BadRequest
 from emban.services.validation import require_storable
+from emban.wire import FieldRule, Rules, decode
 
 Kind = Literal["metric", "timeseries", "breakdown", "table", "text"]
 VizType = Literal["number", "line", "area", "bar", "stacked_bar", "pie", "donut", "table"]
@@ -60,24 +60,6 @@ MAX_TITLE = 200
 MAX_DESCRIPTION = 1_000
 WIDGET_ID = r"^[A-Za-z0-9_\-]{1,64}$"
 _KEY_RULE = " must be a property key of letters, digits and _ . : - / (max 64)"
-
-
-class ConfigRule(ValueError):
-    """A config rule broken inside a type (``__post_init__``, the viz hook). ``field`` is
-    relative to the struct that raised it (``""`` for the struct itself); the message is the
-    field's full name followed by ``rule``, or ``named`` (also relative) followed by ``rule``."""
-
-    def __init__(self, field: str, rule: str, *, named: str | None = None) -> None:
-        super().__init__(f"{field}{rule}")
-        self.field = field
-        self.rule = rule
-        self.named = field if named is None else named
-
-
-def _join(base: str, field: str) -> str:
-    if not field:
-        return base
-    return f"{base}{field}" if field.startswith("[") else f"{base}.{field}"
 
 
 # --- the types -------------------------------------------------------------------------------
@@ -117,7 +99,7 @@ class Layout(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.x + self.w > GRID_COLUMNS:
-            raise ConfigRule("w", f": x + w must be at most {GRID_COLUMNS}", named="")
+            raise FieldRule("w", f": x + w must be at most {GRID_COLUMNS}", named="")
 
 
 class WidgetQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -134,9 +116,9 @@ class WidgetQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def __post_init__(self) -> None:
         if not self.event_name:
-            raise ConfigRule("event_name", " is required")
+            raise FieldRule("event_name", " is required")
         if len(self.event_name) > MAX_NAME:
-            raise ConfigRule("event_name", f" must be at most {MAX_NAME} characters")
+            raise FieldRule("event_name", f" must be at most {MAX_NAME} characters")
         if not self.granularity:
             force_setattr(self, "granularity", default_granularity(self.period))
         group_by = self.group_by or None
@@ -145,16 +127,16 @@ class WidgetQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         force_setattr(self, "group_by", group_by)
         prop = self.numeric_prop or None
         if prop is None and self.metric in NUMERIC_METRICS:
-            raise ConfigRule("numeric_prop", " is required")
+            raise FieldRule("numeric_prop", " is required")
         if prop is not None:
             if len(prop) > MAX_NAME:
-                raise ConfigRule("numeric_prop", f" must be at most {MAX_NAME} characters")
+                raise FieldRule("numeric_prop", f" must be at most {MAX_NAME} characters")
             _check_key(prop, "numeric_prop", "numeric_prop")
         force_setattr(self, "numeric_prop", prop if self.metric in NUMERIC_METRICS else None)
         for key, value in sorted(self.filters.items()):
             _check_key(key, f"filters.{key}", f"filters.{key}")
             if len(value) > MAX_NAME:
-                raise ConfigRule(f"filters.{key}", f" must be at most {MAX_NAME} characters")
+                raise FieldRule(f"filters.{key}", f" must be at most {MAX_NAME} characters")
         force_setattr(self, "filters", dict(sorted(self.filters.items())))
 
     @property
@@ -180,7 +162,7 @@ class WidgetQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 def _check_key(value: str, field: str, named: str) -> None:
     if not is_property_key(value):
-        raise ConfigRule(field, _KEY_RULE, named=named)
+        raise FieldRule(field, _KEY_RULE, named=named)
 
 
 class _Widget(
@@ -196,7 +178,7 @@ class _Widget(
     def _check_common(self) -> None:
         title = self.title.strip()
         if not title:
-            raise ConfigRule("title", f" must be 1-{MAX_TITLE} characters")
+            raise FieldRule("title", f" must be 1-{MAX_TITLE} characters")
         force_setattr(self, "title", title)
         if self.description is not None and len(self.description) > MAX_DESCRIPTION:
             force_setattr(self, "description", self.description[:MAX_DESCRIPTION])
@@ -218,7 +200,7 @@ class _QueryWidget(_Widget, frozen=True, kw_only=True):
         self._check_common()
         fits = VIZ_FOR_KIND[self.kind]
         if self.viz.type not in fits:
-            raise ConfigRule(
+            raise FieldRule(
                 "viz.type",
                 f" {self.viz.type} does not fit a {self.kind} widget (use {', '.join(fits)})",
             )
@@ -253,7 +235,7 @@ class BreakdownWidget(_QueryWidget, frozen=True, kw_only=True, tag="breakdown"):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.query.group_by is None:
-            raise ConfigRule("query.group_by", " is required for a breakdown")
+            raise FieldRule("query.group_by", " is required for a breakdown")
 
 
 class TableWidget(_QueryWidget, frozen=True, kw_only=True, tag="table"):
@@ -275,7 +257,7 @@ class TextWidget(_Widget, frozen=True, kw_only=True, tag="text"):
     def __post_init__(self) -> None:
         self._check_common()
         if self.query is not None:
-            raise ConfigRule("query", ": text widgets have no query")
+            raise FieldRule("query", ": text widgets have no query")
         force_setattr(self, "viz", None)
 
     def wire(self) -> dict[str, object]:
@@ -311,124 +293,56 @@ def widgets_json(widgets: Sequence[Widget]) -> list[dict[str, object]]:
 def _decode_hook(kind: type, value: Any) -> Any:
     if kind is Viz:
         if not isinstance(value, dict):
-            raise ConfigRule("", " must be an object")
+            raise FieldRule("", " must be an object")
         viz_type = value.get("type")
         if viz_type not in VIZ_TYPES:
-            raise ConfigRule("type", f" must be one of {', '.join(VIZ_TYPES)}")
+            raise FieldRule("type", f" must be one of {', '.join(VIZ_TYPES)}")
         return Viz(viz_type, {k: v for k, v in value.items() if k != "type"})
     if kind is object:  # a text widget's ignored ``viz`` (msgspec asks for untyped values too)
         return value
     raise NotImplementedError(kind)
 
 
-# Messages of msgspec's own refusals, by the field's path inside a widget (indices dropped):
-# one message for every refusal, or one per reason ("missing": absent, null or an empty choice;
-# "type": not the type; "value": another refusal).
+# Messages of msgspec's own refusals, by the field's path inside a widget.
 _IS_REQUIRED = {"missing": " is required", "type": " must be a string"}
-_RULES: Final[dict[str, str | dict[str, str]]] = {
-    "": " must be an object",
-    "id": " must be 1-64 letters, digits, _ or -",
-    "kind": f" must be one of {', '.join(KINDS)}",
-    "title": f" must be 1-{MAX_TITLE} characters",
-    "description": " must be a string",
-    "text": f" must be markdown of at most {MAX_TEXT} characters",
-    "query": " must be an object",
-    "viz": " must be an object",
-    "layout": " must be an object",
-    "layout.x": f" must be a whole number from 0 to {GRID_COLUMNS - 1}",
-    "layout.y": f" must be a whole number from 0 to {MAX_ROW}",
-    "layout.w": f" must be a whole number from 1 to {GRID_COLUMNS}",
-    "layout.h": f" must be a whole number from 1 to {MAX_HEIGHT}",
-    "query.event_name": _IS_REQUIRED,
-    "query.metric": {"missing": " is required", "default": f" must be one of {', '.join(METRICS)}"},
-    "query.period": {"missing": " is required", "default": f" must be one of {', '.join(PERIODS)}"},
-    "query.granularity": f" must be one of {', '.join(GRANULARITIES)}",
-    "query.group_by": " must be a string",
-    "query.numeric_prop": " must be a string",
-    "query.filters": " must be an object",
-    "query.filters.*": " must be a string",
-}
-_UNKNOWN = {"": " is not a widget field", "query": " is not a query field"}
-_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.S)
-_PATH_STEP = re.compile(r"\[(\d+|\.\.\.)\]|\.([A-Za-z_][A-Za-z0-9_]*)")
-_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
-
-
-def _steps(path: str) -> list[str]:
-    """``[0].query.filters[...]`` → ``["[0]", "query", "filters", "[...]"]``."""
-    return [f"[{m.group(1)}]" if m.group(1) else m.group(2) for m in _PATH_STEP.finditer(path)]
-
-
-def _refusal(error: msgspec.ValidationError, raw: object, field: str) -> BadRequest:
-    """msgspec's refusal of ``raw`` (decoded as ``field``) → a 400 naming the field."""
-    found = _AT.match(str(error))
-    message, path = (found["message"], found["path"]) if found else (str(error), "")
-    steps = _steps(path)
-    cause = error.__cause__
-    if isinstance(cause, ConfigRule):
-        base = _name(field, steps)
-        return _bad(_join(base, cause.named) + cause.rule, _join(base, cause.field))
-    reason = "value"
-    if missing := _MISSING.match(message):
-        steps.append(missing["name"])
-        reason = "missing"
-    elif unknown := _UNKNOWN_FIELD.match(message):
-        at = _rule_key(steps)
-        name = _join(_name(field, steps), unknown["name"])
-        return _bad(name + _UNKNOWN.get(at, " is not a known field"), name)
-    elif message.endswith("got `null`") or message == "Invalid enum value ''":
-        reason = "missing"
-    elif message.startswith("Expected `") and ", got `" in message:
-        reason = "type"
-    if steps and steps[-1] == "[...]":  # a filter value: msgspec does not say which key
-        steps[-1] = _bad_filter(raw, steps[:-1])
-    rule = _RULES.get(_rule_key(steps), " is not valid")
-    text = rule if isinstance(rule, str) else rule.get(reason, rule.get("default", " is invalid"))
-    name = _name(field, steps)
-    return _bad(name + text, name)
-
-
-def _rule_key(steps: list[str]) -> str:
-    """The widget-relative, index-free path :data:`_RULES` is keyed by (a filter key is ``*``)."""
-    inner = steps[1:] if steps and steps[0].startswith("[") else steps
-    if len(inner) == 3 and inner[:2] == ["query", "filters"]:
-        return "query.filters.*"
-    return ".".join(inner)
-
-
-def _name(field: str, steps: list[str]) -> str:
-    name = field
-    for step in steps:
-        name = _join(name, step)
-    return name
-
-
-def _bad_filter(raw: object, steps: list[str]) -> str:
-    """The key of the first filter value that is not a string (the one msgspec refused)."""
-    node = raw
-    for step in steps:
-        if isinstance(node, list) and step.startswith("["):
-            node = node[int(step[1:-1])]
-        elif isinstance(node, dict):
-            node = node.get(step)
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if not isinstance(value, str):
-                return str(key)
-    return "[...]"
-
-
-def _bad(message: str, field: str) -> BadRequest:
-    return BadRequest(message, field=field)
+RULES = Rules(
+    messages={
+        "": " must be an object",
+        "id": " must be 1-64 letters, digits, _ or -",
+        "kind": f" must be one of {', '.join(KINDS)}",
+        "title": f" must be 1-{MAX_TITLE} characters",
+        "description": " must be a string",
+        "text": f" must be markdown of at most {MAX_TEXT} characters",
+        "query": " must be an object",
+        "viz": " must be an object",
+        "layout": " must be an object",
+        "layout.x": f" must be a whole number from 0 to {GRID_COLUMNS - 1}",
+        "layout.y": f" must be a whole number from 0 to {MAX_ROW}",
+        "layout.w": f" must be a whole number from 1 to {GRID_COLUMNS}",
+        "layout.h": f" must be a whole number from 1 to {MAX_HEIGHT}",
+        "query.event_name": _IS_REQUIRED,
+        "query.metric": {
+            "missing": " is required",
+            "default": f" must be one of {', '.join(METRICS)}",
+        },
+        "query.period": {
+            "missing": " is required",
+            "default": f" must be one of {', '.join(PERIODS)}",
+        },
+        "query.granularity": f" must be one of {', '.join(GRANULARITIES)}",
+        "query.group_by": " must be a string",
+        "query.numeric_prop": " must be a string",
+        "query.filters": " must be an object",
+        "query.filters.*": " must be a string",
+    },
+    unknown={"": " is not a widget field", "query": " is not a query field"},
+    maps={"query.filters": str},
+)
 
 
 def decode_widget(raw: object, field: str = "widget") -> Widget:
     """One widget config from the wire → its type; a 400 naming the field otherwise."""
-    try:
-        widget: Widget = msgspec.convert(raw, Widget, strict=True, dec_hook=_decode_hook)
-    except msgspec.ValidationError as error:
-        raise _refusal(error, raw, field) from None
+    widget: Widget = decode(raw, Widget, field, RULES, dec_hook=_decode_hook)
     require_storable(widget.wire(), field)
     return widget
 

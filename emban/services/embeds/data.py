@@ -15,7 +15,6 @@ from emban.services.analytics import AnalyticsResult
 from emban.services.dashboards import published_widgets
 from emban.services.embeds.enforcement import Exposure, check_embed_filters, embed_spec, exposure_of
 from emban.services.embeds.filters import Drill, EmbedFilters
-from emban.services.embeds.permissions import EmbedPermissions
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
 from emban.services.widget_config import TextWidget, Widget
@@ -71,7 +70,7 @@ async def embed_dashboard(*, actor: Principal) -> EmbedDashboard:
     )
     if found is None or not found.is_published or found.published is None:
         raise NotFound("this dashboard is not published", code="dashboard_not_published")
-    hidden = set(EmbedPermissions.of_claims(grant.permissions).hidden_widgets)
+    hidden = set(grant.permissions.hidden_widgets)
     widgets = published_widgets(found)
     return EmbedDashboard(
         id=found.id,
@@ -91,7 +90,7 @@ async def check_live_filters(*, actor: Principal, filters: EmbedFilters) -> None
         dashboard = await embed_dashboard(actor=actor)
     except NotFound:
         return
-    check_embed_filters(filters, EmbedPermissions.of_claims(grant.permissions), dashboard.exposure)
+    check_embed_filters(filters, grant.permissions, dashboard.exposure)
 
 
 async def embed_widget_result(
@@ -113,9 +112,7 @@ async def embed_widget_result(
         dashboard = await embed_dashboard(actor=actor)
     if isinstance(widget, TextWidget):
         # Still checked: a refused filter is refused for every widget alike.
-        check_embed_filters(
-            filters, EmbedPermissions.of_claims(grant.permissions), dashboard.exposure, drill
-        )
+        check_embed_filters(filters, grant.permissions, dashboard.exposure, drill)
         return AnalyticsResult([], dict(_NO_QUERY_META))
     spec = embed_spec(widget, grant, filters, drill, exposure=dashboard.exposure)
     scope = Scope(actor.org_id, actor.environment_id)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from emban.analytics.planner import window
 from emban.analytics.query_spec import (
     GRANULARITIES,
+    MAX_NAME,
     NUMERIC_METRICS,
     PERIOD_LENGTH,
     PERIODS,
@@ -18,9 +19,9 @@ from emban.analytics.query_spec import (
     property_key,
 )
 from emban.auth.principal import EmbedGrant
-from emban.errors import Forbidden
+from emban.errors import BadRequest, Forbidden
 from emban.services.embeds.filters import Drill, EmbedFilters
-from emban.services.embeds.permissions import EmbedPermissions, _string
+from emban.services.embeds.permissions import EmbedPermissions
 from emban.services.widget_config import (
     MetricWidget,
     QueryWidget,
@@ -215,7 +216,12 @@ def check_embed_filters(
         if not permissions.allow_drill_down:
             raise _forbidden("drill-down is not allowed in this embed", "drill", DRILL_FORBIDDEN)
         property_key(drill.dimension, "drill.dimension")
-        value = _string(drill.value, "drill.value")
+        value = drill.value
+        if len(value) > MAX_NAME:
+            raise BadRequest(
+                f"drill.value must be a string of at most {MAX_NAME} characters",
+                field="drill.value",
+            )
         _check_dimension(drill.dimension, value, permissions, exposure, "drill.dimension")
 
 
@@ -234,7 +240,7 @@ def embed_spec(
     ``group_by``); the tenant is the grant's whatever the filters say. ``exposure`` is the
     published dashboard's (:attr:`EmbedDashboard.exposure`).
     """
-    permissions = EmbedPermissions.of_claims(grant.permissions)
+    permissions = grant.permissions
     check_embed_filters(filters, permissions, exposure, drill, now=now)
     base = spec_of(widget, grant.tenant_id)
     period = _period(base.period, filters.period, permissions)
