@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-import msgspec
 import strawberry
 from strawberry.scalars import JSON
 
@@ -284,10 +283,11 @@ class AnalyticsMutations:
     @strawberry.mutation(description="Ingest events with an admin or ingest key (POST /v1/events).")
     async def ingest_events(self, info: GqlInfo, events: list[EventInput]) -> IngestResult:
         context = ctx(info)
-        body = msgspec.json.encode({"events": [_event_dict(e) for e in events]})
-        accepted = await event_service.ingest_events(
-            context.runtime, actor=context.actor(), body=body
-        )
+        actor = context.actor()
+        event_service.check_can_ingest(actor)
+        raw = {"events": [_event_dict(e) for e in events]}
+        batch = event_service.decode_events(raw, datetime.now(UTC))
+        accepted = await event_service.ingest_events(context.runtime, actor=actor, batch=batch)
         return IngestResult(accepted=accepted, status="ok")
 
     @strawberry.mutation

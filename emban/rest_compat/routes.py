@@ -209,7 +209,9 @@ async def ingest_events(request: web.Request) -> web.StreamResponse:
     # Ingest is governed by the plan's monthly events cap, not by the request budget.
     principal = await actor(request, budgeted=False)
     body = await read_body(request, MAX_INGEST_BODY)
-    accepted = await events.ingest_events(runtime(request), actor=principal, body=body)
+    events.check_can_ingest(principal)
+    batch = await events.decode_body(body)
+    accepted = await events.ingest_events(runtime(request), actor=principal, batch=batch)
     return json_response({"accepted": accepted, "status": "ok"})
 
 
