@@ -16,14 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emban.analytics.planner import (
-    GRANULARITIES,
-    QuerySpec,
-    Scope,
-    bucket_count,
-    bucket_range,
-    plan_query,
-)
+from emban.analytics.planner import bucket_count, bucket_range, plan_query
+from emban.analytics.query_spec import GRANULARITIES, QuerySpec, Scope
 from emban.errors import AnswerTooLarge
 from emban.runtime import Runtime
 from emban.settings import Settings, SettingsError

@@ -16,7 +16,7 @@ from emban.services.discovery import (
     TopValue,
     plan_widgets,
 )
-from emban.services.widget_config import validate_widgets
+from emban.services.widget_config import decode_widgets, widgets_json
 from tests.conftest import Client, ClientFactory, bearer, join_as, register
 from tests.gql_client import gql
 
@@ -507,7 +507,7 @@ def test_many_events_dimensions_and_odd_keys() -> None:
         discovered("api_call", 1, timedelta(days=1)),
     ]
     widgets = plan_widgets(events, NOW)
-    assert validate_widgets(widgets) == widgets
+    assert widgets_json(decode_widgets(widgets)) == widgets
     assert overlaps(widgets) == []
     ids = [w["id"] for w in widgets]
     assert ids == [
@@ -534,7 +534,7 @@ def test_colliding_ids_get_a_suffix_and_unusable_keys_are_left_out() -> None:
     ]
     widgets = plan_widgets(events, NOW)
     assert [w["id"] for w in widgets] == ["total_a_b", "count_a_b", "count_a_b_2"]
-    assert validate_widgets(widgets) == widgets
+    assert widgets_json(decode_widgets(widgets)) == widgets
     assert [w["layout"] for w in widgets] == [
         {"x": 0, "y": 0, "w": 12, "h": 2},
         {"x": 0, "y": 2, "w": 6, "h": 4},

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from emban.auth.embed_tokens import mint_embed_token
+from emban.errors import BadRequest
 from emban.models import Environment
+from emban.services.embeds import EmbedFilters, parse_embed_filters
 from tests.conftest import Client, ClientFactory, bearer, create_key
 from tests.test_embed_sessions import EmbedOrg, embed_org, mint, set_plan
 from tests.test_graphql import data_of, error_of
@@ -536,3 +538,27 @@ async def test_a_token_reads_only_its_own_org(world: World) -> None:
     error = await error_of(world.client, DASHBOARD, headers=bearer(crafted))
     assert error["extensions"]["reason"] == "dashboard_not_published"
     assert (await refusal(world, crafted, "total"))["reason"] == "dashboard_not_published"
+
+
+def test_the_filters_payload_decodes_into_canonical_filters() -> None:
+    parsed = parse_embed_filters(
+        {
+            "period": "7d",
+            "dimensions": {"region": "eu", "model": "gpt-4", "plan": None},
+            "numericRanges": {"tokens": {"min": 1, "max": 9.5}, "cost": {"max": 2}, "x": None},
+            "dateRanges": {"timestamp": {"from": "2026-01-01", "to": "2026-01-02T12:00:00+02:00"}},
+        }
+    )
+    assert parsed == EmbedFilters(
+        period="7d",
+        dimensions=(("model", "gpt-4"), ("region", "eu")),
+        numeric_ranges=(("cost", None, 2.0), ("tokens", 1.0, 9.5)),
+        date_range=(
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 1, 2, 10, tzinfo=UTC),
+        ),
+    )
+    assert parse_embed_filters(None) == EmbedFilters()
+    with pytest.raises(BadRequest) as raised:
+        parse_embed_filters({"numericRanges": {"tokens": {"min": True}}})
+    assert raised.value.extra == {"field": "filters.numericRanges.tokens.min"}

@@ -33,6 +33,7 @@ from aiohttp.test_utils import TestServer
 
 from emban.errors import Forbidden
 from emban.services import embeds
+from emban.services.widget_config import decode_widgets
 from tests.conftest import Client, ClientFactory, bearer
 from tests.gql_client import gql
 from tests.test_embed_enforcement import _send
@@ -823,11 +824,12 @@ def test_exposure_counts_what_visible_widgets_read_and_protects_what_only_hidden
         WIDGETS[-1],  # text
     ]
     hidden = {"by_plan", "latency", "models"}
-    assert embeds.exposure_of(widgets, hidden) == embeds.Exposure(
+    typed = decode_widgets(widgets)
+    assert embeds.exposure_of(typed, hidden) == embeds.Exposure(
         numeric=frozenset({"revenue"}),
         hidden_only=frozenset({"plan", "segment", "latency_ms"}),  # model: by_model shows it
     )
-    assert embeds.exposure_of(widgets, set()) == embeds.Exposure(
+    assert embeds.exposure_of(typed, set()) == embeds.Exposure(
         numeric=frozenset({"revenue", "latency_ms"}), hidden_only=frozenset()
     )
 

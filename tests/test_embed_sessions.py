@@ -17,9 +17,10 @@ from typing import Any
 import jwt
 import pytest
 
-from emban.analytics.planner import iso_bucket
+from emban.analytics.shaping import iso_bucket
+from emban.auth.embed_permissions import EmbedPermissions, decode_permissions
 from emban.auth.embed_tokens import mint_embed_token, verify_embed_token
-from emban.errors import Unauthenticated
+from emban.errors import BadRequest, Unauthenticated
 from emban.models import AuditLog, Dashboard, Environment, Org
 from emban.rest_compat.routes import ROUTES
 from emban.services import billing
@@ -733,3 +734,81 @@ async def test_graphql_console_fields_refuse_an_embed_token(make_client: ClientF
     ):
         error = await error_of(client, query, headers=bearer(token))
         assert error["extensions"]["code"] == "FORBIDDEN", query
+
+
+async def test_permissions_are_decoded_once_into_the_principal(make_client: ClientFactory) -> None:
+    """The verified principal carries the typed permissions; a signed claim the type refuses
+    makes the token invalid (we only sign what the type accepted)."""
+    acme = await embed_org(make_client)
+    await set_plan(acme.org_id, "pro")
+    token = await mint(
+        acme.client,
+        acme.dashboard_id,
+        permissions={
+            "allow_drill_down": True,
+            "locked_filters": {"plan": "pro"},
+            "allowed_periods": ["24h", "7d", "24h"],
+            "max_date_range_days": 30,
+            "hidden_widgets": None,
+        },
+    )
+    principal = await verify_embed_token(token)
+    assert principal.embed is not None
+    assert principal.embed.permissions == EmbedPermissions(
+        allow_drill_down=True,
+        locked_filters={"plan": "pro"},
+        allowed_periods=("24h", "7d"),
+        max_date_range_days=30,
+    )
+    assert principal.embed.permissions.claims() == claims_of(token)["permissions"]
+    environment = await Environment.get(id=acme.environment_id)
+    for bad in ({"allowed_periods": ["2d"]}, {"max_date_range_days": 0}, {"can_export": True}):
+        crafted = mint_embed_token(
+            environment,
+            tenant_id="acme",
+            dashboard_id=acme.dashboard_id,
+            permissions={**NO_PERMISSIONS, **bad},
+            expires_in=600,
+        ).token
+        with pytest.raises(Unauthenticated) as raised:
+            await verify_embed_token(crafted)
+        assert raised.value.code == "embed_token_invalid", bad
+
+
+@pytest.mark.parametrize(
+    ("permissions", "field", "error"),
+    [
+        (
+            {"hidden_widgets": ["notes", 5]},
+            "permissions.hidden_widgets",
+            "permissions.hidden_widgets must be a string of at most 200 characters",
+        ),
+        (
+            {"allowed_dimensions": [f"d{n}" for n in range(51)]},
+            "permissions.allowed_dimensions",
+            "permissions.allowed_dimensions must be a list of at most 50 strings",
+        ),
+        (
+            {"locked_filters": {f"k{n}": "v" for n in range(51)}},
+            "permissions.locked_filters",
+            "permissions.locked_filters: at most 50 filters",
+        ),
+        (
+            {"locked_filters": {"plan": "p" * 201}},
+            "permissions.locked_filters.plan",
+            "permissions.locked_filters.plan must be a string of at most 200 characters",
+        ),
+        (
+            {"allowed_dimensions": ["model", "a b"]},
+            "permissions.allowed_dimensions",
+            "permissions.allowed_dimensions must be a property key of letters, digits and "
+            "_ . : - / (max 64)",
+        ),
+    ],
+)
+def test_the_permissions_type_names_the_field(
+    permissions: dict[str, Any], field: str, error: str
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        decode_permissions(permissions)
+    assert (raised.value.message, raised.value.extra) == (error, {"field": field})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from emban.analytics.planner import iso_bucket
+from emban.analytics.shaping import iso_bucket
 from emban.models import AuditLog
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
 from tests.test_embed_sessions import claims_of

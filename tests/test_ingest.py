@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from emban.models import UsageDaily
+from emban.resolvers.analytics import EventInput
+from emban.rest_compat import bodies
 from emban.runtime import Runtime
+from emban.services.events import IngestEvent, decode_events, decode_events_json, event_rows
 from tests.conftest import Client, ClientFactory, bearer, create_key, register
 
 EVENT = "api.call"
@@ -511,3 +514,42 @@ def test_generated_event_ids_are_distinct_128_bit_hex(count: int) -> None:
     ids = list(generated_event_ids(count))
     assert len(ids) == count == len(set(ids))
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+# --- the one declaration of the ingest event ---------------------------------------------------
+
+
+def test_the_graphql_input_has_the_fields_of_the_one_ingest_event() -> None:
+    """GraphQL's ``EventInput`` is the schema's spelling of :class:`IngestEvent` (the SDL needs
+    its own input type); it may not drift from it."""
+    graphql_fields = [f.name for f in EventInput.__strawberry_definition__.fields]
+    assert graphql_fields == list(IngestEvent.__struct_fields__)
+    assert bodies.IngestEvent is IngestEvent
+
+
+def test_both_decoders_give_the_same_typed_events() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    raw = {
+        "events": [
+            ev(timestamp="2026-03-01T11:00:00Z", string_props={"m": "x"}),
+            ev(numeric_props={"n": 2}, string_props={}),
+        ]
+    }
+    fast = decode_events_json(json.dumps(raw).encode(), now)
+    listed = decode_events(raw, now)
+    assert fast == listed
+    assert fast.events == [
+        IngestEvent(
+            tenant_id=TENANT,
+            event_name=EVENT,
+            timestamp="2026-03-01T11:00:00Z",
+            string_props={"m": "x"},
+        ),
+        IngestEvent(tenant_id=TENANT, event_name=EVENT, numeric_props={"n": 2.0}, string_props={}),
+    ]
+    rows = event_rows(fast, org_id="org_1", environment_id="env_1")
+    assert [(r.timestamp, r.numeric_props, r.user_id) for r in rows] == [
+        ("2026-03-01 11:00:00.000", {}, ""),
+        ("2026-03-01 12:00:00.000", {"n": 2.0}, ""),
+    ]
+    assert all(len(r.event_id) == 32 for r in rows)

@@ -14,14 +14,30 @@ from redis.asyncio import Redis
 from emban.auth.principal import EmbedGrant
 from emban.errors import NotFound, TooManyCohorts
 from emban.live.bus import InProcessBus, RedisBus
-from emban.live.hub import CohortKey, LiveHub, Update
+from emban.live.hub import CohortKey, LiveDashboard, LiveHub, Update
 from emban.live.sockets import REDIS_PREFIX, LiveSockets, RevocationRule
+from emban.services.widget_config import Widget, decode_widgets
 
-WIDGETS = [
-    {"id": "calls", "query": {"event_name": "api.call"}},
-    {"id": "signups", "query": {"event_name": "user.signup"}},
-    {"id": "notes", "query": None},
-]
+
+def _config(widget_id: str, event: str | None) -> dict[str, Any]:
+    layout = {"x": 0, "y": 0, "w": 6, "h": 2}
+    if event is None:
+        return {"id": widget_id, "kind": "text", "title": "T", "text": "", "layout": layout}
+    query = {"event_name": event, "metric": "count", "period": "24h"}
+    return {
+        "id": widget_id,
+        "kind": "timeseries",
+        "title": "T",
+        "query": query,
+        "viz": {"type": "line"},
+        "layout": layout,
+    }
+
+
+WIDGETS = decode_widgets(
+    [_config("calls", "api.call"), _config("signups", "user.signup"), _config("notes", None)]
+)
+DASHBOARD = LiveDashboard("dash_1", "D", WIDGETS)
 
 
 class Source:
@@ -32,14 +48,14 @@ class Source:
         self.published = True
         self.computed: list[str] = []
 
-    async def config(self) -> dict[str, Any]:
+    async def config(self) -> LiveDashboard:
         if not self.published:
             raise NotFound("not published", code="dashboard_not_published")
-        return {"id": "dash_1", "name": "D", "widgets": WIDGETS}
+        return DASHBOARD
 
-    async def widget(self, widget: dict[str, Any]) -> Any:
-        self.computed.append(widget["id"])
-        return {"data": [self.values[widget["id"]]], "meta": {"query_time_ms": len(self.computed)}}
+    async def widget(self, widget: Widget) -> Any:
+        self.computed.append(widget.id)
+        return {"data": [self.values[widget.id]], "meta": {"query_time_ms": len(self.computed)}}
 
 
 def key(tenant: str = "acme", filters: str = "{}") -> CohortKey:
@@ -140,7 +156,7 @@ async def test_unpublish_and_publish_push_state_and_config() -> None:
     updates = await take(stream, 4)
     assert updates[0] == {
         "type": "config",
-        "dashboard": {"id": "dash_1", "name": "D", "widgets": WIDGETS},
+        "dashboard": DASHBOARD,
     }
     assert [u["result"]["data"] for u in updates[1:]] == [[3], [10], [0]]
     await hub.announce_dashboard("org_2", "dash_1")  # another org's dashboard id: ignored
@@ -225,7 +241,7 @@ class CountingSource(Source):
         self._running = running  # [now, most]
         self._gate = gate
 
-    async def widget(self, widget: dict[str, Any]) -> Any:
+    async def widget(self, widget: Widget) -> Any:
         self._running[0] += 1
         self._running[1] = max(self._running[1], self._running[0])
         try:
@@ -233,7 +249,7 @@ class CountingSource(Source):
                 if self._running[0] >= 2:
                     self._gate.set()  # two at once: the most the hub may run
                 await asyncio.wait_for(self._gate.wait(), 1)
-            self._log.append(widget["id"])
+            self._log.append(widget.id)
             return await super().widget(widget)
         finally:
             self._running[0] -= 1

@@ -6,23 +6,20 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from multidict import MultiDict
 
 from emban.analytics.planner import (
     Plan,
-    Point,
-    QuerySpec,
-    Scope,
     bucket_range,
     bucket_start,
-    build_spec,
     choose_source,
-    default_granularity,
     plan_query,
-    shape_rows,
-    spec_from_params,
     window,
 )
+from emban.analytics.query_spec import QuerySpec, Scope, build_spec, default_granularity
+from emban.analytics.shaping import Point, shape_rows
 from emban.errors import BadRequest
+from emban.rest_compat.query_params import spec_from_params
 
 BASE = {"event_name": "api.call", "tenant_id": "acme", "metric": "count", "period": "24h"}
 SCOPE = Scope("org_1", "env_1")
@@ -506,6 +503,46 @@ def test_raw_filters_and_rollup_dimension_parameters() -> None:
     assert "dimension = {dim:String} AND value = {fv0:String}" in rollup.sql
     assert "value AS g" in rollup.sql
     assert (rollup.params["dim"], rollup.params["fv0"]) == ("model", "gpt-4")
+
+
+def test_a_repeated_filter_parameter_is_one_any_of_filter() -> None:
+    query = MultiDict(params())
+    query.extend([("f_model", "gpt-4"), ("f_model", "claude"), ("f_region", "eu")])
+    built = spec_from_params(query)
+    assert built.filters == (("region", "eu"),)
+    assert built.any_of == (("model", ("claude", "gpt-4")),)
+    assert built.dimensions == frozenset({"model", "region"})
+    # the same value twice is one ordinary filter
+    once = MultiDict(params())
+    once.extend([("f_model", "gpt-4"), ("f_model", "gpt-4")])
+    assert spec_from_params(once) == spec(f_model="gpt-4")
+    raw = plan_query(built, SCOPE, NOW)
+    assert raw.planned_by == "raw"
+    assert "string_props[{ak0:String}] IN ({av0_0:String}, {av0_1:String})" in raw.sql
+    assert {k: raw.params[k] for k in ("ak0", "av0_0", "av0_1", "fk0", "fv0")} == {
+        "ak0": "model",
+        "av0_0": "claude",
+        "av0_1": "gpt-4",
+        "fk0": "region",
+        "fv0": "eu",
+    }
+    alone = MultiDict(params())
+    alone.extend([("f_model", "gpt-4"), ("f_model", "claude")])
+    rollup = plan_query(spec_from_params(alone), SCOPE, NOW)
+    assert rollup.source_table == "events_hourly_dim_rollup"
+    assert "dimension = {dim:String} AND value IN ({av0_0:String}, {av0_1:String})" in rollup.sql
+    assert (rollup.params["dim"], rollup.params["av0_0"], rollup.params["av0_1"]) == (
+        "model",
+        "claude",
+        "gpt-4",
+    )
+
+
+@pytest.mark.parametrize("name", ["metric", "period", "tenant_id", "group_by", "granularity"])
+def test_another_repeated_parameter_is_a_400_naming_it(name: str) -> None:
+    query = MultiDict(params(group_by="model", granularity="hour"))
+    query.add(name, query[name])
+    assert bad_field(query) == name  # type: ignore[arg-type]
 
 
 # --- shape_rows ------------------------------------------------------------------------------

@@ -20,15 +20,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from emban.analytics.ingest import EVENT_COLUMNS
-from emban.analytics.planner import (
-    Plan,
-    Point,
-    QuerySpec,
-    Scope,
-    build_spec,
-    plan_query,
-    shape_rows,
-)
+from emban.analytics.planner import Plan, plan_query
+from emban.analytics.query_spec import QuerySpec, Scope, build_spec
+from emban.analytics.shaping import Point, shape_rows
 from emban.analytics.tables import EVENTS, ROLLUP_DIMENSIONS
 from emban.runtime import Runtime
 

@@ -444,6 +444,111 @@ async def test_filters_are_anded(make_client: ClientFactory) -> None:
     assert await total(f_status="") == (5, "events_hourly_dim_rollup")
 
 
+async def test_a_repeated_filter_means_any_of(make_client: ClientFactory) -> None:
+    """``f_model=a&f_model=b``: events whose model is a or b (an IN filter), both values counted,
+    on the dimension rollups as on raw events; another repeated parameter is a 400 naming it."""
+    owner, key = await owner_and_key(make_client)
+    now = await stable_now()
+    b = floor_hour(now) - 2 * HOUR
+    combos = [
+        ({"model": "gpt-4", "status": "success"}, 5),
+        ({"model": "claude", "status": "success"}, 4),
+        ({"model": "claude", "status": "error"}, 3),
+        ({"model": "mistral", "status": "success"}, 2),
+        ({"status": "success"}, 1),
+    ]
+    await send(
+        owner,
+        key,
+        [
+            event(b + timedelta(minutes=i, seconds=n), string_props=props, user_id=f"u{i}-{n}")
+            for i, (props, times) in enumerate(combos)
+            for n in range(times)
+        ],
+    )
+
+    async def answer(*pairs: tuple[str, str], expect: int = 200) -> dict[str, Any]:
+        base = [("event_name", EVENT), ("tenant_id", TENANT), ("period", "24h")]
+        if not any(name == "metric" for name, _ in pairs):
+            base.append(("metric", "count"))
+        response = await owner.get("/v1/query", params=[*base, *pairs], headers=bearer(key))
+        assert response.status == expect, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+    async def total(*pairs: tuple[str, str]) -> tuple[int, str]:
+        body = await answer(*pairs)
+        return sum(p["value"] for p in body["data"]), body["meta"]["source_table"]
+
+    both = (("f_model", "gpt-4"), ("f_model", "claude"))
+    assert await total(("f_model", "gpt-4")) == (5, "events_hourly_dim_rollup")
+    assert await total(("f_model", "claude")) == (7, "events_hourly_dim_rollup")
+    assert await total(*both) == (12, "events_hourly_dim_rollup")
+    assert await total(*both, ("f_model", "mistral")) == (14, "events_hourly_dim_rollup")
+    assert await total(*both, ("f_model", "gpt-4")) == (12, "events_hourly_dim_rollup")
+    assert await total(("f_model", "gpt-4"), ("f_model", "gpt-4")) == (
+        5,
+        "events_hourly_dim_rollup",
+    )
+    assert await total(("f_model", "gpt-4"), ("f_model", "llama")) == (
+        5,
+        "events_hourly_dim_rollup",
+    )
+    assert await total(*both, ("granularity", "day")) == (12, "events_daily_dim_rollup")
+    assert await total(*both, ("metric", "count_unique")) == (12, "events")
+    assert await total(*both, ("metric", "count_unique_approx")) == (
+        12,
+        "events_hourly_dim_rollup",
+    )
+    # ANDed with the other filters (raw events: two dimensions)
+    assert await total(*both, ("f_status", "error")) == (3, "events")
+    assert await total(*both, ("f_status", "success")) == (9, "events")
+    # grouped by the filtered key: one group per value asked for
+    grouped = await answer(*both, ("group_by", "model"))
+    assert grouped["meta"]["source_table"] == "events_hourly_dim_rollup"
+    assert [(p["group"], p["value"]) for p in grouped["data"] if p["value"]] == [
+        ("claude", 7),
+        ("gpt-4", 5),
+    ]
+    # grouped by another key: raw events, both values counted
+    by_status = await answer(*both, ("group_by", "status"))
+    assert by_status["meta"]["source_table"] == "events"
+    assert [(p["group"], p["value"]) for p in by_status["data"] if p["value"]] == [
+        ("error", 3),
+        ("success", 9),
+    ]
+    # any other parameter given twice is refused, naming it
+    for name, second in (("metric", "count_unique"), ("tenant_id", "globex"), ("period", "7d")):
+        response = await owner.get(
+            "/v1/query",
+            params=[
+                ("event_name", EVENT),
+                ("tenant_id", TENANT),
+                ("metric", "count"),
+                ("period", "24h"),
+                (name, second),
+            ],
+            headers=bearer(key),
+        )
+        assert response.status == 400
+        assert await response.json() == {
+            "error": f"{name} is given 2 times; give it once",
+            "code": "invalid_field",
+            "field": name,
+        }
+    too_many = [("f_model", f"m{n}") for n in range(51)]
+    assert (await answer(*too_many, expect=400)) == {
+        "error": "f_model: at most 50 values",
+        "code": "invalid_field",
+        "field": "f_model",
+    }
+    assert (await answer(("f_model", "a"), ("f_model", "v" * 201), expect=400)) == {
+        "error": "f_model must be at most 200 characters",
+        "code": "invalid_field",
+        "field": "f_model",
+    }
+
+
 # --- week and month --------------------------------------------------------------------------
 
 

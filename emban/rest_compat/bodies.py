@@ -6,6 +6,10 @@ from typing import Any
 
 import msgspec
 
+# The ingest event is declared once, by the events service (re-exported for the routes table).
+from emban.services.events import IngestBody as IngestBody
+from emban.services.events import IngestEvent as IngestEvent
+
 
 class RegisterBody(msgspec.Struct):
     email: str
@@ -43,22 +47,6 @@ class RoleBody(msgspec.Struct):
 class OrgPatchBody(msgspec.Struct):
     name: str | None = None
     email: str | None = None
-
-
-class IngestEvent(msgspec.Struct):
-    tenant_id: str
-    event_name: str
-    timestamp: str | None = None
-    event_id: str | None = None
-    user_id: str | None = None
-    string_props: dict[str, str] = {}
-    numeric_props: dict[str, float] = {}
-
-
-class IngestBody(msgspec.Struct):
-    """Documented shape only: ingest validates every event itself to list each bad one."""
-
-    events: list[IngestEvent]
 
 
 class AdhocBody(msgspec.Struct):

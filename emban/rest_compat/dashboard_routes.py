@@ -20,6 +20,8 @@ from emban.rest_compat.http import (
 )
 from emban.rest_compat.route import RestRoute
 from emban.services import dashboards, widgets
+from emban.services.widget_config import widget_json as config_json
+from emban.services.widget_config import widgets_json
 
 
 def dashboard_json(d: Dashboard) -> dict[str, Any]:
@@ -27,7 +29,7 @@ def dashboard_json(d: Dashboard) -> dict[str, Any]:
         "id": d.id,
         "name": d.name,
         "description": d.description,
-        "widgets": dashboards.draft_widgets(d),
+        "widgets": widgets_json(dashboards.draft_widgets(d)),
         "is_published": d.is_published,
         "published_at": shapes.iso(d.published_at),
         "published": d.published,
@@ -115,7 +117,7 @@ async def add_dashboard_widget(request: web.Request) -> web.StreamResponse:
     widget = await dashboards.add_widget(
         actor=principal, dashboard_id=request.match_info["id"], widget=body
     )
-    return json_response(widget, status=201)
+    return json_response(config_json(widget), status=201)
 
 
 async def update_dashboard_widget(request: web.Request) -> web.StreamResponse:
@@ -127,7 +129,7 @@ async def update_dashboard_widget(request: web.Request) -> web.StreamResponse:
         widget_id=request.match_info["widget_id"],
         patch=body,
     )
-    return json_response(widget)
+    return json_response(config_json(widget))
 
 
 async def delete_dashboard_widget(request: web.Request) -> web.StreamResponse:
@@ -182,10 +184,10 @@ async def preview_widget_data(request: web.Request) -> web.StreamResponse:
     if found.result and len(found.result.points) > shapes.INLINE_POINTS:
         answer = found.result
         return await json_response_off_loop(
-            lambda: {"widget": found.widget, **shapes.analytics(answer)}
+            lambda: {"widget": config_json(found.widget), **shapes.analytics(answer)}
         )
     result = shapes.analytics(found.result) if found.result else {"data": [], "meta": None}
-    return json_response({"widget": found.widget, **result})
+    return json_response({"widget": config_json(found.widget), **result})
 
 
 _READ = (401, 403, 404)

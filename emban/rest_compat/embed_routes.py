@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emban.analytics.planner import iso_bucket
+from emban.analytics.shaping import iso_bucket
 from emban.rest_compat.bodies import EmbedSessionBody, RevokeEmbedSessionsBody
 from emban.rest_compat.http import actor, client_ip, json_response, parse_body, runtime
 from emban.rest_compat.route import RestRoute

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emban.analytics.planner import spec_from_params
 from emban.auth.cookies import clear_session_cookie, set_session_cookie
 from emban.rest_compat import shapes
 from emban.rest_compat.bodies import (
@@ -34,6 +33,7 @@ from emban.rest_compat.http import (
     read_body,
     runtime,
 )
+from emban.rest_compat.query_params import spec_from_params
 from emban.rest_compat.route import Handler, RestRoute
 from emban.services import (
     accounts,
@@ -209,7 +209,9 @@ async def ingest_events(request: web.Request) -> web.StreamResponse:
     # Ingest is governed by the plan's monthly events cap, not by the request budget.
     principal = await actor(request, budgeted=False)
     body = await read_body(request, MAX_INGEST_BODY)
-    accepted = await events.ingest_events(runtime(request), actor=principal, body=body)
+    events.check_can_ingest(principal)
+    batch = await events.decode_body(body)
+    accepted = await events.ingest_events(runtime(request), actor=principal, batch=batch)
     return json_response({"accepted": accepted, "status": "ok"})
 
 

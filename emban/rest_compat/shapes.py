@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from emban.analytics.planner import iso_bucket
+from emban.analytics.shaping import iso_bucket
 from emban.models import (
     ApiKey,
     AuditLog,

@@ -19,7 +19,15 @@ from emban.services import audit, billing
 from emban.services.boundary import after_commit
 from emban.services.scope import in_org, lock_org
 from emban.services.validation import clean_name, lookupable, require_storable
-from emban.services.widget_config import validate_widget, validate_widgets
+from emban.services.widget_config import (
+    MAX_WIDGETS,
+    Widget,
+    decode_widget,
+    decode_widgets,
+    stored_widgets,
+    widget_json,
+    widgets_json,
+)
 
 # Called with (org_id, dashboard_id) after a publish-state change commits (live embeds listen).
 DashboardListener = Callable[[str, str], Awaitable[None]]
@@ -57,15 +65,18 @@ async def get_own(actor: Principal, dashboard_id: str) -> Dashboard:
     return found
 
 
-def draft_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
-    widgets: list[dict[str, Any]] = dashboard.draft.get("widgets", [])
-    return widgets
+def draft_widgets(dashboard: Dashboard) -> list[Widget]:
+    """The draft's widgets, decoded from their stored JSON."""
+    return stored_widgets(dashboard.draft.get("widgets"))
 
 
-def published_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
-    snapshot = dashboard.published or {}
-    widgets: list[dict[str, Any]] = snapshot.get("widgets", [])
-    return widgets
+def published_widgets(dashboard: Dashboard) -> list[Widget]:
+    """The published snapshot's widgets (none when it was never published)."""
+    return stored_widgets((dashboard.published or {}).get("widgets"))
+
+
+def _with_draft(dashboard: Dashboard, widgets: list[Widget]) -> None:
+    dashboard.draft = {**dashboard.draft, "widgets": widgets_json(widgets)}
 
 
 async def list_dashboards(*, actor: Principal) -> list[Dashboard]:
@@ -86,7 +97,7 @@ async def create_dashboard(
         org_id=actor.org_id,
         name=clean_name(name, "name"),
         description=_description(description or ""),
-        draft={"widgets": validate_widgets(widgets)},
+        draft={"widgets": widgets_json(decode_widgets(widgets))},
         created_by=actor.actor_id,
     )
     await audit.record(
@@ -114,7 +125,7 @@ async def update_dashboard(
         dashboard.description = _description(description)
         changed.append("description")
     if widgets is not None:
-        dashboard.draft = {**dashboard.draft, "widgets": validate_widgets(widgets)}
+        _with_draft(dashboard, decode_widgets(widgets))
         changed.append("draft")
     if changed:
         await dashboard.save(update_fields=[*changed, "updated_at"])
@@ -149,7 +160,7 @@ async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard
     dashboard.published = {
         "name": dashboard.name,
         "description": dashboard.description,
-        "widgets": draft_widgets(dashboard),
+        "widgets": widgets_json(draft_widgets(dashboard)),
     }
     dashboard.is_published = True
     dashboard.published_at = datetime.now(UTC)
@@ -179,7 +190,7 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
         raise Conflict(
             "this dashboard has never been published", code=DashboardErrorCode.never_published
         )
-    dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
+    _with_draft(dashboard, published_widgets(dashboard))
     dashboard.name = dashboard.published.get("name", dashboard.name)
     dashboard.description = dashboard.published.get("description", dashboard.description)
     await dashboard.save(update_fields=["draft", "name", "description", "updated_at"])
@@ -187,20 +198,20 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
     return dashboard
 
 
-async def add_widget(*, actor: Principal, dashboard_id: str, widget: Any) -> dict[str, Any]:
+async def add_widget(*, actor: Principal, dashboard_id: str, widget: object) -> Widget:
     """Append an inline widget to the draft (admin); its id must be new in the dashboard."""
     actor.require_role("admin")
     dashboard = await get_own(actor, dashboard_id)
-    clean = validate_widget(widget)
+    clean = decode_widget(widget)
     widgets = draft_widgets(dashboard)
-    if any(w["id"] == clean["id"] for w in widgets):
-        raise Conflict(
-            f"widget {clean['id']!r} already exists", code=DashboardErrorCode.widget_exists
-        )
-    dashboard.draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
+    if any(w.id == clean.id for w in widgets):
+        raise Conflict(f"widget {clean.id!r} already exists", code=DashboardErrorCode.widget_exists)
+    if len(widgets) >= MAX_WIDGETS:
+        raise BadRequest(f"widgets: at most {MAX_WIDGETS} widgets", field="widgets")
+    _with_draft(dashboard, [*widgets, clean])
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(
-        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean["id"]}
+        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean.id}
     )
     return clean
 
@@ -209,8 +220,8 @@ _PATCHABLE = ("title", "viz", "layout", "query", "text", "description")
 
 
 async def update_widget(
-    *, actor: Principal, dashboard_id: str, widget_id: str, patch: Any
-) -> dict[str, Any]:
+    *, actor: Principal, dashboard_id: str, widget_id: str, patch: object
+) -> Widget:
     """Merge ``patch`` (title, viz, layout, query, text) into a draft widget and revalidate."""
     actor.require_role("editor")
     if not isinstance(patch, dict):
@@ -221,15 +232,15 @@ async def update_widget(
     dashboard = await get_own(actor, dashboard_id)
     widgets = draft_widgets(dashboard)
     for index, current in enumerate(widgets):
-        if current["id"] == widget_id:
-            merged = validate_widget({**current, **patch})
+        if current.id == widget_id:
+            merged = decode_widget({**widget_json(current), **patch})
             widgets = [*widgets[:index], merged, *widgets[index + 1 :]]
             break
     else:
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    dashboard.draft = {**dashboard.draft, "widgets": widgets}
+    _with_draft(dashboard, widgets)
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(
         actor,
@@ -245,12 +256,12 @@ async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) 
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     widgets = draft_widgets(dashboard)
-    remaining = [w for w in widgets if w["id"] != widget_id]
+    remaining = [w for w in widgets if w.id != widget_id]
     if len(remaining) == len(widgets):
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    dashboard.draft = {**dashboard.draft, "widgets": remaining}
+    _with_draft(dashboard, remaining)
     await dashboard.save(update_fields=["draft", "updated_at"])
     await audit.record(
         actor, "dashboard.widget_delete", "dashboard", dashboard.id, {"widget_id": widget_id}

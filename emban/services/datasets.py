@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emban.analytics import catalog
-from emban.analytics.planner import Scope, iso_seconds
+from emban.analytics.query_spec import Scope
+from emban.analytics.shaping import iso_seconds
 from emban.analytics.tables import VISIBLE_DATASETS
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
