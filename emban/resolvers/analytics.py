@@ -131,6 +131,7 @@ class Dataset:
     approx_bytes: int
     updated_at: str | None
     columns: list[DatasetColumn]
+    ddl: str
 
 
 @strawberry.type
@@ -226,6 +227,7 @@ class AnalyticsQueries:
                 approx_bytes=d.approx_bytes,
                 updated_at=d.updated_at,
                 columns=[DatasetColumn(name=c["name"], type=c["type"]) for c in d.columns],
+                ddl=d.ddl,
             )
             for d in found
         ]

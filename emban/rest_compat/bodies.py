@@ -1,4 +1,9 @@
-"""Request bodies of the ``/v1`` routes as typed structs: validation and OpenAPI, one source."""
+"""Request bodies of the ``/v1`` routes as typed structs: validation and OpenAPI, one source.
+
+Every body refuses fields it does not know (400 naming the field): a misspelt optional field
+would otherwise be dropped in silence, e.g. ``"permisions"`` minting an unrestricted embed
+session.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +12,49 @@ from typing import Any
 import msgspec
 
 
-class RegisterBody(msgspec.Struct):
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request body."""
+
+
+class RegisterBody(Body):
     email: str
     password: str
     name: str
     org_name: str
 
 
-class LoginBody(msgspec.Struct):
+class LoginBody(Body):
     email: str
     password: str
 
 
-class AcceptInviteBody(msgspec.Struct):
+class AcceptInviteBody(Body):
     token: str
     password: str
     name: str
 
 
-class CreateApiKeyBody(msgspec.Struct):
+class CreateApiKeyBody(Body):
     label: str
     scope: str
     environment: str | None = None
 
 
-class InviteBody(msgspec.Struct):
+class InviteBody(Body):
     email: str
     role: str
 
 
-class RoleBody(msgspec.Struct):
+class RoleBody(Body):
     role: str
 
 
-class OrgPatchBody(msgspec.Struct):
+class OrgPatchBody(Body):
     name: str | None = None
     email: str | None = None
 
 
-class IngestEvent(msgspec.Struct):
+class IngestEvent(Body):
     tenant_id: str
     event_name: str
     timestamp: str | None = None
@@ -55,60 +64,60 @@ class IngestEvent(msgspec.Struct):
     numeric_props: dict[str, float] = {}
 
 
-class IngestBody(msgspec.Struct):
+class IngestBody(Body):
     """Documented shape only: ingest validates every event itself to list each bad one."""
 
     events: list[IngestEvent]
 
 
-class AdhocBody(msgspec.Struct):
+class AdhocBody(Body):
     sql: str
 
 
-class SavedQueryBody(msgspec.Struct):
+class SavedQueryBody(Body):
     name: str
     sql: str
     dataset: str = "events"
     starred: bool = False
 
 
-class SavedQueryPatchBody(msgspec.Struct):
+class SavedQueryPatchBody(Body):
     name: str | None = None
     sql: str | None = None
     dataset: str | None = None
     starred: bool | None = None
 
 
-class DashboardBody(msgspec.Struct):
+class DashboardBody(Body):
     name: str
     description: str | None = None
     widgets: list[dict[str, Any]] = []
 
 
-class DashboardPatchBody(msgspec.Struct):
+class DashboardPatchBody(Body):
     name: str | None = None
     description: str | None = None
     widgets: list[dict[str, Any]] | None = None
 
 
-class PreviewBody(msgspec.Struct):
+class PreviewBody(Body):
     widget: dict[str, Any]
     tenant_id: str | None = None
 
 
-class EmbedSessionBody(msgspec.Struct):
+class EmbedSessionBody(Body):
     tenant_id: str
     dashboard_id: str
     expires_in: int = 3600
     permissions: dict[str, Any] | None = None
 
 
-class RevokeEmbedSessionsBody(msgspec.Struct):
+class RevokeEmbedSessionsBody(Body):
     dashboard_id: str | None = None
     tenant_id: str | None = None
 
 
-class EnvironmentPatchBody(msgspec.Struct):
+class EnvironmentPatchBody(Body):
     """``["*"]`` or up to 50 origins ``scheme://host[:port]``; checked by the service (400 naming
     ``allowed_origins``)."""
 

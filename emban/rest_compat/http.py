@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 _AT_PATH = re.compile(r"at `\$\.?([^`]*)`")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
 def runtime(request: web.Request) -> Runtime:
@@ -103,6 +104,11 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
         message = str(exc)
+        unknown = _UNKNOWN.search(message)
+        if unknown:
+            at = _AT_PATH.search(message)
+            path = ".".join(p for p in (at.group(1) if at else "", unknown.group(1)) if p)
+            raise BadRequest(f"{path} is not a known field", field=path) from None
         match = _MISSING.search(message) or _AT_PATH.search(message)
         field = match.group(1) if match else None
         if field:

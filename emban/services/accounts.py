@@ -218,7 +218,9 @@ async def logout(*, actor: Principal) -> None:
     """Delete the server-side session row; the old cookie then fails with 401."""
     actor.require_console()  # an ingest key is refused (403) like on every console route
     if actor.kind != "session" or actor.session_id is None:
-        raise BadRequest("logout needs a console session, not an API key", code="not_a_session")
+        # 403 like every scope violation in the spec's table: the caller is known, the
+        # credential is the wrong kind.
+        raise Forbidden("logout needs a console session, not an API key", code="not_a_session")
     await UserSession.filter(id=actor.session_id).delete()
     await audit.record(actor, "session.logout", "user", actor.user_id)
 
@@ -266,7 +268,7 @@ async def _usable_invite(token: str) -> Invite:
     if invite is None:
         raise NotFound("this invite does not exist", code="invite_not_found")
     if invite.accepted_at is not None:
-        raise BadRequest("this invite has already been used", code="invite_used")
+        raise Conflict("this invite has already been used", code="invite_used")
     if invite.expires_at <= _now():
         raise BadRequest("this invite has expired", code="invite_expired")
     return invite

@@ -62,7 +62,7 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
     numeric_props: dict[str, float] | None = None
 
 
-class _Body(msgspec.Struct):
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
     events: list[_Event]
 
 
@@ -135,6 +135,9 @@ def validate_events(raw: Any, *, org_id: str, environment_id: str, now: datetime
     """The body's events → rows; any problem anywhere → 400 listing each (index, field)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
         raise BadRequest('body must be {"events": [...]}', field="events")
+    for key in raw:
+        if key != "events":
+            raise BadRequest(f"{key} is not a known field", field=str(key))
     events: list[Any] = raw["events"]
     if not events:
         raise BadRequest("events must not be empty", field="events")
