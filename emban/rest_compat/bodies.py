@@ -7,9 +7,10 @@ session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -86,6 +87,45 @@ class SavedQueryPatchBody(Body):
     sql: str | None = None
     dataset: str | None = None
     starred: bool | None = None
+
+
+class WidgetLayout(Body):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class WidgetBody(Body):
+    """A widget config: services/widget_config.py decodes and checks it, naming the bad field
+    (``widget.title``...), so the handlers read it as a JSON object and pass it on; this type
+    documents it. A standalone widget's ``id`` is assigned by the server."""
+
+    kind: Literal["metric", "timeseries", "breakdown", "table", "text"]
+    title: str
+    layout: WidgetLayout
+    id: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    text: str | UnsetType = UNSET  # text widgets only (markdown)
+    query: dict[str, Any] | None | UnsetType = UNSET  # every kind but text
+    viz: dict[str, Any] | UnsetType = UNSET  # every kind but text
+
+
+class WidgetPatchBody(Body):
+    """The fields of a widget a patch may change (checked by the service like ``WidgetBody``)."""
+
+    title: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    text: str | UnsetType = UNSET
+    query: dict[str, Any] | None | UnsetType = UNSET
+    viz: dict[str, Any] | UnsetType = UNSET
+    layout: WidgetLayout | UnsetType = UNSET
+
+
+class StandaloneWidgetPatchBody(WidgetPatchBody):
+    """A standalone widget's patch may also change its kind (the merged config is checked)."""
+
+    kind: Literal["metric", "timeseries", "breakdown", "table", "text"] | UnsetType = UNSET
 
 
 class DashboardBody(Body):

@@ -7,7 +7,14 @@ from aiohttp import web
 from emban.models import Dashboard, Widget
 from emban.rest_compat import responses as out
 from emban.rest_compat import shapes
-from emban.rest_compat.bodies import DashboardBody, DashboardPatchBody, PreviewBody
+from emban.rest_compat.bodies import (
+    DashboardBody,
+    DashboardPatchBody,
+    PreviewBody,
+    StandaloneWidgetPatchBody,
+    WidgetBody,
+    WidgetPatchBody,
+)
 from emban.rest_compat.http import parse_body, read_json_object, runtime
 from emban.rest_compat.route import Reply, caller, route
 from emban.services import dashboards, widgets
@@ -171,6 +178,7 @@ async def restore_published(request: web.Request) -> None:
     "POST",
     "/v1/dashboards/{id}/widgets",
     response=out.WidgetConfig,
+    body=WidgetBody,
     status=201,
     role="admin",
     tag="dashboards",
@@ -189,6 +197,7 @@ async def add_dashboard_widget(request: web.Request) -> out.WidgetConfig:
     "PATCH",
     "/v1/dashboards/{id}/widgets/{widget_id}",
     response=out.WidgetConfig,
+    body=WidgetPatchBody,
     role="editor",
     tag="dashboards",
     errors=_WRITE,
@@ -241,6 +250,7 @@ async def get_widget(request: web.Request) -> out.Widget:
     "/v1/widgets",
     response=out.Widget,
     status=201,
+    body=WidgetBody,
     role="admin",
     tag="widgets",
     errors=(400,),
@@ -252,7 +262,15 @@ async def create_widget(request: web.Request) -> out.Widget:
     return widget_json(created)
 
 
-@route("PATCH", "/v1/widgets/{id}", response=out.Widget, role="admin", tag="widgets", errors=_WRITE)
+@route(
+    "PATCH",
+    "/v1/widgets/{id}",
+    response=out.Widget,
+    body=StandaloneWidgetPatchBody,
+    role="admin",
+    tag="widgets",
+    errors=_WRITE,
+)
 async def update_widget(request: web.Request) -> out.Widget:
     """Update a standalone widget (admin)."""
     patch = await read_json_object(request)
