@@ -107,7 +107,7 @@ class WidgetBody(Body):
     id: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
     text: str | UnsetType = UNSET  # text widgets only (markdown)
-    query: dict[str, Any] | None | UnsetType = UNSET  # every kind but text
+    query: dict[str, Any] | UnsetType | None = UNSET  # every kind but text
     viz: dict[str, Any] | UnsetType = UNSET  # every kind but text
 
 
@@ -117,7 +117,7 @@ class WidgetPatchBody(Body):
     title: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
     text: str | UnsetType = UNSET
-    query: dict[str, Any] | None | UnsetType = UNSET
+    query: dict[str, Any] | UnsetType | None = UNSET
     viz: dict[str, Any] | UnsetType = UNSET
     layout: WidgetLayout | UnsetType = UNSET
 
