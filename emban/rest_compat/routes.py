@@ -462,6 +462,15 @@ def _all_routes() -> tuple[RestRoute, ...]:
 ROUTES: tuple[RestRoute, ...] = _all_routes()
 
 
+async def openapi_document(request: web.Request) -> web.StreamResponse:
+    """``GET /openapi.json``: the contract of these routes (the same text as schema/openapi.json,
+    which a test keeps current), for clients and contract testers."""
+    from emban.contracts import openapi_json  # imports this module: not at import time
+
+    return web.Response(text=openapi_json(), content_type="application/json")
+
+
 def add_routes(app: web.Application) -> None:
     for declared in ROUTES:
         app.router.add_route(declared.method, declared.path, declared.aiohttp_handler())
+    app.router.add_get("/openapi.json", openapi_document)
