@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -53,17 +52,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=msgspec.json.encode(data), status=status, content_type="application/json"
     )
-
-
-async def json_response_off_loop(build: Callable[[], Any], status: int = 200) -> web.Response:
-    """Build and encode a large answer (up to EMBAN_QUERY_MAX_POINTS points) in a worker thread,
-    so the event loop keeps serving other requests meanwhile."""
-    body = await asyncio.to_thread(lambda: msgspec.json.encode(build()))
-    return web.Response(body=body, status=status, content_type="application/json")
-
-
-def no_content() -> web.Response:
-    return web.Response(status=204)
 
 
 async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
 import msgspec
@@ -70,7 +70,6 @@ class RestRoute:
     transaction: bool | None = None
     # Ingest is governed by the plan's monthly events cap, not by the request budget.
     budgeted: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
