@@ -242,7 +242,7 @@ async def test_malformed_bodies_are_400(make_client: ClientFactory) -> None:
         (b"{}", "invalid_field", "sql"),
         (b'{"sql": 1}', "invalid_field", "sql"),
         (b'{"sql": null}', "invalid_field", "sql"),
-        (b'{"query": "SELECT 1"}', "invalid_field", "sql"),
+        (b'{"query": "SELECT 1"}', "invalid_field", "query"),  # unknown fields are refused
         (b'["SELECT 1"]', "invalid_body", None),
         (b'"SELECT 1"', "invalid_body", None),
     ):

@@ -74,6 +74,33 @@ DESCRIPTIONS = {
     "events_daily_dim_rollup": "Daily rollup per common dimension (model, endpoint, status, "
     "plan, source).",
 }
+# The materialized views that fill the rollups (analytics/ddl.py), listed after the tables.
+VIEWS = {
+    "events_hourly_rollup_mv": "events_hourly_rollup",
+    "events_daily_rollup_mv": "events_daily_rollup",
+    "events_hourly_dim_rollup_mv": "events_hourly_dim_rollup",
+    "events_daily_dim_rollup_mv": "events_daily_dim_rollup",
+}
+_VIEW_EVENTS = {"name": "events", "type": "UInt64"}
+VIEW_COLUMNS = {
+    "events_hourly_rollup_mv": [*_KEY, HOUR_BUCKET, _VIEW_EVENTS, _USERS, _HLL],
+    "events_daily_rollup_mv": [*_KEY, DAY_BUCKET, _VIEW_EVENTS, _USERS, _HLL],
+    "events_hourly_dim_rollup_mv": [
+        *_KEY,
+        {"name": "dimension", "type": "String"},  # ARRAY JOIN of a constant array
+        {"name": "value", "type": "String"},
+        HOUR_BUCKET,
+        _VIEW_EVENTS,
+        _HLL,
+    ],
+    "events_daily_dim_rollup_mv": [*_KEY, *_DIM, DAY_BUCKET, _VIEW_EVENTS, _HLL],
+}
+VIEW_SOURCES = {
+    "events_hourly_rollup_mv": "FROM default.events\n",
+    "events_daily_rollup_mv": "FROM default.events_hourly_rollup\n",
+    "events_hourly_dim_rollup_mv": "FROM default.events\nARRAY JOIN",
+    "events_daily_dim_rollup_mv": "FROM default.events_hourly_dim_rollup\n",
+}
 ISO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 ISO_MILLIS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 COUNT_SQL = "SELECT count() FROM events"
@@ -97,11 +124,19 @@ async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
 
 
 async def datasets(client: Client, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """The listed tables by name (the views are checked by their own tests)."""
     response = await client.get("/v1/datasets", headers=headers)
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     assert list(body) == ["datasets"]
-    return {d["name"]: d for d in body["datasets"]}
+    return {d["name"]: d for d in body["datasets"] if d["kind"] == "table"}
+
+
+async def views(client: Client, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response = await client.get("/v1/datasets", headers=headers)
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return {d["name"]: d for d in body["datasets"] if d["kind"] != "table"}
 
 
 def stamp(moment: datetime) -> str:
@@ -186,9 +221,11 @@ async def test_datasets_list_exact_names_engines_and_columns(make_client: Client
     response = await client.get("/v1/datasets")
     assert response.status == 200
     body = await response.json()
-    assert [d["name"] for d in body["datasets"]] == NAMES
-    for d in body["datasets"]:
+    assert [d["name"] for d in body["datasets"]] == [*NAMES, *VIEWS]
+    for d in body["datasets"][: len(NAMES)]:
         # No data yet: nothing counted, no write time.
+        ddl = (await (await client.get(f"/v1/datasets/{d['name']}/ddl")).json())["ddl"]
+        assert ddl.startswith(f"CREATE TABLE default.{d['name']}\n(\n")
         assert d == {
             "name": d["name"],
             "kind": "table",
@@ -198,6 +235,27 @@ async def test_datasets_list_exact_names_engines_and_columns(make_client: Client
             "approx_bytes": 0,
             "updated_at": None,
             "columns": COLUMNS[d["name"]],
+            "ddl": ddl,
+        }
+    for d in body["datasets"][len(NAMES) :]:
+        name, target = d["name"], VIEWS[d["name"]]
+        ddl = d["ddl"]
+        assert ddl.startswith(
+            f"CREATE MATERIALIZED VIEW default.{name} TO default.{target}\n(\n"
+        ), ddl
+        assert VIEW_SOURCES[name] in ddl
+        assert ddl == (await (await client.get(f"/v1/datasets/{name}/ddl")).json())["ddl"]
+        assert d == {
+            "name": name,
+            "kind": "materialized_view",
+            "engine": "MaterializedView",
+            "description": f"Materialized view: fills {target} as events are inserted (it "
+            "stores nothing itself; its rows are counted there).",
+            "approx_rows": 0,
+            "approx_bytes": 0,
+            "updated_at": None,
+            "columns": VIEW_COLUMNS[name],
+            "ddl": ddl,
         }
 
 
@@ -238,6 +296,17 @@ async def test_datasets_rows_are_the_callers_org_and_environment_only(
     assert {name: d["columns"] for name, d in after.items()} == COLUMNS
     their_view = await datasets(other)
     assert {name: d["approx_rows"] for name, d in their_view.items()} == expected_rows(theirs)
+    # The views store nothing; their update time is the org's own latest write through them.
+    for listed in (await views(client), await views(other)):
+        assert set(listed) == set(VIEWS)
+        for d in listed.values():
+            assert (d["approx_rows"], d["approx_bytes"]) == (0, 0)
+    assert {d["updated_at"] for d in (await views(client)).values()} == {
+        before["events"]["updated_at"]
+    }
+    assert {d["updated_at"] for d in (await views(other)).values()} == {
+        their_view["events"]["updated_at"]
+    }
 
     # Events of this org's development environment are not counted for the production session,
     # and a development admin key counts only them.
@@ -259,8 +328,9 @@ async def test_datasets_org_without_rows_counts_zero_while_others_have_data(
     client, _ = await owner(make_client)
     other, other_reg = await owner(make_client, "owner@globex.test", "Globex")
     await send(other, other_reg["api_key"]["key"], other_events(datetime.now(UTC)))
-    view = await datasets(client)
-    for name in NAMES:
+    view = {**await datasets(client), **await views(client)}
+    assert list(view) == [*NAMES, *VIEWS]
+    for name in view:
         assert view[name]["approx_rows"] == 0
         assert view[name]["approx_bytes"] == 0
         # This org has never written: another org's ingest is not its update time.
@@ -290,7 +360,8 @@ async def test_dataset_ddl_of_an_invisible_name_is_404(make_client: ClientFactor
         "nope",
         "event_ids",
         "emban_schema_versions",
-        "events_hourly_rollup_mv",
+        "events_mv",  # no such view: the raw table is not filled by one
+        "events_hourly_rollup_MV",
         "system.tables",
         "EVENTS",
         "%00",

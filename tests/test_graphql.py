@@ -214,13 +214,13 @@ async def test_logout_ends_the_server_side_session(make_client: ClientFactory) -
     assert actions == ["org.create", "api_key.create", "session.logout"]
 
 
-async def test_logout_with_an_api_key_is_bad_request(make_client: ClientFactory) -> None:
+async def test_logout_with_an_api_key_is_forbidden(make_client: ClientFactory) -> None:
     client = await make_client()
     reg = await gql_register(client)
     anonymous = await make_client()
     error = await error_of(anonymous, "mutation { logout }", headers=bearer(reg["apiKey"]["key"]))
     assert error["message"] == "logout needs a console session, not an API key"
-    assert error["extensions"] == {"code": "BAD_REQUEST", "reason": "not_a_session"}
+    assert error["extensions"] == {"code": "FORBIDDEN", "reason": "not_a_session"}
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -483,7 +483,7 @@ async def test_invite_accept_change_role_and_remove_member(make_client: ClientFa
     error = await error_of(
         member, ACCEPT, {"token": invited["token"], "password": PASSWORD, "name": "Pat"}
     )
-    assert error["extensions"] == {"code": "BAD_REQUEST", "reason": "invite_used"}
+    assert error["extensions"] == {"code": "CONFLICT", "reason": "invite_used"}
     error = await error_of(member, ACCEPT, {"token": "nope", "password": PASSWORD, "name": "Pat"})
     assert error["extensions"] == {"code": "NOT_FOUND", "reason": "invite_not_found"}
 

@@ -31,7 +31,11 @@ query Adhoc($sql: String!) {
 }
 """
 DATASETS = """
-{ datasets { name kind engine description approxRows approxBytes updatedAt columns { name type } } }
+{
+  datasets {
+    name kind engine description approxRows approxBytes updatedAt columns { name type } ddl
+  }
+}
 """
 DDL = "query Ddl($name: String!) { datasetDdl(name: $name) }"
 SAVED_FIELDS = "id name sql dataset starred createdBy createdAt updatedAt"
@@ -458,13 +462,18 @@ async def test_datasets_and_ddl_equal_rest(make_client: ClientFactory) -> None:
         "events_daily_rollup",
         "events_hourly_dim_rollup",
         "events_daily_dim_rollup",
+        "events_hourly_rollup_mv",
+        "events_daily_rollup_mv",
+        "events_hourly_dim_rollup_mv",
+        "events_daily_dim_rollup_mv",
     ]
     assert found[0]["approxRows"] == 8
     for d in found:
         ddl = (await data_of(client, DDL, {"name": d["name"]}))["datasetDdl"]
         response = await client.get(f"/v1/datasets/{d['name']}/ddl")
-        assert ddl == (await response.json())["ddl"]
-        assert ddl.startswith(f"CREATE TABLE default.{d['name']}\n")
+        assert ddl == (await response.json())["ddl"] == d["ddl"]
+        create = "MATERIALIZED VIEW" if d["kind"] == "materialized_view" else "TABLE"
+        assert ddl.startswith(f"CREATE {create} default.{d['name']}")
 
     for name in ("event_ids", "nope"):
         error = await error_of(client, DDL, {"name": name})

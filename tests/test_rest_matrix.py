@@ -47,7 +47,7 @@ Row = tuple[int, int, int, int, int, int, int]
 # settings, queries, saved queries, usage and onboarding; admins also manage keys, invites,
 # members and saved queries, patch settings, run ad-hoc SQL, see datasets and the audit log; only
 # the owner changes roles or deletes the org; an admin key acts with the admin role but has no
-# session to log out of (400 not_a_session); events are sent with API keys only. Dashboards and
+# session to log out of (403 not_a_session); events are sent with API keys only. Dashboards and
 # standalone widgets are read by viewers; editors write dashboards (publish, unpublish, inline
 # widget patch/delete), preview widgets and auto-create a dashboard from discovery; restoring the
 # published snapshot, adding an inline widget, every standalone widget write and minting or
@@ -55,7 +55,7 @@ Row = tuple[int, int, int, int, int, int, int]
 # allowed origins set by admins.
 MATRIX: dict[tuple[str, str], Row] = {
     # (method, path): (anonymous, ingest_key, viewer, editor, admin, owner, admin_key)
-    ("POST", "/v1/auth/logout"): (401, 403, 204, 204, 204, 204, 400),
+    ("POST", "/v1/auth/logout"): (401, 403, 204, 204, 204, 204, 403),
     ("GET", "/v1/auth/me"): (401, 200, 200, 200, 200, 200, 200),
     ("GET", "/v1/api-keys"): (401, 403, 403, 403, 200, 200, 200),
     ("POST", "/v1/api-keys"): (401, 403, 403, 403, 201, 201, 201),
@@ -113,6 +113,9 @@ NEEDS_EVENTS = {("POST", "/v1/discover/auto-create")}
 
 # Routes that refuse console sessions by scope rather than by role.
 KEY_ONLY = {("POST", "/v1/events")}
+
+# Routes that refuse API keys because they act on a console session (403 not_a_session).
+SESSION_ONLY = {("POST", "/v1/auth/logout")}
 
 # Public routes answer without credentials; their refusals are tested in test_rest_auth.py.
 PUBLIC: dict[tuple[str, str], int] = {
@@ -363,7 +366,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 def _denial_code(route: tuple[str, str], principal: str, status: int) -> str:
     if status == 401:
         return "unauthenticated"
-    if status == 400:
+    if route in SESSION_ONLY and principal.endswith("_key") and principal != "ingest_key":
         return "not_a_session"
     if principal == "ingest_key" or route in KEY_ONLY:
         return "insufficient_scope"
@@ -439,6 +442,33 @@ def test_matrix_covers_every_route_and_has_an_allowed_and_a_denied_case() -> Non
             assert route.status in statuses, key
         else:
             assert PUBLIC[key] == route.status, key
+
+
+ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
+# The role each principal acts with (an admin key acts as admin; an ingest key has none).
+ACTS_AS = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4, "admin_key": 3, "ingest_key": 0}
+
+
+def test_route_declarations_predict_every_refusal_in_the_matrix() -> None:
+    """The ``@route`` declarations (auth and least role) are what the request path enforces;
+    this holds them to the independent expectation above, so a declaration cannot drift from
+    what the services enforce for the GraphQL edge either."""
+    for route in ROUTES:
+        key = (route.method, route.path)
+        if key not in MATRIX:
+            continue
+        for principal, status in zip(PRINCIPALS, MATRIX[key], strict=True):
+            if principal == "anonymous":
+                allowed = False
+            elif route.auth == "any":
+                allowed = key not in KEY_ONLY or principal.endswith("_key")
+            else:
+                assert route.auth == "console" and route.role is not None, key
+                allowed = ACTS_AS[principal] >= ROLE_RANK[route.role]
+                if key in SESSION_ONLY and principal.endswith("_key"):
+                    allowed = False
+            expected = route.status if allowed else (401 if principal == "anonymous" else 403)
+            assert status == expected, (key, principal, route.auth, route.role)
 
 
 @pytest.mark.parametrize("route", list(PUBLIC), ids=[_route_id(r) for r in PUBLIC])

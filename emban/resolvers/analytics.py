@@ -132,6 +132,7 @@ class Dataset:
     approx_bytes: Int64
     updated_at: str | None
     columns: list[DatasetColumn]
+    ddl: str
 
 
 @strawberry.type
@@ -227,6 +228,7 @@ class AnalyticsQueries:
                 approx_bytes=Int64(d.approx_bytes),
                 updated_at=d.updated_at,
                 columns=[DatasetColumn(name=c["name"], type=c["type"]) for c in d.columns],
+                ddl=d.ddl,
             )
             for d in found
         ]

@@ -221,7 +221,9 @@ async def logout(*, actor: Principal) -> None:
     """Delete the server-side session row; the old cookie then fails with 401."""
     actor.require_console()  # an ingest key is refused (403) like on every console route
     if actor.kind != "session" or actor.session_id is None:
-        raise BadRequest(
+        # 403 like every scope violation in the spec's table: the caller is known, the
+        # credential is the wrong kind.
+        raise Forbidden(
             "logout needs a console session, not an API key", code=AuthErrorCode.not_a_session
         )
     await UserSession.filter(id=actor.session_id).delete()
@@ -273,7 +275,7 @@ async def _usable_invite(token: str) -> Invite:
     if invite is None:
         raise NotFound("this invite does not exist", code=TeamErrorCode.invite_not_found)
     if invite.accepted_at is not None:
-        raise BadRequest("this invite has already been used", code=TeamErrorCode.invite_used)
+        raise Conflict("this invite has already been used", code=TeamErrorCode.invite_used)
     if invite.expires_at <= _now():
         raise BadRequest("this invite has expired", code=TeamErrorCode.invite_expired)
     return invite

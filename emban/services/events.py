@@ -73,7 +73,7 @@ FIELDS: tuple[str, ...] = IngestEvent.__struct_fields__
 _HINTS = get_type_hints(IngestEvent, include_extras=True)
 
 
-class IngestBody(msgspec.Struct):
+class IngestBody(msgspec.Struct, forbid_unknown_fields=True):
     """Up to 10,000 events."""
 
     events: list[IngestEvent]
@@ -185,6 +185,9 @@ def decode_events(raw: Any, now: datetime) -> IngestBatch:
     (index, field)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
         raise BadRequest('body must be {"events": [...]}', field="events")
+    for key in raw:
+        if key != "events":
+            raise BadRequest(f"{key} is not a known field", field=str(key))
     events: list[Any] = raw["events"]
     if not events:
         raise BadRequest("events must not be empty", field="events")
