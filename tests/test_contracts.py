@@ -19,6 +19,7 @@ from emban.contracts import (
     openapi_json,
     write_contracts,
 )
+from emban.error_codes import PlanErrorCode
 from emban.rest_compat.routes import ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +138,11 @@ def test_response_schemas_describe_what_is_sent() -> None:
 def test_error_bodies_share_one_code_schema() -> None:
     schemas = openapi_document()["components"]["schemas"]
     assert schemas["Error"]["properties"]["code"] == error_code_schema()
-    assert schemas["PlanLimitError"]["properties"]["code"] == error_code_schema()
+    # A 402 carries one of the plan codes: the same schema, narrowed to that domain.
+    assert schemas["PlanLimitError"]["properties"]["code"] == error_code_schema(
+        sorted(c.value for c in PlanErrorCode)
+    )
+    assert set(error_code_schema()["enum"]) >= {c.value for c in PlanErrorCode}
 
 
 def test_routes_declare_auth_and_role_in_the_document() -> None:
