@@ -54,18 +54,27 @@ class UsageRecorder:
         pending, self._queries = self._queries, Counter()
         try:
             for (org_id, day), count in pending.items():
-                await _add_queries(org_id, day, count)
+                await add_usage(org_id, day, queries=count)
         except Exception:
             self._queries.update(pending)
             raise
 
 
-async def _add_queries(org_id: str, day: date, count: int) -> None:
-    if await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count):
+async def add_usage(org_id: str, day: date, *, events: int = 0, queries: int = 0) -> None:
+    """Add to the org's ``usage_daily`` counters for ``day``: the one upsert both counters use.
+
+    An UPDATE first (the common case: the day's row exists), then an INSERT; a row created
+    concurrently by another process in between makes the INSERT fail, and the UPDATE is retried.
+    An org deleted meanwhile gets no row (its counts have no one left to bill).
+    """
+    if events <= 0 and queries <= 0:
+        return
+    increments = {"events": F("events") + events, "queries": F("queries") + queries}
+    if await UsageDaily.filter(org_id=org_id, day=day).update(**increments):
         return
     if not await Org.exists(id=org_id):
-        return  # the org was deleted meanwhile
+        return
     try:
-        await UsageDaily.create(org_id=org_id, day=day, queries=count)
-    except IntegrityError:
-        await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count)
+        await UsageDaily.create(org_id=org_id, day=day, events=events, queries=queries)
+    except IntegrityError:  # created concurrently by another request or process
+        await UsageDaily.filter(org_id=org_id, day=day).update(**increments)
