@@ -7,8 +7,6 @@ depend on them).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -16,6 +14,7 @@ from datetime import UTC, date, datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
+from emban.background_tasks import OwnedTask, every
 from emban.models import Org, UsageDaily
 
 log = logging.getLogger("emban.usage")
@@ -25,30 +24,24 @@ FLUSH_SECONDS = 5.0
 class UsageRecorder:
     def __init__(self) -> None:
         self._queries: Counter[tuple[str, date]] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = OwnedTask("emban-usage-flush")
 
     def count_query(self, org_id: str) -> None:
         self._queries[(org_id, datetime.now(UTC).date())] += 1
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="emban-usage-flush")
+        self._flusher.start(
+            lambda: every(
+                FLUSH_SECONDS,
+                self.flush,
+                log,
+                "usage flush failed; counts are kept for the next one",
+            )
+        )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._flusher.stop()
         await self.flush()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("usage flush failed; counts are kept for the next one")
 
     async def flush(self) -> None:
         pending, self._queries = self._queries, Counter()
