@@ -105,21 +105,16 @@ async def update_dashboard(
     """Change the name, description or the draft's widgets (the published snapshot stays)."""
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
-    changed: list[str] = []
+    changes: dict[str, Any] = {}
     if name is not None:
-        dashboard.name = clean_name(name, "name")
-        changed.append("name")
+        changes["name"] = clean_name(name, "name")
     if description is not None:
-        dashboard.description = _description(description)
-        changed.append("description")
+        changes["description"] = _description(description)
     if widgets is not None:
-        dashboard.draft = {**dashboard.draft, "widgets": validate_widgets(widgets)}
-        changed.append("draft")
-    if changed:
-        await dashboard.save(update_fields=[*changed, "updated_at"])
-        await audit.record(
-            actor, "dashboard.update", "dashboard", dashboard.id, {"fields": changed}
-        )
+        changes["draft"] = {**dashboard.draft, "widgets": validate_widgets(widgets)}
+    await audit.save_changes(
+        actor, dashboard, changes, "dashboard.update", {"fields": list(changes)}
+    )
     return dashboard
 
 
@@ -145,15 +140,17 @@ async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard
         org = await Org.get(id=actor.org_id)
         used = await in_org(Dashboard, actor).filter(is_published=True).count()
         billing.check_limit(org, "published_dashboards", used)
-    dashboard.published = {
+    snapshot = {
         "name": dashboard.name,
         "description": dashboard.description,
         "widgets": draft_widgets(dashboard),
     }
-    dashboard.is_published = True
-    dashboard.published_at = datetime.now(UTC)
-    await dashboard.save(update_fields=["published", "is_published", "published_at", "updated_at"])
-    await audit.record(actor, "dashboard.publish", "dashboard", dashboard.id)
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"published": snapshot, "is_published": True, "published_at": datetime.now(UTC)},
+        "dashboard.publish",
+    )
     _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -163,9 +160,7 @@ async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboa
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.is_published:
-        dashboard.is_published = False
-        await dashboard.save(update_fields=["is_published", "updated_at"])
-        await audit.record(actor, "dashboard.unpublish", "dashboard", dashboard.id)
+        await audit.save_changes(actor, dashboard, {"is_published": False}, "dashboard.unpublish")
         _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -176,11 +171,12 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.published is None:
         raise Conflict("this dashboard has never been published", code="never_published")
-    dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
-    dashboard.name = dashboard.published.get("name", dashboard.name)
-    dashboard.description = dashboard.published.get("description", dashboard.description)
-    await dashboard.save(update_fields=["draft", "name", "description", "updated_at"])
-    await audit.record(actor, "dashboard.restore_published", "dashboard", dashboard.id)
+    restored = {
+        "draft": {**dashboard.draft, "widgets": published_widgets(dashboard)},
+        "name": dashboard.published.get("name", dashboard.name),
+        "description": dashboard.published.get("description", dashboard.description),
+    }
+    await audit.save_changes(actor, dashboard, restored, "dashboard.restore_published")
     return dashboard
 
 
@@ -192,10 +188,9 @@ async def add_widget(*, actor: Principal, dashboard_id: str, widget: Any) -> dic
     widgets = draft_widgets(dashboard)
     if any(w["id"] == clean["id"] for w in widgets):
         raise Conflict(f"widget {clean['id']!r} already exists", code="widget_exists")
-    dashboard.draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean["id"]}
+    draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
+    await audit.save_changes(
+        actor, dashboard, {"draft": draft}, "dashboard.widget_add", {"widget_id": clean["id"]}
     )
     return clean
 
@@ -222,13 +217,11 @@ async def update_widget(
             break
     else:
         raise NotFound("widget not found in this dashboard", code="widget_not_found")
-    dashboard.draft = {**dashboard.draft, "widgets": widgets}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
+    await audit.save_changes(
         actor,
+        dashboard,
+        {"draft": {**dashboard.draft, "widgets": widgets}},
         "dashboard.widget_update",
-        "dashboard",
-        dashboard.id,
         {"widget_id": widget_id, "fields": sorted(patch)},
     )
     return merged
@@ -241,8 +234,10 @@ async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) 
     remaining = [w for w in widgets if w["id"] != widget_id]
     if len(remaining) == len(widgets):
         raise NotFound("widget not found in this dashboard", code="widget_not_found")
-    dashboard.draft = {**dashboard.draft, "widgets": remaining}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_delete", "dashboard", dashboard.id, {"widget_id": widget_id}
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"draft": {**dashboard.draft, "widgets": remaining}},
+        "dashboard.widget_delete",
+        {"widget_id": widget_id},
     )
