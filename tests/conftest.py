@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,11 @@ async def jobs_done(runtime: Runtime) -> None:
     """Wait for the one-off jobs enqueued so far (tests run them in-process: no Redis)."""
     assert isinstance(runtime.jobs, InProcessJobs)
     await runtime.jobs.drain()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a server process a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -18,7 +18,8 @@ from emban.analytics.store import ResultTooLarge
 from emban.errors import BadRequest
 from emban.runtime import Runtime
 from tests.conftest import Client, ClientFactory, bearer
-from tests.test_adhoc_route import known_events, owner, send
+from tests.scenario import owner, send_events
+from tests.test_adhoc_route import known_events
 
 SLEEP = "SELECT sleep(3) AS slept"  # ClickHouse's most per block; well under max_execution_time
 
@@ -47,7 +48,7 @@ async def test_concurrency_cap_and_other_orgs_unaffected(
     acme, acme_reg = await owner(make_client)
     globex, globex_reg = await owner(make_client, "owner@globex.test", "Globex")
     initech, initech_reg = await owner(make_client, "owner@initech.test", "Initech")
-    await send(initech, initech_reg["api_key"]["key"], known_events())
+    await send_events(initech, initech_reg["api_key"]["key"], known_events())
     acme_org, globex_org = acme_reg["org"]["id"], globex_reg["org"]["id"]
 
     async def run(client: Client) -> tuple[int, Any]:
@@ -115,7 +116,7 @@ async def test_result_cap_in_bytes(make_client: ClientFactory, runtime: Runtime)
     cap = runtime.settings.adhoc_max_result_bytes
     assert cap == 16 * 1024 * 1024
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events())
+    await send_events(client, reg["api_key"]["key"], known_events())
     expected = {
         "error": f"The result is larger than the ad-hoc result cap of {cap} bytes "
         "(EMBAN_ADHOC_MAX_RESULT_BYTES); aggregate, select fewer columns or add a LIMIT.",

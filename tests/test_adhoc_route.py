@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
+from tests.scenario import owner, send_events, stamp
 
 DATASETS = (
     "events",
@@ -17,24 +18,6 @@ DATASETS = (
     "events_hourly_dim_rollup",
     "events_daily_dim_rollup",
 )
-
-
-async def owner(
-    make_client: ClientFactory, email: str = "owner@acme.test", org: str = "Acme"
-) -> tuple[Client, dict[str, Any]]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=org)
-    return client, reg
-
-
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"accepted": len(events), "status": "ok"}
 
 
 async def adhoc(
@@ -88,7 +71,7 @@ def check_stats(body: dict[str, Any], rows: int, truncated: bool = False) -> Non
 
 async def test_admin_gets_exact_columns_rows_and_stats(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events())
+    await send_events(client, reg["api_key"]["key"], known_events())
     body = await adhoc(
         client,
         "SELECT event_name, count() AS n FROM events GROUP BY event_name ORDER BY event_name",
@@ -165,7 +148,7 @@ async def test_admin_gets_exact_columns_rows_and_stats(make_client: ClientFactor
 
 async def test_refused_statements_are_400_adhoc_rejected(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events())
+    await send_events(client, reg["api_key"]["key"], known_events())
     datasets = ", ".join(DATASETS)
     for sql, reason in (
         ("DROP TABLE events", "Only SELECT and WITH … SELECT queries are allowed, not DROP."),
@@ -209,7 +192,7 @@ async def test_engine_errors_are_400_adhoc_failed(make_client: ClientFactory) ->
 
 async def test_only_admins_run_adhoc_sql(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events())
+    await send_events(client, reg["api_key"]["key"], known_events())
     ingest = await create_key(client, "ingest")
     sql = "SELECT count() FROM events"
     for role in ("viewer", "editor"):
@@ -267,8 +250,8 @@ async def test_other_orgs_rows_never_appear(make_client: ClientFactory) -> None:
     other, other_reg = await owner(make_client, "owner@globex.test", "Globex")
     mine = reg["org"]["id"]
     theirs = other_reg["org"]["id"]
-    await send(client, reg["api_key"]["key"], known_events())
-    await send(other, other_reg["api_key"]["key"], known_events() + known_events())
+    await send_events(client, reg["api_key"]["key"], known_events())
+    await send_events(other, other_reg["api_key"]["key"], known_events() + known_events())
 
     for table in DATASETS:
         body = await adhoc(client, f"SELECT DISTINCT org_id FROM {table}")
@@ -303,8 +286,8 @@ async def test_environment_isolation(make_client: ClientFactory) -> None:
     assert response.status == 201, await response.text()
     dev_key = (await response.json())["key"]
     anonymous = await make_client()
-    await send(client, reg["api_key"]["key"], known_events())
-    await send(anonymous, dev_key, known_events()[:2])
+    await send_events(client, reg["api_key"]["key"], known_events())
+    await send_events(anonymous, dev_key, known_events()[:2])
 
     dev = bearer(dev_key)
     for table in DATASETS:

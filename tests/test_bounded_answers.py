@@ -28,6 +28,7 @@ from emban.errors import AnswerTooLarge
 from emban.runtime import Runtime
 from emban.settings import Settings, SettingsError
 from tests.conftest import Client, ClientFactory, bearer, register
+from tests.scenario import send_events
 from tests.test_embed_enforcement import World, token_for, world  # noqa: F401 - fixture
 from tests.test_graphql import data_of, error_of
 
@@ -58,11 +59,6 @@ def small_cap(runtime: Runtime) -> Iterator[int]:
     runtime.settings = replace(saved, query_max_points=50)
     yield 50
     runtime.settings = saved
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
 
 
 def with_key(count: int, **extra: Any) -> list[dict[str, Any]]:
@@ -128,7 +124,7 @@ async def test_high_cardinality_group_by_with_hourly_buckets_is_a_400(
     client = await make_client()
     key = (await register(client))["api_key"]["key"]
     # The defect's request: 2,000 values of k x 2,161 hourly buckets = 4.3M zero-filled points.
-    await send(client, key, with_key(2000))
+    await send_events(client, key, with_key(2000))
     status, body = await query(client, key, period="90d", granularity="hour", group_by="k")
     assert (status, body) == (400, cap_error("group_by"))
     # Daily buckets: 2,000 x 91 = 182,000, still over.
@@ -145,13 +141,13 @@ async def test_high_cardinality_group_by_with_hourly_buckets_is_a_400(
 async def test_the_cap_is_exact_at_the_boundary(make_client: ClientFactory) -> None:
     client = await make_client()
     key = (await register(client))["api_key"]["key"]
-    await send(client, key, with_key(46))  # 46 x 2,161 = 99,406 points: allowed
+    await send_events(client, key, with_key(46))  # 46 x 2,161 = 99,406 points: allowed
     status, body = await query(client, key, period="90d", granularity="hour", group_by="k")
     assert status == 200
     assert len(body["data"]) == 46 * HOURS_90D
     assert sum(p["value"] for p in body["data"]) == 46
     assert [p["group"] for p in body["data"][:46]] == [f"v{n:04d}" for n in range(46)]
-    await send(client, key, with_key(47))  # one more group: 101,567 points
+    await send_events(client, key, with_key(47))  # one more group: 101,567 points
     status, body = await query(client, key, period="90d", granularity="hour", group_by="k")
     assert (status, body) == (400, cap_error("group_by"))
     # Ungrouped, the same window is 2,161 points.
@@ -170,7 +166,7 @@ async def test_a_smaller_cap_bounds_buckets_rows_and_zero_filling(
         400,
         cap_error("granularity", small_cap),
     )
-    await send(client, key, with_key(60, numeric_props={"ms": 1.0}))
+    await send_events(client, key, with_key(60, numeric_props={"ms": 1.0}))
     # Rows: 60 groups in one window (SQL LIMIT 51 reads at most 51 rows).
     status, body = await query(client, key, period="1h", group_by="k")
     assert (status, body) == (400, cap_error("group_by", small_cap))
@@ -190,7 +186,9 @@ async def test_zero_filling_is_checked_before_it_runs(
 ) -> None:
     client = await make_client()
     key = (await register(client))["api_key"]["key"]
-    await send(client, key, with_key(30))  # 30 rows, 30 groups x 2 hourly buckets = 60 points
+    await send_events(
+        client, key, with_key(30)
+    )  # 30 rows, 30 groups x 2 hourly buckets = 60 points
     status, body = await query(client, key, period="1h", group_by="k")
     assert (status, body) == (400, cap_error("group_by", small_cap))
     status, body = await query(

@@ -10,7 +10,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from tests.conftest import free_port
 
 EMBAN = Path(sys.executable).parent / "emban"
 CONFIG_ERROR = "emban: configuration error: "
@@ -140,13 +141,6 @@ def test_demo_prints_a_working_login(embedded: Embedded) -> None:
     assert embedded.first_demo.key != demo.key
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _wait_healthy(http: aiohttp.ClientSession, base: str, process: object) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -219,7 +213,7 @@ async def _check_demo_dashboard(http: aiohttp.ClientSession, base: str, demo: De
 
 
 async def test_serve_end_to_end_and_set_plan(embedded: Embedded) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     data_dir = embedded.data_dir
     process = await asyncio.create_subprocess_exec(
@@ -371,7 +365,7 @@ def test_bad_settings_exit_2_with_one_line(tmp_path: Path) -> None:
         env = clean_env(EMBAN_DATA_DIR=str(tmp_path / f"data{n}"), **values)
         runs.append(
             subprocess.Popen(
-                [str(EMBAN), "serve", "--port", str(_free_port())],
+                [str(EMBAN), "serve", "--port", str(free_port())],
                 env=env,
                 cwd=tmp_path,
                 stdout=subprocess.PIPE,

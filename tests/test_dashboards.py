@@ -11,6 +11,7 @@ from typing import Any
 
 from emban.models import AuditLog, Dashboard, Org
 from tests.conftest import Client, ClientFactory, join_as, register
+from tests.scenario import call
 
 DASH_ID = re.compile(r"^dash_[a-z2-7]{20}$")
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -91,16 +92,6 @@ async def get(client: Client, dashboard_id: str) -> dict[str, Any]:
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     return body
-
-
-async def call(
-    client: Client, method: str, path: str, body: Any = None
-) -> tuple[int, dict[str, Any] | None]:
-    response = await client.request(method, path, json=body)
-    if response.status == 204:
-        assert await response.read() == b""
-        return 204, None
-    return response.status, await response.json()
 
 
 def without_times(dashboard: dict[str, Any]) -> dict[str, Any]:

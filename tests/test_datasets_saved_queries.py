@@ -13,7 +13,8 @@ import pytest
 
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.models import AuditLog, SavedQuery
-from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
+from tests.scenario import owner, send_events, stamp
 
 NAMES = [
     "events",
@@ -82,30 +83,12 @@ COUNT_SQL = "SELECT count() FROM events"
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def owner(
-    make_client: ClientFactory, email: str = "owner@acme.test", org: str = "Acme"
-) -> tuple[Client, dict[str, Any]]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=org)
-    return client, reg
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"accepted": len(events), "status": "ok"}
-
-
 async def datasets(client: Client, headers: dict[str, str] | None = None) -> dict[str, Any]:
     response = await client.get("/v1/datasets", headers=headers)
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     assert list(body) == ["datasets"]
     return {d["name"]: d for d in body["datasets"]}
-
-
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
 
 
 def expected_rows(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -209,7 +192,7 @@ async def test_datasets_rows_are_the_callers_org_and_environment_only(
     now = datetime.now(UTC)
     mine = org_events(now)
     theirs = other_events(now)
-    await send(client, reg["api_key"]["key"], mine)
+    await send_events(client, reg["api_key"]["key"], mine)
     expected = expected_rows(mine)
     assert expected == {
         "events": 4,
@@ -231,7 +214,7 @@ async def test_datasets_rows_are_the_callers_org_and_environment_only(
     # Another org's (larger) ingest, a second later, changes none of this org's figures: not
     # the counts, not the sizes, not the write time (issue 8, defect 11).
     await asyncio.sleep(1.1)  # so a write time taken from shared table metadata would move
-    await send(other, other_reg["api_key"]["key"], theirs)
+    await send_events(other, other_reg["api_key"]["key"], theirs)
     after = await datasets(client)
     assert after == before
     assert {name: d["approx_rows"] for name, d in after.items()} == expected
@@ -247,7 +230,9 @@ async def test_datasets_rows_are_the_callers_org_and_environment_only(
     assert created.status == 201, await created.text()
     dev_key = (await created.json())["key"]
     dev_events = mine[:2]
-    await send(client, dev_key, [dict(e, event_id=f"dev-{i}") for i, e in enumerate(dev_events)])
+    await send_events(
+        client, dev_key, [dict(e, event_id=f"dev-{i}") for i, e in enumerate(dev_events)]
+    )
     assert {name: d["approx_rows"] for name, d in (await datasets(client)).items()} == expected
     dev_view = await datasets(client, bearer(dev_key))
     assert {name: d["approx_rows"] for name, d in dev_view.items()} == expected_rows(dev_events)
@@ -258,7 +243,7 @@ async def test_datasets_org_without_rows_counts_zero_while_others_have_data(
 ) -> None:
     client, _ = await owner(make_client)
     other, other_reg = await owner(make_client, "owner@globex.test", "Globex")
-    await send(other, other_reg["api_key"]["key"], other_events(datetime.now(UTC)))
+    await send_events(other, other_reg["api_key"]["key"], other_events(datetime.now(UTC)))
     view = await datasets(client)
     for name in NAMES:
         assert view[name]["approx_rows"] == 0

@@ -17,17 +17,14 @@ from emban.services.discovery import (
     plan_widgets,
 )
 from emban.services.widget_config import validate_widgets
-from tests.conftest import Client, ClientFactory, bearer, join_as, register
+from tests.conftest import Client, ClientFactory, bearer, join_as
 from tests.gql_client import gql
+from tests.scenario import owner_and_key, send_events, stamp
 
 BASE = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 DASH_ID = re.compile(r"^dash_[a-z2-7]{20}$")
 NO_EVENTS = {"error": "no events found in this environment: send events first", "code": "no_events"}
-
-
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
 
 
 def call_event(
@@ -155,20 +152,6 @@ USER_SIGNUP = {
 }
 
 
-async def owner_and_key(
-    make_client: ClientFactory, email: str = "owner@acme.test"
-) -> tuple[Client, str]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=email.split("@")[1])
-    key: str = reg["api_key"]["key"]
-    return client, key
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-
-
 async def call(
     client: Client, method: str, path: str, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
@@ -180,13 +163,13 @@ async def with_neighbours(make_client: ClientFactory, owner: Client) -> None:
     """Events discovery must never show ``owner``: another org's, and the development
     environment's of the owner's own org."""
     other, other_key = await owner_and_key(make_client, "owner@globex.test")
-    await send(other, other_key, [*CALLS[:3], {**SIGNUPS[0], "event_name": "secret.event"}])
+    await send_events(other, other_key, [*CALLS[:3], {**SIGNUPS[0], "event_name": "secret.event"}])
     response = await owner.post(
         "/v1/api-keys", json={"label": "dev", "scope": "ingest", "environment": "development"}
     )
     assert response.status == 201
     development = (await response.json())["key"]
-    await send(owner, development, [{**CALLS[0], "event_name": "dev.only"}, *CALLS[:2]])
+    await send_events(owner, development, [{**CALLS[0], "event_name": "dev.only"}, *CALLS[:2]])
 
 
 DISCOVER_GQL = """{ discover { eventName count uniqueUsers firstSeen lastSeen
@@ -212,7 +195,7 @@ async def test_discover_lists_events_with_exact_counts_times_and_properties(
 ) -> None:
     owner, key = await owner_and_key(make_client)
     assert await call(owner, "GET", "/v1/discover") == (200, {"events": []})
-    await send(owner, key, [*SIGNUPS, *CALLS])
+    await send_events(owner, key, [*SIGNUPS, *CALLS])
     await with_neighbours(make_client, owner)
     expected = {"events": [API_CALL, USER_SIGNUP]}
     assert await call(owner, "GET", "/v1/discover") == (200, expected)
@@ -367,7 +350,7 @@ async def test_auto_create_builds_a_draft_dashboard_from_the_events(
     make_client: ClientFactory,
 ) -> None:
     owner, key = await owner_and_key(make_client)
-    await send(owner, key, recent_calls(datetime.now(UTC)))
+    await send_events(owner, key, recent_calls(datetime.now(UTC)))
     await with_neighbours(make_client, owner)
     editor, _ = await join_as(owner, make_client, "editor")
     status, created = await call(editor, "POST", "/v1/discover/auto-create")
@@ -406,7 +389,7 @@ async def test_auto_create_builds_a_draft_dashboard_from_the_events(
 
 async def test_auto_create_over_graphql_equals_rest(make_client: ClientFactory) -> None:
     owner, key = await owner_and_key(make_client)
-    await send(owner, key, recent_calls(datetime.now(UTC)))
+    await send_events(owner, key, recent_calls(datetime.now(UTC)))
     body = await gql(
         owner, "mutation { autoCreateDashboard { dashboardId name widgets eventsFound } }"
     )

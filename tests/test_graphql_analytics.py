@@ -3,13 +3,13 @@ analytics, ingestEvents, adhocQuery, datasets, datasetDdl, saved queries, usage 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emban.models import AuditLog, SavedQuery
-from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.conftest import ClientFactory, bearer, create_key, join_as
 from tests.gql_client import data_of, error_of
+from tests.scenario import owner, send_events, stable_now, stamp
 
 ANALYTICS = """
 query Analytics($query: AnalyticsQueryInput!) {
@@ -65,34 +65,6 @@ COUNT_SQL = "SELECT count() FROM events"
 
 
 # --- plumbing --------------------------------------------------------------------------------
-
-
-async def owner(
-    make_client: ClientFactory, email: str = "owner@acme.test", org: str = "Acme"
-) -> tuple[Client, dict[str, Any]]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=org)
-    return client, reg
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"accepted": len(events), "status": "ok"}
-
-
-async def stable_now() -> datetime:
-    """Now, at least 90 s before the next hour (hour and day buckets stay put for the test)."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second)
-    if left < 90:
-        await asyncio.sleep(left + 1)
-        now = datetime.now(UTC)
-    return now
-
-
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
 
 
 def known_events(now: datetime) -> list[dict[str, Any]]:
@@ -179,7 +151,7 @@ def gql_input(params: dict[str, Any]) -> dict[str, Any]:
 async def test_analytics_equals_rest_query(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
     now = await stable_now()
-    await send(client, reg["api_key"]["key"], known_events(now))
+    await send_events(client, reg["api_key"]["key"], known_events(now))
     planners: set[str] = set()
     for params in SPECS:
         rest = await client.get(
@@ -391,7 +363,7 @@ async def test_invalid_events_are_bad_request_listing_each(make_client: ClientFa
 
 async def test_adhoc_query_equals_rest(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
+    await send_events(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
     for sql in (
         "SELECT tenant_id, count() AS n FROM events GROUP BY tenant_id ORDER BY tenant_id",
         "SELECT string_props['model'] AS model, avg(numeric_props['tokens']) AS t FROM events "
@@ -448,7 +420,7 @@ async def test_adhoc_query_errors_match_rest(make_client: ClientFactory) -> None
 
 async def test_datasets_and_ddl_equal_rest(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
+    await send_events(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
     rest = (await (await client.get("/v1/datasets")).json())["datasets"]
     found = (await data_of(client, DATASETS))["datasets"]
     assert found == [{camel(k): v for k, v in d.items()} for d in rest]
@@ -602,7 +574,7 @@ async def test_saved_query_mutation_errors_save_nothing(make_client: ClientFacto
 async def test_usage_and_onboarding_equal_rest(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
     await stable_now()  # not at midnight: both surfaces list the same days
-    await send(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
+    await send_events(client, reg["api_key"]["key"], known_events(datetime.now(UTC)))
     await data_of(client, ANALYTICS, {"query": gql_input({"metric": "count", "period": "24h"})})
     await data_of(client, ADHOC, {"sql": COUNT_SQL})
     response = await client.get(

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +23,7 @@ from emban.jobs.org_data import purge_org_events
 from emban.jobs.worker import PERIODIC_JOBS, worker_settings
 from emban.models import Invite, UserSession
 from emban.settings import Settings
-from tests.conftest import PASSWORD, ClientFactory, register
+from tests.conftest import PASSWORD, ClientFactory, free_port, register
 
 EMBAN = Path(sys.executable).parent / "emban"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -169,19 +168,12 @@ async def test_redis_limiter_window_expires_and_is_shared(redis: Redis) -> None:
 # --- /healthz when ClickHouse is down ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_healthz_names_clickhouse_when_the_events_store_fails(
     app_server: TestServer, database_url: str, tmp_path: Path
 ) -> None:
     """A second `emban serve` on the session's PostgreSQL (tables exist since app_server
     started), with EMBAN_CLICKHOUSE_URL pointing at a port nobody listens on."""
-    port, dead = _free_port(), _free_port()
+    port, dead = free_port(), free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "EMBAN_DATA_DIR": str(tmp_path / "data"),

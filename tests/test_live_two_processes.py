@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from tests.conftest import free_port
+
 EMBAN = Path(sys.executable).parent / "emban"
 SUBSCRIPTION = "subscription { embedLive { type dashboard { name } widgetId } }"
 WIDGET = {
@@ -32,13 +33,6 @@ WIDGET = {
     "viz": {"type": "line"},
     "layout": {"x": 0, "y": 0, "w": 12, "h": 3},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _run(*args: str, env: dict[str, str]) -> None:
@@ -68,7 +62,7 @@ async def two_servers(
     processes: list[asyncio.subprocess.Process] = []
     urls: list[str] = []
     for name in ("a", "b"):
-        port = _free_port()
+        port = free_port()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             # the code under test, when it is not the installed package (a worktree)

@@ -6,28 +6,18 @@ known in advance; ``stable_now`` waits out the last 90 s of an hour so a test ne
 
 from __future__ import annotations
 
-import asyncio
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
+from tests.scenario import owner_and_key, send_events, stable_now, stamp
 
 EVENT = "api.call"
 TENANT = "acme"
 HOUR = timedelta(hours=1)
-
-
-async def stable_now() -> datetime:
-    """Now, at least 90 s before the next hour starts (so hour and day buckets stay put)."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second)
-    if left < 90:
-        await asyncio.sleep(left + 1)
-        now = datetime.now(UTC)
-    return now
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -51,29 +41,10 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
-
-
 def event(
     moment: datetime, tenant: str = TENANT, name: str = EVENT, **fields: Any
 ) -> dict[str, Any]:
     return {"tenant_id": tenant, "event_name": name, "timestamp": stamp(moment), **fields}
-
-
-async def owner_and_key(
-    make_client: ClientFactory, email: str = "owner@acme.test", org: str = "Acme"
-) -> tuple[Client, str]:
-    owner = await make_client()
-    reg = await register(owner, email=email, org_name=org)
-    key: str = reg["api_key"]["key"]
-    return owner, key
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"accepted": len(events), "status": "ok"}
 
 
 async def query(
@@ -113,7 +84,7 @@ async def test_count_per_hour_with_zero_filled_buckets(make_client: ClientFactor
     owner, key = await owner_and_key(make_client)
     now = await stable_now()
     h = floor_hour(now)
-    await send(
+    await send_events(
         owner,
         key,
         [
@@ -197,7 +168,7 @@ async def test_count_unique_ignores_empty_user_ids(make_client: ClientFactory) -
     now = await stable_now()
     h = floor_hour(now)
     b1, b2 = h - 3 * HOUR, h - 2 * HOUR
-    await send(
+    await send_events(
         owner,
         key,
         [
@@ -269,7 +240,7 @@ async def test_sum_avg_p95_p99_on_a_numeric_property(make_client: ClientFactory)
     ]
     # bucket C has events, none with the property: no point for any numeric metric
     events += [event(bucket_c + timedelta(minutes=1), numeric_props={"tokens": 3})]
-    await send(owner, key, events)
+    await send_events(owner, key, events)
 
     expected = {
         # quantileExact takes the element at floor(level * n) of the sorted values:
@@ -313,7 +284,7 @@ async def test_numeric_metric_grouped(make_client: ClientFactory) -> None:
         event(b + timedelta(minutes=10), string_props={"model": "claude"}, numeric_props={"t": 7}),
         event(b + timedelta(minutes=11), numeric_props={"t": 1}),
     ]
-    await send(owner, key, events)
+    await send_events(owner, key, events)
     body = await query(owner, key, metric="avg", numeric_prop="t", group_by="model")
     assert body["data"] == [
         {"bucket": iso(b), "value": 1.0, "group": ""},
@@ -337,7 +308,7 @@ async def test_group_by_lists_every_group_in_every_bucket(make_client: ClientFac
         props = {"model": model} if model is not None else {"region": "eu"}
         return event(moment, string_props=props, user_id=f"user-{model}")
 
-    await send(
+    await send_events(
         owner,
         key,
         [
@@ -423,7 +394,7 @@ async def test_filters_are_anded(make_client: ClientFactory) -> None:
         for i, (props, times) in enumerate(combos)
         for n in range(times)
     ]
-    await send(owner, key, events)
+    await send_events(owner, key, events)
 
     async def total(**filters: str) -> tuple[int, str]:
         body = await query(owner, key, **filters)
@@ -460,7 +431,7 @@ async def test_week_and_month_buckets(make_client: ClientFactory) -> None:
         (now - timedelta(days=80), "u5"),
         (now - timedelta(days=95), "u6"),  # before the 90-day window
     ]
-    await send(owner, key, [event(moment, user_id=user) for moment, user in placed])
+    await send_events(owner, key, [event(moment, user_id=user) for moment, user in placed])
     start = floor_day(now - timedelta(days=90))
     end = floor_day(now) + timedelta(days=1)
     inside = [(m, u) for m, u in placed if start <= m < end]
@@ -510,7 +481,7 @@ async def test_tenant_isolation(make_client: ClientFactory) -> None:
     owner, key = await owner_and_key(make_client)
     now = await stable_now()
     b = floor_hour(now) - 2 * HOUR
-    await send(
+    await send_events(
         owner,
         key,
         [event(b, tenant="a", user_id="x")] * 3 + [event(b, tenant="b", user_id="y")] * 5,
@@ -530,7 +501,7 @@ async def test_org_isolation(make_client: ClientFactory) -> None:
     owner2, key2 = await owner_and_key(make_client, email="owner@globex.test", org="Globex")
     now = await stable_now()
     b = floor_hour(now) - HOUR
-    await send(owner1, key1, [event(b, string_props={"model": "gpt-4"}, user_id="u")] * 4)
+    await send_events(owner1, key1, [event(b, string_props={"model": "gpt-4"}, user_id="u")] * 4)
     for params in (
         {},
         {"metric": "count_unique"},
@@ -557,8 +528,8 @@ async def test_environment_isolation(make_client: ClientFactory) -> None:
     dev_key = (await response.json())["key"]
     now = await stable_now()
     b = floor_hour(now) - HOUR
-    await send(owner, dev_key, [event(b, user_id="d")] * 2)
-    await send(owner, prod_key, [event(b, user_id="p")] * 3)
+    await send_events(owner, dev_key, [event(b, user_id="d")] * 2)
+    await send_events(owner, prod_key, [event(b, user_id="p")] * 3)
     for params in ({}, {"f_model": ""}, {"f_region": ""}, {"period": "7d"}):
         dev = await query(owner, dev_key, **params)
         prod = await query(owner, prod_key, **params)
@@ -571,7 +542,7 @@ async def test_environment_isolation(make_client: ClientFactory) -> None:
 async def test_console_roles_can_query(make_client: ClientFactory) -> None:
     owner, key = await owner_and_key(make_client)
     now = await stable_now()
-    await send(owner, key, [event(floor_hour(now) - HOUR)])
+    await send_events(owner, key, [event(floor_hour(now) - HOUR)])
     viewer, _ = await join_as(owner, make_client, "viewer")
     body = await query(viewer, None)
     assert sum(p["value"] for p in body["data"]) == 1

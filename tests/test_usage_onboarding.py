@@ -10,15 +10,8 @@ from typing import Any
 from emban.models import UsageDaily
 from emban.runtime import Runtime
 from emban.sample_data import load_sample_events
-from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
-
-
-async def owner(
-    make_client: ClientFactory, email: str = "owner@acme.test", org: str = "Acme"
-) -> tuple[Client, dict[str, Any]]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=org)
-    return client, reg
+from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
+from tests.scenario import owner, send_events
 
 
 async def stable_today() -> date:
@@ -32,12 +25,6 @@ async def stable_today() -> date:
 
 def event(i: int, **fields: Any) -> dict[str, Any]:
     return {"tenant_id": "acme", "event_name": "api.call", "event_id": f"ev-{i}", **fields}
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
-    assert await response.json() == {"accepted": len(events), "status": "ok"}
 
 
 async def usage(client: Client, headers: dict[str, str] | None = None, **params: str) -> Any:
@@ -95,13 +82,13 @@ async def test_usage_counts_stored_events_of_today(
     other, other_reg = await owner(make_client, "owner@globex.test", "Globex")
     key = reg["api_key"]["key"]
     today = await stable_today()
-    await send(client, key, [event(1), event(2), event(3)])
+    await send_events(client, key, [event(1), event(2), event(3)])
     # A retry of ev-3 with one new event: the answer counts both (the request's valid events)…
-    await send(client, key, [event(3), event(4)])
+    await send_events(client, key, [event(3), event(4)])
     # …and a request that only repeats itself (ids inside one request) stores one event.
-    await send(client, key, [event(5), event(5)])
+    await send_events(client, key, [event(5), event(5)])
     # Another org, and demo sample events loaded into this org, count nowhere here.
-    await send(other, other_reg["api_key"]["key"], [event(i) for i in range(10)])
+    await send_events(other, other_reg["api_key"]["key"], [event(i) for i in range(10)])
     production = reg["environments"][0]["id"]
     loaded = await load_sample_events(runtime.events, reg["org"]["id"], production, days=1)
     assert loaded > 0
@@ -124,7 +111,7 @@ async def test_usage_counts_stored_events_of_today(
         "/v1/api-keys", json={"label": "dev", "scope": "ingest", "environment": "development"}
     )
     assert created.status == 201
-    await send(client, (await created.json())["key"], [event(1), event(2)])
+    await send_events(client, (await created.json())["key"], [event(1), event(2)])
     body = await usage(client)
     assert body["events"]["total"] == 7
     assert body["events"]["this_month"] == 7
@@ -136,7 +123,7 @@ async def test_usage_counts_queries_and_adhoc_calls_flushed_on_read(
     client, reg = await owner(make_client)
     other, _ = await owner(make_client, "owner@globex.test", "Globex")
     today = await stable_today()
-    await send(client, reg["api_key"]["key"], [event(1)])
+    await send_events(client, reg["api_key"]["key"], [event(1)])
     await run_query(client)
     await run_query(client, period="7d")
     await run_query(client, expect=400, metric="nope")  # refused: not a query run
@@ -251,12 +238,12 @@ async def test_onboarding_sample_events_keep_sample_only_until_a_real_event(
         "steps": {"create_ingest_key": False, "send_first_event": False},
     }
     # Another org's real events do not end this org's sample phase.
-    await send(other, other_reg["api_key"]["key"], [event(i) for i in range(4)])
+    await send_events(other, other_reg["api_key"]["key"], [event(i) for i in range(4)])
     assert (await onboarding(client))["sample_only"] is True
     assert (await onboarding(other))["real_events"] == 4
 
-    await send(client, reg["api_key"]["key"], [event(1), event(2), event(3)])
-    await send(client, reg["api_key"]["key"], [event(3)])  # a resend is stored once
+    await send_events(client, reg["api_key"]["key"], [event(1), event(2), event(3)])
+    await send_events(client, reg["api_key"]["key"], [event(3)])  # a resend is stored once
     assert await onboarding(client) == {
         "sample_only": False,
         "real_events": 3,
@@ -268,7 +255,7 @@ async def test_onboarding_sample_events_keep_sample_only_until_a_real_event(
 
 async def test_onboarding_real_events_and_ingest_key(make_client: ClientFactory) -> None:
     client, reg = await owner(make_client)
-    await send(client, reg["api_key"]["key"], [event(1), event(2), event(3)])
+    await send_events(client, reg["api_key"]["key"], [event(1), event(2), event(3)])
     assert await onboarding(client) == {
         "sample_only": False,
         "real_events": 3,
@@ -285,7 +272,7 @@ async def test_onboarding_real_events_and_ingest_key(make_client: ClientFactory)
     assert created.status == 201
     dev_key = (await created.json())["key"]
     # Events of every environment count.
-    await send(client, dev_key, [event(10), event(11)])
+    await send_events(client, dev_key, [event(10), event(11)])
     assert await onboarding(client) == {
         "sample_only": False,
         "real_events": 5,

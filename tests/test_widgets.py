@@ -8,13 +8,13 @@ seconds of an hour so the server's window is the one the expectations are writte
 
 from __future__ import annotations
 
-import asyncio
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from emban.models import AuditLog, Widget
-from tests.conftest import Client, ClientFactory, bearer, join_as, register
+from tests.conftest import Client, ClientFactory, bearer, join_as
+from tests.scenario import call, owner_and_key, stable_now
 from tests.test_dashboards import BY_MODEL, CALLS, CALLS_CLEAN, NOTES, NOTES_CLEAN, TOTAL
 
 WID = re.compile(r"^wid_[a-z2-7]{20}$")
@@ -22,25 +22,6 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HOUR = timedelta(hours=1)
 MS = timedelta(milliseconds=1)
 NOT_FOUND = {"error": "widget not found", "code": "widget_not_found"}
-
-
-async def owner_and_key(
-    make_client: ClientFactory, email: str = "owner@acme.test"
-) -> tuple[Client, str]:
-    client = await make_client()
-    reg = await register(client, email=email, org_name=email.split("@")[1])
-    key: str = reg["api_key"]["key"]
-    return client, key
-
-
-async def call(
-    client: Client, method: str, path: str, body: Any = None
-) -> tuple[int, dict[str, Any] | None]:
-    response = await client.request(method, path, json=body)
-    if response.status == 204:
-        assert await response.read() == b""
-        return 204, None
-    return response.status, await response.json()
 
 
 async def create(client: Client, config: dict[str, Any]) -> dict[str, Any]:
@@ -253,16 +234,6 @@ async def test_widgets_of_another_org_are_404_and_roles_apply(make_client: Clien
 
 
 # --- the builder preview ------------------------------------------------------------------------
-
-
-async def stable_now(margin: int = 20) -> datetime:
-    """Now, at least ``margin`` seconds before the next hour starts."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second)
-    if left < margin:
-        await asyncio.sleep(left + 1)
-        now = datetime.now(UTC)
-    return now
 
 
 def iso(moment: datetime) -> str:
