@@ -36,7 +36,7 @@ from emban.models import User
 from emban.runtime import Runtime
 from emban.settings import Settings
 from tests.conftest import PASSWORD, Client, ClientFactory, bearer, create_key, register
-from tests.test_embed_sessions import embed_org, mint
+from tests.embed_scenario import embed_org, mint
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 STRANGER = "203.0.113.66"

@@ -28,9 +28,9 @@ from emban.errors import AnswerTooLarge
 from emban.runtime import Runtime
 from emban.settings import Settings, SettingsError
 from tests.conftest import Client, ClientFactory, bearer, register
+from tests.gql_client import data_of, error_of
 from tests.scenario import send_events
 from tests.test_embed_enforcement import World, token_for, world  # noqa: F401 - fixture
-from tests.test_graphql import data_of, error_of
 
 CAP = 100_000
 HOURS_90D = 2161  # hourly buckets of the 90d window (both ends aligned to whole hours)

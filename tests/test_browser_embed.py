@@ -36,7 +36,7 @@ from emban.auth.embed_tokens import mint_embed_token
 from emban.demo import DEMO_WIDGETS
 from emban.models import Dashboard, Environment, Org
 from tests.conftest import ClientFactory, bearer, create_key, register
-from tests.test_embed_sessions import NO_PERMISSIONS, set_plan
+from tests.embed_scenario import NO_PERMISSIONS, set_plan
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

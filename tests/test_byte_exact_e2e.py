@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
 from emban.runtime import Runtime
 from tests.conftest import Client, ClientFactory, bearer, register
+from tests.embed_scenario import mint
 from tests.gql_client import data_of
-from tests.test_embed_sessions import mint
 
 VICTIM = "victim"
 ESCAPED_VICTIMS = [

@@ -25,8 +25,8 @@ import pytest
 from emban.auth.embed_tokens import mint_embed_token
 from emban.models import Environment
 from tests.conftest import Client, ClientFactory, bearer, create_key
-from tests.test_embed_sessions import EmbedOrg, embed_org, mint, set_plan
-from tests.test_graphql import data_of, error_of
+from tests.embed_scenario import EmbedOrg, embed_org, mint, set_plan
+from tests.gql_client import data_of, error_of
 
 
 def _widget(widget_id: str, kind: str, viz: str, x: int, **query: Any) -> dict[str, Any]:

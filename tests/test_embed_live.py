@@ -4,98 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import ClientFactory, bearer, create_key, register
-
-WIDGETS: list[dict[str, Any]] = [
-    {
-        "id": "calls",
-        "kind": "metric",
-        "title": "Calls",
-        "query": {"event_name": "api.call", "metric": "count", "period": "24h"},
-        "viz": {"type": "number"},
-        "layout": {"x": 0, "y": 0, "w": 6, "h": 2},
-    },
-    {
-        "id": "signups",
-        "kind": "timeseries",
-        "title": "Signups",
-        "query": {"event_name": "user.signup", "metric": "count", "period": "24h"},
-        "viz": {"type": "line"},
-        "layout": {"x": 6, "y": 0, "w": 6, "h": 2},
-    },
-]
-SUBSCRIPTION = """
-subscription Live($filters: EmbedFiltersInput) {
-  embedLive(filters: $filters) {
-    type widgetId message
-    dashboard { id name widgets { id } }
-    data { data { bucket value group } meta { plannedBy } }
-  }
-}
-"""
-
-
-async def setup(make_client: ClientFactory) -> tuple[aiohttp.ClientSession, str, str, str]:
-    owner = await make_client()
-    await register(owner)
-    ingest = await create_key(owner, "ingest")
-    created = await owner.post("/v1/dashboards", json={"name": "Live", "widgets": WIDGETS})
-    dashboard_id = (await created.json())["id"]
-    assert (await owner.post(f"/v1/dashboards/{dashboard_id}/publish")).status == 204
-    minted = await owner.post(
-        "/v1/embed-sessions", json={"tenant_id": "acme", "dashboard_id": dashboard_id}
-    )
-    assert minted.status == 201, await minted.text()
-    return owner, ingest, dashboard_id, (await minted.json())["token"]
-
-
-class Live:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-
-    async def next(self, within: float = 3.0) -> dict[str, Any]:
-        message = await self.ws.receive(timeout=within)
-        assert message.type == aiohttp.WSMsgType.TEXT, message
-        body = json.loads(message.data)
-        assert body["type"] == "next", body
-        event: dict[str, Any] = body["payload"]["data"]["embedLive"]
-        return event
-
-    async def quiet(self, seconds: float) -> bool:
-        try:
-            await self.ws.receive(timeout=seconds)
-        except TimeoutError:
-            return True
-        return False
-
-
-async def open_live(server: TestServer, token: str, filters: Any = None) -> Live:
-    session = aiohttp.ClientSession()
-    ws = await session.ws_connect(server.make_url("/graphql"), protocols=["graphql-transport-ws"])
-    ws._emban_session = session  # type: ignore[attr-defined]
-    await ws.send_json({"type": "connection_init", "payload": {"token": token}})
-    ack = await ws.receive_json(timeout=3)
-    assert ack["type"] == "connection_ack"
-    await ws.send_json(
-        {
-            "id": "1",
-            "type": "subscribe",
-            "payload": {"query": SUBSCRIPTION, "variables": {"filters": filters}},
-        }
-    )
-    return Live(ws)
-
-
-async def close(live: Live) -> None:
-    await live.ws.close()
-    await live.ws._emban_session.close()  # type: ignore[attr-defined]
+from tests.conftest import ClientFactory, bearer, register
+from tests.live_client import WIDGETS, close, initial, open_live, setup
 
 
 async def send(owner: aiohttp.ClientSession, key: str, tenant: str, event: str, n: int) -> None:
@@ -105,17 +20,6 @@ async def send(owner: aiohttp.ClientSession, key: str, tenant: str, event: str, 
         headers=bearer(key),
     )
     assert response.status == 200
-
-
-async def initial(live: Live) -> dict[str, Any]:
-    config = await live.next()
-    assert config["type"] == "config"
-    data = {}
-    for _ in range(len(config["dashboard"]["widgets"])):
-        event = await live.next()
-        assert event["type"] == "data"
-        data[event["widgetId"]] = event["data"]["data"]
-    return {"config": config, "data": data}
 
 
 async def test_ingest_for_the_tenant_is_pushed_and_others_are_not(

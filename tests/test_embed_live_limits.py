@@ -19,23 +19,7 @@ from emban.resolvers import view
 from emban.runtime import Runtime
 from emban.services.embeds import EmbedPermissions
 from tests.conftest import ClientFactory
-from tests.test_embed_live import SUBSCRIPTION, close, initial, open_live, setup
-
-
-async def connect(server: TestServer, token: str) -> tuple[aiohttp.ClientSession, Any]:
-    """A socket after connection_init (not yet answered)."""
-    session = aiohttp.ClientSession()
-    ws = await session.ws_connect(server.make_url("/graphql"), protocols=["graphql-transport-ws"])
-    await ws.send_json({"type": "connection_init", "payload": {"token": token}})
-    return session, ws
-
-
-async def closed_with(ws: Any, within: float = 5.0) -> tuple[int | None, str]:
-    """Read until the server closes the socket; its close code and reason."""
-    while True:
-        message = await ws.receive(timeout=within)
-        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-            return ws.close_code, message.extra or ""
+from tests.live_client import SUBSCRIPTION, close, closed_with, connect, initial, open_live, setup
 
 
 def subscribe(id_: str, filters: Any = None) -> dict[str, Any]:

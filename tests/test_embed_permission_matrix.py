@@ -34,10 +34,10 @@ from aiohttp.test_utils import TestServer
 from emban.errors import Forbidden
 from emban.services import embeds
 from tests.conftest import Client, ClientFactory, bearer
+from tests.embed_scenario import embed_org, mint, set_plan
 from tests.gql_client import gql
+from tests.live_client import close, initial, open_live
 from tests.test_embed_enforcement import _send
-from tests.test_embed_live import close, initial, open_live
-from tests.test_embed_sessions import embed_org, mint, set_plan
 
 
 def _widget(widget_id: str, kind: str, viz: str, y: int, **query: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from emban.models import AuditLog, EmbedRevocation, Org
 from tests.conftest import ClientFactory, bearer, create_key, join_as, register
-from tests.test_embed_live import WIDGETS, close, initial, open_live
-from tests.test_embed_live_limits import closed_with, connect
+from tests.embed_scenario import mint
+from tests.live_client import WIDGETS, close, closed_with, connect, initial, open_live
 
 EMBED_QUERY = "query { embed { dashboard { id } } }"
 REVOKED_REST = {"error": "embed session has been revoked", "code": "embed_token_revoked"}
@@ -31,15 +31,6 @@ async def dashboard(owner: aiohttp.ClientSession, name: str = "Live") -> str:
     dashboard_id: str = (await created.json())["id"]
     assert (await owner.post(f"/v1/dashboards/{dashboard_id}/publish")).status == 204
     return dashboard_id
-
-
-async def mint(owner: aiohttp.ClientSession, dashboard_id: str, tenant: str) -> str:
-    minted = await owner.post(
-        "/v1/embed-sessions", json={"tenant_id": tenant, "dashboard_id": dashboard_id}
-    )
-    assert minted.status == 201, await minted.text()
-    token: str = (await minted.json())["token"]
-    return token
 
 
 async def graphql(

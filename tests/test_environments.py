@@ -20,8 +20,8 @@ from emban.errors import BadRequest
 from emban.models import AuditLog, Environment
 from emban.services.environments import MAX_ORIGINS, clean_allowed_origins
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
+from tests.embed_scenario import NO_PERMISSIONS, embed_org, mint
 from tests.gql_client import data_of, error_of
-from tests.test_embed_sessions import NO_PERMISSIONS, embed_org, mint
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ORIGINS = ["https://app.example.com", "http://localhost:3000"]

@@ -9,17 +9,9 @@ from typing import Any
 from emban.analytics.planner import iso_bucket
 from emban.models import AuditLog
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as, register
-from tests.test_embed_sessions import claims_of
-from tests.test_graphql import data_of, error_of
+from tests.embed_scenario import TOTAL, claims_of
+from tests.gql_client import data_of, error_of
 
-TOTAL: dict[str, Any] = {
-    "id": "total",
-    "kind": "metric",
-    "title": "Calls",
-    "query": {"event_name": "api.call", "metric": "count", "period": "24h"},
-    "viz": {"type": "number"},
-    "layout": {"x": 0, "y": 0, "w": 4, "h": 2},
-}
 BY_MODEL: dict[str, Any] = {
     "id": "by_model",
     "kind": "breakdown",

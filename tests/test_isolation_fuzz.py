@@ -44,7 +44,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Client, ClientFactory, bearer, create_key, register
-from tests.test_embed_sessions import set_plan
+from tests.embed_scenario import set_plan
 
 REQUESTS = int(os.environ.get("EMBAN_FUZZ_REQUESTS", "400"))
 SEED = int(os.environ.get("EMBAN_FUZZ_SEED", "20261129"))
