@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from ipaddress import ip_network
 from typing import Any
@@ -35,10 +34,16 @@ from emban.auth.rate_limit import MemoryRequestBudgets, RedisRequestBudgets, Req
 from emban.models import User
 from emban.runtime import Runtime
 from emban.settings import Settings
-from tests.conftest import PASSWORD, Client, ClientFactory, bearer, create_key, register
+from tests.conftest import (
+    PASSWORD,
+    Client,
+    ClientFactory,
+    bearer,
+    create_key,
+    register,
+)
 from tests.embed_scenario import embed_org, mint
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 STRANGER = "203.0.113.66"
 OWNER = "198.51.100.7"
 LOCAL = [ip_network("127.0.0.1/32"), ip_network("::1/128")]
@@ -371,16 +376,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    yield client
-    keys = await client.keys("emban:test-budget:*")
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def make_budgets(kind: str, redis: Redis, clock: FakeClock) -> RequestBudgets:

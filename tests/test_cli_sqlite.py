@@ -12,7 +12,6 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import EMBAN, free_port
 
-EMBAN = Path(sys.executable).parent / "emban"
 CONFIG_ERROR = "emban: configuration error: "
 
 

@@ -6,14 +6,11 @@ import asyncio
 import os
 import secrets
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
@@ -23,11 +20,7 @@ from emban.jobs.org_data import purge_org_events
 from emban.jobs.worker import PERIODIC_JOBS, worker_settings
 from emban.models import Invite, UserSession
 from emban.settings import Settings
-from tests.conftest import PASSWORD, ClientFactory, free_port, register
-
-EMBAN = Path(sys.executable).parent / "emban"
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
+from tests.conftest import EMBAN, PASSWORD, REDIS_URL, ClientFactory, free_port, register
 
 # --- purge_expired -------------------------------------------------------------------------------
 
@@ -91,16 +84,6 @@ def test_purge_is_scheduled_in_both_modes() -> None:
 
 
 # --- attempt limiters ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    yield client
-    keys = await client.keys("emban:ratelimit:test-*")
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def _key() -> str:

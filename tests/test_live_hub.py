@@ -157,18 +157,11 @@ async def test_a_viewer_joining_an_unpublished_dashboard_is_told_so() -> None:
     await stream.aclose()
 
 
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url("redis://127.0.0.1:6379/15")
-    yield client
-    await client.aclose()
-
-
-async def test_two_processes_share_changes_through_redis(redis_client: Redis) -> None:
+async def test_two_processes_share_changes_through_redis(redis: Redis) -> None:
     """Two hubs on two Redis buses (as two API processes): an ingest announced by one reaches
     the viewers of the other."""
     channel = f"emban:test:{secrets.token_hex(4)}"
-    bus_a, bus_b = RedisBus(redis_client, channel), RedisBus(redis_client, channel)
+    bus_a, bus_b = RedisBus(redis, channel), RedisBus(redis, channel)
     hub_a, hub_b = LiveHub(bus_a, debounce=0.05), LiveHub(bus_b, debounce=0.05)
     await bus_a.start()
     await bus_b.start()
@@ -324,10 +317,10 @@ def grant(jti: str, tenant: str = "acme", dashboard: str = "dash_1", iat: int = 
     return EmbedGrant(tenant, dashboard, {}, jti, expires_at=int(time.time()) + 3600, issued_at=iat)
 
 
-async def test_a_revocation_closes_matching_sockets_in_every_process(redis_client: Redis) -> None:
+async def test_a_revocation_closes_matching_sockets_in_every_process(redis: Redis) -> None:
     channel = f"emban:test:{secrets.token_hex(4)}"
-    bus_a, bus_b = RedisBus(redis_client, channel), RedisBus(redis_client, channel)
-    sockets_a, sockets_b = LiveSockets(bus_a, redis_client), LiveSockets(bus_b, redis_client)
+    bus_a, bus_b = RedisBus(redis, channel), RedisBus(redis, channel)
+    sockets_a, sockets_b = LiveSockets(bus_a, redis), LiveSockets(bus_b, redis)
     heard: list[RevocationRule] = []
     sockets_a.revocation_listeners.append(heard.append)
     await bus_a.start()
@@ -365,10 +358,10 @@ async def test_a_revocation_closes_matching_sockets_in_every_process(redis_clien
         await bus_b.stop()
 
 
-async def test_sockets_per_token_are_counted_across_processes(redis_client: Redis) -> None:
+async def test_sockets_per_token_are_counted_across_processes(redis: Redis) -> None:
     bus = InProcessBus()
-    a = LiveSockets(bus, redis_client, max_per_token=3)
-    b = LiveSockets(bus, redis_client, max_per_token=3)
+    a = LiveSockets(bus, redis, max_per_token=3)
+    b = LiveSockets(bus, redis, max_per_token=3)
     token = grant(f"es_{secrets.token_hex(6)}")
 
     async def closer(code: int, reason: str) -> None:
@@ -386,7 +379,7 @@ async def test_sockets_per_token_are_counted_across_processes(redis_client: Redi
         await a.release(released)
         assert await b.open("env_1", token, closer) is not None
     finally:
-        await redis_client.delete(REDIS_PREFIX + token.jti, REDIS_PREFIX + "es_other")
+        await redis.delete(REDIS_PREFIX + token.jti, REDIS_PREFIX + "es_other")
         await a.stop()
         await b.stop()
 

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,9 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from tests.conftest import free_port
+from tests.conftest import EMBAN, free_port
 
-EMBAN = Path(sys.executable).parent / "emban"
 SUBSCRIPTION = "subscription { embedLive { type dashboard { name } widgetId } }"
 WIDGET = {
     "id": "calls",

@@ -29,10 +29,9 @@ from emban.models import Org
 from emban.runtime import Runtime
 from emban.services.boundary import after_commit, transaction
 from emban.settings import Settings
-from tests.conftest import ClientFactory, bearer, register
+from tests.conftest import REDIS_URL, ClientFactory, bearer, register
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 async def test_the_store_refuses_engine_io_inside_a_transaction(runtime: Runtime) -> None:
