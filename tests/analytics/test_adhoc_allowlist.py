@@ -20,7 +20,7 @@ from emban.analytics.adhoc_functions import (
 from emban.analytics.tables import VISIBLE_DATASETS
 from emban.errors import BadRequest
 from emban.runtime import Runtime
-from tests.test_adhoc_injection import adhoc, seeded
+from tests.analytics.test_adhoc_injection import adhoc, seeded
 
 __all__ = ["seeded"]  # the fixture, imported for the tests below
 

@@ -30,7 +30,7 @@ from emban.settings import Settings, SettingsError
 from tests.conftest import Client, ClientFactory, bearer, register
 from tests.gql_client import data_of, error_of
 from tests.scenario import send_events
-from tests.test_embed_enforcement import World, token_for, world  # noqa: F401 - fixture
+from tests.services.test_embed_enforcement import World, token_for, world  # noqa: F401 - fixture
 
 CAP = 100_000
 HOURS_90D = 2161  # hourly buckets of the 90d window (both ends aligned to whole hours)
@@ -246,7 +246,7 @@ async def test_graphql_and_widget_preview_share_the_cap(
 
 
 async def test_embed_widget_data_shares_the_cap(world: World, runtime: Runtime) -> None:  # noqa: F811
-    from tests.test_embed_enforcement import WIDGET_DATA
+    from tests.services.test_embed_enforcement import WIDGET_DATA
 
     token = await token_for(world)
     saved = runtime.settings

@@ -31,7 +31,7 @@ from emban.services.boundary import after_commit, transaction
 from emban.settings import Settings
 from tests.conftest import REDIS_URL, ClientFactory, bearer, register
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_the_store_refuses_engine_io_inside_a_transaction(runtime: Runtime) -> None:

@@ -18,8 +18,8 @@ from emban.analytics.store import ResultTooLarge
 from emban.errors import BadRequest
 from emban.runtime import Runtime
 from tests.conftest import Client, ClientFactory, bearer
+from tests.rest_compat.test_adhoc_route import known_events
 from tests.scenario import owner, send_events
-from tests.test_adhoc_route import known_events
 
 SLEEP = "SELECT sleep(3) AS slept"  # ClickHouse's most per block; well under max_execution_time
 

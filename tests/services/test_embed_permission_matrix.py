@@ -37,7 +37,7 @@ from tests.conftest import Client, ClientFactory, bearer
 from tests.embed_scenario import embed_org, mint, set_plan
 from tests.gql_client import gql
 from tests.live_client import close, initial, open_live
-from tests.test_embed_enforcement import _send
+from tests.services.test_embed_enforcement import _send
 
 
 def _widget(widget_id: str, kind: str, viz: str, y: int, **query: Any) -> dict[str, Any]:

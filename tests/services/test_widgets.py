@@ -15,7 +15,7 @@ from typing import Any
 from emban.models import AuditLog, Widget
 from tests.conftest import Client, ClientFactory, bearer, join_as
 from tests.scenario import call, owner_and_key, stable_now
-from tests.test_dashboards import BY_MODEL, CALLS, CALLS_CLEAN, NOTES, NOTES_CLEAN, TOTAL
+from tests.services.test_dashboards import BY_MODEL, CALLS, CALLS_CLEAN, NOTES, NOTES_CLEAN, TOTAL
 
 WID = re.compile(r"^wid_[a-z2-7]{20}$")
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
