@@ -54,6 +54,11 @@ def stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+def iso(moment: datetime) -> str:
+    """A bucket as analytics answers print it (ISO 8601, whole seconds, Z)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def stable_now(margin: int = 90) -> datetime:
     """Now, at least ``margin`` seconds before the next hour starts (so hour and day buckets
     stay put for the test)."""

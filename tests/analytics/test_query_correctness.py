@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
-from tests.scenario import owner_and_key, send_events, stable_now, stamp
+from tests.scenario import iso, owner_and_key, send_events, stable_now, stamp
 
 EVENT = "api.call"
 TENANT = "acme"
@@ -35,10 +35,6 @@ def monday(moment: datetime) -> datetime:
 
 def month_start(moment: datetime) -> datetime:
     return floor_day(moment).replace(day=1)
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event(

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from emban.models import AuditLog, Widget
-from tests.conftest import Client, ClientFactory, bearer, join_as
-from tests.scenario import call, owner_and_key, stable_now
+from tests.conftest import Client, ClientFactory, join_as
+from tests.scenario import call, iso, owner_and_key, send_events, stable_now
 from tests.services.test_dashboards import BY_MODEL, CALLS, CALLS_CLEAN, NOTES, NOTES_CLEAN, TOTAL
 
 WID = re.compile(r"^wid_[a-z2-7]{20}$")
@@ -236,10 +236,6 @@ async def test_widgets_of_another_org_are_404_and_roles_apply(make_client: Clien
 # --- the builder preview ------------------------------------------------------------------------
 
 
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def ev(
     moment: datetime, tenant: str, model: str, latency: float, name: str = "api.call"
 ) -> dict[str, Any]:
@@ -250,11 +246,6 @@ def ev(
         "string_props": {"model": model},
         "numeric_props": {"latency_ms": latency},
     }
-
-
-async def send(client: Client, key: str, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/events", json={"events": events}, headers=bearer(key))
-    assert response.status == 200, await response.text()
 
 
 async def seeded(make_client: ClientFactory) -> tuple[Client, datetime]:
@@ -268,7 +259,7 @@ async def seeded(make_client: ClientFactory) -> tuple[Client, datetime]:
     assert dev_key_response.status == 201
     development = (await dev_key_response.json())["key"]
     h = (await stable_now()).replace(minute=0, second=0, microsecond=0)
-    await send(
+    await send_events(
         owner,
         key,
         [
@@ -285,8 +276,8 @@ async def seeded(make_client: ClientFactory) -> tuple[Client, datetime]:
             ev(h, "acme", "gpt", 0, name="user.signup"),
         ],
     )
-    await send(other, other_key, [ev(h, "acme", "gpt", 1) for _ in range(5)])
-    await send(owner, development, [ev(h, "acme", "gpt", 1) for _ in range(3)])
+    await send_events(other, other_key, [ev(h, "acme", "gpt", 1) for _ in range(5)])
+    await send_events(owner, development, [ev(h, "acme", "gpt", 1) for _ in range(3)])
     return owner, h
 
 
