@@ -39,7 +39,7 @@ test: install services chromium lint
 
 ## make fuzz: the isolation fuzz at full size (10,000 random requests; `make test` runs 400)
 fuzz: install services
-	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/test_isolation_fuzz.py -q -s
+	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/e2e/test_isolation_fuzz.py -q -s
 
 services:
 	bash scripts/ensure-services.sh

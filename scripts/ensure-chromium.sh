@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the browser tests (tests/test_browser_embed.py drives /usr/bin/chromium
+# Debian's Chromium for the browser tests (tests/e2e/test_browser_embed.py drives /usr/bin/chromium
 # with Playwright for Python; no test tool may download a browser here). Idempotent.
 set -euo pipefail
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
 import pytest
 
-from emban.settings import Settings, SettingsError
+from emban.cli import main
+from emban.settings import (
+    DOC_BEGIN,
+    DOC_END,
+    Settings,
+    SettingsError,
+    setting_info,
+    settings_table,
+    with_settings_table,
+)
 
 SECRET = "s" * 32
 PG = "postgres://emban:pw@db.internal:5432/emban"
@@ -302,3 +312,67 @@ def test_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"EMBAN_DATA_DIR": str(not_a_dir)})
     assert str(caught.value) == f"EMBAN_DATA_DIR {not_a_dir} is not writable: File exists"
+
+
+def test_every_setting_has_its_own_emban_variable() -> None:
+    fields = dataclasses.fields(Settings)
+    names = [setting_info(item).env for item in fields]
+    assert all(name.startswith("EMBAN_") for name in names)
+    assert len(set(names)) == len(names) == 32
+    assert {item.name.upper() for item in fields} == {name[len("EMBAN_") :] for name in names}
+
+
+def test_listen_address_ttls_and_windows_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_HOST=ALL_INTERFACES,
+            EMBAN_PORT="9100",
+            EMBAN_INVITE_TTL_SECONDS="600",
+            EMBAN_LOGIN_WINDOW_SECONDS="60",
+            EMBAN_SIGNUP_WINDOW_SECONDS="120",
+            EMBAN_LOG_LEVEL="debug",
+            EMBAN_QUERY_MAX_POINTS="5000",
+        )
+    )
+    assert (settings.host, settings.port) == (ALL_INTERFACES, 9100)
+    assert settings.base_url == "http://127.0.0.1:9100"
+    assert settings.invite_ttl_seconds == 600
+    assert (settings.login_window_seconds, settings.signup_window_seconds) == (60, 120)
+    assert settings.log_level == "DEBUG"
+    assert settings.query_max_points == 5000
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_PORT="http"))
+    assert str(caught.value) == "EMBAN_PORT must be a whole number (got 'http')"
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_LOG_LEVEL="loud"))
+    assert str(caught.value) == "EMBAN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got LOUD)"
+
+
+def test_operations_doc_carries_the_generated_settings_table() -> None:
+    """docs/operations.md's table is `emban settings-doc --write docs/operations.md` output."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
+    assert with_settings_table(doc) == doc, "run: emban settings-doc --write docs/operations.md"
+    table = settings_table()
+    assert table in doc
+    assert table.splitlines()[0] == "| variable | default | what it sets |"
+    assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
+    assert "| `EMBAN_COOKIE_SECURE` | false |" in table
+    assert len(table.splitlines()) == 2 + 32
+
+
+def test_settings_doc_command_prints_and_writes_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["settings-doc"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == settings_table()
+    doc = tmp_path / "ops.md"
+    doc.write_text(f"# Ops\n\n{DOC_BEGIN}\nstale\n{DOC_END}\n\nafter\n")
+    with pytest.raises(SystemExit):
+        main(["settings-doc", "--write", str(doc)])
+    assert doc.read_text() == f"# Ops\n\n{DOC_BEGIN}\n{settings_table()}{DOC_END}\n\nafter\n"
+    doc.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="settings table"):
+        main(["settings-doc", "--write", str(doc)])

@@ -14,7 +14,7 @@ while resolving a ``path``, and none of the errors raised before execution (pars
 variable coercion) has one. Emban's domain errors are always raised from resolvers, so a refused
 token or a forbidden filter is a field error (``200`` in both media types, as the spec asks).
 
-The npm ``graphql-http`` audit (``tests/test_graphql_over_http.py``) checks both.
+The npm ``graphql-http`` audit (``tests/resolvers/test_graphql_over_http.py``) checks both.
 """
 
 from __future__ import annotations

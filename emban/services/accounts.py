@@ -255,15 +255,13 @@ async def accept_invite(
         membership = await Membership.create(
             org_id=invite.org_id, user_id=user.id, role=invite.role
         )
-        invite.accepted_at = _now()
-        await invite.save(update_fields=["accepted_at"])
         org = await Org.get(id=invite.org_id)
         production = await Environment.get(org_id=org.id, name="production")
-        await audit.record(
+        await audit.save_changes(
             session_principal(user, membership, production.id, ip),
+            invite,
+            {"accepted_at": _now()},
             "invite.accept",
-            "invite",
-            invite.id,
             {"role": invite.role},
         )
         session_token = await _start_session(rt, user, org, ip)

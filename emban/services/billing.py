@@ -103,11 +103,12 @@ async def set_plan(org_id: str, plan: str) -> Org:
     org = await Org.get_or_none(id=org_id)
     if org is None:
         raise NotFound(f"no org {org_id}", code=OrgErrorCode.org_not_found)
-    previous = org.plan
-    org.plan = plan
-    await org.save(update_fields=["plan", "updated_at"])
-    await audit.record(
-        Principal.operator(org.id), "org.set_plan", "org", org.id, {"from": previous, "to": plan}
+    await audit.save_changes(
+        Principal.operator(org.id),
+        org,
+        {"plan": plan},
+        "org.set_plan",
+        {"from": org.plan, "to": plan},
     )
     return org
 

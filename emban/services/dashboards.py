@@ -75,8 +75,9 @@ def published_widgets(dashboard: Dashboard) -> list[Widget]:
     return stored_widgets((dashboard.published or {}).get("widgets"))
 
 
-def _with_draft(dashboard: Dashboard, widgets: list[Widget]) -> None:
-    dashboard.draft = {**dashboard.draft, "widgets": widgets_json(widgets)}
+def _draft_with(dashboard: Dashboard, widgets: list[Widget]) -> dict[str, Any]:
+    """The dashboard's draft with these widgets (in their stored wire form)."""
+    return {**dashboard.draft, "widgets": widgets_json(widgets)}
 
 
 async def list_dashboards(*, actor: Principal) -> list[Dashboard]:
@@ -117,21 +118,16 @@ async def update_dashboard(
     """Change the name, description or the draft's widgets (the published snapshot stays)."""
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
-    changed: list[str] = []
+    changes: dict[str, Any] = {}
     if name is not None:
-        dashboard.name = clean_name(name, "name")
-        changed.append("name")
+        changes["name"] = clean_name(name, "name")
     if description is not None:
-        dashboard.description = _description(description)
-        changed.append("description")
+        changes["description"] = _description(description)
     if widgets is not None:
-        _with_draft(dashboard, decode_widgets(widgets))
-        changed.append("draft")
-    if changed:
-        await dashboard.save(update_fields=[*changed, "updated_at"])
-        await audit.record(
-            actor, "dashboard.update", "dashboard", dashboard.id, {"fields": changed}
-        )
+        changes["draft"] = _draft_with(dashboard, decode_widgets(widgets))
+    await audit.save_changes(
+        actor, dashboard, changes, "dashboard.update", {"fields": list(changes)}
+    )
     return dashboard
 
 
@@ -157,15 +153,17 @@ async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard
         org = await Org.get(id=actor.org_id)
         used = await in_org(Dashboard, actor).filter(is_published=True).count()
         billing.check_limit(org, "published_dashboards", used)
-    dashboard.published = {
+    snapshot = {
         "name": dashboard.name,
         "description": dashboard.description,
         "widgets": widgets_json(draft_widgets(dashboard)),
     }
-    dashboard.is_published = True
-    dashboard.published_at = datetime.now(UTC)
-    await dashboard.save(update_fields=["published", "is_published", "published_at", "updated_at"])
-    await audit.record(actor, "dashboard.publish", "dashboard", dashboard.id)
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"published": snapshot, "is_published": True, "published_at": datetime.now(UTC)},
+        "dashboard.publish",
+    )
     _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -175,9 +173,7 @@ async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboa
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.is_published:
-        dashboard.is_published = False
-        await dashboard.save(update_fields=["is_published", "updated_at"])
-        await audit.record(actor, "dashboard.unpublish", "dashboard", dashboard.id)
+        await audit.save_changes(actor, dashboard, {"is_published": False}, "dashboard.unpublish")
         _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -190,11 +186,12 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
         raise Conflict(
             "this dashboard has never been published", code=DashboardErrorCode.never_published
         )
-    _with_draft(dashboard, published_widgets(dashboard))
-    dashboard.name = dashboard.published.get("name", dashboard.name)
-    dashboard.description = dashboard.published.get("description", dashboard.description)
-    await dashboard.save(update_fields=["draft", "name", "description", "updated_at"])
-    await audit.record(actor, "dashboard.restore_published", "dashboard", dashboard.id)
+    restored = {
+        "draft": _draft_with(dashboard, published_widgets(dashboard)),
+        "name": dashboard.published.get("name", dashboard.name),
+        "description": dashboard.published.get("description", dashboard.description),
+    }
+    await audit.save_changes(actor, dashboard, restored, "dashboard.restore_published")
     return dashboard
 
 
@@ -208,10 +205,9 @@ async def add_widget(*, actor: Principal, dashboard_id: str, widget: object) -> 
         raise Conflict(f"widget {clean.id!r} already exists", code=DashboardErrorCode.widget_exists)
     if len(widgets) >= MAX_WIDGETS:
         raise BadRequest(f"widgets: at most {MAX_WIDGETS} widgets", field="widgets")
-    _with_draft(dashboard, [*widgets, clean])
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean.id}
+    draft = _draft_with(dashboard, [*widgets, clean])
+    await audit.save_changes(
+        actor, dashboard, {"draft": draft}, "dashboard.widget_add", {"widget_id": clean.id}
     )
     return clean
 
@@ -240,13 +236,11 @@ async def update_widget(
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    _with_draft(dashboard, widgets)
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
+    await audit.save_changes(
         actor,
+        dashboard,
+        {"draft": _draft_with(dashboard, widgets)},
         "dashboard.widget_update",
-        "dashboard",
-        dashboard.id,
         {"widget_id": widget_id, "fields": sorted(patch)},
     )
     return merged
@@ -261,8 +255,10 @@ async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) 
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    _with_draft(dashboard, remaining)
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_delete", "dashboard", dashboard.id, {"widget_id": widget_id}
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"draft": _draft_with(dashboard, remaining)},
+        "dashboard.widget_delete",
+        {"widget_id": widget_id},
     )

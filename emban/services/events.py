@@ -11,8 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, get_args, get_type_hints
 
 import msgspec
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
@@ -22,6 +20,7 @@ from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
+from emban.usage import add_usage
 
 MAX_EVENTS = 10_000
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
@@ -261,18 +260,6 @@ async def events_this_month(org_id: str, today: date) -> int:
     return sum(int(str(n)) for n in days)
 
 
-async def record_events(org_id: str, day: date, count: int) -> None:
-    if count <= 0:
-        return
-    updated = await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
-    if updated:
-        return
-    try:
-        await UsageDaily.create(org_id=org_id, day=day, events=count)
-    except IntegrityError:  # created concurrently by another request
-        await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
-
-
 async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) -> int:
     """Check the plan's monthly limit, then wait for the durable group commit of the decoded
     events (both edges decode: :func:`decode_body`, :func:`decode_events`)."""
@@ -296,4 +283,4 @@ async def record_stored(stored: dict[str, int]) -> None:
     """The ingest writer's hook: add a flush's new rows to each org's usage for today."""
     today = datetime.now(UTC).date()
     for org_id, count in stored.items():
-        await record_events(org_id, today, count)
+        await add_usage(org_id, today, events=count)

@@ -83,19 +83,18 @@ async def update_widget(*, actor: Principal, widget_id: str, patch: object) -> W
     widget = await _own(actor, widget_id)
     if not isinstance(patch, dict):
         raise BadRequest("body must be an object", field="body")
-    widget.draft = widget_json(_config({**widget_json(draft_config(widget)), **patch}, widget.id))
-    await widget.save(update_fields=["draft", "updated_at"])
-    await audit.record(actor, "widget.update", "widget", widget.id, {"fields": sorted(patch)})
+    draft = widget_json(_config({**widget_json(draft_config(widget)), **patch}, widget.id))
+    await audit.save_changes(
+        actor, widget, {"draft": draft}, "widget.update", {"fields": sorted(patch)}
+    )
     return widget
 
 
 async def publish_widget(*, actor: Principal, widget_id: str) -> WidgetModel:
     actor.require_role("admin")
     widget = await _own(actor, widget_id)
-    widget.published = widget_json(draft_config(widget))
-    widget.published_at = datetime.now(UTC)
-    await widget.save(update_fields=["published", "published_at", "updated_at"])
-    await audit.record(actor, "widget.publish", "widget", widget.id)
+    published = {"published": widget_json(draft_config(widget)), "published_at": datetime.now(UTC)}
+    await audit.save_changes(actor, widget, published, "widget.publish")
     return widget
 
 
