@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# The embed runtime (static/embed): npm ci from the committed lock, esbuild into dist/ (not committed).
+# The browser side (static/embed): npm ci from the committed lock, then esbuild builds the embed
+# runtime and GraphiQL into dist/ (not committed) and host.js/host.d.ts from host.ts (committed).
 EMBED := static/embed
 EMBED_DEPS := $(EMBED)/node_modules/.package-lock.json
 EMBED_BUILD := $(EMBED)/dist/manifest.json
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 $(EMBED_DEPS): $(EMBED)/package.json $(EMBED)/package-lock.json
 	cd $(EMBED) && npm ci --no-audit --no-fund
 
-$(EMBED_BUILD): $(EMBED_DEPS) $(EMBED)/build.mjs $(wildcard $(EMBED)/src/*)
+$(EMBED_BUILD): $(EMBED_DEPS) $(EMBED)/build.mjs $(EMBED)/host.ts $(wildcard $(EMBED)/src/* $(EMBED)/src/*/* $(EMBED)/graphiql/*)
 	cd $(EMBED) && npm run --silent build
 
 install: $(STAMP) $(EMBED_BUILD)
@@ -38,7 +39,7 @@ test: install services chromium lint
 
 ## make fuzz: the isolation fuzz at full size (10,000 random requests; `make test` runs 400)
 fuzz: install services
-	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/test_isolation_fuzz.py -q -s
+	EMBAN_FUZZ_REQUESTS=$${EMBAN_FUZZ_REQUESTS:-10000} $(BIN)/pytest tests/e2e/test_isolation_fuzz.py -q -s
 
 services:
 	bash scripts/ensure-services.sh
@@ -52,8 +53,10 @@ lint: install
 	$(BIN)/mypy --strict emban
 	cd $(EMBED) && npm run --silent typecheck
 
+## make schema: write schema/ (SDL, OpenAPI) and regenerate the runtime's GraphQL types from it
 schema: install
 	$(BIN)/emban schema
+	cd $(EMBED) && npm run --silent codegen
 
 ## make bench: ingest and query figures next to the raw engine (not pass/fail)
 bench: install chromium

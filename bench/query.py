@@ -93,7 +93,9 @@ async def load_and_time_engine(
     data_dir: Path, org: str, env: str, events: int, runs: int
 ) -> tuple[float, dict[str, float], dict[str, str]]:
     from emban.analytics.chdb_store import ChdbStore
-    from emban.analytics.planner import Scope, plan_query, spec_from_params
+    from emban.analytics.planner import plan_query
+    from emban.analytics.query_spec import Scope
+    from emban.rest_compat.query_params import spec_from_params
 
     store = ChdbStore(data_dir / "clickhouse")
     started = time.perf_counter()

@@ -22,7 +22,11 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings().with_listen(args.host, args.port)  # before the heavy imports
+    settings = _settings()  # before the heavy imports
+    settings = settings.with_listen(
+        settings.host if args.host is None else args.host,
+        settings.port if args.port is None else args.port,
+    )
 
     from aiohttp import web
 
@@ -36,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
         flush=True,
     )
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
 
@@ -104,6 +108,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings_doc(args: argparse.Namespace) -> int:
+    from emban.settings import settings_table, with_settings_table
+
+    if args.write is None:
+        print(settings_table(), end="")
+        return 0
+    path = Path(args.write)
+    path.write_text(with_settings_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_set_plan(args: argparse.Namespace) -> int:
     from emban.services.billing import set_plan_cli
 
@@ -121,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emban", description="Embedded analytics service.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the API (GraphQL at /graphql, REST at /v1)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=None, help="default: EMBAN_HOST, else 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: EMBAN_PORT, else 8000")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="run the arq worker (needs EMBAN_REDIS_URL)").set_defaults(
         func=cmd_worker
@@ -134,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="write schema/schema.graphql and schema/openapi.json")
     schema.add_argument("--out", default="schema")
     schema.set_defaults(func=cmd_schema)
+    settings_doc = sub.add_parser(
+        "settings-doc", help="print the EMBAN_* settings table (docs/operations.md carries it)"
+    )
+    settings_doc.add_argument(
+        "--write", metavar="PATH", help="replace the table in PATH (e.g. docs/operations.md)"
+    )
+    settings_doc.set_defaults(func=cmd_settings_doc)
     org = sub.add_parser("org", help="operator commands for orgs")
     org_sub = org.add_subparsers(dest="org_command", required=True)
     set_plan = org_sub.add_parser("set-plan", help="put an org on a plan")
@@ -146,3 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":  # `python -m emban.cli …` as well as the `emban` script
+    main()

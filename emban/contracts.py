@@ -34,42 +34,67 @@ def graphql_sdl() -> str:
     return print_schema(schema).rstrip() + "\n"
 
 
+def error_code_schema(codes: list[str] | None = None) -> dict[str, Any]:
+    """The JSON Schema of an error body's ``code``: the one place that says what a code is, an
+    ``enum`` of every code the service emits (``emban/error_codes.py``), or of ``codes``."""
+    return {"type": "string", "enum": all_error_codes() if codes is None else codes}
+
+
+def error_components() -> dict[str, dict[str, Any]]:
+    """The error bodies every route can answer: ``Error`` (``field`` names the offending input
+    when there is one) and ``PlanLimitError`` (402)."""
+    code = error_code_schema()
+    plan_code = error_code_schema(sorted(c.value for c in PlanErrorCode))
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "code"],
+            "properties": {
+                "error": {"type": "string"},
+                "code": code,
+                "field": {"type": "string"},
+            },
+        },
+        "PlanLimitError": {
+            "type": "object",
+            "required": ["error", "code", "plan", "upgrade_to", "limit", "used"],
+            "properties": {
+                "error": {"type": "string"},
+                "code": plan_code,
+                "plan": {"type": "string"},
+                "upgrade_to": {"type": ["string", "null"]},
+                "limit": {"type": ["integer", "null"]},
+                "used": {"type": ["integer", "null"]},
+            },
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
-    bodies = [route.body for route in ROUTES if route.body is not None]
-    body_schemas, components = msgspec.json.schema_components(
-        bodies, ref_template="#/components/schemas/{name}"
+    """OpenAPI 3.1 for every declared route: request and response bodies are the routes' own
+    types (their JSON Schema under components/schemas, referenced by $ref)."""
+    types: list[type] = []
+    for route in ROUTES:
+        for declared in (route.body, route.response):
+            if declared is not None and declared not in types:
+                types.append(declared)
+    type_schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
     )
-    body_refs = dict(zip(bodies, body_schemas, strict=True))
-    components["Error"] = {
-        "type": "object",
-        "required": ["error", "code"],
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string", "enum": all_error_codes()},
-            "field": {"type": "string"},
-        },
-    }
-    components["PlanLimitError"] = {
-        "type": "object",
-        "required": ["error", "code", "plan", "upgrade_to", "limit", "used"],
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string", "enum": sorted(c.value for c in PlanErrorCode)},
-            "plan": {"type": "string"},
-            "upgrade_to": {"type": ["string", "null"]},
-            "limit": {"type": ["integer", "null"]},
-            "used": {"type": ["integer", "null"]},
-        },
-    }
+    refs = dict(zip(types, type_schemas, strict=True))
+    components.update(error_components())
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         path = route.path
         operation: dict[str, Any] = {
             "summary": route.summary,
-            "operationId": route.handler.__name__,
+            "operationId": route.name,
             "tags": [route.tag],
-            "responses": {},
+            "x-emban-auth": route.auth,
         }
+        if route.role is not None:
+            operation["x-emban-role"] = route.role
+        operation["responses"] = {}
         params = re.findall(r"{(\w+)}", path)
         if params:
             operation["parameters"] = [
@@ -81,11 +106,11 @@ def openapi_document() -> dict[str, Any]:
         if route.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": body_refs[route.body]}},
+                "content": {"application/json": {"schema": refs[route.body]}},
             }
         success: dict[str, Any] = {"description": _STATUS_TEXT[route.status]}
-        if route.status != 204:
-            success["content"] = {"application/json": {"schema": {"type": "object"}}}
+        if route.response is not None:
+            success["content"] = {"application/json": {"schema": refs[route.response]}}
         operation["responses"][str(route.status)] = success
         for status in route.error_statuses:
             ref = "PlanLimitError" if status == 402 else "Error"
@@ -101,7 +126,10 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Emban API",
             "version": "1",
-            "description": "The documented /v1 REST surface of Emban (embedded analytics).",
+            "description": "The documented /v1 REST surface of Emban (embedded analytics). "
+            "x-emban-auth says who may call an operation (public, any API key or session, "
+            "console sessions and admin keys) and x-emban-role the least member role it needs "
+            "(an admin key acts as admin).",
         },
         "servers": [{"url": "/"}],
         "components": {

@@ -13,6 +13,8 @@
 - ``GET /static/embed/{path}`` — ``dist/*`` (content-hashed by the build: cached for a year,
   ``immutable``; precompressed ``.gz`` siblings served when accepted), ``host.js``, ``host.d.ts``
   and ``demo/*`` (revalidated after 5 minutes). Nothing else under ``static/embed`` is served.
+- ``GET /graphql`` in a browser: GraphiQL, from ``dist/graphiql-<hash>.*`` (see
+  :mod:`emban.graphiql_page`).
 - ``GET /demo`` (always) and ``GET /`` (embedded mode): the demo host page, which mounts the demo
   dashboard through ``host.js``.
 
@@ -67,22 +69,29 @@ class Bundle:
     style: str
 
 
-_manifest_cache: dict[str, tuple[float, Bundle]] = {}
+_manifest_cache: dict[str, tuple[float, Bundle | None]] = {}
 
 
-def built_bundle() -> Bundle | None:
-    """The hashed file names of the last build (re-read when the manifest changes)."""
+def built_entry(entry: str) -> Bundle | None:
+    """The hashed file names of one build entry (``embed``, ``graphiql``) in the last build,
+    re-read when the manifest changes; None before the first build."""
     try:
         mtime = MANIFEST.stat().st_mtime
     except FileNotFoundError:
         return None
-    cached = _manifest_cache.get("bundle")
+    cached = _manifest_cache.get(entry)
     if cached is not None and cached[0] == mtime:
         return cached[1]
     names = json.loads(MANIFEST.read_text())
-    bundle = Bundle(script=names["embed.js"], style=names["embed.css"])
-    _manifest_cache["bundle"] = (mtime, bundle)
+    script, style = names.get(f"{entry}.js"), names.get(f"{entry}.css")
+    bundle = Bundle(script=script, style=style) if script and style else None
+    _manifest_cache[entry] = (mtime, bundle)
     return bundle
+
+
+def built_bundle() -> Bundle | None:
+    """The embed runtime's hashed file names in the last build."""
+    return built_entry("embed")
 
 
 def frame_ancestors(origins: list[str]) -> str:
@@ -155,7 +164,7 @@ _NOT_BUILT = """<!doctype html>
 """
 
 
-def _html(body: str, *, status: int = 200, csp: str, request: web.Request) -> web.Response:
+def html_page(body: str, *, status: int = 200, csp: str, request: web.Request) -> web.Response:
     # The policy is part of what a revalidation must compare (it depends on the token).
     etag = hashlib.sha256(f"{csp}\n{body}".encode()).hexdigest()[:32]
     headers = {
@@ -183,8 +192,8 @@ async def embed_page(request: web.Request) -> web.Response:
     csp = embed_csp(request.host, origins)
     bundle = built_bundle()
     if bundle is None:
-        return _html(_NOT_BUILT, status=503, csp=csp, request=request)
-    return _html(render_embed_page(dashboard_id, bundle, origins), csp=csp, request=request)
+        return html_page(_NOT_BUILT, status=503, csp=csp, request=request)
+    return html_page(render_embed_page(dashboard_id, bundle, origins), csp=csp, request=request)
 
 
 def _static_file(relative: str) -> tuple[Path, str] | None:
@@ -219,7 +228,7 @@ async def demo_page(request: web.Request) -> web.Response:
     page = DEMO_DIR / "index.html"
     if not page.is_file():
         return _not_found()
-    return _html(page.read_text(), csp=demo_csp(), request=request)
+    return html_page(page.read_text(), csp=demo_csp(), request=request)
 
 
 def add_embed_routes(app: web.Application, settings: Settings) -> None:

@@ -1,78 +1,374 @@
-"""One typed Settings object, read from ``EMBAN_*`` environment variables.
+"""One typed Settings object, each field declared once with its ``EMBAN_*`` variable.
+
+Every field is a :func:`setting`: its default, the environment variable that sets it, the parser
+that reads that variable, and a one-line description. :meth:`Settings.from_env` reads the fields
+from that metadata, and the settings table in ``docs/operations.md`` is printed from it
+(``emban settings-doc``; a test fails when the file and the fields drift apart).
 
 Bad settings raise :class:`SettingsError` with one line that names the variable; the CLI prints
-that line and exits instead of showing a traceback.
+that line and exits instead of showing a traceback. An empty variable counts as unset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+T = TypeVar("T")
+# Reads one variable's (non-empty) text; raises SettingsError naming the variable.
+Parser = Callable[[str, str], Any]
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number (got {raw!r})") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive (got {value})")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false (got {raw!r})")
+
+
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated list of addresses or CIDR blocks (``10.0.0.0/8, 192.168.1.7``)."""
+    networks: list[IPNetwork] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or CIDR blocks (got {part.strip()!r})"
+            ) from None
+    return tuple(networks)
+
+
+def _database_url(name: str, raw: str) -> str:
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("postgres", "postgresql", "sqlite"):
+        raise SettingsError(
+            f"{name} must start with postgres:// or sqlite:// (got {scheme or 'no scheme'}://)"
+        )
+    if scheme == "postgresql":
+        return "postgres" + raw[len("postgresql") :]
+    return raw
+
+
+def _clickhouse_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{name} must look like http://user:pass@host:8123/db")
+    return raw
+
+
+def _redis_url(name: str, raw: str) -> str:
+    if urlsplit(raw).scheme not in ("redis", "rediss"):
+        raise SettingsError(f"{name} must start with redis:// or rediss://")
+    return raw
+
+
+def _public_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL such as https://x.io")
+    return raw
+
+
+def _plan(name: str, raw: str) -> str:
+    if raw not in PLANS:
+        raise SettingsError(f"{name} must be one of {', '.join(PLANS)} (got {raw})")
+    return raw
+
+
+def _secret_key(name: str, raw: str) -> str:
+    if len(raw) < 32:
+        raise SettingsError(f"{name} must be at least 32 characters")
+    return raw
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"{name} must be DEBUG, INFO, WARNING or ERROR (got {level})")
+    return level
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be positive (got {raw})")
+    return value
+
+
+def _host_list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _smtp_url(name: str, raw: str) -> str:
+    from emban.notify.email import BadSmtpUrl, SmtpConfig
+
+    try:
+        SmtpConfig.parse(raw)
+    except BadSmtpUrl as exc:
+        raise SettingsError(str(exc)) from None
+    return raw
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """How one field is set: its variable, the parser of that variable, what it is for."""
+
+    env: str
+    parse: Parser
+    doc: str
+    shown_default: str | None = None  # the default as the docs print it, when not the value
+
+
+def setting(default: T, env: str, doc: str, parse: Parser, shown: str | None = None) -> T:
+    """A :class:`Settings` field: ``default`` unless the variable ``env`` is set (non-empty)."""
+    info = SettingInfo(env=env, parse=parse, doc=doc, shown_default=shown)
+    return dataclasses.field(default=default, metadata={"setting": info})
+
+
+DAY = 24 * 3600
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path(".emban")
-    database_url: str | None = None
-    clickhouse_url: str | None = None
-    redis_url: str | None = None
-    secret_key: str = ""
-    public_url: str | None = None
-    default_plan: str = "free"
-    cookie_secure: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8000
-    session_ttl_seconds: int = 14 * 24 * 3600
-    invite_ttl_seconds: int = 7 * 24 * 3600
+    # setting() returns a dataclasses.field(), so the default is per field, not a shared call.
+    data_dir: Path = setting(  # noqa: RUF009
+        Path(".emban"),
+        "EMBAN_DATA_DIR",
+        "embedded mode's directory: SQLite metadata, chDB events, the generated secret key",
+        _path,
+        shown=".emban",
+    )
+    database_url: str | None = setting(
+        None,
+        "EMBAN_DATABASE_URL",
+        "metadata database, postgres://… (production) or sqlite://…; unset: embedded SQLite",
+        _database_url,
+    )
+    clickhouse_url: str | None = setting(
+        None,
+        "EMBAN_CLICKHOUSE_URL",
+        "ClickHouse server over HTTP, http://user:pass@host:8123/db; unset: embedded chDB",
+        _clickhouse_url,
+    )
+    redis_url: str | None = setting(
+        None,
+        "EMBAN_REDIS_URL",
+        "redis://… for jobs (emban worker), shared limits, the live bus; unset: in-process",
+        _redis_url,
+    )
+    secret_key: str = setting(
+        "",
+        "EMBAN_SECRET_KEY",
+        "signs sessions and embed tokens, at least 32 characters; required with a database URL",
+        _secret_key,
+        shown="generated into the data dir",
+    )
+    public_url: str | None = setting(
+        None,
+        "EMBAN_PUBLIC_URL",
+        "the URL browsers use, the base of embed and invite links; unset: the listen address",
+        _public_url,
+    )
+    default_plan: str = setting(
+        "free", "EMBAN_DEFAULT_PLAN", f"plan of a new org: {', '.join(PLANS)}", _plan
+    )
+    cookie_secure: bool = setting(
+        False, "EMBAN_COOKIE_SECURE", "session cookies only over HTTPS (true behind TLS)", _bool
+    )
+    host: str = setting(
+        "127.0.0.1", "EMBAN_HOST", "address `emban serve` listens on (`--host` wins)", _text
+    )
+    port: int = setting(
+        8000, "EMBAN_PORT", "port `emban serve` listens on (`--port` wins)", _positive_int
+    )
+    session_ttl_seconds: int = setting(
+        14 * DAY, "EMBAN_SESSION_TTL_SECONDS", "console session lifetime", _positive_int
+    )
+    invite_ttl_seconds: int = setting(
+        7 * DAY, "EMBAN_INVITE_TTL_SECONDS", "how long an invite can be accepted", _positive_int
+    )
     # Login: attempts per window for one email from one source address, and per source address.
-    login_max_per_email: int = 10
-    login_max_per_ip: int = 50
-    login_window_seconds: int = 900
+    login_max_per_email: int = setting(
+        10,
+        "EMBAN_LOGIN_MAX_PER_EMAIL",
+        "login attempts per window for one email from one source address",
+        _positive_int,
+    )
+    login_max_per_ip: int = setting(
+        50, "EMBAN_LOGIN_MAX_PER_IP", "login attempts per window per source address", _positive_int
+    )
+    login_window_seconds: int = setting(
+        900, "EMBAN_LOGIN_WINDOW_SECONDS", "the login limits' window", _positive_int
+    )
     # Registration and invite acceptance (each hashes a password): attempts per source address.
-    register_max_per_ip: int = 10
-    accept_invite_max_per_ip: int = 20
-    signup_window_seconds: int = 3600
+    register_max_per_ip: int = setting(
+        10, "EMBAN_REGISTER_MAX_PER_IP", "sign-ups per window per source address", _positive_int
+    )
+    accept_invite_max_per_ip: int = setting(
+        20,
+        "EMBAN_ACCEPT_INVITE_MAX_PER_IP",
+        "invite acceptances per window per source address",
+        _positive_int,
+    )
+    signup_window_seconds: int = setting(
+        3600,
+        "EMBAN_SIGNUP_WINDOW_SECONDS",
+        "the sign-up and invite-acceptance limits' window",
+        _positive_int,
+    )
     # Request budgets (token buckets): per embed session (jti) and per admin API key.
-    embed_rate_per_second: int = 20
-    embed_rate_burst: int = 60
-    api_key_rate_per_second: int = 100
-    api_key_rate_burst: int = 300
+    embed_rate_per_second: int = setting(
+        20,
+        "EMBAN_EMBED_RATE_PER_SECOND",
+        "requests per second per embed session (token bucket refill)",
+        _positive_int,
+    )
+    embed_rate_burst: int = setting(
+        60, "EMBAN_EMBED_RATE_BURST", "burst per embed session (bucket size)", _positive_int
+    )
+    api_key_rate_per_second: int = setting(
+        100,
+        "EMBAN_API_KEY_RATE_PER_SECOND",
+        "requests per second per admin API key (token bucket refill)",
+        _positive_int,
+    )
+    api_key_rate_burst: int = setting(
+        300, "EMBAN_API_KEY_RATE_BURST", "burst per admin API key (bucket size)", _positive_int
+    )
     # Peers whose X-Forwarded-For is believed (a load balancer); empty: the socket address.
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    log_level: str = "INFO"
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        (),
+        "EMBAN_TRUSTED_PROXIES",
+        "comma-separated addresses/CIDR blocks whose X-Forwarded-For is believed",
+        _networks,
+        shown="none",
+    )
+    log_level: str = setting("INFO", "EMBAN_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level)
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
-    live_max_sockets_per_token: int = 5
-    live_max_subscriptions_per_socket: int = 20
-    live_max_cohorts_per_dashboard_tenant: int = 50
-    live_max_concurrent_refreshes: int = 2
-    live_min_refresh_interval_ms: int = 1000
+    live_max_sockets_per_token: int = setting(
+        5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int
+    )
+    live_max_subscriptions_per_socket: int = setting(
+        20,
+        "EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET",
+        "subscriptions on one live socket",
+        _positive_int,
+    )
+    live_max_cohorts_per_dashboard_tenant: int = setting(
+        50,
+        "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT",
+        "live cohorts per (dashboard, tenant) in one process",
+        _positive_int,
+    )
+    live_max_concurrent_refreshes: int = setting(
+        2,
+        "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES",
+        "live widget computations one process runs at once",
+        _positive_int,
+    )
+    live_min_refresh_interval_ms: int = setting(
+        1000,
+        "EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS",
+        "shortest time between two refreshes of one cohort",
+        _positive_int,
+    )
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
-    query_max_points: int = 100_000
-    adhoc_max_concurrent_per_org: int = 2
-    adhoc_max_result_bytes: int = 16 * 1024 * 1024
+    query_max_points: int = setting(
+        100_000,
+        "EMBAN_QUERY_MAX_POINTS",
+        "points one analytics answer may hold (zero-filled buckets included)",
+        _positive_int,
+    )
+    adhoc_max_concurrent_per_org: int = setting(
+        2,
+        "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG",
+        "ad-hoc SQL queries one org runs at once (per process)",
+        _positive_int,
+    )
+    adhoc_max_result_bytes: int = setting(
+        16 * 1024 * 1024,
+        "EMBAN_ADHOC_MAX_RESULT_BYTES",
+        "largest ad-hoc SQL answer in bytes",
+        _positive_int,
+        shown="16777216 (16 MiB)",
+    )
     # Alerts, reports and webhooks (docs/alerts-reports.md).
-    alert_interval_seconds: int = 60
-    smtp_url: str | None = None
-    email_from: str = "emban@localhost"
-    webhook_allow_hosts: tuple[str, ...] = ()
-    webhook_retry_base_seconds: float = 10.0
-    chromium_path: str = "/usr/bin/chromium"
-    # The base URL headless Chromium uses to reach this service for PDF exports (default: the
-    # public URL, else the listen address).
-    render_url: str | None = None
+    alert_interval_seconds: int = setting(
+        60, "EMBAN_ALERT_INTERVAL_SECONDS", "seconds between two alert cycles", _positive_int
+    )
+    smtp_url: str | None = setting(
+        None,
+        "EMBAN_SMTP_URL",
+        "outgoing mail: smtp://user:pass@host:port, smtps://..., ?starttls=true",
+        _smtp_url,
+    )
+    email_from: str = setting(
+        "emban@localhost", "EMBAN_EMAIL_FROM", "sender address of alert and report mail", _text
+    )
+    webhook_allow_hosts: tuple[str, ...] = setting(
+        (),
+        "EMBAN_WEBHOOK_ALLOW_HOSTS",
+        "hosts or addresses exempt from the webhook SSRF guard (development, tests)",
+        _host_list,
+        shown="(none)",
+    )
+    webhook_retry_base_seconds: float = setting(
+        10.0,
+        "EMBAN_WEBHOOK_RETRY_BASE_SECONDS",
+        "first webhook retry delay, doubled at each attempt",
+        _positive_float,
+    )
+    chromium_path: str = setting(
+        "/usr/bin/chromium", "EMBAN_CHROMIUM_PATH", "Chromium for PDF report exports", _text
+    )
+    render_url: str | None = setting(
+        None,
+        "EMBAN_RENDER_URL",
+        "where Chromium reaches this service for PDF exports (default: the public URL)",
+        _public_url,
+    )
 
     @property
     def embedded(self) -> bool:
@@ -104,162 +400,53 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate settings; embedded mode keeps a generated secret in the data dir."""
         env = os.environ if env is None else env
-        data_dir = Path(env.get("EMBAN_DATA_DIR") or ".emban")
-        database_url = env.get("EMBAN_DATABASE_URL") or None
-        if database_url is not None:
-            scheme = urlsplit(database_url).scheme
-            if scheme not in ("postgres", "postgresql", "sqlite"):
-                raise SettingsError(
-                    "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// "
-                    f"(got {scheme or 'no scheme'}://)"
-                )
-            if scheme == "postgresql":
-                database_url = "postgres" + database_url[len("postgresql") :]
-        clickhouse_url = env.get("EMBAN_CLICKHOUSE_URL") or None
-        if clickhouse_url is not None:
-            parts = urlsplit(clickhouse_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise SettingsError(
-                    "EMBAN_CLICKHOUSE_URL must look like http://user:pass@host:8123/db"
-                )
-        redis_url = env.get("EMBAN_REDIS_URL") or None
-        if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss"):
-            raise SettingsError("EMBAN_REDIS_URL must start with redis:// or rediss://")
-        public_url = env.get("EMBAN_PUBLIC_URL") or None
-        if public_url is not None:
-            parts = urlsplit(public_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise SettingsError("EMBAN_PUBLIC_URL must be an http(s) URL such as https://x.io")
-        plan = env.get("EMBAN_DEFAULT_PLAN") or "free"
-        if plan not in PLANS:
-            raise SettingsError(
-                f"EMBAN_DEFAULT_PLAN must be one of {', '.join(PLANS)} (got {plan})"
-            )
-        cookie_secure = _parse_bool("EMBAN_COOKIE_SECURE", env.get("EMBAN_COOKIE_SECURE"))
-        secret_key = env.get("EMBAN_SECRET_KEY") or ""
-        if not secret_key:
-            if database_url is not None:
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            info = setting_info(item)
+            raw = env.get(info.env)
+            if raw:
+                values[item.name] = info.parse(info.env, raw)
+        settings = cls(**values)
+        if not settings.secret_key:
+            if settings.database_url is not None:
                 raise SettingsError("EMBAN_SECRET_KEY is required when EMBAN_DATABASE_URL is set")
-            secret_key = _embedded_secret(data_dir)
-        elif len(secret_key) < 32:
-            raise SettingsError("EMBAN_SECRET_KEY must be at least 32 characters")
-        log_level = (env.get("EMBAN_LOG_LEVEL") or "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(
-                f"EMBAN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level})"
-            )
-        return cls(
-            log_level=log_level,
-            data_dir=data_dir,
-            database_url=database_url,
-            clickhouse_url=clickhouse_url,
-            redis_url=redis_url,
-            secret_key=secret_key,
-            public_url=public_url,
-            default_plan=plan,
-            cookie_secure=cookie_secure,
-            login_max_per_email=_parse_int(env, "EMBAN_LOGIN_MAX_PER_EMAIL", 10),
-            login_max_per_ip=_parse_int(env, "EMBAN_LOGIN_MAX_PER_IP", 50),
-            register_max_per_ip=_parse_int(env, "EMBAN_REGISTER_MAX_PER_IP", 10),
-            accept_invite_max_per_ip=_parse_int(env, "EMBAN_ACCEPT_INVITE_MAX_PER_IP", 20),
-            embed_rate_per_second=_parse_int(env, "EMBAN_EMBED_RATE_PER_SECOND", 20),
-            embed_rate_burst=_parse_int(env, "EMBAN_EMBED_RATE_BURST", 60),
-            api_key_rate_per_second=_parse_int(env, "EMBAN_API_KEY_RATE_PER_SECOND", 100),
-            api_key_rate_burst=_parse_int(env, "EMBAN_API_KEY_RATE_BURST", 300),
-            trusted_proxies=_parse_networks(env, "EMBAN_TRUSTED_PROXIES"),
-            session_ttl_seconds=_parse_int(env, "EMBAN_SESSION_TTL_SECONDS", 14 * 24 * 3600),
-            live_max_sockets_per_token=_parse_int(env, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", 5),
-            live_max_subscriptions_per_socket=_parse_int(
-                env, "EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET", 20
-            ),
-            live_max_cohorts_per_dashboard_tenant=_parse_int(
-                env, "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT", 50
-            ),
-            live_max_concurrent_refreshes=_parse_int(env, "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES", 2),
-            live_min_refresh_interval_ms=_parse_int(
-                env, "EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS", 1000
-            ),
-            query_max_points=_parse_int(env, "EMBAN_QUERY_MAX_POINTS", 100_000),
-            adhoc_max_concurrent_per_org=_parse_int(env, "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG", 2),
-            adhoc_max_result_bytes=_parse_int(
-                env, "EMBAN_ADHOC_MAX_RESULT_BYTES", 16 * 1024 * 1024
-            ),
-            alert_interval_seconds=_parse_int(env, "EMBAN_ALERT_INTERVAL_SECONDS", 60),
-            smtp_url=_parse_smtp_url(env.get("EMBAN_SMTP_URL") or None),
-            email_from=env.get("EMBAN_EMAIL_FROM") or "emban@localhost",
-            webhook_allow_hosts=tuple(
-                h.strip()
-                for h in (env.get("EMBAN_WEBHOOK_ALLOW_HOSTS") or "").split(",")
-                if h.strip()
-            ),
-            webhook_retry_base_seconds=_parse_float(env, "EMBAN_WEBHOOK_RETRY_BASE_SECONDS", 10.0),
-            chromium_path=env.get("EMBAN_CHROMIUM_PATH") or "/usr/bin/chromium",
-            render_url=env.get("EMBAN_RENDER_URL") or None,
-        )
+            settings = replace(settings, secret_key=_embedded_secret(settings.data_dir))
+        return settings
 
 
-def _parse_bool(name: str, value: str | None) -> bool:
-    if value is None or value == "":
-        return False
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false (got {value!r})")
+def setting_info(item: dataclasses.Field[Any]) -> SettingInfo:
+    info = item.metadata["setting"]
+    assert isinstance(info, SettingInfo)
+    return info
 
 
-def _parse_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number (got {raw!r})") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive (got {value})")
-    return value
+DOC_BEGIN = "<!-- settings table: generated by `emban settings-doc --write`, do not edit -->"
+DOC_END = "<!-- end of settings table -->"
 
 
-def _parse_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
-    if not value > 0 or value == float("inf"):
-        raise SettingsError(f"{name} must be positive (got {raw})")
-    return value
+def with_settings_table(document: str) -> str:
+    """``document`` with the text between the settings-table markers replaced by the table."""
+    begin, end = document.find(DOC_BEGIN), document.find(DOC_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the document has no {DOC_BEGIN!r} … {DOC_END!r} block")
+    return f"{document[: begin + len(DOC_BEGIN)]}\n{settings_table()}{document[end:]}"
 
 
-def _parse_smtp_url(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    from emban.notify.email import BadSmtpUrl, SmtpConfig
-
-    try:
-        SmtpConfig.parse(raw)
-    except BadSmtpUrl as exc:
-        raise SettingsError(str(exc)) from None
-    return raw
-
-
-def _parse_networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
-    """A comma-separated list of addresses or CIDR blocks (``10.0.0.0/8, 192.168.1.7``)."""
-    networks: list[IPNetwork] = []
-    for part in (env.get(name) or "").split(","):
-        if not part.strip():
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part.strip(), strict=False))
-        except ValueError:
-            raise SettingsError(
-                f"{name} must list IP addresses or CIDR blocks (got {part.strip()!r})"
-            ) from None
-    return tuple(networks)
+def settings_table() -> str:
+    """The Markdown table of every setting, as ``docs/operations.md`` carries it."""
+    lines = ["| variable | default | what it sets |", "|---|---|---|"]
+    for item in dataclasses.fields(Settings):
+        info = setting_info(item)
+        if info.shown_default is not None:
+            default = info.shown_default
+        elif item.default is None:
+            default = "unset"
+        elif isinstance(item.default, bool):
+            default = str(item.default).lower()
+        else:
+            default = str(item.default)
+        lines.append(f"| `{info.env}` | {default} | {info.doc} |")
+    return "\n".join(lines) + "\n"
 
 
 def _embedded_secret(data_dir: Path) -> str:

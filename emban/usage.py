@@ -7,8 +7,6 @@ depend on them).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -16,6 +14,7 @@ from datetime import UTC, date, datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
+from emban.background_tasks import OwnedTask, every
 from emban.models import Org, UsageDaily
 
 log = logging.getLogger("emban.usage")
@@ -25,47 +24,50 @@ FLUSH_SECONDS = 5.0
 class UsageRecorder:
     def __init__(self) -> None:
         self._queries: Counter[tuple[str, date]] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = OwnedTask("emban-usage-flush")
 
     def count_query(self, org_id: str) -> None:
         self._queries[(org_id, datetime.now(UTC).date())] += 1
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="emban-usage-flush")
+        self._flusher.start(
+            lambda: every(
+                FLUSH_SECONDS,
+                self.flush,
+                log,
+                "usage flush failed; counts are kept for the next one",
+            )
+        )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._flusher.stop()
         await self.flush()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("usage flush failed; counts are kept for the next one")
 
     async def flush(self) -> None:
         pending, self._queries = self._queries, Counter()
         try:
             for (org_id, day), count in pending.items():
-                await _add_queries(org_id, day, count)
+                await add_usage(org_id, day, queries=count)
         except Exception:
             self._queries.update(pending)
             raise
 
 
-async def _add_queries(org_id: str, day: date, count: int) -> None:
-    if await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count):
+async def add_usage(org_id: str, day: date, *, events: int = 0, queries: int = 0) -> None:
+    """Add to the org's ``usage_daily`` counters for ``day``: the one upsert both counters use.
+
+    An UPDATE first (the common case: the day's row exists), then an INSERT; a row created
+    concurrently by another process in between makes the INSERT fail, and the UPDATE is retried.
+    An org deleted meanwhile gets no row (its counts have no one left to bill).
+    """
+    if events <= 0 and queries <= 0:
+        return
+    increments = {"events": F("events") + events, "queries": F("queries") + queries}
+    if await UsageDaily.filter(org_id=org_id, day=day).update(**increments):
         return
     if not await Org.exists(id=org_id):
-        return  # the org was deleted meanwhile
+        return
     try:
-        await UsageDaily.create(org_id=org_id, day=day, queries=count)
-    except IntegrityError:
-        await UsageDaily.filter(org_id=org_id, day=day).update(queries=F("queries") + count)
+        await UsageDaily.create(org_id=org_id, day=day, events=events, queries=queries)
+    except IntegrityError:  # created concurrently by another request or process
+        await UsageDaily.filter(org_id=org_id, day=day).update(**increments)

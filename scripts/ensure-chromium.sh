@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the browser tests and PDF report exports (Playwright for Python drives
-# /usr/bin/chromium; no test tool may download a browser here), and poppler-utils' pdftotext,
-# which the report tests read PDFs with. Idempotent.
+# Debian's Chromium for the browser tests (tests/e2e/test_browser_embed.py) and PDF report exports
+# (Playwright for Python drives /usr/bin/chromium; no test tool may download a browser here), and
+# poppler-utils' pdftotext, which the report tests read PDFs with. Idempotent.
 set -euo pipefail
 
 missing=()

@@ -18,5 +18,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
 
-# ClickHouse 18.16 on 127.0.0.1:18123 for the HTTP-store tests (tests/test_http_store.py).
+# ClickHouse 18.16 on 127.0.0.1:18123 for the HTTP-store tests (tests/analytics/test_http_store.py).
 bash "$(dirname "$0")/ensure-clickhouse.sh"

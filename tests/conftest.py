@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import settings as hypothesis_settings
+from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.tables import EVENT_IDS, VISIBLE_DATASETS
@@ -58,6 +61,11 @@ METADATA_TABLES = (
     "orgs",
 )
 PASSWORD = "correct-horse-1"
+# Tests that use Redis directly use this database; their keys start with a test prefix.
+REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_TEST_KEYS = ("emban:ratelimit:test-*", "emban:test-budget:*")
+# The `emban` command of this virtualenv (tests that start server processes).
+EMBAN = Path(sys.executable).parent / "emban"
 
 
 def _with_db(url: str, name: str) -> str:
@@ -103,6 +111,18 @@ async def app_server(settings: Settings) -> AsyncIterator[TestServer]:
     await server.start_server()
     yield server
     await server.close()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A client of the test Redis database; the test's keys are deleted afterwards."""
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    for pattern in REDIS_TEST_KEYS:
+        keys = await client.keys(pattern)
+        if keys:
+            await client.delete(*keys)
+    await client.aclose()
 
 
 @pytest.fixture
@@ -199,3 +219,11 @@ async def jobs_done(runtime: Runtime) -> None:
     """Wait for the one-off jobs enqueued so far (tests run them in-process: no Redis)."""
     assert isinstance(runtime.jobs, InProcessJobs)
     await runtime.jobs.drain()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a server process a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -12,7 +12,14 @@ from pathlib import Path
 from tortoise.models import Model
 
 from emban import models
-from emban.contracts import graphql_sdl, openapi_document, openapi_json, write_contracts
+from emban.contracts import (
+    error_code_schema,
+    graphql_sdl,
+    openapi_document,
+    openapi_json,
+    write_contracts,
+)
+from emban.error_codes import PlanErrorCode
 from emban.rest_compat.routes import ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +60,7 @@ def test_openapi_document_lists_every_route() -> None:
     assert len(ROUTES) == len({(r.method, r.path) for r in ROUTES})
     for route in ROUTES:
         operation = document["paths"][route.path][route.method.lower()]
-        assert operation["operationId"] == route.handler.__name__
+        assert operation["operationId"] == route.name == route.handler.__name__
         assert operation["summary"] == route.summary
         assert operation["tags"] == [route.tag]
         responses = operation["responses"]
@@ -61,9 +68,19 @@ def test_openapi_document_lists_every_route() -> None:
         assert set(route.errors) <= set(route.error_statuses)
         assert (429 in route.error_statuses) == (route.auth != "public" or 429 in route.errors)
         if route.status == 204:
+            assert route.response is None
             assert "content" not in responses["204"]
         else:
-            assert set(responses[str(route.status)]["content"]) == {"application/json"}
+            assert route.response is not None
+            content = responses[str(route.status)]["content"]
+            assert set(content) == {"application/json"}
+            # The success answer is the route's response type, not a bare object.
+            name = route.response.__name__
+            assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{name}"}
+            component = document["components"]["schemas"][name]
+            assert component["type"] == "object"
+            assert set(component["required"]) <= set(component["properties"])
+            assert list(component["properties"]) == list(route.response.__struct_fields__)
         for status in route.error_statuses:
             ref = responses[str(status)]["content"]["application/json"]["schema"]["$ref"]
             name = "PlanLimitError" if status == 402 else "Error"
@@ -86,6 +103,57 @@ def test_openapi_document_lists_every_route() -> None:
             ]
         else:
             assert "parameters" not in operation
+
+
+def test_response_schemas_describe_what_is_sent() -> None:
+    """A few response components spelled out: nested $refs, nullable and left-out fields."""
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["ApiKeyList"]["properties"] == {
+        "api_keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}
+    }
+    assert schemas["CreatedApiKey"]["required"] == [
+        "id",
+        "label",
+        "scope",
+        "prefix",
+        "environment",
+        "created_at",
+        "last_used_at",
+        "key",
+    ]
+    assert schemas["Org"]["properties"]["email"] == {
+        "anyOf": [{"type": "string"}, {"type": "null"}]
+    }
+    # group is sent only for grouped queries: a property, not a required one.
+    assert schemas["Point"]["required"] == ["bucket", "value"]
+    assert schemas["Point"]["properties"]["group"] == {"type": "string"}
+    assert schemas["Dataset"]["properties"]["kind"] == {"enum": ["materialized_view", "table"]}
+    assert "ddl" in schemas["Dataset"]["required"]
+    me = openapi_document()["paths"]["/v1/auth/me"]["get"]
+    assert me["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Me"
+    }
+
+
+def test_error_bodies_share_one_code_schema() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["Error"]["properties"]["code"] == error_code_schema()
+    # A 402 carries one of the plan codes: the same schema, narrowed to that domain.
+    assert schemas["PlanLimitError"]["properties"]["code"] == error_code_schema(
+        sorted(c.value for c in PlanErrorCode)
+    )
+    assert set(error_code_schema()["enum"]) >= {c.value for c in PlanErrorCode}
+
+
+def test_routes_declare_auth_and_role_in_the_document() -> None:
+    document = openapi_document()
+    for route in ROUTES:
+        operation = document["paths"][route.path][route.method.lower()]
+        assert operation["x-emban-auth"] == route.auth
+        assert operation.get("x-emban-role") == route.role
+        assert (route.auth == "console") == (route.role is not None)
+    assert document["paths"]["/v1/settings/org"]["delete"]["x-emban-role"] == "owner"
+    assert document["paths"]["/v1/events"]["post"]["x-emban-auth"] == "any"
 
 
 def test_openapi_documents_the_error_bodies_and_auth() -> None:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from emban.embed_page import DIST_DIR, STATIC_DIR
 from tests.conftest import ClientFactory, bearer
-from tests.test_embed_sessions import embed_org, mint, set_plan
+from tests.embed_scenario import embed_org, mint, set_plan
 
 PERMISSIONS = """query { embed { permissions {
   allowDrillDown lockedFilters allowedDimensions allowedPeriods maxDateRangeDays periods

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
 import pytest
 
-from emban.settings import Settings, SettingsError
+from emban.cli import main
+from emban.settings import (
+    DOC_BEGIN,
+    DOC_END,
+    Settings,
+    SettingsError,
+    setting_info,
+    settings_table,
+    with_settings_table,
+)
 
 SECRET = "s" * 32
 PG = "postgres://emban:pw@db.internal:5432/emban"
@@ -302,3 +312,125 @@ def test_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"EMBAN_DATA_DIR": str(not_a_dir)})
     assert str(caught.value) == f"EMBAN_DATA_DIR {not_a_dir} is not writable: File exists"
+
+
+def test_every_setting_has_its_own_emban_variable() -> None:
+    fields = dataclasses.fields(Settings)
+    names = [setting_info(item).env for item in fields]
+    assert all(name.startswith("EMBAN_") for name in names)
+    assert len(set(names)) == len(names) == 39
+    assert {item.name.upper() for item in fields} == {name[len("EMBAN_") :] for name in names}
+
+
+def test_listen_address_ttls_and_windows_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_HOST=ALL_INTERFACES,
+            EMBAN_PORT="9100",
+            EMBAN_INVITE_TTL_SECONDS="600",
+            EMBAN_LOGIN_WINDOW_SECONDS="60",
+            EMBAN_SIGNUP_WINDOW_SECONDS="120",
+            EMBAN_LOG_LEVEL="debug",
+            EMBAN_QUERY_MAX_POINTS="5000",
+        )
+    )
+    assert (settings.host, settings.port) == (ALL_INTERFACES, 9100)
+    assert settings.base_url == "http://127.0.0.1:9100"
+    assert settings.invite_ttl_seconds == 600
+    assert (settings.login_window_seconds, settings.signup_window_seconds) == (60, 120)
+    assert settings.log_level == "DEBUG"
+    assert settings.query_max_points == 5000
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_PORT="http"))
+    assert str(caught.value) == "EMBAN_PORT must be a whole number (got 'http')"
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, EMBAN_LOG_LEVEL="loud"))
+    assert str(caught.value) == "EMBAN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got LOUD)"
+
+
+def test_operations_doc_carries_the_generated_settings_table() -> None:
+    """docs/operations.md's table is `emban settings-doc --write docs/operations.md` output."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
+    assert with_settings_table(doc) == doc, "run: emban settings-doc --write docs/operations.md"
+    table = settings_table()
+    assert table in doc
+    assert table.splitlines()[0] == "| variable | default | what it sets |"
+    assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
+    assert "| `EMBAN_COOKIE_SECURE` | false |" in table
+    assert len(table.splitlines()) == 2 + 39
+
+
+def test_settings_doc_command_prints_and_writes_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["settings-doc"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == settings_table()
+    doc = tmp_path / "ops.md"
+    doc.write_text(f"# Ops\n\n{DOC_BEGIN}\nstale\n{DOC_END}\n\nafter\n")
+    with pytest.raises(SystemExit):
+        main(["settings-doc", "--write", str(doc)])
+    assert doc.read_text() == f"# Ops\n\n{DOC_BEGIN}\n{settings_table()}{DOC_END}\n\nafter\n"
+    doc.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="settings table"):
+        main(["settings-doc", "--write", str(doc)])
+
+
+def test_alert_report_and_webhook_settings(tmp_path: Path) -> None:
+    base = {"EMBAN_DATA_DIR": str(tmp_path)}
+    read = Settings.from_env(
+        {
+            **base,
+            "EMBAN_ALERT_INTERVAL_SECONDS": "30",
+            "EMBAN_SMTP_URL": "smtps://u:p@mail.example.com",
+            "EMBAN_EMAIL_FROM": "alerts@example.com",
+            "EMBAN_WEBHOOK_ALLOW_HOSTS": " 127.0.0.1, hooks.internal ,",
+            "EMBAN_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+            "EMBAN_CHROMIUM_PATH": "/opt/chromium",
+            "EMBAN_RENDER_URL": "http://127.0.0.1:8000",
+        }
+    )
+    assert (
+        read.alert_interval_seconds,
+        read.smtp_url,
+        read.email_from,
+        read.webhook_allow_hosts,
+        read.webhook_retry_base_seconds,
+        read.chromium_path,
+        read.render_url,
+    ) == (
+        30,
+        "smtps://u:p@mail.example.com",
+        "alerts@example.com",
+        ("127.0.0.1", "hooks.internal"),
+        0.5,
+        "/opt/chromium",
+        "http://127.0.0.1:8000",
+    )
+    defaults = Settings.from_env(base)
+    assert (defaults.alert_interval_seconds, defaults.smtp_url, defaults.webhook_allow_hosts) == (
+        60,
+        None,
+        (),
+    )
+    refused = {
+        "EMBAN_SMTP_URL": ("http://mail", "EMBAN_SMTP_URL must start with smtp:// or smtps://"),
+        "EMBAN_WEBHOOK_RETRY_BASE_SECONDS": (
+            "-1",
+            "EMBAN_WEBHOOK_RETRY_BASE_SECONDS must be positive (got -1)",
+        ),
+        "EMBAN_ALERT_INTERVAL_SECONDS": (
+            "0",
+            "EMBAN_ALERT_INTERVAL_SECONDS must be positive (got 0)",
+        ),
+        "EMBAN_RENDER_URL": (
+            "ftp://x",
+            "EMBAN_RENDER_URL must be an http(s) URL such as https://x.io",
+        ),
+    }
+    for variable, (value, message) in refused.items():
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({**base, variable: value})
+        assert str(caught.value) == message

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emban.analytics.planner import QuerySpec, Scope
+from emban.analytics.query_spec import QuerySpec, Scope
 from emban.analytics.tables import EVENTS
 
 _HAS_PROP = "mapContains(numeric_props, {prop:String})"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emban.analytics.planner import Scope
+from emban.analytics.query_spec import Scope
 from emban.analytics.store import EventStore
-from emban.analytics.tables import EVENTS, VISIBLE_DATASETS
+from emban.analytics.tables import CATALOG_DATASETS, EVENTS, VISIBLE_DATASETS
 
 
 async def table_engines(store: EventStore) -> dict[str, str]:
-    """name → table engine per visible dataset (schema facts, the same for every org)."""
+    """name → table engine per dataset, views included (schema facts, the same for every org)."""
     result = await store.query(
         "SELECT name, engine FROM system.tables "
         "WHERE database = currentDatabase() AND name IN {names:Array(String)}",
-        {"names": list(VISIBLE_DATASETS)},
+        {"names": list(CATALOG_DATASETS)},
     )
     return {str(name): str(engine) for name, engine in result.rows}
 
@@ -51,7 +51,7 @@ async def table_columns(store: EventStore) -> dict[str, list[dict[str, str]]]:
     result = await store.query(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() "
         "AND table IN {names:Array(String)} ORDER BY table, position",
-        {"names": list(VISIBLE_DATASETS)},
+        {"names": list(CATALOG_DATASETS)},
     )
     by_table: dict[str, list[dict[str, str]]] = {}
     for table, name, type_ in result.rows:
@@ -60,7 +60,8 @@ async def table_columns(store: EventStore) -> dict[str, list[dict[str, str]]]:
 
 
 async def show_create(store: EventStore, table: str) -> str:
-    if table not in VISIBLE_DATASETS:
+    """The CREATE statement of a dataset: a table's or a materialized view's."""
+    if table not in CATALOG_DATASETS:
         raise ValueError(f"{table} is not a visible dataset")
     result = await store.query(f"SHOW CREATE TABLE {table}")
     return str(result.rows[0][0]) if result.rows else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emban.analytics.planner import Scope
+from emban.analytics.query_spec import Scope
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENTS
 

@@ -10,7 +10,6 @@ failed insert fails every request of that batch; none of them is acknowledged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -22,6 +21,7 @@ import msgspec
 from emban.analytics.background import in_background
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
+from emban.background_tasks import OwnedTask, TaskSet
 from emban.metadata import refuse_inside_transaction
 
 log = logging.getLogger("emban.ingest")
@@ -105,26 +105,20 @@ class IngestWriter:
         # Per org, oldest first; dict order is the round-robin order (served orgs move last).
         self._pending: dict[str, deque[_Pending]] = {}
         self._in_flight: set[str] = set()
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._flushing = TaskSet()
         self._wake = asyncio.Event()
         self._last_flush = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._writer = OwnedTask("emban-ingest-writer")
         self.listeners: list[FlushListener] = []
         self.flushes = 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="emban-ingest-writer")
+        self._writer.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._writer.stop()
         # Flushes already started finish: their rows may be durable, so they get answered.
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self._flushing.wait()
 
     async def submit(self, rows: list[EventRow]) -> int:
         """Queue rows (all of one org) and wait until they are durable; returns how many were
@@ -196,8 +190,7 @@ class IngestWriter:
                     await asyncio.sleep(min(remaining, 0.002))
                 batch = self.take_batch()
                 orgs = {item.rows[0].org_id if item.rows else "" for item in batch}
-                task = asyncio.create_task(self._flush_and_answer(batch, orgs))
-                self._flushing.add(task)
+                self._flushing.spawn(self._flush_and_answer(batch, orgs))
 
     async def _flush_and_answer(self, batch: list[_Pending], orgs: set[str]) -> None:
         size = sum(len(item.rows) for item in batch)
@@ -233,9 +226,7 @@ class IngestWriter:
                         log.exception("flush listener failed")
         finally:
             self._in_flight.difference_update(orgs)
-            task = asyncio.current_task()
-            if task is not None:
-                self._flushing.discard(task)
+            self._flushing.release_current()
             self._wake.set()
 
     async def _record(self, stored: dict[str, int]) -> None:

@@ -22,13 +22,17 @@ ends, so a rollup answer covers exactly the raw rows the raw plan reads.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, get_args
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from emban.analytics.query_spec import (
+    COUNT_METRICS,
+    NUMERIC_METRICS,
+    PERIOD_LENGTH,
+    QuerySpec,
+    Scope,
+)
 from emban.analytics.tables import (
     DAILY,
     DAILY_DIM,
@@ -37,66 +41,13 @@ from emban.analytics.tables import (
     HOURLY_DIM,
     ROLLUP_DIMENSIONS,
 )
-from emban.errors import AnswerTooLarge, BadRequest
+from emban.errors import AnswerTooLarge
 
-Metric = Literal["count", "count_unique", "count_unique_approx", "sum", "avg", "p95", "p99"]
-Period = Literal["1h", "24h", "7d", "30d", "90d"]
-Granularity = Literal["hour", "day", "week", "month"]
 PlannedBy = Literal["raw", "hourly_rollup", "daily_rollup"]
 
-METRICS: tuple[str, ...] = get_args(Metric)
-PERIODS: tuple[str, ...] = get_args(Period)
-GRANULARITIES: tuple[str, ...] = get_args(Granularity)
-NUMERIC_METRICS = frozenset({"sum", "avg", "p95", "p99"})
-COUNT_METRICS = frozenset({"count", "count_unique", "count_unique_approx"})
-
-PERIOD_LENGTH: dict[str, timedelta] = {
-    "1h": timedelta(hours=1),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-    "90d": timedelta(days=90),
-}
-MAX_NAME = 200
 # Points one answer may hold (buckets x groups, zero-filled ones included); the app passes
 # ``Settings.query_max_points`` (EMBAN_QUERY_MAX_POINTS).
 DEFAULT_MAX_POINTS = 100_000
-_KEY = re.compile(r"^[A-Za-z0-9_.:\-/]{1,64}$")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose rows a query may read: always one org and one environment."""
-
-    org_id: str
-    environment_id: str
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    event_name: str
-    metric: Metric
-    period: Period
-    granularity: Granularity
-    tenant_id: str | None = None
-    group_by: str | None = None
-    filters: tuple[tuple[str, str], ...] = ()
-    numeric_prop: str | None = None
-    # Embed filters: numeric property ranges (key, min, max; inclusive, None = open), an explicit
-    # [from, to) window instead of the period, and one total for the whole window (metric
-    # widgets). Each of the first two sends the query to raw events.
-    numeric_ranges: tuple[tuple[str, float | None, float | None], ...] = ()
-    date_range: tuple[datetime, datetime] | None = None
-    total: bool = False
-    # 1 = the period before the current one (metric widgets' "change vs previous period").
-    periods_back: int = 0
-
-    @property
-    def dimensions(self) -> frozenset[str]:
-        dims = {key for key, _ in self.filters}
-        if self.group_by is not None:
-            dims.add(self.group_by)
-        return frozenset(dims)
 
 
 @dataclass(frozen=True)
@@ -112,128 +63,6 @@ class Plan:
     grouped: bool = False
     fill_zero: bool = True
     max_points: int = DEFAULT_MAX_POINTS
-
-
-def default_granularity(period: str) -> Granularity:
-    return "hour" if period in ("1h", "24h") else "day"
-
-
-def _name(value: object, param: str, *, required: bool) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise BadRequest(f"{param} is required", field=param)
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{param} must be a string", field=param)
-    if len(value) > MAX_NAME:
-        raise BadRequest(f"{param} must be at most {MAX_NAME} characters", field=param)
-    return value
-
-
-def _key(value: str, param: str) -> str:
-    if not _KEY.match(value):
-        raise BadRequest(
-            f"{param} must be a property key of letters, digits and _ . : - / (max 64)",
-            field=param,
-        )
-    return value
-
-
-def property_key(value: str, param: str) -> str:
-    """A string or numeric property key (letters, digits and _ . : - /, at most 64), else 400."""
-    return _key(value, param)
-
-
-def build_spec(
-    *,
-    event_name: object,
-    metric: object,
-    period: object,
-    granularity: object = None,
-    tenant_id: object = None,
-    tenant_required: bool = True,
-    group_by: object = None,
-    filters: Mapping[str, object] | None = None,
-    numeric_prop: object = None,
-    field_prefix: str = "",
-) -> QuerySpec:
-    """Validate query fields into a spec; every error is a 400 naming the field.
-
-    The same function validates ``GET /v1/query`` parameters and widget query configs.
-    """
-    p = field_prefix
-    event = _name(event_name, f"{p}event_name", required=True)
-    tenant = _name(tenant_id, f"{p}tenant_id", required=tenant_required)
-    if metric is None or metric == "":
-        raise BadRequest(f"{p}metric is required", field=f"{p}metric")
-    if metric not in METRICS:
-        raise BadRequest(f"{p}metric must be one of {', '.join(METRICS)}", field=f"{p}metric")
-    if period is None or period == "":
-        raise BadRequest(f"{p}period is required", field=f"{p}period")
-    if period not in PERIODS:
-        raise BadRequest(f"{p}period must be one of {', '.join(PERIODS)}", field=f"{p}period")
-    if granularity is None or granularity == "":
-        gran: str = default_granularity(str(period))
-    elif granularity not in GRANULARITIES:
-        raise BadRequest(
-            f"{p}granularity must be one of {', '.join(GRANULARITIES)}", field=f"{p}granularity"
-        )
-    else:
-        gran = str(granularity)
-    group = _name(group_by, f"{p}group_by", required=False)
-    if group is not None:
-        _key(group, f"{p}group_by")
-    prop = _name(numeric_prop, f"{p}numeric_prop", required=metric in NUMERIC_METRICS)
-    if prop is not None:
-        _key(prop, f"{p}numeric_prop")
-    pairs: list[tuple[str, str]] = []
-    for key, value in sorted((filters or {}).items()):
-        name = f"{p}f_{key}" if not p else f"{p}filters.{key}"
-        _key(key, name)
-        if not isinstance(value, str):
-            raise BadRequest(f"{name} must be a string", field=name)
-        if len(value) > MAX_NAME:
-            raise BadRequest(f"{name} must be at most {MAX_NAME} characters", field=name)
-        pairs.append((key, value))
-    return QuerySpec(
-        event_name=str(event),
-        metric=metric,  # type: ignore[arg-type]
-        period=period,  # type: ignore[arg-type]
-        granularity=gran,  # type: ignore[arg-type]
-        tenant_id=tenant,
-        group_by=group,
-        filters=tuple(pairs),
-        numeric_prop=prop if metric in NUMERIC_METRICS else None,
-    )
-
-
-def spec_from_params(params: Mapping[str, str]) -> QuerySpec:
-    """``GET /v1/query`` parameters → spec (``f_<dim>=value`` filters, ANDed)."""
-    known = {
-        "event_name",
-        "tenant_id",
-        "metric",
-        "period",
-        "granularity",
-        "group_by",
-        "numeric_prop",
-    }
-    filters: dict[str, object] = {}
-    for name, value in params.items():
-        if name.startswith("f_") and len(name) > 2:
-            filters[name[2:]] = value
-        elif name not in known:
-            raise BadRequest(f"unknown parameter {name}", field=name)
-    return build_spec(
-        event_name=params.get("event_name"),
-        metric=params.get("metric"),
-        period=params.get("period"),
-        granularity=params.get("granularity"),
-        tenant_id=params.get("tenant_id"),
-        group_by=params.get("group_by"),
-        filters=filters,
-        numeric_prop=params.get("numeric_prop"),
-    )
 
 
 def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
@@ -370,6 +199,14 @@ def _dt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _any_of(params: dict[str, Any], index: int, values: tuple[str, ...]) -> str:
+    """The placeholders of one "any of" filter's values (one String parameter each, so every
+    value is bound and escaped like any other), their parameters added to ``params``."""
+    names = [f"av{index}_{position}" for position in range(len(values))]
+    params.update(zip(names, values, strict=True))
+    return ", ".join(f"{{{name}:String}}" for name in names)
+
+
 def plan_query(
     spec: QuerySpec,
     scope: Scope,
@@ -427,6 +264,11 @@ def plan_query(
             where.append(f"string_props[{{fk{index}:String}}] = {{fv{index}:String}}")
             params[f"fk{index}"] = key
             params[f"fv{index}"] = value
+        for index, (key, values) in enumerate(spec.any_of):
+            params[f"ak{index}"] = key
+            where.append(
+                f"string_props[{{ak{index}:String}}] IN ({_any_of(params, index, values)})"
+            )
         for index, (key, low, high) in enumerate(spec.numeric_ranges):
             params[f"nk{index}"] = key
             where.append(f"mapContains(numeric_props, {{nk{index}:String}})")
@@ -460,6 +302,8 @@ def plan_query(
             for index, (_, value) in enumerate(spec.filters):
                 where.append(f"value = {{fv{index}:String}}")
                 params[f"fv{index}"] = value
+            for index, (_, values) in enumerate(spec.any_of):
+                where.append(f"value IN ({_any_of(params, index, values)})")
         group_expr = "value"
     if spec.total:
         select = ["{total_bucket:UInt32} AS b"]
@@ -493,55 +337,3 @@ def plan_query(
         fill_zero=spec.metric in COUNT_METRICS,
         max_points=max_points,
     )
-
-
-@dataclass(frozen=True)
-class Point:
-    bucket: datetime
-    value: float | int
-    group: str | None = None
-
-
-def shape_rows(plan: Plan, rows: list[list[Any]], metric: str) -> list[Point]:
-    """Engine rows → points in bucket order (groups sorted within a bucket); count metrics get 0
-    for empty buckets. Refuses (400) an answer over ``plan.max_points`` before building it."""
-    if len(rows) > plan.max_points:
-        raise too_many_points(plan.max_points, grouped=plan.grouped)
-    integral = metric in COUNT_METRICS
-    found: dict[tuple[str | None, int], float | int] = {}
-    seen: set[str | None] = set()
-    for row in rows:
-        stamp = int(row[0])
-        group = str(row[1]) if plan.grouped else None
-        raw = row[-1]
-        if raw is None:
-            continue  # JSON output renders NaN (avg/quantile without the property) as null
-        value: float | int = int(raw) if integral else float(raw)
-        if not math.isfinite(value):
-            continue  # avg/quantile over a bucket without the property
-        found[(group, stamp)] = value
-        seen.add(group)
-    groups: list[str | None] = sorted(seen, key=lambda g: g or "") if plan.grouped else [None]
-    if plan.fill_zero and len(groups) * len(plan.buckets) > plan.max_points:
-        raise too_many_points(plan.max_points, grouped=plan.grouped)
-    points: list[Point] = []
-    fill = plan.fill_zero
-    for bucket in plan.buckets:
-        stamp = int(bucket.timestamp())
-        for group in groups:
-            value_found = found.get((group, stamp))
-            if value_found is not None:
-                points.append(Point(bucket, value_found, group))
-            elif fill:
-                points.append(Point(bucket, 0, group))
-    return points
-
-
-def iso_bucket(moment: datetime | date) -> str:
-    if isinstance(moment, datetime):
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.isoformat()
-
-
-def iso_seconds(unix_seconds: int) -> str:
-    return iso_bucket(datetime.fromtimestamp(unix_seconds, UTC))

@@ -3,19 +3,22 @@
 The header's ``kid`` is the environment id, so verification finds the one secret that can have
 signed the token (rotating an environment's secret revokes every token it signed). Claims:
 ``iss`` ("emban"), ``org``, ``env``, ``tenant``, ``dashboard``, ``permissions``, ``iat``, ``exp``,
-``jti``. What the permissions mean is :mod:`emban.services.embeds`' business; this module only
-proves that the server signed them and that they have not expired.
+``jti``. The permissions claim is decoded here, once, into
+:class:`~emban.auth.embed_permissions.EmbedPermissions` on the principal; what they mean is
+:mod:`emban.services.embeds`' business.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from emban.auth.credentials import API_KEY_PREFIX
+from emban.auth.embed_permissions import permissions_of_claims
 from emban.auth.principal import EmbedGrant, Principal
 from emban.error_codes import EmbedErrorCode
 from emban.errors import Unauthenticated
@@ -40,11 +43,12 @@ def mint_embed_token(
     *,
     tenant_id: str,
     dashboard_id: str,
-    permissions: dict[str, Any],
+    permissions: Mapping[str, object],
     expires_in: int,
     now: int | None = None,
 ) -> MintedToken:
-    """Sign a session for one tenant and one dashboard (callers have validated the inputs)."""
+    """Sign a session for one tenant and one dashboard (callers have validated the inputs;
+    ``permissions`` is the claim, :meth:`EmbedPermissions.claims`)."""
     issued_at = int(time.time()) if now is None else now
     jti = new_id("es")
     claims = {
@@ -135,6 +139,9 @@ async def verify_embed_token(
     environment, claims = await _signed_claims(token)
     if claims["exp"] <= (time.time() if now is None else now):
         raise Unauthenticated("embed token has expired", code=EmbedErrorCode.embed_token_expired)
+    permissions = permissions_of_claims(claims["permissions"])
+    if permissions is None:
+        raise _invalid()
     return Principal(
         kind="embed",
         org_id=environment.org_id,
@@ -145,7 +152,7 @@ async def verify_embed_token(
         embed=EmbedGrant(
             tenant_id=claims["tenant"],
             dashboard_id=claims["dashboard"],
-            permissions=claims["permissions"],
+            permissions=permissions,
             jti=claims["jti"],
             expires_at=claims["exp"],
             issued_at=claims["iat"],

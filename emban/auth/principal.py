@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from emban.auth.embed_permissions import EmbedPermissions
 from emban.error_codes import AuthErrorCode
 from emban.errors import Forbidden
 
@@ -19,7 +20,7 @@ class EmbedGrant:
 
     tenant_id: str
     dashboard_id: str
-    permissions: dict[str, Any]
+    permissions: EmbedPermissions  # decoded once, when the token was verified
     jti: str
     expires_at: int  # unix seconds
     issued_at: int = 0  # unix seconds (the token's iat): what bulk revocations compare

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
+import functools
 import logging
 from typing import Any
 
 from arq import Retry
+
+from emban.background_tasks import TaskSet, every
 
 log = logging.getLogger("emban.jobs")
 
 ONE_OFF_TRIES = 5
 RETRY_DELAY = 1.0  # seconds before the second try; doubles each time
 STOP_GRACE = 30.0  # seconds stop() waits for one-off jobs still running
-
-
-async def _every(job: Any, seconds: float, ctx: dict[str, Any]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job(ctx)
-        except Exception:
-            log.exception("in-process job %s failed; it runs again next period", job.__name__)
 
 
 async def _once(job: Any, args: tuple[str, ...], ctx: dict[str, Any]) -> None:
@@ -53,14 +46,23 @@ class InProcessJobs:
 
     def __init__(self, ctx: dict[str, Any] | None = None) -> None:
         self.ctx: dict[str, Any] = ctx if ctx is not None else {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._one_off: set[asyncio.Task[None]] = set()
+        self._periodic = TaskSet()
+        self._one_off = TaskSet()
 
     def start(self, periodic: list[tuple[Any, float]], ctx: dict[str, Any] | None = None) -> None:
         if ctx is not None:
             self.ctx.update(ctx)
         for job, seconds in periodic:
-            self._tasks.append(asyncio.create_task(_every(job, seconds, self.ctx)))
+            self._periodic.spawn(
+                every(
+                    seconds,
+                    functools.partial(job, self.ctx),
+                    log,
+                    "in-process job %s failed; it runs again next period",
+                    job.__name__,
+                ),
+                name=f"emban-job-{job.__name__}",
+            )
 
     async def enqueue(self, job: str, *args: str) -> None:
         from emban.jobs.worker import JOBS  # the registry imports the queue: bind late
@@ -68,26 +70,16 @@ class InProcessJobs:
         function = JOBS[job]
         # A fresh context: the job must not inherit the enqueuing request's (its transaction
         # marker, its metadata connection) — it runs after that request committed.
-        task = asyncio.get_running_loop().create_task(
+        self._one_off.spawn(
             _once(function, args, self.ctx), name=f"emban-job-{job}", context=contextvars.Context()
         )
-        self._one_off.add(task)
-        task.add_done_callback(self._one_off.discard)
 
     async def drain(self) -> None:
         """Wait until every one-off job enqueued so far has finished (tests, shutdown)."""
-        while self._one_off:
-            await asyncio.wait(set(self._one_off))
+        await self._one_off.drain()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        await self._periodic.cancel()
+        for task in await self._one_off.wait(grace=STOP_GRACE):
+            log.warning("in-process job %s cancelled at shutdown", task.get_name())
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        if self._one_off:
-            _, late = await asyncio.wait(set(self._one_off), timeout=STOP_GRACE)
-            for task in late:
-                log.warning("in-process job %s cancelled at shutdown", task.get_name())
-                task.cancel()

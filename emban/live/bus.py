@@ -12,6 +12,8 @@ from typing import Any, Protocol
 import msgspec
 from redis.asyncio import Redis
 
+from emban.background_tasks import OwnedTask
+
 log = logging.getLogger("emban.live")
 
 CHANNEL = "emban:live"
@@ -62,7 +64,7 @@ class RedisBus:
         self._redis = redis
         self._channel = channel
         self._handlers: list[Handler] = []
-        self._task: asyncio.Task[None] | None = None
+        self._reader = OwnedTask("emban-live-bus")
         self._ready = asyncio.Event()
 
     def subscribe(self, handler: Handler) -> None:
@@ -75,16 +77,11 @@ class RedisBus:
         await self.publish(alert_event_message(org_id, event))
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._read(), name="emban-live-bus")
+        if self._reader.start(self._read):
             await asyncio.wait_for(self._ready.wait(), timeout=10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._reader.stop()
 
     async def _read(self) -> None:
         while True:

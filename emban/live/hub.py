@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from emban.error_codes import EmbedErrorCode
 from emban.errors import EmbanError, TooManyCohorts
 from emban.live.bus import LiveBus
 from emban.live.sockets import LiveSockets
+from emban.services.widget_config import TextWidget, Widget
 
 log = logging.getLogger("emban.live")
 
@@ -51,14 +52,28 @@ class CohortKey:
     filters: str  # canonical JSON of the viewer's filters
 
 
+@dataclass(frozen=True)
+class LiveDashboard:
+    """The dashboard a cohort shows: what its viewers may see of it."""
+
+    id: str
+    name: str
+    widgets: Sequence[Widget]
+
+
+def _event_of(widget: Widget) -> str | None:
+    """The event a widget reads (none for text widgets): ingest of it makes the widget dirty."""
+    return None if isinstance(widget, TextWidget) else widget.query.event_name
+
+
 class CohortSource(Protocol):
     """How a cohort loads its dashboard and computes one widget (with its permissions)."""
 
-    async def config(self) -> dict[str, Any]:
-        """{"id", "name", "widgets": [...]}; raises EmbanError(dashboard_not_published)."""
+    async def config(self) -> LiveDashboard:
+        """The dashboard; raises EmbanError(dashboard_not_published)."""
         ...
 
-    async def widget(self, widget: dict[str, Any]) -> Any:
+    async def widget(self, widget: Widget) -> Any:
         """The widget's result (any msgspec-encodable value)."""
         ...
 
@@ -71,7 +86,7 @@ class _Cohort:
     key: CohortKey
     source: CohortSource
     subscribers: set[asyncio.Queue[Update]] = field(default_factory=set)
-    config: dict[str, Any] | None = None
+    config: LiveDashboard | None = None
     published: bool = True
     results: dict[str, Any] = field(default_factory=dict)
     fingerprints: dict[str, bytes] = field(default_factory=dict)
@@ -83,8 +98,8 @@ class _Cohort:
 
     @property
     def events(self) -> set[str]:
-        widgets = (self.config or {}).get("widgets", [])
-        return {w["query"]["event_name"] for w in widgets if w.get("query")}
+        widgets = self.config.widgets if self.config is not None else ()
+        return {event for w in widgets if (event := _event_of(w)) is not None}
 
 
 def _fingerprint(result: Any) -> bytes:
@@ -139,11 +154,7 @@ class LiveHub:
                 events = touched.get((k.org_id, k.environment_id, k.tenant_id))
                 if not events or cohort.config is None:
                     continue
-                dirty = {
-                    w["id"]
-                    for w in cohort.config.get("widgets", [])
-                    if w.get("query") and w["query"]["event_name"] in events
-                }
+                dirty = {w.id for w in cohort.config.widgets if _event_of(w) in events}
                 if dirty:
                     cohort.dirty |= dirty
                     self._schedule(cohort)
@@ -200,14 +211,10 @@ class LiveHub:
         if not cohort.published or cohort.config is None:
             return [{"type": "not_published"}]
         updates: list[Update] = [{"type": "config", "dashboard": cohort.config}]
-        for widget in cohort.config.get("widgets", []):
-            if widget["id"] in cohort.results:
+        for widget in cohort.config.widgets:
+            if widget.id in cohort.results:
                 updates.append(
-                    {
-                        "type": "data",
-                        "widget_id": widget["id"],
-                        "result": cohort.results[widget["id"]],
-                    }
+                    {"type": "data", "widget_id": widget.id, "result": cohort.results[widget.id]}
                 )
         return updates
 
@@ -258,7 +265,7 @@ class LiveHub:
         cohort.config = config
         if push:
             self._broadcast(cohort, {"type": "config", "dashboard": config})
-        ids = {w["id"] for w in config.get("widgets", [])}
+        ids = {w.id for w in config.widgets}
         for stale in set(cohort.results) - ids:
             cohort.results.pop(stale, None)
             cohort.fingerprints.pop(stale, None)
@@ -269,12 +276,12 @@ class LiveHub:
     async def _compute(self, cohort: _Cohort, widget_ids: set[str], push: bool) -> None:
         if cohort.config is None:
             return
-        widgets = [w for w in cohort.config.get("widgets", []) if w["id"] in widget_ids]
+        widgets = [w for w in cohort.config.widgets if w.id in widget_ids]
 
-        async def one(widget: dict[str, Any]) -> tuple[str, Any]:
+        async def one(widget: Widget) -> tuple[str, Any]:
             async with self._slots:  # bounded engine use, first come first served
                 with deferrable():  # on low-priority threads: requests go first
-                    return widget["id"], await cohort.source.widget(widget)
+                    return widget.id, await cohort.source.widget(widget)
 
         results = await asyncio.gather(*(one(w) for w in widgets))
         self.refreshes += len(results)

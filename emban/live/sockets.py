@@ -26,6 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from emban.auth.principal import EmbedGrant
+from emban.background_tasks import OwnedTask, TaskSet
 from emban.error_codes import EmbedErrorCode
 from emban.ids import new_id
 from emban.live.bus import LiveBus
@@ -92,8 +93,8 @@ class LiveSockets:
         self._redis = redis
         self.max_per_token = max_per_token
         self._open: dict[str, _Socket] = {}
-        self._renewer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._renewer = OwnedTask("emban-live-socket-leases")
+        self._closing = TaskSet()
         # Called with every revocation heard on the bus (the revocation cache listens).
         self.revocation_listeners: list[RevocationListener] = []
         bus.subscribe(self._on_message)
@@ -114,8 +115,8 @@ class LiveSockets:
         elif not await self._claim_in_redis(socket_id, grant):
             return None
         self._open[socket_id] = _Socket(environment_id, grant, closer)
-        if self._redis is not None and (self._renewer is None or self._renewer.done()):
-            self._renewer = asyncio.create_task(self._renew(), name="emban-live-socket-leases")
+        if self._redis is not None:
+            self._renewer.start(self._renew)
         return socket_id
 
     async def release(self, socket_id: str) -> None:
@@ -155,12 +156,8 @@ class LiveSockets:
                 log.exception("could not renew live socket leases")
 
     async def stop(self) -> None:
-        for task in [self._renewer, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._renewer = None
+        await self._renewer.stop()
+        await self._closing.cancel()
 
     # --- revocation ------------------------------------------------------------------------
 
@@ -177,6 +174,4 @@ class LiveSockets:
         for socket in list(self._open.values()):
             if rule.matches(socket.environment_id, socket.grant):
                 # Closing waits for the client's close frame: never hold up the bus reader.
-                task = asyncio.create_task(socket.closer(*REVOKED))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._closing.spawn(socket.closer(*REVOKED))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-import msgspec
 import strawberry
 from strawberry.scalars import JSON
 
 from emban import models
-from emban.analytics.planner import build_spec, iso_bucket
+from emban.analytics.query_spec import build_spec
+from emban.analytics.shaping import iso_bucket
 from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
 from emban.resolvers.scalars import Int64, optional_int64
 from emban.services import adhoc, analytics, datasets, saved_queries, usage
@@ -132,6 +132,7 @@ class Dataset:
     approx_bytes: Int64
     updated_at: str | None
     columns: list[DatasetColumn]
+    ddl: str
 
 
 @strawberry.type
@@ -227,6 +228,7 @@ class AnalyticsQueries:
                 approx_bytes=Int64(d.approx_bytes),
                 updated_at=d.updated_at,
                 columns=[DatasetColumn(name=c["name"], type=c["type"]) for c in d.columns],
+                ddl=d.ddl,
             )
             for d in found
         ]
@@ -287,10 +289,11 @@ class AnalyticsMutations:
     )
     async def ingest_events(self, info: GqlInfo, events: list[EventInput]) -> IngestResult:
         context = ctx(info)
-        body = msgspec.json.encode({"events": [_event_dict(e) for e in events]})
-        accepted = await event_service.ingest_events(
-            context.runtime, actor=context.actor(), body=body
-        )
+        actor = context.actor()
+        event_service.check_can_ingest(actor)
+        raw = {"events": [_event_dict(e) for e in events]}
+        batch = event_service.decode_events(raw, datetime.now(UTC))
+        accepted = await event_service.ingest_events(context.runtime, actor=actor, batch=batch)
         return IngestResult(accepted=accepted, status="ok")
 
     @strawberry.mutation

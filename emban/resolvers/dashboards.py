@@ -5,7 +5,7 @@ field, e.g. ``widgets[0].query.metric``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 from emban import models
 from emban.resolvers.analytics import AnalyticsMeta, AnalyticsResult, DataPoint
 from emban.resolvers.context import GqlInfo, ctx
-from emban.services import dashboards, widgets
+from emban.services import dashboards, widget_config, widgets
 
 
 @strawberry.type(description="A widget config: {id, kind, title, query, viz, layout} (+ text).")
@@ -28,16 +28,17 @@ class DashboardWidget:
     text: str | None
 
     @classmethod
-    def of(cls, widget: dict[str, Any]) -> DashboardWidget:
+    def of(cls, widget: widget_config.Widget) -> DashboardWidget:
+        wire = widget_config.widget_json(widget)
         return cls(
-            id=strawberry.ID(widget["id"]),
-            kind=widget["kind"],
-            title=widget["title"],
-            description=widget.get("description"),
-            query=cast(JSON, widget.get("query")),
-            viz=cast(JSON, widget["viz"]),
-            layout=cast(JSON, widget["layout"]),
-            text=widget.get("text"),
+            id=strawberry.ID(widget.id),
+            kind=widget.kind,
+            title=widget.title,
+            description=widget.description,
+            query=cast(JSON, wire["query"]),
+            viz=cast(JSON, wire["viz"]),
+            layout=cast(JSON, wire["layout"]),
+            text=widget.text if isinstance(widget, widget_config.TextWidget) else None,
         )
 
 
@@ -95,8 +96,10 @@ class Widget:
     def of(cls, w: models.Widget) -> Widget:
         return cls(
             id=strawberry.ID(w.id),
-            config=DashboardWidget.of(w.draft),
-            published=DashboardWidget.of(w.published) if w.published else None,
+            config=DashboardWidget.of(widgets.draft_config(w)),
+            published=DashboardWidget.of(published)
+            if (published := widgets.published_config(w))
+            else None,
             published_at=w.published_at,
             created_at=w.created_at,
             updated_at=w.updated_at,

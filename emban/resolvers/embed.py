@@ -9,11 +9,12 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from emban.analytics.planner import PERIODS
+from emban.analytics.query_spec import PERIODS
 from emban.auth.principal import EmbedGrant
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx
 from emban.services import embed_revocations, embeds
+from emban.services.widget_config import TextWidget, Widget, widget_json
 
 
 @strawberry.input(description="The spec's setFilters payload.")
@@ -62,14 +63,15 @@ class EmbedWidget:
     text: str | None
 
     @classmethod
-    def of(cls, widget: dict[str, Any]) -> EmbedWidget:
+    def of(cls, widget: Widget) -> EmbedWidget:
+        wire = widget_json(widget)
         return cls(
-            id=strawberry.ID(widget["id"]),
-            kind=widget["kind"],
-            title=widget["title"],
-            viz=cast(JSON, widget["viz"]),
-            layout=cast(JSON, widget["layout"]),
-            text=widget.get("text"),
+            id=strawberry.ID(widget.id),
+            kind=widget.kind,
+            title=widget.title,
+            viz=cast(JSON, wire["viz"]),
+            layout=cast(JSON, wire["layout"]),
+            text=widget.text if isinstance(widget, TextWidget) else None,
         )
 
 
@@ -101,7 +103,7 @@ class EmbedSessionPermissions:
 
     @classmethod
     def of(cls, grant: EmbedGrant) -> EmbedSessionPermissions:
-        granted = embeds.EmbedPermissions.of_claims(grant.permissions)
+        granted = grant.permissions
         return cls(
             allow_drill_down=granted.allow_drill_down,
             locked_filters=cast(JSON, dict(granted.locked_filters)),

@@ -8,7 +8,6 @@ ingest, the new config after a publish, or ``not_published``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -16,13 +15,14 @@ import strawberry
 
 from emban.auth.principal import Principal
 from emban.errors import EmbanError
-from emban.live.hub import CohortKey, Update
+from emban.live.hub import CohortKey, LiveDashboard, Update
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx
 from emban.resolvers.embed import EmbedDashboard, EmbedFiltersInput, embed_filters_from_input
 from emban.runtime import Runtime
 from emban.services import embeds
 from emban.services.analytics import AnalyticsResult as ServiceResult
+from emban.services.widget_config import Widget
 
 
 @strawberry.type(description="One push of a live embed.")
@@ -43,11 +43,11 @@ class EmbedCohortSource:
         self._filters = filters
         self._dashboard: embeds.EmbedDashboard | None = None  # the config shown, for its exposure
 
-    async def config(self) -> dict[str, Any]:
+    async def config(self) -> LiveDashboard:
         dashboard = self._dashboard = await embeds.embed_dashboard(actor=self._actor)
-        return {"id": dashboard.id, "name": dashboard.name, "widgets": dashboard.widgets}
+        return LiveDashboard(dashboard.id, dashboard.name, dashboard.widgets)
 
-    async def widget(self, widget: dict[str, Any]) -> dict[str, Any]:
+    async def widget(self, widget: Widget) -> dict[str, Any]:
         try:
             result = await embeds.embed_widget_result(
                 self._rt,
@@ -65,8 +65,8 @@ class EmbedCohortSource:
 def _event(update: Update) -> EmbedLiveEvent:
     kind = update["type"]
     if kind == "config":
-        config = update["dashboard"]
-        dashboard = embeds.EmbedDashboard(config["id"], config["name"], config["widgets"])
+        config: LiveDashboard = update["dashboard"]
+        dashboard = embeds.EmbedDashboard(config.id, config.name, list(config.widgets))
         return EmbedLiveEvent(type="config", dashboard=EmbedDashboard.of(dashboard))
     if kind == "data":
         payload = update["result"]
@@ -98,7 +98,7 @@ class Subscription:
             environment_id=actor.environment_id,
             tenant_id=grant.tenant_id,
             dashboard_id=grant.dashboard_id,
-            grant=json.dumps(grant.permissions, sort_keys=True, separators=(",", ":")),
+            grant=grant.permissions.cohort_key,
             filters=parsed.cohort_key,
         )
         source = EmbedCohortSource(context.runtime, actor, parsed)

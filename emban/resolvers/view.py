@@ -28,6 +28,7 @@ import msgspec
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -37,12 +38,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
 )
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
 from emban.error_codes import EmbedErrorCode, LiveErrorCode
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
+from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
+from emban.resolvers.media_types import Negotiated, is_request_error, negotiate
 from emban.resolvers.schema import error_extensions
 from emban.runtime import RUNTIME_KEY
 from emban.services import accounts, budgets, embed_revocations
@@ -154,6 +158,10 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
         await super().shutdown()
 
 
+_NEGOTIATED_KEY: web.RequestKey[Negotiated] = web.RequestKey("emban.graphql.negotiated")
+_NEGOTIATED_RESPONSE_KEY: web.ResponseKey[Negotiated] = web.ResponseKey("emban.graphql.negotiated")
+
+
 def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
@@ -199,6 +207,43 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                     content_type="application/json",
                 )
         return await super().__call__(request)
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        """GraphiQL from this package's own bundle (strawberry's page loads it from a CDN)."""
+        return graphiql_page(request)
+
+    async def get_sub_response(self, request: web.Request) -> web.Response:
+        # The media type is chosen before execution; process_result records a request error
+        # on the same object, create_response reads both (it sees only the sub-response).
+        negotiated = Negotiated(negotiate(request.headers.get("Accept")))
+        request[_NEGOTIATED_KEY] = negotiated
+        response = web.Response()
+        response[_NEGOTIATED_RESPONSE_KEY] = negotiated
+        return response
+
+    async def process_result(
+        self, request: web.Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        negotiated = request.get(_NEGOTIATED_KEY)
+        if negotiated is not None and is_request_error(result.data, result.errors):
+            negotiated.request_error = True
+            if negotiated.status == 400:
+                processed.pop("data", None)  # a request error never started executing
+        return processed
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: web.Response,
+    ) -> web.Response:
+        response = super().create_response(response_data, sub_response)
+        negotiated = sub_response.get(_NEGOTIATED_RESPONSE_KEY)
+        if negotiated is not None and not isinstance(response_data, list):
+            response.content_type = negotiated.media_type
+            if response.status == 200:
+                response.set_status(negotiated.status)
+        return response
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse

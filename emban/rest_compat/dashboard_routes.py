@@ -2,393 +2,318 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from emban.models import Dashboard, Widget
+from emban.rest_compat import responses as out
 from emban.rest_compat import shapes
-from emban.rest_compat.bodies import DashboardBody, DashboardPatchBody, PreviewBody
-from emban.rest_compat.http import (
-    actor,
-    json_response,
-    json_response_off_loop,
-    no_content,
-    parse_body,
-    read_json_object,
-    runtime,
+from emban.rest_compat.bodies import (
+    DashboardBody,
+    DashboardPatchBody,
+    PreviewBody,
+    StandaloneWidgetPatchBody,
+    WidgetBody,
+    WidgetPatchBody,
 )
-from emban.rest_compat.route import RestRoute
+from emban.rest_compat.http import parse_body, read_json_object, runtime
+from emban.rest_compat.route import Reply, caller, route
 from emban.services import dashboards, widgets
 
 
-def dashboard_json(d: Dashboard) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "description": d.description,
-        "widgets": dashboards.draft_widgets(d),
-        "is_published": d.is_published,
-        "published_at": shapes.iso(d.published_at),
-        "published": d.published,
-        "created_at": shapes.iso(d.created_at),
-        "updated_at": shapes.iso(d.updated_at),
-    }
-
-
-def widget_json(w: Widget) -> dict[str, Any]:
-    return {
-        **w.draft,
-        "id": w.id,
-        "published": w.published,
-        "published_at": shapes.iso(w.published_at),
-        "created_at": shapes.iso(w.created_at),
-        "updated_at": shapes.iso(w.updated_at),
-    }
-
-
-async def list_dashboards(request: web.Request) -> web.StreamResponse:
-    found = await dashboards.list_dashboards(actor=await actor(request))
-    return json_response({"dashboards": [dashboard_json(d) for d in found]})
-
-
-async def get_dashboard(request: web.Request) -> web.StreamResponse:
-    found = await dashboards.get_dashboard(
-        actor=await actor(request), dashboard_id=request.match_info["id"]
+def dashboard_json(d: Dashboard) -> out.Dashboard:
+    return out.Dashboard(
+        id=d.id,
+        name=d.name,
+        description=d.description,
+        widgets=shapes.widget_configs(dashboards.draft_widgets(d)),
+        is_published=d.is_published,
+        published_at=shapes.iso(d.published_at),
+        published=d.published,
+        created_at=shapes.iso(d.created_at),
+        updated_at=shapes.iso(d.updated_at),
     )
-    return json_response(dashboard_json(found))
 
 
-async def create_dashboard(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+def widget_json(w: Widget) -> out.Widget:
+    config = shapes.widget_config(w.draft)
+    return out.Widget(
+        id=w.id,
+        kind=config.kind,
+        title=config.title,
+        description=config.description,
+        text=config.text,
+        query=config.query,
+        viz=config.viz,
+        layout=config.layout,
+        published=w.published,
+        published_at=shapes.iso(w.published_at),
+        created_at=shapes.iso(w.created_at),
+        updated_at=shapes.iso(w.updated_at),
+    )
+
+
+_READ = (404,)
+_WRITE = (400, 404)
+
+
+@route("GET", "/v1/dashboards", response=out.DashboardList, role="viewer", tag="dashboards")
+async def list_dashboards(request: web.Request) -> out.DashboardList:
+    """List dashboards."""
+    found = await dashboards.list_dashboards(actor=caller(request))
+    return out.DashboardList(dashboards=[dashboard_json(d) for d in found])
+
+
+@route(
+    "GET",
+    "/v1/dashboards/{id}",
+    response=out.Dashboard,
+    role="viewer",
+    tag="dashboards",
+    errors=_READ,
+)
+async def get_dashboard(request: web.Request) -> out.Dashboard:
+    """Get a dashboard: its draft widgets and published snapshot."""
+    found = await dashboards.get_dashboard(
+        actor=caller(request), dashboard_id=request.match_info["id"]
+    )
+    return dashboard_json(found)
+
+
+@route(
+    "POST",
+    "/v1/dashboards",
+    response=out.Dashboard,
+    status=201,
+    body=DashboardBody,
+    role="editor",
+    tag="dashboards",
+    errors=(400,),
+)
+async def create_dashboard(request: web.Request) -> out.Dashboard:
+    """Create a dashboard (editor). Each widget: id, kind, title, query, viz, layout."""
     body = await parse_body(request, DashboardBody)
     created = await dashboards.create_dashboard(
-        actor=principal, name=body.name, widgets=body.widgets, description=body.description
+        actor=caller(request), name=body.name, widgets=body.widgets, description=body.description
     )
-    return json_response(dashboard_json(created), status=201)
+    return dashboard_json(created)
 
 
-async def update_dashboard(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+@route(
+    "PATCH",
+    "/v1/dashboards/{id}",
+    response=out.Dashboard,
+    body=DashboardPatchBody,
+    role="editor",
+    tag="dashboards",
+    errors=_WRITE,
+)
+async def update_dashboard(request: web.Request) -> out.Dashboard:
+    """Update a dashboard's name, description or draft widgets (editor)."""
     body = await parse_body(request, DashboardPatchBody)
     updated = await dashboards.update_dashboard(
-        actor=principal,
+        actor=caller(request),
         dashboard_id=request.match_info["id"],
         name=body.name,
         description=body.description,
         widgets=body.widgets,
     )
-    return json_response(dashboard_json(updated))
+    return dashboard_json(updated)
 
 
-async def delete_dashboard(request: web.Request) -> web.StreamResponse:
-    await dashboards.delete_dashboard(
-        actor=await actor(request), dashboard_id=request.match_info["id"]
-    )
-    return no_content()
+@route(
+    "DELETE",
+    "/v1/dashboards/{id}",
+    response=None,
+    role="editor",
+    tag="dashboards",
+    errors=_READ,
+)
+async def delete_dashboard(request: web.Request) -> None:
+    """Delete a dashboard (editor)."""
+    await dashboards.delete_dashboard(actor=caller(request), dashboard_id=request.match_info["id"])
 
 
-async def publish_dashboard(request: web.Request) -> web.StreamResponse:
-    await dashboards.publish_dashboard(
-        actor=await actor(request), dashboard_id=request.match_info["id"]
-    )
-    return no_content()
+@route(
+    "POST",
+    "/v1/dashboards/{id}/publish",
+    response=None,
+    role="editor",
+    tag="dashboards",
+    errors=(402, 404),
+)
+async def publish_dashboard(request: web.Request) -> None:
+    """Publish the draft to live embeds (editor; plan limit on published dashboards)."""
+    await dashboards.publish_dashboard(actor=caller(request), dashboard_id=request.match_info["id"])
 
 
-async def unpublish_dashboard(request: web.Request) -> web.StreamResponse:
+@route(
+    "POST",
+    "/v1/dashboards/{id}/unpublish",
+    response=None,
+    role="editor",
+    tag="dashboards",
+    errors=_READ,
+)
+async def unpublish_dashboard(request: web.Request) -> None:
+    """Unpublish: embeds show a 'not published' message (editor)."""
     await dashboards.unpublish_dashboard(
-        actor=await actor(request), dashboard_id=request.match_info["id"]
+        actor=caller(request), dashboard_id=request.match_info["id"]
     )
-    return no_content()
 
 
-async def restore_published(request: web.Request) -> web.StreamResponse:
-    await dashboards.restore_published(
-        actor=await actor(request), dashboard_id=request.match_info["id"]
-    )
-    return no_content()
+@route(
+    "POST",
+    "/v1/dashboards/{id}/restore-published",
+    response=None,
+    role="admin",
+    tag="dashboards",
+    errors=(404, 409),
+)
+async def restore_published(request: web.Request) -> None:
+    """Replace the draft with the last published snapshot (admin)."""
+    await dashboards.restore_published(actor=caller(request), dashboard_id=request.match_info["id"])
 
 
-async def add_dashboard_widget(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+@route(
+    "POST",
+    "/v1/dashboards/{id}/widgets",
+    response=out.WidgetConfig,
+    body=WidgetBody,
+    status=201,
+    role="admin",
+    tag="dashboards",
+    errors=(400, 404, 409),
+)
+async def add_dashboard_widget(request: web.Request) -> out.WidgetConfig:
+    """Add an inline widget to the draft (admin)."""
     body = await read_json_object(request)
     widget = await dashboards.add_widget(
-        actor=principal, dashboard_id=request.match_info["id"], widget=body
+        actor=caller(request), dashboard_id=request.match_info["id"], widget=body
     )
-    return json_response(widget, status=201)
+    return shapes.widget_config(widget)
 
 
-async def update_dashboard_widget(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+@route(
+    "PATCH",
+    "/v1/dashboards/{id}/widgets/{widget_id}",
+    response=out.WidgetConfig,
+    body=WidgetPatchBody,
+    role="editor",
+    tag="dashboards",
+    errors=_WRITE,
+)
+async def update_dashboard_widget(request: web.Request) -> out.WidgetConfig:
+    """Update a draft widget's title, viz, layout or query (editor)."""
     body = await read_json_object(request)
     widget = await dashboards.update_widget(
-        actor=principal,
+        actor=caller(request),
         dashboard_id=request.match_info["id"],
         widget_id=request.match_info["widget_id"],
         patch=body,
     )
-    return json_response(widget)
+    return shapes.widget_config(widget)
 
 
-async def delete_dashboard_widget(request: web.Request) -> web.StreamResponse:
+@route(
+    "DELETE",
+    "/v1/dashboards/{id}/widgets/{widget_id}",
+    response=None,
+    role="editor",
+    tag="dashboards",
+    errors=_READ,
+)
+async def delete_dashboard_widget(request: web.Request) -> None:
+    """Delete a draft widget (editor)."""
     await dashboards.delete_widget(
-        actor=await actor(request),
+        actor=caller(request),
         dashboard_id=request.match_info["id"],
         widget_id=request.match_info["widget_id"],
     )
-    return no_content()
 
 
-async def list_widgets(request: web.Request) -> web.StreamResponse:
-    found = await widgets.list_widgets(actor=await actor(request))
-    return json_response({"widgets": [widget_json(w) for w in found]})
+@route("GET", "/v1/widgets", response=out.WidgetList, role="viewer", tag="widgets")
+async def list_widgets(request: web.Request) -> out.WidgetList:
+    """List standalone widgets."""
+    found = await widgets.list_widgets(actor=caller(request))
+    return out.WidgetList(widgets=[widget_json(w) for w in found])
 
 
-async def get_widget(request: web.Request) -> web.StreamResponse:
-    found = await widgets.get_widget(actor=await actor(request), widget_id=request.match_info["id"])
-    return json_response(widget_json(found))
+@route("GET", "/v1/widgets/{id}", response=out.Widget, role="viewer", tag="widgets", errors=_READ)
+async def get_widget(request: web.Request) -> out.Widget:
+    """Get one standalone widget."""
+    found = await widgets.get_widget(actor=caller(request), widget_id=request.match_info["id"])
+    return widget_json(found)
 
 
-async def create_widget(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
-    created = await widgets.create_widget(actor=principal, config=await read_json_object(request))
-    return json_response(widget_json(created), status=201)
+@route(
+    "POST",
+    "/v1/widgets",
+    response=out.Widget,
+    status=201,
+    body=WidgetBody,
+    role="admin",
+    tag="widgets",
+    errors=(400,),
+)
+async def create_widget(request: web.Request) -> out.Widget:
+    """Create a standalone widget (admin)."""
+    config = await read_json_object(request)
+    created = await widgets.create_widget(actor=caller(request), config=config)
+    return widget_json(created)
 
 
-async def update_widget(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+@route(
+    "PATCH",
+    "/v1/widgets/{id}",
+    response=out.Widget,
+    body=StandaloneWidgetPatchBody,
+    role="admin",
+    tag="widgets",
+    errors=_WRITE,
+)
+async def update_widget(request: web.Request) -> out.Widget:
+    """Update a standalone widget (admin)."""
+    patch = await read_json_object(request)
     updated = await widgets.update_widget(
-        actor=principal, widget_id=request.match_info["id"], patch=await read_json_object(request)
+        actor=caller(request), widget_id=request.match_info["id"], patch=patch
     )
-    return json_response(widget_json(updated))
+    return widget_json(updated)
 
 
-async def publish_widget(request: web.Request) -> web.StreamResponse:
-    await widgets.publish_widget(actor=await actor(request), widget_id=request.match_info["id"])
-    return no_content()
+@route("POST", "/v1/widgets/{id}/publish", response=None, role="admin", tag="widgets", errors=_READ)
+async def publish_widget(request: web.Request) -> None:
+    """Publish a standalone widget snapshot (admin)."""
+    await widgets.publish_widget(actor=caller(request), widget_id=request.match_info["id"])
 
 
-async def delete_widget(request: web.Request) -> web.StreamResponse:
-    await widgets.delete_widget(actor=await actor(request), widget_id=request.match_info["id"])
-    return no_content()
+@route("DELETE", "/v1/widgets/{id}", response=None, role="admin", tag="widgets", errors=_READ)
+async def delete_widget(request: web.Request) -> None:
+    """Delete a standalone widget (admin)."""
+    await widgets.delete_widget(actor=caller(request), widget_id=request.match_info["id"])
 
 
-async def preview_widget_data(request: web.Request) -> web.StreamResponse:
-    principal = await actor(request)
+@route(
+    "POST",
+    "/v1/widgets/preview/data",
+    response=out.WidgetPreview,
+    body=PreviewBody,
+    role="editor",
+    tag="widgets",
+    errors=(400,),
+    transaction=False,
+)
+async def preview_widget_data(request: web.Request) -> Reply[out.WidgetPreview]:
+    """Evaluate an unsaved widget config (editor); without tenant_id, every tenant."""
     body = await parse_body(request, PreviewBody)
     found = await widgets.preview_data(
-        runtime(request), actor=principal, config=body.widget, tenant_id=body.tenant_id
+        runtime(request), actor=caller(request), config=body.widget, tenant_id=body.tenant_id
     )
-    if found.result and len(found.result.points) > shapes.INLINE_POINTS:
-        answer = found.result
-        return await json_response_off_loop(
-            lambda: {"widget": found.widget, **shapes.analytics(answer)}
-        )
-    result = shapes.analytics(found.result) if found.result else {"data": [], "meta": None}
-    return json_response({"widget": found.widget, **result})
+    result = found.result
 
+    def build() -> out.WidgetPreview:
+        widget = shapes.widget_config(found.widget)
+        if result is None:
+            return out.WidgetPreview(widget=widget, data=[], meta=None)
+        return out.WidgetPreview(widget=widget, data=shapes.points(result), meta=result.meta)
 
-_READ = (401, 403, 404)
-_WRITE = (400, 401, 403, 404)
-
-DASHBOARD_ROUTES: tuple[RestRoute, ...] = (
-    RestRoute(
-        "GET",
-        "/v1/dashboards",
-        list_dashboards,
-        "List dashboards.",
-        200,
-        None,
-        "console",
-        "dashboards",
-        (401, 403),
-    ),
-    RestRoute(
-        "GET",
-        "/v1/dashboards/{id}",
-        get_dashboard,
-        "Get a dashboard: its draft widgets and published snapshot.",
-        200,
-        None,
-        "console",
-        "dashboards",
-        _READ,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/dashboards",
-        create_dashboard,
-        "Create a dashboard (editor). Each widget: id, kind, title, query, viz, layout.",
-        201,
-        DashboardBody,
-        "console",
-        "dashboards",
-        (400, 401, 403),
-    ),
-    RestRoute(
-        "PATCH",
-        "/v1/dashboards/{id}",
-        update_dashboard,
-        "Update a dashboard's name, description or draft widgets (editor).",
-        200,
-        DashboardPatchBody,
-        "console",
-        "dashboards",
-        _WRITE,
-    ),
-    RestRoute(
-        "DELETE",
-        "/v1/dashboards/{id}",
-        delete_dashboard,
-        "Delete a dashboard (editor).",
-        204,
-        None,
-        "console",
-        "dashboards",
-        _READ,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/dashboards/{id}/publish",
-        publish_dashboard,
-        "Publish the draft to live embeds (editor; plan limit on published dashboards).",
-        204,
-        None,
-        "console",
-        "dashboards",
-        (401, 402, 403, 404),
-    ),
-    RestRoute(
-        "POST",
-        "/v1/dashboards/{id}/unpublish",
-        unpublish_dashboard,
-        "Unpublish: embeds show a 'not published' message (editor).",
-        204,
-        None,
-        "console",
-        "dashboards",
-        _READ,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/dashboards/{id}/restore-published",
-        restore_published,
-        "Replace the draft with the last published snapshot (admin).",
-        204,
-        None,
-        "console",
-        "dashboards",
-        (401, 403, 404, 409),
-    ),
-    RestRoute(
-        "POST",
-        "/v1/dashboards/{id}/widgets",
-        add_dashboard_widget,
-        "Add an inline widget to the draft (admin).",
-        201,
-        None,
-        "console",
-        "dashboards",
-        (400, 401, 403, 404, 409),
-    ),
-    RestRoute(
-        "PATCH",
-        "/v1/dashboards/{id}/widgets/{widget_id}",
-        update_dashboard_widget,
-        "Update a draft widget's title, viz, layout or query (editor).",
-        200,
-        None,
-        "console",
-        "dashboards",
-        _WRITE,
-    ),
-    RestRoute(
-        "DELETE",
-        "/v1/dashboards/{id}/widgets/{widget_id}",
-        delete_dashboard_widget,
-        "Delete a draft widget (editor).",
-        204,
-        None,
-        "console",
-        "dashboards",
-        _READ,
-    ),
-    RestRoute(
-        "GET",
-        "/v1/widgets",
-        list_widgets,
-        "List standalone widgets.",
-        200,
-        None,
-        "console",
-        "widgets",
-        (401, 403),
-    ),
-    RestRoute(
-        "GET",
-        "/v1/widgets/{id}",
-        get_widget,
-        "Get one standalone widget.",
-        200,
-        None,
-        "console",
-        "widgets",
-        _READ,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/widgets",
-        create_widget,
-        "Create a standalone widget (admin).",
-        201,
-        None,
-        "console",
-        "widgets",
-        (400, 401, 403),
-    ),
-    RestRoute(
-        "PATCH",
-        "/v1/widgets/{id}",
-        update_widget,
-        "Update a standalone widget (admin).",
-        200,
-        None,
-        "console",
-        "widgets",
-        _WRITE,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/widgets/{id}/publish",
-        publish_widget,
-        "Publish a standalone widget snapshot (admin).",
-        204,
-        None,
-        "console",
-        "widgets",
-        _READ,
-    ),
-    RestRoute(
-        "DELETE",
-        "/v1/widgets/{id}",
-        delete_widget,
-        "Delete a standalone widget (admin).",
-        204,
-        None,
-        "console",
-        "widgets",
-        _READ,
-    ),
-    RestRoute(
-        "POST",
-        "/v1/widgets/preview/data",
-        preview_widget_data,
-        "Evaluate an unsaved widget config (editor); without tenant_id, every tenant.",
-        200,
-        PreviewBody,
-        "console",
-        "widgets",
-        (400, 401, 403),
-        transaction=False,
-    ),
-)
+    return Reply(build, off_loop=result is not None and len(result.points) > shapes.INLINE_POINTS)

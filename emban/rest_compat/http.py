@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -36,6 +35,7 @@ T = TypeVar("T")
 
 _AT_PATH = re.compile(r"at `\$\.?([^`]*)`")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
 def runtime(request: web.Request) -> Runtime:
@@ -50,17 +50,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=msgspec.json.encode(data), status=status, content_type="application/json"
     )
-
-
-async def json_response_off_loop(build: Callable[[], Any], status: int = 200) -> web.Response:
-    """Build and encode a large answer (up to EMBAN_QUERY_MAX_POINTS points) in a worker thread,
-    so the event loop keeps serving other requests meanwhile."""
-    body = await asyncio.to_thread(lambda: msgspec.json.encode(build()))
-    return web.Response(body=body, status=status, content_type="application/json")
-
-
-def no_content() -> web.Response:
-    return web.Response(status=204)
 
 
 async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
@@ -101,6 +90,11 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
         message = str(exc)
+        unknown = _UNKNOWN.search(message)
+        if unknown:
+            at = _AT_PATH.search(message)
+            path = ".".join(p for p in (at.group(1) if at else "", unknown.group(1)) if p)
+            raise BadRequest(f"{path} is not a known field", field=path) from None
         match = _MISSING.search(message) or _AT_PATH.search(message)
         field = match.group(1) if match else None
         if field:

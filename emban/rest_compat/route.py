@@ -1,37 +1,233 @@
-"""A documented ``/v1`` route: method, path, handler and what OpenAPI says about it."""
+"""The ``@route`` declaration of a ``/v1`` handler: method, path, who may call it, what it answers.
+
+A declaration sits on its handler and registers it; ``routes.ROUTES`` collects them, the app
+mounts them and ``schema/openapi.json`` is generated from them. The declaration is also what
+the request path enforces before the handler runs:
+
+- ``auth="public"``: no credentials read; ``auth="any"``: any API key or session (401 without);
+  ``auth="console"``: a console session or admin key with at least ``role`` (403 otherwise, and
+  403 for ingest keys).
+- the handler returns an instance of ``response`` (or ``None`` for a 204), which is encoded
+  through that type: the JSON sent is the JSON the schema describes.
+
+Services keep their own role checks: the GraphQL edge calls them too, and a test
+(tests/test_rest_matrix.py) holds the declared roles to what the services enforce.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar, overload
 
+import msgspec
 from aiohttp import web
 
+from emban.auth.principal import Principal
+from emban.rest_compat.http import actor
+from emban.services.boundary import transaction
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Auth = Literal["public", "any", "console"]
+Role = Literal["viewer", "editor", "admin", "owner"]
+R = TypeVar("R")
+
+_CALLER: web.RequestKey[Principal] = web.RequestKey("emban.route_caller")
+
+
+@dataclass(frozen=True)
+class Reply(Generic[R]):
+    """A handler's answer when the response needs more than its body.
+
+    ``build`` is called off the event loop when ``off_loop`` (large analytics answers);
+    ``finish`` adjusts the response before it is sent (session cookies).
+    """
+
+    build: Callable[[], R]
+    off_loop: bool = False
+    finish: Callable[[web.Response], None] | None = None
+
+
+TypedHandler = Callable[[web.Request], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class RestRoute:
     method: str
     path: str
-    handler: Handler
+    handler: TypedHandler
     summary: str
     status: int = 200
     body: type | None = None
-    auth: str = "console"  # public | any | console
+    response: type | None = None
+    auth: Auth = "console"
+    role: Role | None = None
     tag: str = "misc"
     errors: tuple[int, ...] = ()
     # Mutations run in one transaction; ingest opts out (it holds no metadata rows open while
     # it waits for the group commit).
     transaction: bool | None = None
+    # Ingest is governed by the plan's monthly events cap, not by the request budget.
+    budgeted: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
 
     @property
     def error_statuses(self) -> tuple[int, ...]:
         """The documented error statuses: every authenticated route can also answer 429, as it
-        spends the caller's request budget (services/budgets.py)."""
-        budget = () if self.auth == "public" else (429,)
-        return tuple(sorted({*self.errors, *budget}))
+        spends the caller's request budget (services/budgets.py), and 401/403 as declared."""
+        declared: set[int] = set(self.errors)
+        if self.auth != "public":
+            declared.update((401, 429))
+        if self.auth == "console":
+            declared.add(403)
+        return tuple(sorted(declared))
 
     @property
     def transactional(self) -> bool:
         return self.method != "GET" if self.transaction is None else self.transaction
+
+    def aiohttp_handler(self) -> Handler:
+        """The request path: enforce the declared auth, run the handler (in a transaction when
+        the route is transactional), encode its answer through ``response``."""
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            if self.auth != "public":
+                principal = await actor(request, budgeted=self.budgeted)
+                if self.role is not None:
+                    principal.require_role(self.role)
+                request[_CALLER] = principal
+            if self.transactional:
+                async with transaction():
+                    answer = await self.handler(request)
+            else:
+                answer = await self.handler(request)
+            return await self._encode(answer)
+
+        run.__name__ = self.name
+        return run
+
+    async def _encode(self, answer: Any) -> web.Response:
+        reply = answer if isinstance(answer, Reply) else None
+        if self.response is None:
+            value = reply.build() if reply is not None else answer
+            if value is not None:
+                raise TypeError(f"{self.name} answers {self.status} but returned {value!r}")
+            response = web.Response(status=self.status)
+        elif reply is not None and reply.off_loop:
+            body = await asyncio.to_thread(lambda: _encode_checked(self.response, reply.build()))
+            response = self._json(body)
+        else:
+            value = reply.build() if reply is not None else answer
+            response = self._json(_encode_checked(self.response, value))
+        if reply is not None and reply.finish is not None:
+            reply.finish(response)
+        return response
+
+    def _json(self, body: bytes) -> web.Response:
+        return web.Response(body=body, status=self.status, content_type="application/json")
+
+
+def _encode_checked(response: type | None, value: Any) -> bytes:
+    if response is not None and not isinstance(value, response):
+        raise TypeError(f"expected a {response.__name__}, got {type(value).__name__}")
+    return msgspec.json.encode(value)
+
+
+_REGISTERED: list[RestRoute] = []
+
+
+def registered() -> tuple[RestRoute, ...]:
+    return tuple(_REGISTERED)
+
+
+def caller(request: web.Request) -> Principal:
+    """The principal the route's declaration authenticated (only on non-public routes)."""
+    return request[_CALLER]
+
+
+@overload
+def route(
+    method: str,
+    path: str,
+    *,
+    response: type[R],
+    status: int = 200,
+    body: type | None = None,
+    auth: Auth = "console",
+    role: Role | None = None,
+    tag: str,
+    errors: tuple[int, ...] = (),
+    transaction: bool | None = None,
+    budgeted: bool = True,
+) -> Callable[
+    [Callable[[web.Request], Awaitable[R | Reply[R]]]],
+    Callable[[web.Request], Awaitable[R | Reply[R]]],
+]: ...
+
+
+@overload
+def route(
+    method: str,
+    path: str,
+    *,
+    response: None,
+    status: int = 204,
+    body: type | None = None,
+    auth: Auth = "console",
+    role: Role | None = None,
+    tag: str,
+    errors: tuple[int, ...] = (),
+    transaction: bool | None = None,
+    budgeted: bool = True,
+) -> Callable[
+    [Callable[[web.Request], Awaitable[Reply[None] | None]]],
+    Callable[[web.Request], Awaitable[Reply[None] | None]],
+]: ...
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    response: type | None,
+    status: int | None = None,
+    body: type | None = None,
+    auth: Auth = "console",
+    role: Role | None = None,
+    tag: str,
+    errors: tuple[int, ...] = (),
+    transaction: bool | None = None,
+    budgeted: bool = True,
+) -> Callable[[Any], Any]:
+    """Declare and register a ``/v1`` handler; its docstring's first paragraph is the summary."""
+    if (auth == "console") != (role is not None):
+        raise ValueError(f"{method} {path}: console routes name a role, others do not")
+
+    def register(handler: TypedHandler) -> TypedHandler:
+        summary = " ".join((handler.__doc__ or "").strip().split("\n\n")[0].split())
+        if not summary:
+            raise ValueError(f"{method} {path}: the handler needs a docstring (the summary)")
+        _REGISTERED.append(
+            RestRoute(
+                method=method,
+                path=path,
+                handler=handler,
+                summary=summary,
+                status=status if status is not None else (200 if response else 204),
+                body=body,
+                response=response,
+                auth=auth,
+                role=role,
+                tag=tag,
+                errors=errors,
+                transaction=transaction,
+                budgeted=budgeted,
+            )
+        )
+        return handler
+
+    return register

@@ -1,11 +1,16 @@
-"""JSON shapes of the spec's resources (one place, so every route answers alike)."""
+"""Domain objects → the response structs of responses.py (one place, so every route answers
+alike)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from emban.analytics.planner import iso_bucket
+import msgspec
+
+from emban.analytics.adhoc import AdhocResult
+from emban.analytics.shaping import iso_bucket
 from emban.models import (
     ApiKey,
     AuditLog,
@@ -16,11 +21,14 @@ from emban.models import (
     SavedQuery,
     User,
 )
+from emban.rest_compat import responses as out
 from emban.services.accounts import Me
 from emban.services.analytics import AnalyticsResult
 from emban.services.billing import Plan
 from emban.services.datasets import Dataset
 from emban.services.usage import Onboarding, Usage
+from emban.services.widget_config import Widget as WidgetType
+from emban.services.widget_config import widget_json
 
 
 def iso(value: datetime | None) -> str | None:
@@ -29,154 +37,218 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def user(u: User) -> dict[str, Any]:
-    return {"id": u.id, "email": u.email, "name": u.name, "created_at": iso(u.created_at)}
+def role(value: str) -> out.Role:
+    """A stored role (the Membership column only ever holds the four roles)."""
+    if value not in ("viewer", "editor", "admin", "owner"):
+        raise ValueError(f"not a role: {value!r}")
+    return cast(out.Role, value)
 
 
-def org(o: Org) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "name": o.name,
-        "email": o.email,
-        "plan": o.plan,
-        "created_at": iso(o.created_at),
-        "updated_at": iso(o.updated_at),
-    }
+def user(u: User) -> out.User:
+    return out.User(id=u.id, email=u.email, name=u.name, created_at=iso(u.created_at))
 
 
-def environment(e: Environment) -> dict[str, Any]:
-    return {"id": e.id, "name": e.name}
+def org(o: Org) -> out.Org:
+    return out.Org(
+        id=o.id,
+        name=o.name,
+        email=o.email,
+        plan=o.plan,
+        created_at=iso(o.created_at),
+        updated_at=iso(o.updated_at),
+    )
 
 
-def api_key(k: ApiKey, env: Environment) -> dict[str, Any]:
-    return {
-        "id": k.id,
-        "label": k.label,
-        "scope": k.scope,
-        "prefix": k.prefix,
-        "environment": env.name,
-        "created_at": iso(k.created_at),
-        "last_used_at": iso(k.last_used_at),
-    }
+def environment(e: Environment) -> out.EnvironmentRef:
+    return out.EnvironmentRef(id=e.id, name=e.name)
 
 
-def member(m: Membership, u: User) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "user_id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "role": m.role,
-        "created_at": iso(m.created_at),
-    }
+def api_key(k: ApiKey, env: Environment) -> out.ApiKey:
+    return out.ApiKey(
+        id=k.id,
+        label=k.label,
+        scope=k.scope,
+        prefix=k.prefix,
+        environment=env.name,
+        created_at=iso(k.created_at),
+        last_used_at=iso(k.last_used_at),
+    )
 
 
-def invite(i: Invite) -> dict[str, Any]:
-    return {
-        "id": i.id,
-        "email": i.email,
-        "role": i.role,
-        "created_at": iso(i.created_at),
-        "expires_at": iso(i.expires_at),
-    }
+def created_api_key(k: ApiKey, env: Environment, clear_key: str) -> out.CreatedApiKey:
+    return out.CreatedApiKey(
+        id=k.id,
+        label=k.label,
+        scope=k.scope,
+        prefix=k.prefix,
+        environment=env.name,
+        created_at=iso(k.created_at),
+        last_used_at=iso(k.last_used_at),
+        key=clear_key,
+    )
 
 
-def audit_row(a: AuditLog) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "actor_type": a.actor_type,
-        "actor_id": a.actor_id,
-        "actor_label": a.actor_label,
-        "action": a.action,
-        "resource_type": a.resource_type,
-        "resource_id": a.resource_id,
-        "ip": a.ip,
-        "metadata": a.metadata,
-        "created_at": iso(a.created_at),
-    }
+def member(m: Membership, u: User) -> out.Member:
+    return out.Member(
+        id=m.id,
+        user_id=u.id,
+        email=u.email,
+        name=u.name,
+        role=role(m.role),
+        created_at=iso(m.created_at),
+    )
 
 
-def me(m: Me) -> dict[str, Any]:
-    return {
-        "user": user(m.user) if m.user else None,
-        "org": org(m.org),
-        "role": m.role,
-        "scope": m.scope,
-        "environment": environment(m.environment),
-    }
+def invite(i: Invite) -> out.Invite:
+    return out.Invite(
+        id=i.id,
+        email=i.email,
+        role=role(i.role),
+        created_at=iso(i.created_at),
+        expires_at=iso(i.expires_at),
+    )
 
 
-# Answers with more points than this are rendered off the event loop (http.json_response_off_loop).
+def created_invite(i: Invite, token: str, url: str) -> out.CreatedInvite:
+    return out.CreatedInvite(
+        id=i.id,
+        email=i.email,
+        role=role(i.role),
+        created_at=iso(i.created_at),
+        expires_at=iso(i.expires_at),
+        token=token,
+        invite_url=url,
+    )
+
+
+def audit_row(a: AuditLog) -> out.AuditEntry:
+    return out.AuditEntry(
+        id=a.id,
+        actor_type=a.actor_type,
+        actor_id=a.actor_id,
+        actor_label=a.actor_label,
+        action=a.action,
+        resource_type=a.resource_type,
+        resource_id=a.resource_id,
+        ip=a.ip,
+        metadata=a.metadata,
+        created_at=iso(a.created_at),
+    )
+
+
+def me(m: Me) -> out.Me:
+    return out.Me(
+        user=user(m.user) if m.user else None,
+        org=org(m.org),
+        role=role(m.role) if m.role is not None else None,
+        scope=m.scope,
+        environment=environment(m.environment),
+    )
+
+
+# Answers with more points than this are encoded off the event loop (route.Reply.off_loop).
 INLINE_POINTS = 5_000
 
 
-def analytics(result: AnalyticsResult) -> dict[str, Any]:
-    data: list[dict[str, Any]] = []
+def points(result: AnalyticsResult) -> list[out.Point]:
+    data: list[out.Point] = []
     # Every group repeats every bucket: format each bucket once (strftime dominates otherwise).
-    iso: dict[datetime, str] = {}
+    buckets: dict[datetime, str] = {}
     for point in result.points:
-        bucket = iso.get(point.bucket)
+        bucket = buckets.get(point.bucket)
         if bucket is None:
-            bucket = iso[point.bucket] = iso_bucket(point.bucket)
-        item: dict[str, Any] = {"bucket": bucket, "value": point.value}
-        if point.group is not None:
-            item["group"] = point.group
-        data.append(item)
-    return {"data": data, "meta": result.meta}
+            bucket = buckets[point.bucket] = iso_bucket(point.bucket)
+        if point.group is None:
+            data.append(out.Point(bucket=bucket, value=point.value))
+        else:
+            data.append(out.Point(bucket=bucket, value=point.value, group=point.group))
+    return data
 
 
-def dataset(d: Dataset) -> dict[str, Any]:
-    return {
-        "name": d.name,
-        "kind": d.kind,
-        "engine": d.engine,
-        "description": d.description,
-        "approx_rows": d.approx_rows,
-        "approx_bytes": d.approx_bytes,
-        "updated_at": d.updated_at,
-        "columns": d.columns,
-    }
+def analytics(result: AnalyticsResult) -> out.QueryResult:
+    return out.QueryResult(data=points(result), meta=result.meta)
 
 
-def saved_query(q: SavedQuery) -> dict[str, Any]:
-    return {
-        "id": q.id,
-        "name": q.name,
-        "sql": q.sql,
-        "dataset": q.dataset,
-        "starred": q.starred,
-        "created_by": q.created_by,
-        "created_at": iso(q.created_at),
-        "updated_at": iso(q.updated_at),
-    }
+def adhoc(result: AdhocResult) -> out.AdhocResult:
+    return out.AdhocResult(
+        columns=[out.Column(name=c["name"], type=c["type"]) for c in result.columns],
+        rows=result.rows,
+        stats=result.stats,
+    )
 
 
-def usage(u: Usage) -> dict[str, Any]:
-    return {
-        "period": u.period,
-        "plan": u.plan,
-        "events": {
-            "total": u.events_total,
-            "this_month": u.events_this_month,
-            "limit": u.events_limit,
-            "by_day": [{"date": d.day.isoformat(), "count": d.events} for d in u.days],
-        },
-        "queries": {
-            "total": u.queries_total,
-            "by_day": [{"date": d.day.isoformat(), "count": d.queries} for d in u.days],
-        },
-    }
+def dataset(d: Dataset) -> out.Dataset:
+    return out.Dataset(
+        name=d.name,
+        kind=d.kind,
+        engine=d.engine,
+        description=d.description,
+        approx_rows=d.approx_rows,
+        approx_bytes=d.approx_bytes,
+        updated_at=d.updated_at,
+        columns=[out.Column(name=c["name"], type=c["type"]) for c in d.columns],
+        ddl=d.ddl,
+    )
 
 
-def onboarding(o: Onboarding) -> dict[str, Any]:
-    return {
-        "sample_only": o.sample_only,
-        "real_events": o.real_events,
-        "sample_events": o.sample_events,
-        "has_ingest_key": o.has_ingest_key,
-        "steps": o.steps,
-    }
+def saved_query(q: SavedQuery) -> out.SavedQuery:
+    return out.SavedQuery(
+        id=q.id,
+        name=q.name,
+        sql=q.sql,
+        dataset=q.dataset,
+        starred=q.starred,
+        created_by=q.created_by,
+        created_at=iso(q.created_at),
+        updated_at=iso(q.updated_at),
+    )
 
 
-def plan(p: Plan) -> dict[str, Any]:
-    return p.as_dict()
+def usage(u: Usage) -> out.Usage:
+    return out.Usage(
+        period=u.period,
+        plan=u.plan,
+        events=out.UsageEvents(
+            total=u.events_total,
+            this_month=u.events_this_month,
+            limit=u.events_limit,
+            by_day=[out.DayCount(date=d.day.isoformat(), count=d.events) for d in u.days],
+        ),
+        queries=out.UsageQueries(
+            total=u.queries_total,
+            by_day=[out.DayCount(date=d.day.isoformat(), count=d.queries) for d in u.days],
+        ),
+    )
+
+
+def onboarding(o: Onboarding) -> out.Onboarding:
+    return out.Onboarding(
+        sample_only=o.sample_only,
+        real_events=o.real_events,
+        sample_events=o.sample_events,
+        has_ingest_key=o.has_ingest_key,
+        steps=o.steps,
+    )
+
+
+def plan(p: Plan) -> out.BillingPlan:
+    return out.BillingPlan(
+        name=p.name,
+        title=p.title,
+        limits=out.PlanLimits(
+            published_dashboards=p.published_dashboards,
+            api_keys=p.api_keys,
+            events_per_month=p.events_per_month,
+        ),
+        features=out.PlanFeatures(advanced_embed_permissions=p.advanced_embed_permissions),
+    )
+
+
+def widget_config(config: WidgetType | dict[str, Any]) -> out.WidgetConfig:
+    """A widget config (typed, or its stored wire form) as its response type."""
+    wire = config if isinstance(config, dict) else widget_json(config)
+    return msgspec.convert(wire, out.WidgetConfig)
+
+
+def widget_configs(configs: Sequence[WidgetType | dict[str, Any]]) -> list[out.WidgetConfig]:
+    return [widget_config(c) for c in configs]

@@ -221,7 +221,9 @@ async def logout(*, actor: Principal) -> None:
     """Delete the server-side session row; the old cookie then fails with 401."""
     actor.require_console()  # an ingest key is refused (403) like on every console route
     if actor.kind != "session" or actor.session_id is None:
-        raise BadRequest(
+        # 403 like every scope violation in the spec's table: the caller is known, the
+        # credential is the wrong kind.
+        raise Forbidden(
             "logout needs a console session, not an API key", code=AuthErrorCode.not_a_session
         )
     await UserSession.filter(id=actor.session_id).delete()
@@ -253,15 +255,13 @@ async def accept_invite(
         membership = await Membership.create(
             org_id=invite.org_id, user_id=user.id, role=invite.role
         )
-        invite.accepted_at = _now()
-        await invite.save(update_fields=["accepted_at"])
         org = await Org.get(id=invite.org_id)
         production = await Environment.get(org_id=org.id, name="production")
-        await audit.record(
+        await audit.save_changes(
             session_principal(user, membership, production.id, ip),
+            invite,
+            {"accepted_at": _now()},
             "invite.accept",
-            "invite",
-            invite.id,
             {"role": invite.role},
         )
         session_token = await _start_session(rt, user, org, ip)
@@ -273,7 +273,7 @@ async def _usable_invite(token: str) -> Invite:
     if invite is None:
         raise NotFound("this invite does not exist", code=TeamErrorCode.invite_not_found)
     if invite.accepted_at is not None:
-        raise BadRequest("this invite has already been used", code=TeamErrorCode.invite_used)
+        raise Conflict("this invite has already been used", code=TeamErrorCode.invite_used)
     if invite.expires_at <= _now():
         raise BadRequest("this invite has expired", code=TeamErrorCode.invite_expired)
     return invite

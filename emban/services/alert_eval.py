@@ -32,7 +32,7 @@ from emban.analytics.alert_query import (
     read_batch,
     read_rows,
 )
-from emban.analytics.planner import COUNT_METRICS, Scope
+from emban.analytics.query_spec import COUNT_METRICS, Scope
 from emban.analytics.store import ClickHouseError, EventStore
 from emban.errors import EmbanError
 from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
@@ -51,7 +51,7 @@ from emban.services.alert_conditions import (
 )
 from emban.services.alert_rules import widget_of
 from emban.services.boundary import after_commit, transaction
-from emban.services.widget_config import spec_of
+from emban.services.widget_config import TextWidget, spec_of
 from emban.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,8 +104,10 @@ def _spec(rule: AlertRule, dashboard: Dashboard | None) -> Any:
     if dashboard is None:
         raise RuleFailed(f"dashboard {rule.dashboard_id} no longer exists")
     widget = widget_of(dashboard, rule.widget_id)
-    if widget is None or not widget.get("query"):
+    if widget is None:
         raise RuleFailed(f"widget {rule.widget_id} no longer exists on dashboard {dashboard.id}")
+    if isinstance(widget, TextWidget):
+        raise RuleFailed(f"widget {rule.widget_id} is now a text widget, which has no metric")
     try:
         return spec_of(widget, None)
     except EmbanError as exc:

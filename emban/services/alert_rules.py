@@ -22,6 +22,7 @@ from emban.services.alert_conditions import ConditionType, Operator, lookback_mi
 from emban.services.dashboards import draft_widgets, published_widgets
 from emban.services.scope import in_org
 from emban.services.validation import clean_email, clean_name, lookupable, storable
+from emban.services.widget_config import TextWidget, Widget
 
 MAX_RECIPIENTS = 50
 MAX_LOOKBACK_MINUTES = 31 * 24 * 60
@@ -46,10 +47,10 @@ class AlertInput(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     per_tenant: bool | msgspec.UnsetType = UNSET
 
 
-def widget_of(dashboard: Dashboard, widget_id: str) -> dict[str, Any] | None:
+def widget_of(dashboard: Dashboard, widget_id: str) -> Widget | None:
     """The widget an alert reads: from the published snapshot if there is one, else the draft."""
     widgets = published_widgets(dashboard) if dashboard.published else draft_widgets(dashboard)
-    return next((w for w in widgets if w.get("id") == widget_id), None)
+    return next((w for w in widgets if w.id == widget_id), None)
 
 
 async def _dashboard(actor: Principal, dashboard_id: str) -> Dashboard:
@@ -129,7 +130,7 @@ def _check_widget(dashboard: Dashboard, widget_id: str) -> None:
     widget = widget_of(dashboard, widget_id) if lookupable(widget_id, 64) else None
     if widget is None:
         raise BadRequest("widget_id does not name a widget of that dashboard", field="widget_id")
-    if widget.get("kind") == "text" or not widget.get("query"):
+    if isinstance(widget, TextWidget):
         raise BadRequest("widget_id names a text widget, which has no metric", field="widget_id")
 
 

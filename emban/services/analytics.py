@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from emban.analytics.planner import Point, QuerySpec, Scope, plan_query, shape_rows
+from emban.analytics.planner import plan_query
+from emban.analytics.query_spec import QuerySpec, Scope
+from emban.analytics.shaping import Point, shape_rows
 from emban.analytics.store import ClickHouseError
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from tortoise.models import Model
 
 from emban.auth.principal import Principal
 from emban.models import AuditLog
@@ -29,6 +32,31 @@ async def record(
         ip=actor.ip,
         metadata=metadata or {},
     )
+
+
+async def save_changes(
+    actor: Principal,
+    row: Model,
+    changes: Mapping[str, object],
+    action: str,
+    metadata: dict[str, Any] | None = None,
+) -> bool:
+    """Set the changed fields on ``row``, save only those, and audit it: ``True`` when saved.
+
+    Nothing is written when ``changes`` is empty. ``updated_at`` moves with any change on models
+    that have one. The audited resource type is the action's prefix (``dashboard.update`` →
+    ``dashboard``), the resource id the row's primary key.
+    """
+    if not changes:
+        return False
+    fields = list(changes)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if "updated_at" in row._meta.fields_map:
+        fields.append("updated_at")
+    await row.save(update_fields=fields)
+    await record(actor, action, action.partition(".")[0], str(row.pk), metadata)
+    return True
 
 
 async def list_audit(*, actor: Principal) -> list[AuditLog]:

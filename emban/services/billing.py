@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from emban.auth.principal import Principal
 from emban.error_codes import OrgErrorCode, PlanErrorCode
@@ -22,18 +22,6 @@ class Plan:
     api_keys: int | None
     events_per_month: int | None
     advanced_embed_permissions: bool
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        limits = {
-            key: data.pop(key) for key in ("published_dashboards", "api_keys", "events_per_month")
-        }
-        return {
-            "name": data["name"],
-            "title": data["title"],
-            "limits": limits,
-            "features": {"advanced_embed_permissions": self.advanced_embed_permissions},
-        }
 
 
 PLAN_SPECS: dict[str, Plan] = {
@@ -115,11 +103,12 @@ async def set_plan(org_id: str, plan: str) -> Org:
     org = await Org.get_or_none(id=org_id)
     if org is None:
         raise NotFound(f"no org {org_id}", code=OrgErrorCode.org_not_found)
-    previous = org.plan
-    org.plan = plan
-    await org.save(update_fields=["plan", "updated_at"])
-    await audit.record(
-        Principal.operator(org.id), "org.set_plan", "org", org.id, {"from": previous, "to": plan}
+    await audit.save_changes(
+        Principal.operator(org.id),
+        org,
+        {"plan": plan},
+        "org.set_plan",
+        {"from": org.plan, "to": plan},
     )
     return org
 

@@ -19,7 +19,15 @@ from emban.services import audit, billing
 from emban.services.boundary import after_commit
 from emban.services.scope import in_org, lock_org
 from emban.services.validation import clean_name, lookupable, require_storable
-from emban.services.widget_config import validate_widget, validate_widgets
+from emban.services.widget_config import (
+    MAX_WIDGETS,
+    Widget,
+    decode_widget,
+    decode_widgets,
+    stored_widgets,
+    widget_json,
+    widgets_json,
+)
 
 # Called with (org_id, dashboard_id) after a publish-state change commits (live embeds listen).
 DashboardListener = Callable[[str, str], Awaitable[None]]
@@ -57,15 +65,19 @@ async def get_own(actor: Principal, dashboard_id: str) -> Dashboard:
     return found
 
 
-def draft_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
-    widgets: list[dict[str, Any]] = dashboard.draft.get("widgets", [])
-    return widgets
+def draft_widgets(dashboard: Dashboard) -> list[Widget]:
+    """The draft's widgets, decoded from their stored JSON."""
+    return stored_widgets(dashboard.draft.get("widgets"))
 
 
-def published_widgets(dashboard: Dashboard) -> list[dict[str, Any]]:
-    snapshot = dashboard.published or {}
-    widgets: list[dict[str, Any]] = snapshot.get("widgets", [])
-    return widgets
+def published_widgets(dashboard: Dashboard) -> list[Widget]:
+    """The published snapshot's widgets (none when it was never published)."""
+    return stored_widgets((dashboard.published or {}).get("widgets"))
+
+
+def _draft_with(dashboard: Dashboard, widgets: list[Widget]) -> dict[str, Any]:
+    """The dashboard's draft with these widgets (in their stored wire form)."""
+    return {**dashboard.draft, "widgets": widgets_json(widgets)}
 
 
 async def list_dashboards(*, actor: Principal) -> list[Dashboard]:
@@ -86,7 +98,7 @@ async def create_dashboard(
         org_id=actor.org_id,
         name=clean_name(name, "name"),
         description=_description(description or ""),
-        draft={"widgets": validate_widgets(widgets)},
+        draft={"widgets": widgets_json(decode_widgets(widgets))},
         created_by=actor.actor_id,
     )
     await audit.record(
@@ -106,21 +118,16 @@ async def update_dashboard(
     """Change the name, description or the draft's widgets (the published snapshot stays)."""
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
-    changed: list[str] = []
+    changes: dict[str, Any] = {}
     if name is not None:
-        dashboard.name = clean_name(name, "name")
-        changed.append("name")
+        changes["name"] = clean_name(name, "name")
     if description is not None:
-        dashboard.description = _description(description)
-        changed.append("description")
+        changes["description"] = _description(description)
     if widgets is not None:
-        dashboard.draft = {**dashboard.draft, "widgets": validate_widgets(widgets)}
-        changed.append("draft")
-    if changed:
-        await dashboard.save(update_fields=[*changed, "updated_at"])
-        await audit.record(
-            actor, "dashboard.update", "dashboard", dashboard.id, {"fields": changed}
-        )
+        changes["draft"] = _draft_with(dashboard, decode_widgets(widgets))
+    await audit.save_changes(
+        actor, dashboard, changes, "dashboard.update", {"fields": list(changes)}
+    )
     return dashboard
 
 
@@ -146,15 +153,17 @@ async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard
         org = await Org.get(id=actor.org_id)
         used = await in_org(Dashboard, actor).filter(is_published=True).count()
         billing.check_limit(org, "published_dashboards", used)
-    dashboard.published = {
+    snapshot = {
         "name": dashboard.name,
         "description": dashboard.description,
-        "widgets": draft_widgets(dashboard),
+        "widgets": widgets_json(draft_widgets(dashboard)),
     }
-    dashboard.is_published = True
-    dashboard.published_at = datetime.now(UTC)
-    await dashboard.save(update_fields=["published", "is_published", "published_at", "updated_at"])
-    await audit.record(actor, "dashboard.publish", "dashboard", dashboard.id)
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"published": snapshot, "is_published": True, "published_at": datetime.now(UTC)},
+        "dashboard.publish",
+    )
     _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -164,9 +173,7 @@ async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboa
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.is_published:
-        dashboard.is_published = False
-        await dashboard.save(update_fields=["is_published", "updated_at"])
-        await audit.record(actor, "dashboard.unpublish", "dashboard", dashboard.id)
+        await audit.save_changes(actor, dashboard, {"is_published": False}, "dashboard.unpublish")
         _announce(actor.org_id, dashboard.id)
     return dashboard
 
@@ -179,28 +186,28 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
         raise Conflict(
             "this dashboard has never been published", code=DashboardErrorCode.never_published
         )
-    dashboard.draft = {**dashboard.draft, "widgets": published_widgets(dashboard)}
-    dashboard.name = dashboard.published.get("name", dashboard.name)
-    dashboard.description = dashboard.published.get("description", dashboard.description)
-    await dashboard.save(update_fields=["draft", "name", "description", "updated_at"])
-    await audit.record(actor, "dashboard.restore_published", "dashboard", dashboard.id)
+    restored = {
+        "draft": _draft_with(dashboard, published_widgets(dashboard)),
+        "name": dashboard.published.get("name", dashboard.name),
+        "description": dashboard.published.get("description", dashboard.description),
+    }
+    await audit.save_changes(actor, dashboard, restored, "dashboard.restore_published")
     return dashboard
 
 
-async def add_widget(*, actor: Principal, dashboard_id: str, widget: Any) -> dict[str, Any]:
+async def add_widget(*, actor: Principal, dashboard_id: str, widget: object) -> Widget:
     """Append an inline widget to the draft (admin); its id must be new in the dashboard."""
     actor.require_role("admin")
     dashboard = await get_own(actor, dashboard_id)
-    clean = validate_widget(widget)
+    clean = decode_widget(widget)
     widgets = draft_widgets(dashboard)
-    if any(w["id"] == clean["id"] for w in widgets):
-        raise Conflict(
-            f"widget {clean['id']!r} already exists", code=DashboardErrorCode.widget_exists
-        )
-    dashboard.draft = {**dashboard.draft, "widgets": validate_widgets([*widgets, clean])}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_add", "dashboard", dashboard.id, {"widget_id": clean["id"]}
+    if any(w.id == clean.id for w in widgets):
+        raise Conflict(f"widget {clean.id!r} already exists", code=DashboardErrorCode.widget_exists)
+    if len(widgets) >= MAX_WIDGETS:
+        raise BadRequest(f"widgets: at most {MAX_WIDGETS} widgets", field="widgets")
+    draft = _draft_with(dashboard, [*widgets, clean])
+    await audit.save_changes(
+        actor, dashboard, {"draft": draft}, "dashboard.widget_add", {"widget_id": clean.id}
     )
     return clean
 
@@ -209,8 +216,8 @@ _PATCHABLE = ("title", "viz", "layout", "query", "text", "description")
 
 
 async def update_widget(
-    *, actor: Principal, dashboard_id: str, widget_id: str, patch: Any
-) -> dict[str, Any]:
+    *, actor: Principal, dashboard_id: str, widget_id: str, patch: object
+) -> Widget:
     """Merge ``patch`` (title, viz, layout, query, text) into a draft widget and revalidate."""
     actor.require_role("editor")
     if not isinstance(patch, dict):
@@ -221,21 +228,19 @@ async def update_widget(
     dashboard = await get_own(actor, dashboard_id)
     widgets = draft_widgets(dashboard)
     for index, current in enumerate(widgets):
-        if current["id"] == widget_id:
-            merged = validate_widget({**current, **patch})
+        if current.id == widget_id:
+            merged = decode_widget({**widget_json(current), **patch})
             widgets = [*widgets[:index], merged, *widgets[index + 1 :]]
             break
     else:
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    dashboard.draft = {**dashboard.draft, "widgets": widgets}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
+    await audit.save_changes(
         actor,
+        dashboard,
+        {"draft": _draft_with(dashboard, widgets)},
         "dashboard.widget_update",
-        "dashboard",
-        dashboard.id,
         {"widget_id": widget_id, "fields": sorted(patch)},
     )
     return merged
@@ -245,13 +250,15 @@ async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) 
     actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     widgets = draft_widgets(dashboard)
-    remaining = [w for w in widgets if w["id"] != widget_id]
+    remaining = [w for w in widgets if w.id != widget_id]
     if len(remaining) == len(widgets):
         raise NotFound(
             "widget not found in this dashboard", code=DashboardErrorCode.widget_not_found
         )
-    dashboard.draft = {**dashboard.draft, "widgets": remaining}
-    await dashboard.save(update_fields=["draft", "updated_at"])
-    await audit.record(
-        actor, "dashboard.widget_delete", "dashboard", dashboard.id, {"widget_id": widget_id}
+    await audit.save_changes(
+        actor,
+        dashboard,
+        {"draft": _draft_with(dashboard, remaining)},
+        "dashboard.widget_delete",
+        {"widget_id": widget_id},
     )

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emban.analytics import discovery as engine
-from emban.analytics.planner import Scope, default_granularity
+from emban.analytics.query_spec import Scope, default_granularity
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
@@ -34,7 +34,7 @@ from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services import dashboards
 from emban.services.boundary import transaction
-from emban.services.widget_config import GRID_COLUMNS, validate_widget
+from emban.services.widget_config import GRID_COLUMNS, decode_widget
 
 AUTO_NAME = "Auto-generated Dashboard"
 MAX_EVENT_CHARTS = 10
@@ -155,7 +155,7 @@ def _valid(widget: dict[str, Any]) -> bool:
     """Whether the widget passes the widget rules (keys or names the query validator refuses
     are left out of the dashboard rather than failing it)."""
     try:
-        validate_widget(widget)
+        decode_widget(widget)
     except BadRequest:
         return False
     return True

@@ -133,13 +133,11 @@ async def update_environment(
     cleaned = clean_allowed_origins(allowed_origins)
     previous = list(environment.allowed_origins)
     if cleaned != previous:
-        environment.allowed_origins = cleaned
-        await environment.save(update_fields=["allowed_origins"])
-        await audit.record(
+        await audit.save_changes(
             actor,
+            environment,
+            {"allowed_origins": cleaned},
             "environment.update",
-            "environment",
-            environment.id,
             {"name": environment.name, "allowed_origins": cleaned, "previous": previous},
         )
     return environment

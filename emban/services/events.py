@@ -6,12 +6,11 @@ import functools
 import math
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_type_hints
 
 import msgspec
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
@@ -21,21 +20,22 @@ from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
+from emban.usage import add_usage
 
 MAX_EVENTS = 10_000
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
+OFF_LOOP_EVENTS = 1_000  # batches above this become rows on a worker thread
 MAX_NAME = 200
 MAX_PROPS = 200
+MAX_TIMESTAMP = 64
 FUTURE_LIMIT = timedelta(hours=24)
 MAX_REPORTED_ERRORS = 100
-_FIELDS = frozenset(
-    {"tenant_id", "event_name", "timestamp", "event_id", "user_id", "string_props", "numeric_props"}
-)
+TIMESTAMP_RULE = "must be ISO 8601 and at most 24 h in the future"
 
 
-def _timestamp(value: Any, now: datetime) -> str | None:
+def _timestamp(value: str, now: datetime) -> str | None:
     """'YYYY-MM-DD HH:MM:SS.mmm' (UTC) or None when the value is not acceptable."""
-    if not isinstance(value, str) or not value or len(value) > 64:
+    if not value or len(value) > MAX_TIMESTAMP:
         return None
     try:
         moment = datetime.fromisoformat(value)
@@ -49,25 +49,45 @@ def _timestamp(value: Any, now: datetime) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
-_Optional = Annotated[str, msgspec.Meta(max_length=MAX_NAME)] | None
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
+OptionalName = Annotated[str, msgspec.Meta(max_length=MAX_NAME)] | None
+StringProps = Annotated[dict[str, str], msgspec.Meta(max_length=MAX_PROPS)]
+NumericProps = Annotated[dict[str, float], msgspec.Meta(max_length=MAX_PROPS)]
 
 
-class _Event(msgspec.Struct, forbid_unknown_fields=True):
-    tenant_id: _Name
-    event_name: _Name
-    timestamp: str | None = None
-    event_id: _Optional = None
-    user_id: _Optional = None
-    string_props: dict[str, str] | None = None
-    numeric_props: dict[str, float] | None = None
+class IngestEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One event as a client sends it (POST /v1/events, GraphQL ingestEvents). A bad batch is
+    refused whole, with every problem listed (index, field, message)."""
+
+    tenant_id: Name
+    event_name: Name
+    timestamp: Annotated[str, msgspec.Meta(max_length=MAX_TIMESTAMP)] | None = None
+    event_id: OptionalName = None
+    user_id: OptionalName = None
+    string_props: StringProps | None = None
+    numeric_props: NumericProps | None = None
 
 
-class _Body(msgspec.Struct):
-    events: list[_Event]
+FIELDS: tuple[str, ...] = IngestEvent.__struct_fields__
+_HINTS = get_type_hints(IngestEvent, include_extras=True)
 
 
-_decoder = msgspec.json.Decoder(_Body)
+class IngestBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 10,000 events."""
+
+    events: list[IngestEvent]
+
+
+@dataclass(frozen=True)
+class IngestBatch:
+    """Decoded events and the moment their timestamps were checked against (an event without a
+    timestamp is stamped with it)."""
+
+    events: list[IngestEvent]
+    received_at: datetime
+
+
+_decoder = msgspec.json.Decoder(IngestBody)
 
 
 def _decode_any(body: bytes) -> Any:
@@ -85,142 +105,152 @@ def generated_event_ids(count: int) -> Iterator[str]:
     return (pool[i : i + 32] for i in range(0, len(pool), 32))
 
 
-def parse_events(body: bytes, *, org_id: str, environment_id: str, now: datetime) -> list[EventRow]:
-    """Fast path: typed decoding in C; any doubt falls back to :func:`validate_events`, which
-    lists every problem."""
+def _sound(event: IngestEvent, now: datetime) -> bool:
+    """The rules the types cannot say: names not blank, the timestamp a real moment at most 24 h
+    ahead, numbers finite (a GraphQL JSON value can be infinite)."""
+    return (
+        bool(event.tenant_id.strip())
+        and bool(event.event_name.strip())
+        and (event.timestamp is None or _timestamp(event.timestamp, now) is not None)
+        and all(math.isfinite(v) for v in (event.numeric_props or {}).values())
+    )
+
+
+def decode_events_json(body: bytes, now: datetime) -> IngestBatch:
+    """``{"events": [...]}`` bytes → a batch. Fast path: typed decoding in C; any doubt falls back
+    to :func:`decode_events`, which lists every problem."""
     try:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError:
         decoded = None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
-    if decoded is None or not 0 < len(decoded.events) <= MAX_EVENTS:
-        return validate_events(
-            _decode_any(body), org_id=org_id, environment_id=environment_id, now=now
-        )
-    stamp_now = _timestamp(now.isoformat(), now) or ""
-    ids = generated_event_ids(len(decoded.events))
-    rows: list[EventRow] = []
-    for event in decoded.events:
-        stamp = stamp_now if event.timestamp is None else _timestamp(event.timestamp, now)
-        string_props = event.string_props or {}
-        numeric_props = event.numeric_props or {}
-        if (
-            stamp is None
-            or not event.tenant_id.strip()
-            or not event.event_name.strip()
-            or len(string_props) > MAX_PROPS
-            or len(numeric_props) > MAX_PROPS
-            or not all(math.isfinite(v) for v in numeric_props.values())
-        ):
-            return validate_events(
-                _decode_any(body), org_id=org_id, environment_id=environment_id, now=now
-            )
-        rows.append(
-            EventRow(
-                org_id=org_id,
-                environment_id=environment_id,
-                tenant_id=event.tenant_id,
-                event_name=event.event_name,
-                timestamp=stamp,
-                event_id=event.event_id or next(ids),
-                user_id=event.user_id or "",
-                string_props=string_props,
-                numeric_props=numeric_props,
-            )
-        )
-    return rows
+    if (
+        decoded is None
+        or not 0 < len(decoded.events) <= MAX_EVENTS
+        or not all(_sound(event, now) for event in decoded.events)
+    ):
+        return decode_events(_decode_any(body), now)
+    return IngestBatch(decoded.events, now)
 
 
-def validate_events(raw: Any, *, org_id: str, environment_id: str, now: datetime) -> list[EventRow]:
-    """The body's events → rows; any problem anywhere → 400 listing each (index, field)."""
+def _fits(value: object, kind: Any) -> bool:
+    try:
+        msgspec.convert(value, kind, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _problems(event: object, now: datetime) -> list[tuple[str, str]]:
+    """Every (field, message) wrong with one raw event, each field checked against its type in
+    :class:`IngestEvent` (a missing or empty props object is no props, as it always was)."""
+    if not isinstance(event, dict):
+        return [("event", "must be an object")]
+    found = [(str(key), "unknown field") for key in event if key not in FIELDS]
+    for key in ("tenant_id", "event_name"):
+        value = event.get(key)
+        if isinstance(value, str) and len(value) > MAX_NAME:
+            found.append((key, f"at most {MAX_NAME} characters"))
+        elif not _fits(value, _HINTS[key]) or not str(value).strip():
+            found.append((key, "required non-empty string"))
+    stamp = event.get("timestamp")
+    if stamp is not None and (
+        not _fits(stamp, _HINTS["timestamp"]) or _timestamp(stamp, now) is None
+    ):
+        found.append(("timestamp", TIMESTAMP_RULE))
+    for key in ("event_id", "user_id"):
+        if not _fits(event.get(key), _HINTS[key]):
+            found.append((key, f"must be a string of at most {MAX_NAME} characters"))
+    for key, kind, what, rule in (
+        ("string_props", StringProps, "strings", "value must be a string"),
+        ("numeric_props", NumericProps, "numbers", "value must be a finite number"),
+    ):
+        props = event.get(key) or {}
+        if not isinstance(props, dict) or len(props) > MAX_PROPS:
+            found.append((key, f"must be an object of at most {MAX_PROPS} {what}"))
+            continue
+        value_kind = get_args(get_args(kind)[0])[1]
+        for name, value in props.items():
+            if not _fits(value, value_kind) or (
+                value_kind is float and not math.isfinite(float(value))
+            ):
+                found.append((f"{key}.{name}", rule))
+    return found
+
+
+def decode_events(raw: Any, now: datetime) -> IngestBatch:
+    """``{"events": [...]}`` as JSON values → a batch; any problem anywhere → 400 listing each
+    (index, field)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
         raise BadRequest('body must be {"events": [...]}', field="events")
+    for key in raw:
+        if key != "events":
+            raise BadRequest(f"{key} is not a known field", field=str(key))
     events: list[Any] = raw["events"]
     if not events:
         raise BadRequest("events must not be empty", field="events")
     if len(events) > MAX_EVENTS:
         raise PayloadTooLarge(f"at most {MAX_EVENTS} events per request (got {len(events)})")
+    try:
+        typed = msgspec.convert(events, list[IngestEvent], strict=True)
+    except msgspec.ValidationError:
+        typed = None
+    if typed is not None and all(_sound(event, now) for event in typed):
+        return IngestBatch(typed, now)
     errors: list[dict[str, object]] = []
     total = 0
-    ids = generated_event_ids(len(events))
-
-    def bad(index: int, field: str, message: str) -> None:
-        nonlocal total
-        total += 1
-        if len(errors) < MAX_REPORTED_ERRORS:
-            errors.append({"index": index, "field": field, "message": message})
-
-    stamp_now = _timestamp(now.isoformat(), now) or ""
-    rows: list[EventRow] = []
+    decoded: list[IngestEvent] = []
     for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            bad(index, "event", "must be an object")
-            continue
-        for key in event:
-            if key not in _FIELDS:
-                bad(index, str(key), "unknown field")
-        names: dict[str, str] = {}
-        for key in ("tenant_id", "event_name"):
-            value = event.get(key)
-            if not isinstance(value, str) or not value.strip():
-                bad(index, key, "required non-empty string")
-            elif len(value) > MAX_NAME:
-                bad(index, key, f"at most {MAX_NAME} characters")
-            else:
-                names[key] = value
-        stamp = stamp_now
-        if event.get("timestamp") is not None:
-            parsed = _timestamp(event["timestamp"], now)
-            if parsed is None:
-                bad(index, "timestamp", "must be ISO 8601 and at most 24 h in the future")
-            else:
-                stamp = parsed
-        optional: dict[str, str] = {}
-        for key in ("event_id", "user_id"):
-            value = event.get(key)
-            if value is None:
-                continue
-            if not isinstance(value, str) or len(value) > MAX_NAME:
-                bad(index, key, f"must be a string of at most {MAX_NAME} characters")
-            else:
-                optional[key] = value
-        string_props = event.get("string_props") or {}
-        if not isinstance(string_props, dict) or len(string_props) > MAX_PROPS:
-            bad(index, "string_props", f"must be an object of at most {MAX_PROPS} strings")
-            string_props = {}
-        for key, value in string_props.items():
-            if not isinstance(value, str):
-                bad(index, f"string_props.{key}", "value must be a string")
-        numeric_props = event.get("numeric_props") or {}
-        if not isinstance(numeric_props, dict) or len(numeric_props) > MAX_PROPS:
-            bad(index, "numeric_props", f"must be an object of at most {MAX_PROPS} numbers")
-            numeric_props = {}
-        for key, value in numeric_props.items():
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-            ):
-                bad(index, f"numeric_props.{key}", "value must be a finite number")
-        if total:
-            continue
-        rows.append(
-            EventRow(
-                org_id=org_id,
-                environment_id=environment_id,
-                tenant_id=names["tenant_id"],
-                event_name=names["event_name"],
-                timestamp=stamp,
-                event_id=optional.get("event_id") or next(ids),
-                user_id=optional.get("user_id", ""),
-                string_props=string_props,
-                numeric_props={k: float(v) for k, v in numeric_props.items()},
-            )
-        )
+        problems = _problems(event, now)
+        total += len(problems)
+        for field, message in problems[: max(0, MAX_REPORTED_ERRORS - len(errors))]:
+            errors.append({"index": index, "field": field, "message": message})
+        if not total:
+            props = {key: event.get(key) or None for key in ("string_props", "numeric_props")}
+            decoded.append(msgspec.convert({**event, **props}, IngestEvent, strict=True))
     if total:
         raise InvalidEvents(errors, total)
-    return rows
+    return IngestBatch(decoded, now)
+
+
+def event_rows(batch: IngestBatch, *, org_id: str, environment_id: str) -> list[EventRow]:
+    """A decoded batch → the rows the ingest writer stores."""
+    now = batch.received_at
+    stamp_now = _timestamp(now.isoformat(), now) or ""
+    ids = generated_event_ids(len(batch.events))
+    return [
+        EventRow(
+            org_id=org_id,
+            environment_id=environment_id,
+            tenant_id=event.tenant_id,
+            event_name=event.event_name,
+            timestamp=stamp_now
+            if event.timestamp is None
+            else _timestamp(event.timestamp, now) or stamp_now,
+            event_id=event.event_id or next(ids),
+            user_id=event.user_id or "",
+            string_props=event.string_props or {},
+            numeric_props=event.numeric_props or {},
+        )
+        for event in batch.events
+    ]
+
+
+def check_can_ingest(actor: Principal) -> None:
+    """403 unless an admin or ingest key sends the events (checked before the body is read)."""
+    if actor.scope not in ("admin", "ingest"):
+        raise Forbidden(
+            "events are sent with an admin or ingest API key", code=AuthErrorCode.insufficient_scope
+        )
+
+
+async def decode_body(body: bytes) -> IngestBatch:
+    """``POST /v1/events``' body → a batch. A big body is decoded on a low-priority thread: on
+    the loop, one burst's 10,000 events would hold every other request for tens of milliseconds
+    per request."""
+    decode = functools.partial(decode_events_json, body, datetime.now(UTC))
+    return await in_background(decode) if len(body) > OFF_LOOP_BODY_BYTES else decode()
 
 
 async def events_this_month(org_id: str, today: date) -> int:
@@ -230,37 +260,20 @@ async def events_this_month(org_id: str, today: date) -> int:
     return sum(int(str(n)) for n in days)
 
 
-async def record_events(org_id: str, day: date, count: int) -> None:
-    if count <= 0:
-        return
-    updated = await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
-    if updated:
-        return
-    try:
-        await UsageDaily.create(org_id=org_id, day=day, events=count)
-    except IntegrityError:  # created concurrently by another request
-        await UsageDaily.filter(org_id=org_id, day=day).update(events=F("events") + count)
-
-
-async def ingest_events(rt: Runtime, *, actor: Principal, body: bytes) -> int:
-    """Validate, check the plan's monthly limit, then wait for the durable group commit.
-
-    ``body`` is the JSON document ``{"events": [...]}`` (both edges send bytes).
-    """
-    if actor.scope not in ("admin", "ingest"):
-        raise Forbidden(
-            "events are sent with an admin or ingest API key", code=AuthErrorCode.insufficient_scope
-        )
-    now = datetime.now(UTC)
-    parse = functools.partial(
-        parse_events, body, org_id=actor.org_id, environment_id=actor.environment_id, now=now
+async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) -> int:
+    """Check the plan's monthly limit, then wait for the durable group commit of the decoded
+    events (both edges decode: :func:`decode_body`, :func:`decode_events`)."""
+    check_can_ingest(actor)
+    rows_of = functools.partial(
+        event_rows, batch, org_id=actor.org_id, environment_id=actor.environment_id
     )
-    # A big batch is decoded on a low-priority thread: on the loop, one burst's 10,000 events
-    # would hold every other request for tens of milliseconds per request.
-    rows = await in_background(parse) if len(body) > OFF_LOOP_BODY_BYTES else parse()
+    rows = await in_background(rows_of) if len(batch.events) > OFF_LOOP_EVENTS else rows_of()
     org = await Org.get(id=actor.org_id)
     billing.check_limit(
-        org, "events_per_month", await events_this_month(org.id, now.date()), len(rows)
+        org,
+        "events_per_month",
+        await events_this_month(org.id, batch.received_at.date()),
+        len(rows),
     )
     await rt.ingest.submit(rows)  # usage is recorded by the writer, once per flush
     return len(rows)
@@ -270,4 +283,4 @@ async def record_stored(stored: dict[str, int]) -> None:
     """The ingest writer's hook: add a flush's new rows to each org's usage for today."""
     today = datetime.now(UTC).date()
     for org_id, count in stored.items():
-        await record_events(org_id, today, count)
+        await add_usage(org_id, today, events=count)

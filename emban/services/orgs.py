@@ -24,12 +24,10 @@ async def update_org(*, actor: Principal, name: str | None, email: str | None) -
     org = await Org.get(id=actor.org_id)
     changes: dict[str, str] = {}
     if name is not None:
-        org.name = changes["name"] = clean_name(name, "name")
+        changes["name"] = clean_name(name, "name")
     if email is not None:
-        org.email = changes["email"] = clean_email(email)
-    if changes:
-        await org.save(update_fields=[*changes, "updated_at"])
-        await audit.record(actor, "org.update", "org", org.id, changes)
+        changes["email"] = clean_email(email)
+    await audit.save_changes(actor, org, changes, "org.update", dict(changes))
     return org
 
 

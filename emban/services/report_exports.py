@@ -19,11 +19,13 @@ import io
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from emban.analytics.planner import Scope, iso_bucket
+from emban.analytics.query_spec import Scope
+from emban.analytics.shaping import iso_bucket
 from emban.auth.embed_tokens import mint_embed_token
 from emban.models import Dashboard, Environment
 from emban.services.dashboards import published_widgets
 from emban.services.embeds import EmbedPermissions
+from emban.services.widget_config import QueryWidget, TextWidget
 from emban.services.widgets import widget_result
 
 RENDER_TIMEOUT_MS = 30_000
@@ -58,9 +60,9 @@ class QueryRuntime(Protocol):
     usage: Any
 
 
-def _table(widget: dict[str, Any], points: list[Any]) -> WidgetTable:
-    kind = widget["kind"]
-    grouped = bool(widget.get("query", {}).get("group_by"))
+def _table(widget: QueryWidget, points: list[Any]) -> WidgetTable:
+    kind = widget.kind
+    grouped = widget.query.group_by is not None
     if kind == "metric":
         columns = ["period", "value"]
         rows = [[p.group, p.value] for p in points]
@@ -73,7 +75,7 @@ def _table(widget: dict[str, Any], points: list[Any]) -> WidgetTable:
     else:
         columns = ["bucket", "value"]
         rows = [[iso_bucket(p.bucket), p.value] for p in points]
-    return WidgetTable(widget["id"], str(widget.get("title", "")), kind, columns, rows)
+    return WidgetTable(widget.id, widget.title, kind, columns, rows)
 
 
 async def widget_tables(
@@ -83,7 +85,7 @@ async def widget_tables(
     scope = Scope(dashboard.org_id, environment_id)
     tables: list[WidgetTable] = []
     for widget in published_widgets(dashboard):
-        if widget.get("kind") == "text":
+        if isinstance(widget, TextWidget):
             continue
         result = await widget_result(rt, scope, widget, tenant_id)  # type: ignore[arg-type]
         tables.append(_table(widget, result.points if result is not None else []))

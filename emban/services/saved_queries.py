@@ -74,24 +74,16 @@ async def update_saved_query(
 ) -> SavedQuery:
     actor.require_role("admin")
     saved = await _find(actor, query_id)
-    changed: list[str] = []
+    changes: dict[str, object] = {}
     if name is not None:
-        saved.name = clean_name(name, "name")
-        changed.append("name")
+        changes["name"] = clean_name(name, "name")
     if sql is not None:
-        saved.sql = _clean_sql(sql)
-        changed.append("sql")
+        changes["sql"] = _clean_sql(sql)
     if dataset is not None:
-        saved.dataset = _clean_dataset(dataset)
-        changed.append("dataset")
+        changes["dataset"] = _clean_dataset(dataset)
     if starred is not None:
-        saved.starred = starred
-        changed.append("starred")
-    if changed:
-        await saved.save(update_fields=[*changed, "updated_at"])
-        await audit.record(
-            actor, "saved_query.update", "saved_query", saved.id, {"fields": changed}
-        )
+        changes["starred"] = starred
+    await audit.save_changes(actor, saved, changes, "saved_query.update", {"fields": list(changes)})
     return saved
 
 

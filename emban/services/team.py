@@ -99,10 +99,8 @@ async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[M
     if membership.role == "owner" and role != "owner" and await _owner_count(actor) <= 1:
         raise Conflict("the last owner cannot be demoted", code=TeamErrorCode.last_owner)
     previous = membership.role
-    membership.role = role
-    await membership.save(update_fields=["role"])
-    await audit.record(
-        actor, "member.update_role", "member", membership.id, {"from": previous, "to": role}
+    await audit.save_changes(
+        actor, membership, {"role": role}, "member.update_role", {"from": previous, "to": role}
     )
     return membership, await User.get(id=membership.user_id)
 

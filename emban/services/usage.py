@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from emban.analytics import catalog
-from emban.analytics.planner import PERIOD_LENGTH, PERIODS
+from emban.analytics.query_spec import PERIOD_LENGTH, PERIODS
 from emban.auth.principal import Principal
 from emban.errors import BadRequest
 from emban.models import ApiKey, Org, UsageDaily

@@ -6,74 +6,95 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from emban.analytics.planner import QuerySpec, Scope
+from emban.analytics.query_spec import QuerySpec, Scope
 from emban.auth.principal import Principal
 from emban.error_codes import DashboardErrorCode
 from emban.errors import BadRequest, NotFound
-from emban.models import Widget
+from emban.models import Widget as WidgetModel
 from emban.runtime import Runtime
 from emban.services import audit
 from emban.services.analytics import AnalyticsResult, run_spec
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
-from emban.services.widget_config import spec_of, validate_widget
+from emban.services.widget_config import (
+    BreakdownWidget,
+    MetricWidget,
+    QueryWidget,
+    TextWidget,
+    Widget,
+    decode_widget,
+    spec_of,
+    stored_widget,
+    widget_json,
+)
 
 PREVIEW_ID = "preview"
 
 
-async def _own(actor: Principal, widget_id: str) -> Widget:
-    found = await in_org(Widget, actor).get_or_none(id=widget_id) if lookupable(widget_id) else None
+async def _own(actor: Principal, widget_id: str) -> WidgetModel:
+    found = (
+        await in_org(WidgetModel, actor).get_or_none(id=widget_id)
+        if lookupable(widget_id)
+        else None
+    )
     if found is None:
         raise NotFound("widget not found", code=DashboardErrorCode.widget_not_found)
     return found
 
 
-def _config(raw: Any, widget_id: str) -> dict[str, Any]:
+def _config(raw: object, widget_id: str) -> Widget:
     """A standalone widget's config: the dashboard widget format; its id is the widget's id."""
     if not isinstance(raw, dict):
         raise BadRequest("body must be a widget config object", field="body")
-    return validate_widget({**raw, "id": widget_id}, "widget")
+    return decode_widget({**raw, "id": widget_id}, "widget")
 
 
-async def list_widgets(*, actor: Principal) -> list[Widget]:
+def draft_config(widget: WidgetModel) -> Widget:
+    """A standalone widget's draft, decoded from its stored JSON."""
+    return stored_widget(widget.draft)
+
+
+def published_config(widget: WidgetModel) -> Widget | None:
+    return None if widget.published is None else stored_widget(widget.published)
+
+
+async def list_widgets(*, actor: Principal) -> list[WidgetModel]:
     actor.require_role("viewer")
-    return await in_org(Widget, actor).order_by("created_at")
+    return await in_org(WidgetModel, actor).order_by("created_at")
 
 
-async def get_widget(*, actor: Principal, widget_id: str) -> Widget:
+async def get_widget(*, actor: Principal, widget_id: str) -> WidgetModel:
     actor.require_role("viewer")
     return await _own(actor, widget_id)
 
 
-async def create_widget(*, actor: Principal, config: Any) -> Widget:
+async def create_widget(*, actor: Principal, config: object) -> WidgetModel:
     actor.require_role("admin")
-    widget = Widget(org_id=actor.org_id, created_by=actor.actor_id)
-    widget.draft = _config(config, widget.id)
+    widget = WidgetModel(org_id=actor.org_id, created_by=actor.actor_id)
+    draft = _config(config, widget.id)
+    widget.draft = widget_json(draft)
     await widget.save()
-    await audit.record(
-        actor, "widget.create", "widget", widget.id, {"title": widget.draft["title"]}
-    )
+    await audit.record(actor, "widget.create", "widget", widget.id, {"title": draft.title})
     return widget
 
 
-async def update_widget(*, actor: Principal, widget_id: str, patch: Any) -> Widget:
+async def update_widget(*, actor: Principal, widget_id: str, patch: object) -> WidgetModel:
     actor.require_role("admin")
     widget = await _own(actor, widget_id)
     if not isinstance(patch, dict):
         raise BadRequest("body must be an object", field="body")
-    widget.draft = _config({**widget.draft, **patch}, widget.id)
-    await widget.save(update_fields=["draft", "updated_at"])
-    await audit.record(actor, "widget.update", "widget", widget.id, {"fields": sorted(patch)})
+    draft = widget_json(_config({**widget_json(draft_config(widget)), **patch}, widget.id))
+    await audit.save_changes(
+        actor, widget, {"draft": draft}, "widget.update", {"fields": sorted(patch)}
+    )
     return widget
 
 
-async def publish_widget(*, actor: Principal, widget_id: str) -> Widget:
+async def publish_widget(*, actor: Principal, widget_id: str) -> WidgetModel:
     actor.require_role("admin")
     widget = await _own(actor, widget_id)
-    widget.published = dict(widget.draft)
-    widget.published_at = datetime.now(UTC)
-    await widget.save(update_fields=["published", "published_at", "updated_at"])
-    await audit.record(actor, "widget.publish", "widget", widget.id)
+    published = {"published": widget_json(draft_config(widget)), "published_at": datetime.now(UTC)}
+    await audit.save_changes(actor, widget, published, "widget.publish")
     return widget
 
 
@@ -86,12 +107,12 @@ async def delete_widget(*, actor: Principal, widget_id: str) -> None:
 
 @dataclass(frozen=True)
 class WidgetData:
-    widget: dict[str, Any]
+    widget: Widget
     result: AnalyticsResult | None  # None for text widgets
 
 
 async def widget_result(
-    rt: Runtime, scope: Scope, widget: dict[str, Any], tenant_id: str | None
+    rt: Runtime, scope: Scope, widget: Widget, tenant_id: str | None
 ) -> AnalyticsResult | None:
     """Run a widget's query for one tenant (or every tenant of the environment).
 
@@ -100,16 +121,18 @@ async def widget_result(
     group for the whole window (a p95 or a unique-user count per bucket cannot be added up into
     a slice).
     """
-    if widget["kind"] == "text":
+    if isinstance(widget, TextWidget):
         return None
-    return await run_widget_spec(rt, scope, widget["kind"], spec_of(widget, tenant_id))
+    return await run_widget_spec(rt, scope, widget, spec_of(widget, tenant_id))
 
 
-async def run_widget_spec(rt: Runtime, scope: Scope, kind: str, spec: QuerySpec) -> AnalyticsResult:
-    """Run a prepared spec (e.g. an embed's, with its filters) the way a ``kind`` widget reads."""
-    if kind == "breakdown":
+async def run_widget_spec(
+    rt: Runtime, scope: Scope, widget: QueryWidget, spec: QuerySpec
+) -> AnalyticsResult:
+    """Run a prepared spec (e.g. an embed's, with its filters) the way ``widget`` reads."""
+    if isinstance(widget, BreakdownWidget):
         return await run_spec(rt, scope, replace(spec, total=True))
-    if kind != "metric":
+    if not isinstance(widget, MetricWidget):
         return await run_spec(rt, scope, spec)
     return await metric_result(rt, scope, spec)
 
@@ -135,7 +158,7 @@ async def preview_data(
     actor.require_role("editor")
     if not isinstance(config, dict):
         raise BadRequest("widget must be an object", field="widget")
-    widget = validate_widget({"id": PREVIEW_ID, **config}, "widget")
+    widget = decode_widget({"id": PREVIEW_ID, **config}, "widget")
     if tenant_id is not None and (not isinstance(tenant_id, str) or len(tenant_id) > 200):
         raise BadRequest("tenant_id must be a string of at most 200 characters", field="tenant_id")
     scope = Scope(actor.org_id, actor.environment_id)

@@ -1,6 +1,6 @@
 /*!
  * Emban host helper — mounts a signed embed URL in an iframe and speaks the postMessage contract.
- * Plain JavaScript, no build step: <script src="https://your-emban/static/embed/host.js"></script>
+ * <script src="https://your-emban/static/embed/host.js"></script>
  *
  *   const embed = Emban.mount(document.getElementById("analytics"), { url: signedEmbedUrl });
  *   embed.on("filter", (event) => console.log(event.period, event.filters));
@@ -8,121 +8,95 @@
  *   embed.setTheme({ primaryColor: "#0f9d58" });
  *   embed.setEmbedUrl(nextSignedUrl); // swap the session, keep the filters → "session-swapped"
  *
- * Types: host.d.ts (served next to this file).
+ * Types: host.d.ts (served next to this file). Generated from host.ts by build.mjs: edit that.
  */
-(function (global) {
-  "use strict";
-
+"use strict";
+(() => {
+  // host.ts
   var EVENTS = ["ready", "resize", "filter", "period-change", "drill", "error"];
-  var SWAP_TIMEOUT_MS = 20000;
-
+  var SWAP_TIMEOUT_MS = 2e4;
   function isObject(value) {
     return typeof value === "object" && value !== null && !Array.isArray(value);
   }
-
   function copy(value) {
-    return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+    return value === void 0 ? value : JSON.parse(JSON.stringify(value));
   }
-
-  function mount(element, options) {
-    if (typeof element === "string") element = document.querySelector(element);
+  function mount(target, options) {
+    const element = typeof target === "string" ? document.querySelector(target) : target;
     if (!element || typeof element.appendChild !== "function") {
       throw new Error("Emban.mount: a container element is required");
     }
     if (!options || typeof options.url !== "string" || !options.url) {
       throw new Error("Emban.mount: options.url (a signed embed URL) is required");
     }
-
-    var handlers = {}; // type -> [handler]; "*" gets every event
-    var lastFilters = null; // the embed's last reported state, as a setFilters payload
-    var lastTheme = null; // merged setTheme tokens, re-applied after a swap
-    var destroyed = false;
-    var current = null;
-    var pending = null; // the frame being swapped in by setEmbedUrl
-
+    let handlers = {};
+    let lastFilters = null;
+    let lastTheme = null;
+    let destroyed = false;
+    let current = null;
+    let pending = null;
     function emit(type, event) {
-      var list = (handlers[type] || []).concat(handlers["*"] || []);
-      for (var i = 0; i < list.length; i++) {
+      const list = (handlers[type] || []).concat(handlers["*"] || []);
+      for (const handler of list) {
         try {
-          list[i](event);
+          handler(event);
         } catch (error) {
-          setTimeout(function () {
+          setTimeout(() => {
             throw error;
           });
         }
       }
     }
-
     function createFrame(url) {
-      var absolute = new URL(url, global.location.href);
-      var iframe = document.createElement("iframe");
+      const absolute = new URL(url, window.location.href);
+      const iframe = document.createElement("iframe");
       iframe.src = absolute.href;
       iframe.title = options.title || "Analytics dashboard";
-      iframe.setAttribute(
-        "sandbox",
-        "allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox",
-      );
-      // Your page's origin, never its path: the runtime takes its targetOrigin from it where the
-      // browser has no location.ancestorOrigins (Firefox).
+      iframe.setAttribute("sandbox", "allow-scripts allow-same-origin allow-popups allow-popups-to-escape-sandbox");
       iframe.setAttribute("referrerpolicy", "strict-origin");
       iframe.style.display = "block";
       iframe.style.width = "100%";
       iframe.style.border = "0";
       iframe.style.colorScheme = "normal";
       iframe.style.height = (options.height || 400) + "px";
-      var frame = {
-        iframe: iframe,
-        origin: absolute.origin,
-        loaded: false,
-        ready: false,
-        queue: [],
-        filter: null,
-      };
-      // The runtime listens from the moment its page has loaded; a theme sent then is applied
-      // before the first chart is drawn. Other commands wait for ready.
-      iframe.addEventListener("load", function () {
+      const frame = { iframe, origin: absolute.origin, loaded: false, ready: false, queue: [], filter: null };
+      iframe.addEventListener("load", () => {
         frame.loaded = true;
-        var queue = frame.queue;
-        frame.queue = [];
-        for (var i = 0; i < queue.length; i++) send(frame, queue[i]);
+        flush(frame);
       });
       return frame;
     }
-
     function send(frame, message) {
       message._emban = true;
-      var now = frame.ready || (frame.loaded && message.type === "setTheme");
+      const now = frame.ready || frame.loaded && message.type === "setTheme";
       if (now && frame.iframe.contentWindow) {
         frame.iframe.contentWindow.postMessage(message, frame.origin);
       } else {
         frame.queue.push(message);
       }
     }
-
     function flush(frame) {
-      var queue = frame.queue;
+      const queue = frame.queue;
       frame.queue = [];
-      for (var i = 0; i < queue.length; i++) send(frame, queue[i]);
+      for (const message of queue) send(frame, message);
     }
-
     function asSetFilters(event) {
       return {
-        period: event.period === undefined ? null : event.period,
+        period: event.period === void 0 ? null : event.period,
         dimensions: copy(event.filters) || {},
         numericRanges: copy(event.numericRanges) || {},
-        dateRanges: copy(event.dateRanges) || {},
+        dateRanges: copy(event.dateRanges) || {}
       };
     }
-
     function onMessage(event) {
-      var frame = null;
+      let frame = null;
       if (current && event.source === current.iframe.contentWindow) frame = current;
       else if (pending && event.source === pending.frame.iframe.contentWindow) frame = pending.frame;
       if (!frame || event.origin !== frame.origin) return;
-      var data = event.data;
+      const data = event.data;
       if (!isObject(data) || data._emban !== true || EVENTS.indexOf(data.type) === -1) return;
       if (pending && frame === pending.frame) {
-        onPendingMessage(data);
+        onPendingMessage(pending, data);
         return;
       }
       if (data.type === "ready") {
@@ -135,12 +109,8 @@
       }
       emit(data.type, data);
     }
-
-    // --- setEmbedUrl: load the next session beside the current one, re-apply the filters
-    // (and theme) once it is ready, then swap. Its own ready/filter/resize stay internal.
-    function onPendingMessage(data) {
-      var swap = pending;
-      var frame = swap.frame;
+    function onPendingMessage(swap, data) {
+      const frame = swap.frame;
       if (data.type === "resize" && typeof data.height === "number") {
         frame.height = Math.max(0, Math.ceil(data.height));
       } else if (data.type === "filter") {
@@ -159,34 +129,26 @@
         if (!frame.ready) {
           abort(data);
         } else {
-          // The new session refused the old filters: it is still the session now.
           emit("error", data);
           promote();
         }
       }
     }
-
     function sameFilters(a, b) {
       return !!b && JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
     }
-
     function normalize(value) {
       if (!isObject(value)) return value;
-      var out = {};
-      Object.keys(value)
-        .sort()
-        .forEach(function (key) {
-          out[key] = normalize(value[key]);
-        });
+      const out = {};
+      for (const key of Object.keys(value).sort()) out[key] = normalize(value[key]);
       return out;
     }
-
     function promote() {
-      var swap = pending;
+      const swap = pending;
       pending = null;
       clearTimeout(swap.timer);
-      var frame = swap.frame;
-      var old = current;
+      const frame = swap.frame;
+      const old = current;
       current = frame;
       frame.iframe.style.position = "";
       frame.iframe.style.visibility = "";
@@ -196,24 +158,22 @@
       frame.iframe.style.pointerEvents = "";
       frame.iframe.removeAttribute("aria-hidden");
       frame.iframe.tabIndex = 0;
-      if (frame.height !== undefined) frame.iframe.style.height = frame.height + "px";
+      if (frame.height !== void 0) frame.iframe.style.height = frame.height + "px";
       if (old) old.iframe.remove();
       flush(frame);
       if (frame.filter) lastFilters = frame.filter;
-      var event = { _emban: true, type: "session-swapped", filters: copy(lastFilters) };
+      const event = { _emban: true, type: "session-swapped", filters: copy(lastFilters) };
       emit("session-swapped", event);
       swap.resolve(event);
     }
-
     function abort(errorEvent) {
-      var swap = pending;
+      const swap = pending;
       pending = null;
       clearTimeout(swap.timer);
       swap.frame.iframe.remove();
       emit("error", errorEvent);
       swap.reject(new Error(errorEvent.message));
     }
-
     function setEmbedUrl(nextUrl) {
       if (destroyed) return Promise.reject(new Error("Emban: this embed was destroyed"));
       if (typeof nextUrl !== "string" || !nextUrl) {
@@ -225,8 +185,7 @@
         pending.reject(new Error("Emban: replaced by a newer setEmbedUrl"));
         pending = null;
       }
-      var frame = createFrame(nextUrl);
-      // Laid out at the current width so the new dashboard measures itself right, but unseen.
+      const frame = createFrame(nextUrl);
       frame.iframe.style.position = "absolute";
       frame.iframe.style.visibility = "hidden";
       frame.iframe.style.pointerEvents = "none";
@@ -235,9 +194,10 @@
       frame.iframe.style.width = (current ? current.iframe.clientWidth : element.clientWidth) + "px";
       frame.iframe.setAttribute("aria-hidden", "true");
       frame.iframe.tabIndex = -1;
-      return new Promise(function (resolve, reject) {
-        pending = { frame: frame, resolve: resolve, reject: reject, waitingForFilters: false };
-        pending.timer = setTimeout(function () {
+      return new Promise((resolve, reject) => {
+        const swap = { frame, resolve, reject, waitingForFilters: false };
+        pending = swap;
+        swap.timer = setTimeout(() => {
           if (pending && pending.frame === frame) {
             abort({ _emban: true, type: "error", message: "The new embed session did not load." });
           }
@@ -245,39 +205,37 @@
         element.appendChild(frame.iframe);
       });
     }
-
     current = createFrame(options.url);
     element.appendChild(current.iframe);
-    global.addEventListener("message", onMessage);
-
+    window.addEventListener("message", onMessage);
     return {
       get iframe() {
         return current ? current.iframe : null;
       },
-      setFilters: function (filters) {
+      setFilters(filters) {
         if (!destroyed) send(current, { type: "setFilters", filters: copy(filters) || {} });
       },
-      setTheme: function (theme) {
+      setTheme(theme) {
         if (destroyed) return;
         lastTheme = Object.assign({}, lastTheme || {}, copy(theme) || {});
         send(current, { type: "setTheme", theme: copy(theme) || {} });
       },
-      reload: function () {
+      reload() {
         if (!destroyed) send(current, { type: "reload" });
       },
-      setEmbedUrl: setEmbedUrl,
-      on: function (type, handler) {
+      setEmbedUrl,
+      on(type, handler) {
         (handlers[type] = handlers[type] || []).push(handler);
         return function off() {
-          var list = handlers[type] || [];
-          var at = list.indexOf(handler);
+          const list = handlers[type] || [];
+          const at = list.indexOf(handler);
           if (at !== -1) list.splice(at, 1);
         };
       },
-      destroy: function () {
+      destroy() {
         if (destroyed) return;
         destroyed = true;
-        global.removeEventListener("message", onMessage);
+        window.removeEventListener("message", onMessage);
         if (pending) {
           clearTimeout(pending.timer);
           pending.frame.iframe.remove();
@@ -286,9 +244,8 @@
         if (current) current.iframe.remove();
         current = null;
         handlers = {};
-      },
+      }
     };
   }
-
-  global.Emban = { mount: mount, version: "1" };
-})(typeof window !== "undefined" ? window : this);
+  window.Emban = { mount, version: "1" };
+})();

@@ -2,22 +2,15 @@
 // live subscription open, and speak the host contract (bridge.ts).
 
 import { HostBridge, type Command } from "./bridge";
-import { emptyFilters, FilterError, filterEvent, parseSetFilters, refusal } from "./filters";
+import { errorEffect } from "./errors";
+import { FilterError, filterEvent, parseSetFilters, refusal } from "./filters";
 import { ApiError, filtersInput, gql, LiveSocket } from "./gql";
+import { dashboardOf, EMBED_DASHBOARD, EMBED_PROBE, EMBED_WIDGET, permissionsOf } from "./operations";
 import { applyTheme, currentColors, ThemeError } from "./theme";
 import { Toolbar } from "./toolbar";
+import { initialSession, reduce, type Session, type SessionEvent } from "./session";
 import type { Dashboard, Drill, Filters, LiveEvent, Permissions, Result, Widget } from "./types";
 import { WidgetView, type RenderContext } from "./widgets";
-
-const WIDGET_FIELDS = "data { bucket value group } meta { period granularity groupBy }";
-const DASHBOARD_QUERY = `query EmbedDashboard { embed {
-  permissions { allowDrillDown lockedFilters allowedDimensions allowedPeriods maxDateRangeDays periods }
-  dashboard { id name widgets { id kind title viz layout text } }
-} }`;
-const WIDGET_QUERY = `query EmbedWidget($id: ID!, $filters: EmbedFiltersInput, $drill: DrillInput) {
-  embed { widgetData(widgetId: $id, filters: $filters, drill: $drill) { ${WIDGET_FIELDS} } }
-}`;
-const PROBE_QUERY = "query EmbedProbe { embed { permissions { allowDrillDown } } }";
 
 const MESSAGES = {
   expired: "This embed session has expired.",
@@ -29,7 +22,6 @@ const MESSAGES = {
 };
 const LIVE_WAIT_MS = 3000;
 
-type Status = "loading" | "ready" | "expired" | "invalid" | "not_published" | "failed";
 type Outcome = { ok: true; result: Result } | { ok: false; error: ApiError };
 
 const EMPTY_RESULT: Result = { data: [], meta: {} };
@@ -40,8 +32,7 @@ function asApiError(error: unknown): ApiError {
 
 /** A refusal of what was asked (filters, drill), as opposed to a widget that cannot load. */
 function isRefusal(error: ApiError): boolean {
-  if (error.reason === "embed_drill_forbidden" || error.reason === "invalid_field") return true;
-  return error.reason === "embed_filter_forbidden" && error.field !== "group_by";
+  return errorEffect(error.reason, error.field) === "refused";
 }
 
 function tokenExpiry(token: string): number | null {
@@ -55,20 +46,12 @@ function tokenExpiry(token: string): number | null {
 }
 
 export class EmbedApp {
-  private permissions: Permissions | null = null;
-  private dashboard: Dashboard | null = null;
-  private filters: Filters = emptyFilters();
-  private drill: Drill | null = null;
+  /** The session's state: replaced by `dispatch`, never mutated (see session.ts). */
+  private session: Session = initialSession();
   private readonly views = new Map<string, WidgetView>();
   private readonly live: LiveSocket;
-  private status: Status = "loading";
-  private ready = false;
-  private pending: Command[] = [];
-  private generation = 0;
-  private busy = false;
   private lastHeight = -1;
   private liveSeen: (() => void) | null = null;
-  private liveState: "connecting" | "live" | "closed" = "closed";
   private expiryTimer: number | undefined;
   private readonly toolbar: Toolbar;
   private readonly grid: HTMLElement;
@@ -83,10 +66,11 @@ export class EmbedApp {
     this.toolbar = new Toolbar({
       setPeriod: (period) => void this.setFilters({ period }),
       setDimension: (dimension, value) =>
-        void this.setFilters({ dimensions: { ...this.filters.dimensions, [dimension]: value } }),
+        void this.setFilters({ dimensions: { ...this.session.filters.dimensions, [dimension]: value } }),
       clearDrill: () => void this.clearDrill(),
       drillDetail: () => {
-        if (this.drill) this.bridge.post({ type: "drill", ...this.drill, action: "detail" });
+        const drill = this.session.drill;
+        if (drill) this.bridge.post({ type: "drill", ...drill, action: "detail" });
       },
     });
     this.grid = document.createElement("div");
@@ -100,13 +84,17 @@ export class EmbedApp {
     this.live = new LiveSocket(`${scheme}//${location.host}/graphql`, token ?? "", {
       onEvent: (event) => this.onLive(event),
       onState: (state) => {
-        this.liveState = state;
+        this.dispatch({ type: "live", state });
         this.toolbar.setLive(state);
         this.root.dataset.live = state;
         if (state === "closed") this.liveSeen?.();
       },
       onRefused: () => void this.liveRefused(),
     });
+  }
+
+  private dispatch(event: SessionEvent): void {
+    this.session = reduce(this.session, event);
   }
 
   async start(): Promise<void> {
@@ -123,11 +111,11 @@ export class EmbedApp {
   /** Load and draw everything, then go live and say ready (again after a retry, or when an
    * unpublished dashboard gets published while the page is open). */
   private async boot(): Promise<void> {
-    this.status = "loading";
+    this.dispatch({ type: "boot" });
     this.showNotice(null);
     if (!(await this.loadDashboard())) {
       // Unpublished: stay subscribed, a publish pushes the config and boots again.
-      if ((this.status as Status) === "not_published") this.live.start(this.filters);
+      if (this.session.status === "not_published") this.live.start(this.session.filters);
       return;
     }
     await this.loadAllProgressively();
@@ -135,29 +123,29 @@ export class EmbedApp {
       performance.mark("emban:first-render");
       performance.measure("emban:render", "emban:start", "emban:first-render");
     }
-    if (this.status !== "loading") return;
+    if (this.session.status !== "loading") return;
     // Live after the first render: its initial snapshot would compete with the widget queries.
     const liveFirst = new Promise<void>((resolve) => {
       this.liveSeen = resolve;
       window.setTimeout(resolve, LIVE_WAIT_MS);
-      if (this.liveState === "live") resolve();
+      if (this.session.live === "live") resolve();
     });
-    this.live.start(this.filters);
+    this.live.start(this.session.filters);
     await liveFirst;
-    if (this.status !== "loading") return;
-    this.status = "ready";
-    if (this.ready) {
+    if (this.session.status !== "loading") return;
+    const announced = this.session.announced;
+    this.dispatch({ type: "ready" });
+    if (announced) {
       this.postFilter(); // a retry: the state is reported again, ready was said once
       return;
     }
-    this.ready = true;
     this.root.setAttribute("aria-busy", "false");
     this.postFilter();
     this.postResize(true);
-    this.bridge.post({ type: "ready", dashboardId: this.dashboard?.id ?? this.dashboardId });
+    this.bridge.post({ type: "ready", dashboardId: this.session.dashboard?.id ?? this.dashboardId });
     this.scheduleExpiryCheck();
-    const queued = this.pending;
-    this.pending = [];
+    const queued = this.session.pending;
+    this.dispatch({ type: "drain" });
     for (const command of queued) this.command(command);
   }
 
@@ -165,12 +153,8 @@ export class EmbedApp {
 
   private async loadDashboard(): Promise<boolean> {
     try {
-      const data = await gql<{ embed: { permissions: Permissions; dashboard: Dashboard } }>(
-        this.token!,
-        DASHBOARD_QUERY,
-      );
-      this.permissions = data.embed.permissions;
-      this.setDashboard(data.embed.dashboard);
+      const data = await gql(this.token!, EMBED_DASHBOARD, {});
+      this.setDashboard(dashboardOf(data.embed.dashboard), permissionsOf(data.embed.permissions));
       return true;
     } catch (error) {
       this.failFrom(asApiError(error), MESSAGES.load);
@@ -178,9 +162,9 @@ export class EmbedApp {
     }
   }
 
-  private setDashboard(dashboard: Dashboard): void {
-    const before = this.dashboard;
-    this.dashboard = dashboard;
+  private setDashboard(dashboard: Dashboard, permissions?: Permissions): void {
+    const before = this.session.dashboard;
+    this.dispatch({ type: "config", dashboard, permissions });
     const widgets = [...dashboard.widgets].sort((a, b) => a.layout.y - b.layout.y || a.layout.x - b.layout.x);
     const keep = new Set(widgets.map((w) => w.id));
     for (const [id, view] of this.views) {
@@ -212,7 +196,7 @@ export class EmbedApp {
   private async fetchWidget(widget: Widget, filters: Filters, drill: Drill | null): Promise<Outcome> {
     if (widget.kind === "text") return { ok: true, result: EMPTY_RESULT };
     try {
-      const data = await gql<{ embed: { widgetData: Result } }>(this.token!, WIDGET_QUERY, {
+      const data = await gql(this.token!, EMBED_WIDGET, {
         id: widget.id,
         filters: filtersInput(filters),
         drill: this.drillFor(widget, drill),
@@ -224,12 +208,12 @@ export class EmbedApp {
   }
 
   private async loadAllProgressively(): Promise<void> {
-    const generation = this.generation;
-    const widgets = this.dashboard?.widgets ?? [];
+    const { generation, filters, drill } = this.session;
+    const widgets = this.session.dashboard?.widgets ?? [];
     await Promise.all(
       widgets.map(async (widget) => {
-        const outcome = await this.fetchWidget(widget, this.filters, this.drill);
-        if (generation !== this.generation) return;
+        const outcome = await this.fetchWidget(widget, filters, drill);
+        if (generation !== this.session.generation) return;
         this.apply(widget.id, outcome);
       }),
     );
@@ -245,9 +229,10 @@ export class EmbedApp {
     }
     const error = outcome.error;
     if (this.failFrom(error, null)) return;
-    if (error.reason === "embed_filter_forbidden" && error.field === "group_by") {
+    const effect = errorEffect(error.reason, error.field);
+    if (effect === "widget_hidden") {
       view.setError("This widget is not available in this embed.");
-    } else if (error.reason === "widget_not_found") {
+    } else if (effect === "widget_gone") {
       view.setError("This widget is no longer available.");
     } else {
       view.setError("Couldn't load this widget.", () => void this.refreshWidget(widgetId));
@@ -255,54 +240,54 @@ export class EmbedApp {
   }
 
   private async refreshWidget(widgetId: string): Promise<void> {
-    const widget = this.dashboard?.widgets.find((w) => w.id === widgetId);
+    const widget = this.session.dashboard?.widgets.find((w) => w.id === widgetId);
     const view = this.views.get(widgetId);
     if (!widget || !view) return;
-    const generation = this.generation;
+    const { generation, filters, drill } = this.session;
     view.setLoading();
-    const outcome = await this.fetchWidget(widget, this.filters, this.drill);
-    if (generation === this.generation) this.apply(widgetId, outcome);
+    const outcome = await this.fetchWidget(widget, filters, drill);
+    if (generation === this.session.generation) this.apply(widgetId, outcome);
   }
 
   /** Fetch every widget for a new state; commit it only if nothing was refused. Returns the
    * refusal, "stale" when a later change overtook this one, or null once committed. */
   private async transact(filters: Filters, drill: Drill | null, reloadConfig = false): Promise<ApiError | "stale" | null> {
-    const generation = ++this.generation;
-    this.setBusy(true);
+    this.dispatch({ type: "change" });
+    const generation = this.session.generation;
+    this.showBusy();
     for (const view of this.views.values()) if (view.state === "ready" || view.state === "empty") view.setLoading();
     if (reloadConfig) {
       try {
-        const data = await gql<{ embed: { permissions: Permissions; dashboard: Dashboard } }>(this.token!, DASHBOARD_QUERY);
-        if (generation !== this.generation) return "stale";
-        this.permissions = data.embed.permissions;
-        this.setDashboard(data.embed.dashboard);
+        const data = await gql(this.token!, EMBED_DASHBOARD, {});
+        if (generation !== this.session.generation) return "stale";
+        this.setDashboard(dashboardOf(data.embed.dashboard), permissionsOf(data.embed.permissions));
       } catch (error) {
-        if (generation !== this.generation) return "stale";
+        if (generation !== this.session.generation) return "stale";
         this.settle();
         const failure = asApiError(error);
         this.failFrom(failure, null);
         return failure;
       }
     }
-    const widgets = this.dashboard?.widgets ?? [];
+    const widgets = this.session.dashboard?.widgets ?? [];
     const outcomes = await Promise.all(widgets.map((w) => this.fetchWidget(w, filters, drill)));
-    if (generation !== this.generation) return "stale";
+    if (generation !== this.session.generation) return "stale";
     for (const outcome of outcomes) {
       if (!outcome.ok && (isRefusal(outcome.error) || this.failFrom(outcome.error, null))) {
         this.settle();
         return outcome.error;
       }
     }
-    this.filters = filters;
-    this.drill = drill;
-    this.setBusy(false);
+    this.dispatch({ type: "committed", filters, drill });
+    this.showBusy();
     widgets.forEach((widget, i) => this.apply(widget.id, outcomes[i]));
     this.renderToolbar();
     return null;
   }
 
   private settle(): void {
-    this.setBusy(false);
+    this.dispatch({ type: "settled" });
+    this.showBusy();
     for (const view of this.views.values()) view.settle();
   }
 
@@ -319,8 +304,8 @@ export class EmbedApp {
       this.rerender();
       return;
     }
-    if (!this.ready) {
-      if (this.status === "loading") this.pending.push(command);
+    if (!this.session.announced) {
+      if (this.session.status === "loading") this.dispatch({ type: "queue", command });
       else this.postError(this.statusMessage());
       return;
     }
@@ -332,29 +317,30 @@ export class EmbedApp {
   }
 
   private async setFilters(payload: unknown): Promise<void> {
-    if (!this.permissions || this.status !== "ready") {
+    const { permissions, status } = this.session;
+    if (!permissions || status !== "ready") {
       this.postError(this.statusMessage());
       return;
     }
     let next: Filters;
     try {
-      next = parseSetFilters(payload, this.filters);
+      next = parseSetFilters(payload, this.session.filters);
     } catch (error) {
       this.postError(error instanceof FilterError ? error.message : String(error));
       this.renderToolbar();
       return;
     }
-    const refused = refusal(next, this.permissions);
+    const refused = refusal(next, permissions);
     if (refused) {
       this.postError(refused);
       this.renderToolbar(); // puts an in-frame control back
       return;
     }
-    const previous = this.filters;
-    const outcome = await this.transact(next, this.drill);
+    const previous = this.session.filters;
+    const outcome = await this.transact(next, this.session.drill);
     if (outcome === "stale") return;
     if (outcome) {
-      if (this.status === "ready") this.postError(outcome.message);
+      if (this.session.status === "ready") this.postError(outcome.message);
       this.renderToolbar();
       return;
     }
@@ -366,39 +352,40 @@ export class EmbedApp {
   }
 
   private async reload(): Promise<void> {
-    const outcome = await this.transact(this.filters, this.drill, true);
+    const outcome = await this.transact(this.session.filters, this.session.drill, true);
     if (outcome === "stale") return;
     if (outcome) {
-      if (this.status === "ready") this.postError(outcome.network ? MESSAGES.refresh : outcome.message);
+      if (this.session.status === "ready") this.postError(outcome.network ? MESSAGES.refresh : outcome.message);
       return;
     }
     this.postFilter();
-    this.live.subscribe(this.filters);
+    this.live.subscribe(this.session.filters);
   }
 
   private async pick(dimension: string, value: string): Promise<void> {
-    if (!this.permissions?.allowDrillDown || this.status !== "ready") return;
-    if (this.drill && this.drill.dimension === dimension && this.drill.value === value) {
+    const { permissions, status, drill } = this.session;
+    if (!permissions?.allowDrillDown || status !== "ready") return;
+    if (drill && drill.dimension === dimension && drill.value === value) {
       await this.clearDrill();
       return;
     }
     const next = { dimension, value };
-    const outcome = await this.transact(this.filters, next);
+    const outcome = await this.transact(this.session.filters, next);
     if (outcome === "stale") return;
     if (outcome) {
-      if (this.status === "ready") this.postError(outcome.message);
+      if (this.session.status === "ready") this.postError(outcome.message);
       return;
     }
     this.bridge.post({ type: "drill", dimension, value, action: "apply" });
   }
 
   private async clearDrill(): Promise<void> {
-    const drill = this.drill;
+    const drill = this.session.drill;
     if (!drill) return;
-    const outcome = await this.transact(this.filters, null);
+    const outcome = await this.transact(this.session.filters, null);
     if (outcome === "stale") return;
     if (outcome) {
-      if (this.status === "ready") this.postError(outcome.message);
+      if (this.session.status === "ready") this.postError(outcome.message);
       return;
     }
     this.bridge.post({ type: "drill", ...drill, action: "clear" });
@@ -408,32 +395,34 @@ export class EmbedApp {
 
   private onLive(event: LiveEvent): void {
     this.liveSeen?.();
-    if (this.status === "expired" || this.status === "invalid") return;
+    if (this.session.status === "expired" || this.session.status === "invalid") return;
     if (event.type === "not_published") {
       this.notPublished();
       return;
     }
     if (event.type === "config" && event.dashboard) {
-      if (this.status === "not_published") {
-        if (!this.ready || !this.permissions) {
+      if (this.session.status === "not_published") {
+        if (!this.session.announced || !this.session.permissions) {
           void this.boot(); // it was never shown: load it as on a first visit
           return;
         }
-        this.status = "ready";
+        this.dispatch({ type: "republished" });
         this.showNotice(null);
       }
-      if (JSON.stringify(event.dashboard) !== JSON.stringify(this.dashboard)) this.setDashboard(event.dashboard);
+      if (JSON.stringify(event.dashboard) !== JSON.stringify(this.session.dashboard)) {
+        this.setDashboard(event.dashboard);
+      }
       return;
     }
     if (event.type === "data" && event.widgetId && event.data) {
       const view = this.views.get(event.widgetId);
       if (!view || view.widget.kind === "text") return;
-      if (this.drillFor(view.widget, this.drill)) {
+      if (this.drillFor(view.widget, this.session.drill)) {
         void this.refreshWidget(event.widgetId); // the live cohort does not know the drill
         return;
       }
       if (view.result && JSON.stringify(view.result.data) === JSON.stringify(event.data.data)) return;
-      if (this.busy) return; // a change in flight will load fresh data
+      if (this.session.busy) return; // a change in flight will load fresh data
       view.setResult(event.data, this.context());
       this.renderToolbar();
       return;
@@ -444,7 +433,7 @@ export class EmbedApp {
         if (view && view.state !== "error") {
           view.setError("Couldn't refresh this widget.", () => void this.refreshWidget(event.widgetId!));
         }
-      } else if (this.ready) {
+      } else if (this.session.announced) {
         this.postError(MESSAGES.refresh);
       }
     }
@@ -455,16 +444,14 @@ export class EmbedApp {
   /** Handle an error that ends the session's view (expired, invalid, unpublished). With a
    * fallback message, any other error ends it too. Returns whether it was handled. */
   private failFrom(error: ApiError, fallback: string | null): boolean {
-    switch (error.reason) {
-      case "embed_token_expired":
+    switch (errorEffect(error.reason, error.field)) {
+      case "expired":
         this.expire();
         return true;
-      case "embed_token_invalid":
-      case "embed_token_required":
-      case "UNAUTHENTICATED":
+      case "invalid":
         this.fail("invalid", MESSAGES.invalid);
         return true;
-      case "dashboard_not_published":
+      case "not_published":
         this.notPublished();
         return true;
       default:
@@ -475,21 +462,21 @@ export class EmbedApp {
   }
 
   private expire(): void {
-    if (this.status === "expired") return;
+    if (this.session.status === "expired") return;
     this.fail("expired", MESSAGES.expired, undefined, "Reload the page to start a new session.");
   }
 
   private notPublished(): void {
-    if (this.status === "not_published") return;
-    const wasReady = this.ready;
-    this.status = "not_published";
+    if (this.session.status === "not_published") return;
+    const wasReady = this.session.announced;
+    this.dispatch({ type: "not_published" });
     this.showNotice(MESSAGES.notPublished, undefined, "It will show here once it is published.");
     this.postError(MESSAGES.notPublished);
     if (!wasReady) this.root.setAttribute("aria-busy", "false");
   }
 
-  private fail(status: Status, message: string, retry?: () => void, detail?: string): void {
-    this.status = status;
+  private fail(status: "expired" | "invalid" | "failed", message: string, retry?: () => void, detail?: string): void {
+    this.dispatch({ type: "failed", status });
     window.clearTimeout(this.expiryTimer);
     if (status === "expired" || status === "invalid") this.live.stop();
     this.root.setAttribute("aria-busy", "false");
@@ -498,7 +485,7 @@ export class EmbedApp {
   }
 
   private showNotice(message: string | null, retry?: () => void, detail?: string): void {
-    this.root.dataset.status = message ? this.status : "ok";
+    this.root.dataset.status = message ? this.session.status : "ok";
     this.notice.replaceChildren();
     this.notice.hidden = message === null;
     this.toolbar.el.hidden = message !== null;
@@ -523,7 +510,7 @@ export class EmbedApp {
   }
 
   private statusMessage(): string {
-    switch (this.status) {
+    switch (this.session.status) {
       case "expired":
         return MESSAGES.expired;
       case "invalid":
@@ -547,20 +534,21 @@ export class EmbedApp {
    * try the socket again a little later. */
   private async liveRefused(): Promise<void> {
     try {
-      await gql(this.token!, PROBE_QUERY);
+      await gql(this.token!, EMBED_PROBE, {});
     } catch (error) {
       const failure = asApiError(error);
       if (!failure.network && this.failFrom(failure, null)) return;
     }
     window.setTimeout(() => {
-      if (this.status === "ready" || this.status === "not_published") this.live.start(this.filters);
+      const { status, filters } = this.session;
+      if (status === "ready" || status === "not_published") this.live.start(filters);
     }, 5000);
   }
 
   private async probe(attempt: number): Promise<void> {
-    if (this.status === "expired" || this.status === "invalid") return;
+    if (this.session.status === "expired" || this.session.status === "invalid") return;
     try {
-      await gql(this.token!, PROBE_QUERY);
+      await gql(this.token!, EMBED_PROBE, {});
     } catch (error) {
       const failure = asApiError(error);
       if (!failure.network && this.failFrom(failure, null)) return;
@@ -573,8 +561,8 @@ export class EmbedApp {
   private context(): RenderContext {
     return {
       colors: currentColors(),
-      drill: this.drill,
-      onPick: this.permissions?.allowDrillDown ? (dimension, value) => void this.pick(dimension, value) : null,
+      drill: this.session.drill,
+      onPick: this.session.permissions?.allowDrillDown ? (dimension, value) => void this.pick(dimension, value) : null,
     };
   }
 
@@ -586,7 +574,8 @@ export class EmbedApp {
   }
 
   private renderToolbar(): void {
-    if (!this.permissions || !this.dashboard) return;
+    const { permissions, dashboard, filters, drill, busy } = this.session;
+    if (!permissions || !dashboard) return;
     const values = new Map<string, Set<string>>();
     for (const view of this.views.values()) {
       const dimension = view.widget.kind === "breakdown" ? view.result?.meta.groupBy : null;
@@ -596,23 +585,24 @@ export class EmbedApp {
       values.set(dimension, seen);
     }
     this.toolbar.render({
-      name: this.dashboard.name,
-      permissions: this.permissions,
-      filters: this.filters,
-      drill: this.drill,
+      name: dashboard.name,
+      permissions,
+      filters,
+      drill,
       values,
-      busy: this.busy,
+      busy,
     });
   }
 
-  private setBusy(busy: boolean): void {
-    this.busy = busy;
+  /** Show whether a change is in flight (session.busy). */
+  private showBusy(): void {
+    const busy = this.session.busy;
     this.toolbar.el.classList.toggle("emban-busy", busy);
     this.root.dataset.busy = String(busy);
   }
 
   private postFilter(): void {
-    this.bridge.post({ type: "filter", ...filterEvent(this.filters) } as never);
+    this.bridge.post({ type: "filter", ...filterEvent(this.session.filters) } as never);
   }
 
   private postError(message: string): void {

@@ -1,6 +1,8 @@
 // GraphQL over HTTP (POST /graphql, Authorization: Bearer <embed token>) and a small
 // graphql-transport-ws client for Subscription.embedLive (token in connection_init).
 
+import type { EmbedFiltersInput, EmbedLiveSubscription } from "./generated/graphql";
+import { EMBED_LIVE, liveEventOf, type Operation } from "./operations";
 import type { Filters, LiveEvent } from "./types";
 
 export class ApiError extends Error {
@@ -21,24 +23,24 @@ interface GraphQLErrorBody {
   extensions?: { code?: string; reason?: string; field?: string };
 }
 
-export async function gql<T>(
+export async function gql<Data, Variables>(
   token: string,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<T> {
+  operation: Operation<Data, Variables>,
+  variables: Variables,
+): Promise<Data> {
   let response: Response;
   try {
     response = await fetch("/graphql", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query: operation.document, variables }),
       credentials: "omit",
       cache: "no-store",
     });
   } catch {
     throw new ApiError("The server could not be reached.", null, null, true);
   }
-  let body: { data?: T | null; errors?: GraphQLErrorBody[] };
+  let body: { data?: Data | null; errors?: GraphQLErrorBody[] };
   try {
     body = await response.json();
   } catch {
@@ -54,22 +56,14 @@ export async function gql<T>(
 }
 
 /** The filters as EmbedFiltersInput: only the parts in use. */
-export function filtersInput(filters: Filters): Record<string, unknown> | null {
-  const input: Record<string, unknown> = {};
+export function filtersInput(filters: Filters): EmbedFiltersInput | null {
+  const input: EmbedFiltersInput = {};
   if (filters.period) input.period = filters.period;
   if (Object.keys(filters.dimensions).length) input.dimensions = filters.dimensions;
   if (Object.keys(filters.numericRanges).length) input.numericRanges = filters.numericRanges;
   if (Object.keys(filters.dateRanges).length) input.dateRanges = filters.dateRanges;
   return Object.keys(input).length ? input : null;
 }
-
-const LIVE_QUERY = `subscription Live($filters: EmbedFiltersInput) {
-  embedLive(filters: $filters) {
-    type widgetId message
-    dashboard { id name widgets { id kind title viz layout text } }
-    data { data { bucket value group } meta { period granularity groupBy } }
-  }
-}`;
 
 export interface LiveHandlers {
   onEvent(event: LiveEvent): void;
@@ -170,7 +164,7 @@ export class LiveSocket {
     const id = String(this.nextId++);
     this.subscriptionId = id;
     const variables = { filters: this.filters ? filtersInput(this.filters) : null };
-    this.send({ id, type: "subscribe", payload: { query: LIVE_QUERY, variables } });
+    this.send({ id, type: "subscribe", payload: { query: EMBED_LIVE.document, variables } });
   }
 
   private receive(raw: unknown): void {
@@ -192,11 +186,11 @@ export class LiveSocket {
         break;
       case "next": {
         if (message.id !== this.subscriptionId) return;
-        const payload = message.payload as { data?: { embedLive?: LiveEvent } } | undefined;
+        const payload = message.payload as { data?: EmbedLiveSubscription | null } | undefined;
         const event = payload?.data?.embedLive;
         if (event) {
           this.handlers.onState("live");
-          this.handlers.onEvent(event);
+          this.handlers.onEvent(liveEventOf(event));
         }
         break;
       }

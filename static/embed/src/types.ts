@@ -1,5 +1,15 @@
-// Shapes of the GraphQL embed surface (schema/schema.graphql: EmbedQuery, EmbedLiveEvent) and of
-// the runtime's own state.
+// Shapes of the GraphQL embed surface, derived from the types graphql-codegen generates from
+// schema/schema.graphql for src/graphql/*.graphql (src/generated/graphql.ts), and of the
+// runtime's own state.
+
+import type {
+  EmbedDashboardFieldsFragment,
+  EmbedDashboardQuery,
+  EmbedLiveSubscription,
+  WidgetResultFieldsFragment,
+} from "./generated/graphql";
+
+type WireWidget = EmbedDashboardFieldsFragment["widgets"][number];
 
 export const PERIODS = ["1h", "24h", "7d", "30d", "90d"] as const;
 
@@ -16,46 +26,24 @@ export interface Viz {
   [option: string]: unknown;
 }
 
-export interface Widget {
-  id: string;
-  kind: string; // metric | timeseries | breakdown | table | text
-  title: string;
-  viz: Viz | null;
-  layout: Layout;
-  text: string | null;
-}
+/** A widget as the runtime draws it: the generated EmbedWidget type with its two JSON scalars
+ * (`viz`, `layout`) given the shapes the server's widget config has. */
+export type Widget = Omit<WireWidget, "viz" | "layout"> & { viz: Viz | null; layout: Layout };
 
-export interface Dashboard {
-  id: string;
-  name: string;
-  widgets: Widget[];
-}
+export type Dashboard = Omit<EmbedDashboardFieldsFragment, "widgets"> & { widgets: Widget[] };
 
-export interface Point {
-  bucket: string;
-  value: number | null;
-  group: string | null;
-}
+export type Point = WidgetResultFieldsFragment["data"][number];
 
-export interface Meta {
-  period?: string;
-  granularity?: string;
-  groupBy?: string | null;
-}
-
+/** A widget's result; a text widget's is empty (no meta). */
 export interface Result {
   data: Point[];
-  meta: Meta;
+  meta: Partial<WidgetResultFieldsFragment["meta"]>;
 }
 
-export interface Permissions {
-  allowDrillDown: boolean;
+/** The session's permissions (EmbedSessionPermissions); `lockedFilters` is {dimension: value}. */
+export type Permissions = Omit<EmbedDashboardQuery["embed"]["permissions"], "lockedFilters"> & {
   lockedFilters: Record<string, string>;
-  allowedDimensions: string[];
-  allowedPeriods: string[];
-  maxDateRangeDays: number | null;
-  periods: string[]; // the periods this session may choose
-}
+};
 
 export interface NumericRange {
   min?: number | null;
@@ -80,10 +68,8 @@ export interface Drill {
   value: string;
 }
 
-export interface LiveEvent {
+/** One push of Subscription.embedLive, its dashboard typed as above. */
+export type LiveEvent = Omit<EmbedLiveSubscription["embedLive"], "dashboard" | "type"> & {
   type: "config" | "data" | "not_published" | "error";
-  widgetId: string | null;
-  message: string | null;
   dashboard: Dashboard | null;
-  data: Result | null;
-}
+};
