@@ -18,11 +18,12 @@ from emban.services.notifications import (
     AlertEventView,
     AlertView,
     DeliveryView,
+    EndpointView,
     ReportRunView,
     ReportView,
     alert_event_view,
     alert_view,
-    iso,
+    endpoint_view,
     report_run_view,
     report_view,
     runner_of,
@@ -186,6 +187,23 @@ class WebhookEndpoint:
     last_duration_ms: int | None
     last_attempt_at: str | None
 
+    @classmethod
+    def of(cls, view: EndpointView) -> WebhookEndpoint:
+        return cls(
+            url=view.url,
+            rules=[
+                WebhookRuleRef(type=r.type, id=strawberry.ID(str(r.id)), name=r.name)
+                for r in view.rules
+            ],
+            success_24h=view.success_24h,
+            failure_24h=view.failure_24h,
+            last_status_code=view.last_status_code,
+            last_error=view.last_error,
+            last_response_excerpt=view.last_response_excerpt,
+            last_duration_ms=view.last_duration_ms,
+            last_attempt_at=view.last_attempt_at,
+        )
+
 
 @strawberry.type
 class Webhooks:
@@ -284,23 +302,7 @@ class AlertQueries:
         endpoints = await webhooks.endpoints(actor.org_id)
         return Webhooks(
             signing_secret=await webhooks.current_secret(actor.org_id),
-            endpoints=[
-                WebhookEndpoint(
-                    url=e.url,
-                    rules=[
-                        WebhookRuleRef(type=r.type, id=strawberry.ID(str(r.id)), name=r.name)
-                        for r in e.rules
-                    ],
-                    success_24h=e.success_24h,
-                    failure_24h=e.failure_24h,
-                    last_status_code=e.last_status_code,
-                    last_error=e.last_error,
-                    last_response_excerpt=e.last_response_excerpt,
-                    last_duration_ms=e.last_duration_ms,
-                    last_attempt_at=iso(e.last_attempt_at),
-                )
-                for e in endpoints
-            ],
+            endpoints=[WebhookEndpoint.of(endpoint_view(e)) for e in endpoints],
         )
 
 

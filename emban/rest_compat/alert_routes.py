@@ -20,6 +20,7 @@ from emban.services.alert_rules import AlertInput, states_of
 from emban.services.notifications import (
     alert_event_view,
     alert_view,
+    endpoint_view,
     iso,
     report_run_view,
     report_view,
@@ -380,20 +381,7 @@ async def list_webhooks(request: web.Request) -> Webhooks:
     endpoints = await webhooks.endpoints(actor.org_id)
     return Webhooks(
         signing_secret=secret,
-        endpoints=[
-            WebhookEndpoint(
-                url=e.url,
-                rules=[RuleRef(type=r.type, id=r.id, name=r.name) for r in e.rules],  # type: ignore[arg-type]
-                success_24h=e.success_24h,
-                failure_24h=e.failure_24h,
-                last_status_code=e.last_status_code,
-                last_error=e.last_error,
-                last_response_excerpt=e.last_response_excerpt,
-                last_duration_ms=e.last_duration_ms,
-                last_attempt_at=iso(e.last_attempt_at),
-            )
-            for e in endpoints
-        ],
+        endpoints=[_convert(endpoint_view(e), WebhookEndpoint) for e in endpoints],
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from emban.models import AlertEvent, AlertRule, Delivery, Report, ReportRun
 from emban.runtime import Runtime
 from emban.services.alert_eval import AlertRunner
+from emban.services.webhooks import Endpoint
 
 
 def iso(value: datetime | None) -> str | None:
@@ -183,6 +184,40 @@ def report_run_view(run: ReportRun, deliveries: list[Delivery]) -> ReportRunView
         bytes=run.bytes,
         error=run.error,
         deliveries=[delivery_view(d) for d in deliveries],
+    )
+
+
+@dataclass(frozen=True)
+class RuleRefView:
+    type: str
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    url: str
+    rules: list[RuleRefView]
+    success_24h: int
+    failure_24h: int
+    last_status_code: int | None
+    last_error: str | None
+    last_response_excerpt: str | None
+    last_duration_ms: int | None
+    last_attempt_at: str | None
+
+
+def endpoint_view(endpoint: Endpoint) -> EndpointView:
+    return EndpointView(
+        url=endpoint.url,
+        rules=[RuleRefView(r.type, r.id, r.name) for r in endpoint.rules],
+        success_24h=endpoint.success_24h,
+        failure_24h=endpoint.failure_24h,
+        last_status_code=endpoint.last_status_code,
+        last_error=endpoint.last_error,
+        last_response_excerpt=endpoint.last_response_excerpt,
+        last_duration_ms=endpoint.last_duration_ms,
+        last_attempt_at=iso(endpoint.last_attempt_at),
     )
 
 

@@ -24,7 +24,8 @@ from emban.services import alert_rules
 from emban.services.alert_eval import AlertRunner, evaluate_all, evaluate_rule
 from emban.services.alert_rules import AlertInput
 from emban.services.boundary import transaction
-from tests.conftest import Client, ClientFactory, bearer, register
+from tests.conftest import ClientFactory, bearer, register
+from tests.console_org import ConsoleOrg
 from tests.smtp import Mailbox
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -62,25 +63,7 @@ WIDGETS: list[dict[str, Any]] = [
 ]
 
 
-class Org:
-    def __init__(self, client: Client, reg: dict[str, Any]) -> None:
-        self.client = client
-        self.key: str = reg["api_key"]["key"]
-        self.id: str = reg["org"]["id"]
-        self.env: str = reg["environments"][0]["id"]
-        self.admin = Principal(
-            kind="api_key", org_id=self.id, environment_id=self.env, role="admin", scope="admin"
-        )
-        self.viewer = Principal(
-            kind="session", org_id=self.id, environment_id=self.env, role="viewer", scope="session"
-        )
-        self.dashboard = ""
-
-    async def ingest(self, events: list[dict[str, Any]]) -> None:
-        response = await self.client.post(
-            "/v1/events", json={"events": events}, headers=bearer(self.key)
-        )
-        assert response.status in (200, 202), await response.text()
+Org = ConsoleOrg
 
 
 @pytest.fixture

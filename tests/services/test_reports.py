@@ -15,7 +15,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from emban.auth.principal import Principal
 from emban.errors import BadRequest, Forbidden
 from emban.jobs.inprocess import InProcessJobs
 from emban.models import Delivery, Report, ReportRun
@@ -25,7 +24,8 @@ from emban.services import reports, webhooks
 from emban.services.boundary import transaction
 from emban.services.report_runs import start_due, start_run
 from emban.services.reports import ReportInput
-from tests.conftest import Client, ClientFactory, bearer, register
+from tests.conftest import ClientFactory, bearer, register
+from tests.console_org import ConsoleOrg
 from tests.smtp import Mailbox, attachments
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -62,16 +62,7 @@ WIDGETS: list[dict[str, Any]] = [
 ]
 
 
-class Org:
-    def __init__(self, client: Client, reg: dict[str, Any]) -> None:
-        self.client = client
-        self.key: str = reg["api_key"]["key"]
-        self.id: str = reg["org"]["id"]
-        self.env: str = reg["environments"][0]["id"]
-        self.admin = Principal(
-            kind="api_key", org_id=self.id, environment_id=self.env, role="admin", scope="admin"
-        )
-        self.dashboard = ""
+Org = ConsoleOrg
 
 
 @pytest.fixture
@@ -332,7 +323,7 @@ async def test_validation_names_the_field(org: Org, make_client: ClientFactory) 
     with pytest.raises(BadRequest) as caught:
         await _create(org, dashboard_id=(await draft.json())["id"])
     assert caught.value.extra["field"] == "dashboard_id"
-    viewer = dataclasses.replace(org.admin, kind="session", role="viewer", scope="session")
+    viewer = org.viewer
     with pytest.raises(Forbidden):
         await reports.create_report(actor=viewer, body=ReportInput(name="x"))
     assert await Report.all().count() == 0
