@@ -60,5 +60,12 @@ def iso_bucket(moment: datetime | date) -> str:
     return moment.isoformat()
 
 
+def iso_timestamp(value: datetime | None) -> str | None:
+    """A stored moment as the API writes it: ISO 8601 in UTC with milliseconds and ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def iso_seconds(unix_seconds: int) -> str:
     return iso_bucket(datetime.fromtimestamp(unix_seconds, UTC))

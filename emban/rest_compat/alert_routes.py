@@ -14,6 +14,7 @@ from aiohttp import web
 from emban.rest_compat.http import parse_body, runtime
 from emban.rest_compat.responses import Response, Timestamp
 from emban.rest_compat.route import caller, route
+from emban.rest_compat.shapes import iso
 from emban.services import alert_rules, audit, reports, webhooks
 from emban.services.alert_eval import evaluate_rule
 from emban.services.alert_rules import AlertInput, states_of
@@ -21,7 +22,6 @@ from emban.services.notifications import (
     alert_event_view,
     alert_view,
     endpoint_view,
-    iso,
     report_run_view,
     report_view,
     runner_of,

@@ -4,13 +4,13 @@ alike)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
 
 from emban.analytics.adhoc import AdhocResult
-from emban.analytics.shaping import iso_bucket
+from emban.analytics.shaping import iso_bucket, iso_timestamp
 from emban.models import (
     ApiKey,
     AuditLog,
@@ -30,11 +30,7 @@ from emban.services.usage import Onboarding, Usage
 from emban.services.widget_config import Widget as WidgetType
 from emban.services.widget_config import widget_json
 
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso = iso_timestamp  # how every REST answer writes a stored moment
 
 
 def role(value: str) -> out.Role:

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from emban.analytics.shaping import iso_timestamp as iso
 from emban.models import AlertEvent, AlertRule, Delivery, Report, ReportRun
 from emban.runtime import Runtime
 from emban.services.alert_eval import AlertRunner
 from emban.services.webhooks import Endpoint
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def finite(value: float | None) -> float | None:
