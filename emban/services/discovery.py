@@ -33,6 +33,7 @@ from emban.errors import BadRequest
 from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services import dashboards
+from emban.services.access import requires
 from emban.services.boundary import transaction
 from emban.services.widget_config import GRID_COLUMNS, decode_widget
 
@@ -123,9 +124,9 @@ async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
     ]
 
 
+@requires("viewer")
 async def discover(rt: Runtime, *, actor: Principal) -> list[DiscoveredEvent]:
     """``GET /v1/discover``: the events of the caller's environment (viewer)."""
-    actor.require_role("viewer")
     return await _scan(rt, Scope(actor.org_id, actor.environment_id))
 
 
@@ -277,6 +278,7 @@ def _lay_out(metrics: list[dict[str, Any]], charts: list[dict[str, Any]]) -> lis
     return placed
 
 
+@requires("editor")
 async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     """``POST /v1/discover/auto-create`` (editor): a draft dashboard over the discovered events;
     400 ``no_events`` when the environment has none.
@@ -285,7 +287,6 @@ async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     open (on SQLite one would block every other request for as long as the scan takes), and only
     the dashboard is written, in a short transaction of its own.
     """
-    actor.require_role("editor")
     events = await _scan(rt, Scope(actor.org_id, actor.environment_id))
     if not events:
         raise BadRequest(
