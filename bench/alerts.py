@@ -154,7 +154,8 @@ async def main(rules: int, events: int, cycles: int, hours: int, batch: int) -> 
         await store.close()
         await close_metadata(metadata)
     print(
-        f"events loaded: {events:,} in {load_s:.1f} s; rules: {evaluated:,} "
+        f"events loaded: {events:,} over the last {hours} h in {load_s:.1f} s; probes per "
+        f"scan: {batch}; rules: {evaluated:,} "
         f"({rules // 2:,} per tenant over 100 tenants)"
     )
     print(

@@ -17,6 +17,7 @@ from emban.rest_compat.routes import ROUTES
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
+    202: "Accepted",
     204: "No content",
     400: "Invalid parameter or payload",
     401: "Missing or invalid auth",

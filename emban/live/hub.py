@@ -30,7 +30,7 @@ import msgspec
 from emban.analytics.background import deferrable
 from emban.error_codes import EmbedErrorCode
 from emban.errors import EmbanError, TooManyCohorts
-from emban.live.bus import LiveBus
+from emban.live.bus import LiveBus, alert_event_message
 from emban.live.sockets import LiveSockets
 from emban.services.widget_config import TextWidget, Widget
 
@@ -127,6 +127,7 @@ class LiveHub:
         self._slots = asyncio.Semaphore(max_concurrent_refreshes)
         self.sockets = sockets if sockets is not None else LiveSockets(bus)
         self.refreshes = 0  # widget computations (for tests and the benchmark)
+        self._alert_listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         bus.subscribe(self._on_message)
 
     @property
@@ -144,6 +145,23 @@ class LiveHub:
     async def announce_dashboard(self, org_id: str, dashboard_id: str) -> None:
         await self._bus.publish({"type": "dashboard", "org": org_id, "dashboard": dashboard_id})
 
+    async def announce_alert_event(self, org_id: str, event: dict[str, Any]) -> None:
+        """A new alert event, to every process's console subscribers of the org."""
+        await self._bus.publish(alert_event_message(org_id, event))
+
+    async def alert_events(self, org_id: str) -> AsyncGenerator[dict[str, Any], None]:
+        """Every alert event of ``org_id`` recorded from now on (``Subscription.alertEvents``)."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        listeners = self._alert_listeners.setdefault(org_id, set())
+        listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            listeners.discard(queue)
+            if not listeners:
+                self._alert_listeners.pop(org_id, None)
+
     async def _on_message(self, message: dict[str, Any]) -> None:
         if message.get("type") == "ingest":
             touched: dict[tuple[str, str, str], set[str]] = {}
@@ -158,6 +176,11 @@ class LiveHub:
                 if dirty:
                     cohort.dirty |= dirty
                     self._schedule(cohort)
+        elif message.get("type") == "alert_event":
+            for queue in list(self._alert_listeners.get(str(message.get("org_id")), ())):
+                if queue.full():
+                    continue  # a subscriber that does not read loses events, never the hub
+                queue.put_nowait(message.get("event", {}))
         elif message.get("type") == "dashboard":
             for cohort in list(self._cohorts.values()):
                 if (cohort.key.org_id, cohort.key.dashboard_id) == (

@@ -76,6 +76,8 @@ async def post(
     except aiohttp.ClientConnectorError as exc:
         refused = isinstance(exc.os_error, OSError) and "refused:" in str(exc.os_error)
         return Attempt(False, not refused, None, describe(exc.os_error), None, elapsed())
+    except (aiohttp.InvalidURL, ValueError) as exc:  # e.g. a host aiohttp will not connect to
+        return Attempt(False, False, None, describe(exc), None, elapsed())
     except (aiohttp.ClientError, OSError) as exc:
         return Attempt(False, True, None, describe(exc), None, elapsed())
     if 200 <= code < 300:

@@ -16,6 +16,7 @@ import strawberry
 from emban.auth.principal import Principal
 from emban.errors import EmbanError
 from emban.live.hub import CohortKey, LiveDashboard, Update
+from emban.resolvers.alerts import AlertEvent
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx
 from emban.resolvers.embed import EmbedDashboard, EmbedFiltersInput, embed_filters_from_input
@@ -80,8 +81,48 @@ def _event(update: Update) -> EmbedLiveEvent:
     return EmbedLiveEvent(type="error", message=str(update.get("message", "error")))
 
 
+def _alert_event(payload: dict[str, Any]) -> AlertEvent:
+    return AlertEvent(
+        id=strawberry.ID(str(payload.get("id"))),
+        kind=str(payload.get("kind")),
+        value=payload.get("value"),
+        threshold_value=payload.get("threshold_value"),
+        tenant_id=payload.get("tenant_id"),
+        at=payload.get("at"),
+        message=str(payload.get("message", "")),
+        deliveries=[],
+    )
+
+
+@strawberry.type(description="A new alert event of the caller's org, with its rule.")
+class AlertEventPush:
+    alert_id: strawberry.ID
+    alert_name: str
+    event: AlertEvent
+
+
 @strawberry.type
 class Subscription:
+    @strawberry.subscription(
+        description="Every new alert event of the org (console users: the session cookie, or "
+        'an admin key as {"authorization": "Bearer …"} in connection_init).'
+    )
+    async def alert_events(self, info: GqlInfo) -> AsyncGenerator[AlertEventPush, None]:
+        context = ctx(info)
+        actor = context.actor()
+        actor.require_role("viewer")
+        events = context.runtime.live.alert_events(actor.org_id)
+        try:
+            async for payload in events:
+                alert = payload.get("alert") or {}
+                yield AlertEventPush(
+                    alert_id=strawberry.ID(str(alert.get("id"))),
+                    alert_name=str(alert.get("name", "")),
+                    event=_alert_event(payload),
+                )
+        finally:
+            await events.aclose()
+
     @strawberry.subscription(
         description="Live embed: the current state, then changes (auth: connection_init token)."
     )

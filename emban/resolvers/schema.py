@@ -27,6 +27,7 @@ from strawberry.types.execution import StreamExecutionResult
 from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
+from emban.resolvers.alerts import AlertMutations, AlertQueries
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.context import transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
@@ -130,12 +131,20 @@ ERROR_CODE_TYPES = [
 
 schema = EmbanSchema(
     query=merge_types(
-        "Query", (Query, AnalyticsQueries, DashboardQueries, EmbedQueries, DiscoveryQueries)
+        "Query",
+        (Query, AnalyticsQueries, DashboardQueries, EmbedQueries, DiscoveryQueries, AlertQueries),
     ),
     mutation=transactional_by_default(
         merge_types(
             "Mutation",
-            (Mutation, AnalyticsMutations, DashboardMutations, EmbedMutations, DiscoveryMutations),
+            (
+                Mutation,
+                AnalyticsMutations,
+                DashboardMutations,
+                EmbedMutations,
+                DiscoveryMutations,
+                AlertMutations,
+            ),
         )
     ),
     subscription=Subscription,

@@ -41,8 +41,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from emban.auth.principal import Principal
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
-from emban.error_codes import EmbedErrorCode, LiveErrorCode
+from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
 from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
@@ -93,7 +94,10 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
             )
             return
         principal = self.context.actor()
-        assert principal.embed is not None  # on_ws_connect admits embed tokens only
+        if principal.embed is None:  # a console socket (alert events): no token to expire
+            await self.send_message({"type": "connection_ack"})
+            self.connection_acknowledged = True
+            return
         sockets = self.context.runtime.live.sockets
         self._socket_id = await sockets.open(principal.environment_id, principal.embed, self._close)
         if self._socket_id is None:
@@ -256,19 +260,29 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
         )
 
     async def on_ws_connect(self, context: EmbanContext) -> UnsetType | dict[str, object] | None:
-        """A live embed authenticates with ``connection_init`` ``{"token": "<embed token>"}``;
-        anything else closes the socket with 4403, and a token over its request budget with
-        4429 ``rate_limited`` (a socket spends one request of the budget)."""
-        token = (context.connection_params or {}).get("token")
-        if not isinstance(token, str) or not token:
-            raise ConnectionRejectionError({"reason": EmbedErrorCode.embed_token_required.value})
-        try:
-            principal = await accounts.authenticate(
-                authorization=f"Bearer {token}", session_cookie=None, ip=context.ip
-            )
-        except EmbanError as error:
-            raise ConnectionRejectionError({"reason": error.code}) from None
-        if principal is None or principal.kind != "embed":
+        """Who a socket is: a live embed sends ``connection_init`` ``{"token": "<embed
+        token>"}``; a console user (``Subscription.alertEvents``) relies on the session cookie
+        of the upgrade request or sends ``{"authorization": "Bearer <admin key>"}``. Anything
+        else closes the socket with 4403, and a caller over its request budget with 4429
+        ``rate_limited`` (a socket spends one request of the budget)."""
+        params = context.connection_params or {}
+        token = params.get("token")
+        authorization = params.get("authorization")
+        if isinstance(token, str) and token:
+            principal = await self._authenticate(context, f"Bearer {token}")
+            if principal is None or principal.kind != "embed":
+                raise ConnectionRejectionError(
+                    {"reason": EmbedErrorCode.embed_token_required.value}
+                )
+        elif isinstance(authorization, str) and authorization:
+            principal = await self._authenticate(context, authorization)
+            if principal is None or principal.kind == "embed":
+                raise ConnectionRejectionError({"reason": AuthErrorCode.unauthenticated.value})
+            if principal.scope == "ingest":
+                raise ConnectionRejectionError({"reason": AuthErrorCode.insufficient_scope.value})
+        elif context.principal is not None and context.principal.kind == "session":
+            principal = context.principal
+        else:
             raise ConnectionRejectionError({"reason": EmbedErrorCode.embed_token_required.value})
         try:
             await budgets.charge_request(context.runtime, principal)
@@ -277,3 +291,11 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
         context.principal = principal
         context.auth_error = None
         return None
+
+    async def _authenticate(self, context: EmbanContext, authorization: str) -> Principal | None:
+        try:
+            return await accounts.authenticate(
+                authorization=authorization, session_cookie=None, ip=context.ip
+            )
+        except EmbanError as error:
+            raise ConnectionRejectionError({"reason": error.code}) from None

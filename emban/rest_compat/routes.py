@@ -490,6 +490,7 @@ async def onboarding_status(request: web.Request) -> out.Onboarding:
 def _all_routes() -> tuple[RestRoute, ...]:
     # Importing the route modules registers their declarations.
     from emban.rest_compat import (  # noqa: F401
+        alert_routes,
         dashboard_routes,
         discovery_routes,
         embed_routes,

@@ -45,13 +45,15 @@ async def signing_secrets(org_id: str, *, now: datetime | None = None) -> list[s
     return [row.secret]
 
 
-async def rotate(org_id: str) -> str:
+async def rotate(org_id: str) -> tuple[str, datetime]:
+    """A new secret and the moment of the rotation (the old one signs for 24 h from it)."""
     row = await _row(org_id)
     fresh = signing.new_secret()
+    moment = _now()
     await WebhookSecret.filter(id=row.id).update(
-        secret=fresh, previous=row.secret, rotated_at=_now()
+        secret=fresh, previous=row.secret, rotated_at=moment
     )
-    return fresh
+    return fresh, moment
 
 
 def new_delivery_uid() -> str:

@@ -4,6 +4,8 @@ final failures, redirects, SSRF refusal at delivery, and secret rotation."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -130,6 +132,27 @@ async def test_final_statuses_are_not_retried(
     assert len(rec.seen) == 1  # the redirect target was not followed either
 
 
+def _loopback_name() -> str:
+    """A host name other than localhost that resolves only to loopback here (the machine's own
+    name, or another /etc/hosts entry): what an attacker's DNS name pointing at 127.0.0.1 is."""
+    candidates = [socket.gethostname()]
+    with open("/etc/hosts") as hosts:
+        for line in hosts:
+            parts = line.split("#")[0].split()
+            if parts and parts[0].startswith("127."):
+                candidates += parts[1:]
+    for name in candidates:
+        if name.lower().rstrip(".") == "localhost" or name.lower().endswith(".localhost"):
+            continue
+        try:
+            infos = socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)
+        except OSError:
+            continue
+        if infos and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos):
+            return name
+    raise AssertionError("no host name resolving to loopback on this machine")
+
+
 async def test_loopback_refused_at_delivery_without_the_allow_list(
     runtime: Runtime, org_id: str, receiver: tuple[Receiver, str]
 ) -> None:
@@ -138,6 +161,16 @@ async def test_loopback_refused_at_delivery_without_the_allow_list(
     done = await _deliver(runtime, org_id, by_name, allow=())
     assert (done.status, done.attempts, done.status_code) == ("failed", 1, None)
     assert done.error is not None and "loopback" in done.error
+    # A name the save-time check cannot judge, resolving to loopback: refused at connect time.
+    name = _loopback_name()
+    by_other_name = await _deliver(runtime, org_id, url.replace("127.0.0.1", name), allow=())
+    assert (by_other_name.status, by_other_name.attempts) == ("failed", 1)
+    assert by_other_name.error == (
+        f"refused: {name} resolves only to private or reserved addresses"
+    )
+    # A non-canonical address form is never connected to, and not retried.
+    dotted = await _deliver(runtime, org_id, url.replace("127.0.0.1", "127.0.0.1."), allow=())
+    assert (dotted.status, dotted.attempts) == ("failed", 1)
     literal = await _deliver(runtime, org_id, url, allow=())
     assert literal.status == "failed" and literal.error is not None
     assert "refused" in literal.error
@@ -155,7 +188,7 @@ async def test_rotation_signs_with_both_for_a_day(
 ) -> None:
     rec, url = receiver
     old = await webhooks.current_secret(org_id)
-    new = await webhooks.rotate(org_id)
+    new, _ = await webhooks.rotate(org_id)
     assert new != old
     assert await webhooks.signing_secrets(org_id) == [new, old]
     await _deliver(runtime, org_id, url)

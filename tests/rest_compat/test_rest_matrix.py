@@ -27,6 +27,7 @@ from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
 from emban.analytics.tables import EVENTS
 from emban.auth import credentials
 from emban.models import (
+    AlertRule,
     ApiKey,
     AuditLog,
     Dashboard,
@@ -34,6 +35,7 @@ from emban.models import (
     Invite,
     Membership,
     Org,
+    Report,
     SavedQuery,
     User,
     UserSession,
@@ -110,6 +112,24 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/embed-sessions/revoke"): (401, 403, 403, 403, 200, 200, 200),
     ("GET", "/v1/environments"): (401, 403, 200, 200, 200, 200, 200),
     ("PATCH", "/v1/environments/{id}"): (401, 403, 403, 403, 200, 200, 200),
+    # Alerts and reports: read by every console user, written, run and evaluated by admins;
+    # the webhooks page shows the signing secret: admins only.
+    ("GET", "/v1/alerts"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/alerts/{id}"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/alerts/{id}/events"): (401, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/alerts"): (401, 403, 403, 403, 201, 201, 201),
+    ("PATCH", "/v1/alerts/{id}"): (401, 403, 403, 403, 200, 200, 200),
+    ("DELETE", "/v1/alerts/{id}"): (401, 403, 403, 403, 204, 204, 204),
+    ("POST", "/v1/alerts/{id}/evaluate"): (401, 403, 403, 403, 200, 200, 200),
+    ("GET", "/v1/reports"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/reports/{id}"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/reports/{id}/runs"): (401, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/reports"): (401, 403, 403, 403, 201, 201, 201),
+    ("PATCH", "/v1/reports/{id}"): (401, 403, 403, 403, 200, 200, 200),
+    ("DELETE", "/v1/reports/{id}"): (401, 403, 403, 403, 204, 204, 204),
+    ("POST", "/v1/reports/{id}/run"): (401, 403, 403, 403, 202, 202, 202),
+    ("GET", "/v1/webhooks"): (401, 403, 403, 403, 200, 200, 200),
+    ("POST", "/v1/webhooks/rotate-secret"): (401, 403, 403, 403, 200, 200, 200),
 }
 
 # Routes that need an event in the world's environment to succeed.
@@ -139,6 +159,14 @@ NEEDS_DEMO = {("GET", "/v1/demo/embed-url")}
 
 # The audit action an allowed request writes (None: a read, or the org and its log are gone).
 AUDIT_ACTION: dict[tuple[str, str], str | None] = {
+    ("POST", "/v1/alerts"): "alert.create",
+    ("PATCH", "/v1/alerts/{id}"): "alert.update",
+    ("DELETE", "/v1/alerts/{id}"): "alert.delete",
+    ("POST", "/v1/reports"): "report.create",
+    ("PATCH", "/v1/reports/{id}"): "report.update",
+    ("DELETE", "/v1/reports/{id}"): "report.delete",
+    ("POST", "/v1/reports/{id}/run"): "report.run",
+    ("POST", "/v1/webhooks/rotate-secret"): "webhook.rotate_secret",
     ("POST", "/v1/auth/logout"): "session.logout",
     ("POST", "/v1/api-keys"): "api_key.create",
     ("DELETE", "/v1/api-keys/{id}"): "api_key.delete",
@@ -196,6 +224,8 @@ class World:
     dashboard_id: str = ""
     widget_id: str = ""
     session_id: str = ""
+    alert_id: int = 0
+    report_id: int = 0
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -270,6 +300,26 @@ async def seed_world(tag: str = "") -> World:
     widget.draft = {**_widget("w"), "id": widget.id}
     await widget.save()
     world.widget_id = widget.id
+    alert = await AlertRule.create(
+        org_id=org.id,
+        environment_id=production.id,
+        dashboard_id=dashboard.id,
+        widget_id="calls",
+        name="Calls",
+        condition_type="threshold",
+        operator="gt",
+        threshold_value=100,
+        lookback_minutes=60,
+    )
+    world.alert_id = alert.id
+    report = await Report.create(
+        org_id=org.id,
+        environment_id=production.id,
+        dashboard_id=dashboard.id,
+        name="Weekly",
+        schedule="0 9 * * 1",
+    )
+    world.report_id = report.id
     await Invite.create(
         org_id=org.id,
         email=f"invitee@acme{tag}.test",
@@ -326,12 +376,18 @@ def _url(path: str, world: World) -> str:
         return path.format(id=world.environment_id)
     if path.startswith("/v1/embed-sessions/{id}"):
         return path.format(id=world.session_id)
+    if path.startswith("/v1/alerts/{id}"):
+        return path.format(id=world.alert_id)
+    if path.startswith("/v1/reports/{id}"):
+        return path.format(id=world.report_id)
     return path.format(id=world.target_key_id, name="events")
 
 
 def _body(route: tuple[str, str], world: World) -> Any:
     if route == ("POST", "/v1/embed-sessions"):
         return {"tenant_id": "acme", "dashboard_id": world.dashboard_id}
+    if route in (("POST", "/v1/alerts"), ("POST", "/v1/reports")):
+        return {**BODIES[route], "dashboard_id": world.dashboard_id}
     return BODIES.get(route)
 
 
@@ -351,6 +407,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/widgets"): _widget("ignored"),
     ("PATCH", "/v1/widgets/{id}"): {"title": "Renamed"},
     ("PATCH", "/v1/environments/{id}"): {"allowed_origins": ["https://app.example.com"]},
+    ("POST", "/v1/alerts"): {
+        "widget_id": "calls",
+        "name": "Too many calls",
+        "condition_type": "threshold",
+        "operator": "gt",
+        "threshold_value": 1000,
+    },
+    ("PATCH", "/v1/alerts/{id}"): {"name": "Renamed"},
+    ("POST", "/v1/reports"): {"name": "Daily", "schedule": "0 8 * * *"},
+    ("PATCH", "/v1/reports/{id}"): {"name": "Renamed"},
     ("POST", "/v1/widgets/preview/data"): {"widget": _widget("preview")},
     ("POST", "/v1/auth/register"): {
         "email": "fresh@acme.test",

@@ -4,6 +4,7 @@ machine, per-tenant rules in one query, deliveries created once, and the error p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from emban.services.alert_eval import AlertRunner, evaluate_all, evaluate_rule
 from emban.services.alert_rules import AlertInput
 from emban.services.boundary import transaction
 from tests.conftest import Client, ClientFactory, bearer, register
+from tests.smtp import Mailbox
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -113,7 +115,9 @@ def call(minutes_ago: float, tenant: str = "t1", **extra: Any) -> dict[str, Any]
 
 
 async def create(org: Org, **fields: Any) -> AlertRule:
-    body = AlertInput(dashboard_id=org.dashboard, widget_id="calls", name="Calls", **fields)
+    body = AlertInput(
+        **{"dashboard_id": org.dashboard, "widget_id": "calls", "name": "Calls", **fields}
+    )
     async with transaction():
         return await alert_rules.create_rule(actor=org.admin, body=body)
 
@@ -513,3 +517,44 @@ async def test_a_batch_answers_every_probe_as_its_own_query(
                 got,
                 want,
             )
+
+
+async def test_alert_mail_through_a_real_smtp_server(
+    runtime: Runtime, org: Org, mailbox: Mailbox
+) -> None:
+    await org.ingest([call(m) for m in (1, 2, 3)])
+    settings = dataclasses.replace(
+        runtime.settings, smtp_url=mailbox.url, email_from="alerts@emban.test"
+    )
+    jobs = InProcessJobs({"settings": settings})
+    runner = AlertRunner(runtime.events, jobs, settings)
+    rule = await create(
+        org,
+        condition_type="threshold",
+        operator="gt",
+        threshold_value=2,
+        email_to=["ops@example.com", "oncall@example.com"],
+        name="<Calls> & more",
+    )
+    assert (await evaluate_rule(runner, rule, now=NOW)).events_created == 1
+    await jobs.drain()
+    assert sorted(rcpt[0] for _, rcpt in mailbox.envelopes) == [
+        "oncall@example.com",
+        "ops@example.com",
+    ]
+    message = mailbox.to("ops@example.com")[0]
+    assert message["Subject"] == "[Emban] Alert: <Calls> & more"
+    assert message["From"] == "Emban <alerts@emban.test>"
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().splitlines()[0] == (
+        "<Calls> & more: fired: value 3 over the last 60 minutes (condition value > 2)"
+    )
+    assert "&lt;Calls&gt; &amp; more" in html.get_content()
+    assert "<Calls>" not in html.get_content()
+    statuses = await Delivery.filter(channel="email").values_list("target", "status", "attempts")
+    assert sorted(statuses) == [
+        ("oncall@example.com", "succeeded", 1),
+        ("ops@example.com", "succeeded", 1),
+    ]

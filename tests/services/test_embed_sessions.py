@@ -19,9 +19,11 @@ import pytest
 from emban.analytics.shaping import iso_bucket
 from emban.auth.embed_permissions import EmbedPermissions, decode_permissions
 from emban.auth.embed_tokens import mint_embed_token, verify_embed_token
+from emban.auth.rate_limit import MemoryRequestBudgets
 from emban.errors import BadRequest, Unauthenticated
 from emban.models import AuditLog, Dashboard, Environment, Org
 from emban.rest_compat.routes import ROUTES
+from emban.runtime import Runtime
 from tests.conftest import Client, ClientFactory, bearer, create_key, join_as
 from tests.embed_scenario import (
     NO_PERMISSIONS,
@@ -633,7 +635,9 @@ _BODIES: dict[tuple[str, str], Any] = {
 }
 
 
-async def test_every_console_route_refuses_an_embed_token(make_client: ClientFactory) -> None:
+async def test_every_console_route_refuses_an_embed_token(
+    make_client: ClientFactory, runtime: Runtime
+) -> None:
     acme = await embed_org(make_client)
     token = await mint(acme.client, acme.dashboard_id)
     client = await make_client()  # no cookie: the token is the only credential
@@ -645,6 +649,9 @@ async def test_every_console_route_refuses_an_embed_token(make_client: ClientFac
         url = _path(route.path)
         if route.path == "/v1/query":
             url += "?event_name=x&tenant_id=acme&metric=count&period=7d"
+        # More routes than one session's burst: each request starts with a full budget, so
+        # the answer is the route's refusal, not the rate limit.
+        runtime.budgets = MemoryRequestBudgets()
         response = await client.request(
             route.method, url, json=_BODIES.get(key), headers=bearer(token)
         )
@@ -664,6 +671,10 @@ async def test_graphql_console_fields_refuse_an_embed_token(make_client: ClientF
         "{ embedSessions { id } }",
         "{ auditEntries: audit { id } }",
         "{ environments { id } }",
+        "{ alerts { id } }",
+        "{ reports { id } }",
+        "{ webhooks { signingSecret } }",
+        'mutation { runReport(id: "1") }',
     ):
         error = await error_of(client, query, headers=bearer(token))
         assert error["extensions"]["code"] == "FORBIDDEN", query

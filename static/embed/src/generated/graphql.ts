@@ -31,6 +31,22 @@ export type AlertErrorCode =
   | 'alert_not_found'
   | 'report_not_found';
 
+/** Alert rule fields; on update, only the fields given change. */
+export type AlertRuleInput = {
+  conditionType?: InputMaybe<Scalars['String']['input']>;
+  dashboardId?: InputMaybe<Scalars['String']['input']>;
+  emailTo?: InputMaybe<Array<Scalars['String']['input']>>;
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  lookbackMinutes?: InputMaybe<Scalars['Int']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  perTenant?: InputMaybe<Scalars['Boolean']['input']>;
+  tenantId?: InputMaybe<Scalars['String']['input']>;
+  thresholdValue?: InputMaybe<Scalars['Float']['input']>;
+  webhookUrl?: InputMaybe<Scalars['String']['input']>;
+  widgetId?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type AnalyticsQueryInput = {
   eventName: Scalars['String']['input'];
   filters?: InputMaybe<Array<FilterInput>>;
@@ -190,6 +206,20 @@ export type QueryErrorCode =
   | 'query_failed'
   | 'saved_query_not_found'
   | 'too_many_points';
+
+/** Report fields; on update, only the fields given change. */
+export type ReportInput = {
+  dashboardId?: InputMaybe<Scalars['String']['input']>;
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  recipients?: InputMaybe<Array<Scalars['String']['input']>>;
+  schedule?: InputMaybe<Scalars['String']['input']>;
+  tenantId?: InputMaybe<Scalars['String']['input']>;
+  tenantRecipients?: InputMaybe<Scalars['JSON']['input']>;
+  timezone?: InputMaybe<Scalars['String']['input']>;
+  webhookUrl?: InputMaybe<Scalars['String']['input']>;
+};
 
 /**
  * The request itself: its shape, route, size or pace, and unexpected failures.
