@@ -279,11 +279,9 @@ class AlertQueries:
 
     @strawberry.field(description="The signing secret and each webhook URL's figures (admin).")
     async def webhooks(self, info: GqlInfo) -> Webhooks:
-        actor = ctx(info).actor()
-        actor.require_role("admin")
-        endpoints = await webhooks.endpoints(actor.org_id)
+        found = await webhooks.overview(actor=ctx(info).actor())
         return Webhooks(
-            signing_secret=await webhooks.current_secret(actor.org_id),
+            signing_secret=found.signing_secret,
             endpoints=[
                 WebhookEndpoint(
                     url=e.url,
@@ -299,7 +297,7 @@ class AlertQueries:
                     last_duration_ms=e.last_duration_ms,
                     last_attempt_at=iso(e.last_attempt_at),
                 )
-                for e in endpoints
+                for e in found.endpoints
             ],
         )
 
@@ -412,8 +410,5 @@ class AlertMutations:
 
     @strawberry.mutation(description="A new webhook signing secret (admin).")
     async def rotate_webhook_secret(self, info: GqlInfo) -> str:
-        actor = ctx(info).actor()
-        actor.require_role("admin")
-        fresh, _ = await webhooks.rotate(actor.org_id)
-        await audit.record(actor, "webhook.rotate_secret", "webhook_secret", actor.org_id)
+        fresh, _ = await webhooks.rotate_secret(actor=ctx(info).actor())
         return fresh
