@@ -9,6 +9,7 @@ from emban.auth.embed_permissions import EmbedPermissions
 from emban.error_codes import AuthErrorCode
 from emban.errors import Forbidden
 
+Role = Literal["viewer", "editor", "admin", "owner"]
 ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
 
 PrincipalKind = Literal["session", "api_key", "operator", "embed"]
@@ -65,7 +66,7 @@ class Principal:
             label="cli",
         )
 
-    def require_role(self, minimum: str) -> None:
+    def require_role(self, minimum: Role) -> None:
         """403 unless the caller has at least ``minimum`` (viewer < editor < admin < owner)."""
         if self.scope == "ingest":
             raise Forbidden(
@@ -78,7 +79,3 @@ class Principal:
                 else AuthErrorCode.insufficient_role
             )
             raise Forbidden(f"this action requires the {minimum} role", code=code)
-
-    def require_console(self) -> None:
-        """Any authenticated console user or admin key (not ingest keys)."""
-        self.require_role("viewer")

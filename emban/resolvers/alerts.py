@@ -297,12 +297,10 @@ class AlertQueries:
 
     @strawberry.field(description="The signing secret and each webhook URL's figures (admin).")
     async def webhooks(self, info: GqlInfo) -> Webhooks:
-        actor = ctx(info).actor()
-        actor.require_role("admin")
-        endpoints = await webhooks.endpoints(actor.org_id)
+        found = await webhooks.overview(actor=ctx(info).actor())
         return Webhooks(
-            signing_secret=await webhooks.current_secret(actor.org_id),
-            endpoints=[WebhookEndpoint.of(endpoint_view(e)) for e in endpoints],
+            signing_secret=found.signing_secret,
+            endpoints=[WebhookEndpoint.of(endpoint_view(e)) for e in found.endpoints],
         )
 
 
@@ -414,8 +412,5 @@ class AlertMutations:
 
     @strawberry.mutation(description="A new webhook signing secret (admin).")
     async def rotate_webhook_secret(self, info: GqlInfo) -> str:
-        actor = ctx(info).actor()
-        actor.require_role("admin")
-        fresh, _ = await webhooks.rotate(actor.org_id)
-        await audit.record(actor, "webhook.rotate_secret", "webhook_secret", actor.org_id)
+        fresh, _ = await webhooks.rotate_secret(actor=ctx(info).actor())
         return fresh

@@ -172,7 +172,7 @@ def _convert(view: Any, to: type[RespT]) -> RespT:
 # --- alerts ----------------------------------------------------------------------------------
 
 
-@route("GET", "/v1/alerts", response=AlertList, role="viewer", tag="alerts")
+@route("GET", "/v1/alerts", response=AlertList, service=alert_rules.list_rules, tag="alerts")
 async def list_alerts(request: web.Request) -> AlertList:
     """Alert rules of the org, oldest first."""
     rules = await alert_rules.list_rules(actor=caller(request))
@@ -180,7 +180,14 @@ async def list_alerts(request: web.Request) -> AlertList:
     return AlertList(alerts=[_convert(alert_view(r, states.get(r.id, "ok")), Alert) for r in rules])
 
 
-@route("GET", "/v1/alerts/{id}", response=Alert, role="viewer", tag="alerts", errors=(404,))
+@route(
+    "GET",
+    "/v1/alerts/{id}",
+    response=Alert,
+    service=alert_rules.get_rule,
+    tag="alerts",
+    errors=(404,),
+)
 async def get_alert(request: web.Request) -> Alert:
     """One alert rule by numeric id."""
     rule = await alert_rules.get_rule(actor=caller(request), alert_id=request.match_info["id"])
@@ -192,7 +199,7 @@ async def get_alert(request: web.Request) -> Alert:
     "GET",
     "/v1/alerts/{id}/events",
     response=AlertEventList,
-    role="viewer",
+    service=alert_rules.list_events,
     tag="alerts",
     errors=(404,),
 )
@@ -208,7 +215,7 @@ async def list_alert_events(request: web.Request) -> AlertEventList:
     response=Alert,
     status=201,
     body=AlertInput,
-    role="admin",
+    service=alert_rules.create_rule,
     tag="alerts",
     errors=(400,),
 )
@@ -228,7 +235,7 @@ async def create_alert(request: web.Request) -> Alert:
     "/v1/alerts/{id}",
     response=Alert,
     body=AlertInput,
-    role="admin",
+    service=alert_rules.update_rule,
     tag="alerts",
     errors=(400, 404),
 )
@@ -245,7 +252,14 @@ async def update_alert(request: web.Request) -> Alert:
     return _convert(alert_view(rule, states.get(rule.id, "ok")), Alert)
 
 
-@route("DELETE", "/v1/alerts/{id}", response=None, role="admin", tag="alerts", errors=(404,))
+@route(
+    "DELETE",
+    "/v1/alerts/{id}",
+    response=None,
+    service=alert_rules.delete_rule,
+    tag="alerts",
+    errors=(404,),
+)
 async def delete_alert(request: web.Request) -> None:
     """Delete an alert rule (admin); its events and deliveries go with it."""
     await alert_rules.delete_rule(actor=caller(request), alert_id=request.match_info["id"])
@@ -255,7 +269,7 @@ async def delete_alert(request: web.Request) -> None:
     "POST",
     "/v1/alerts/{id}/evaluate",
     response=AlertEvaluation,
-    role="admin",
+    service=alert_rules.find_for_admin,
     tag="alerts",
     errors=(404,),
     transaction=False,  # reads the engine first, then writes its transitions in a short one
@@ -275,14 +289,21 @@ async def evaluate_alert(request: web.Request) -> AlertEvaluation:
 # --- reports ---------------------------------------------------------------------------------
 
 
-@route("GET", "/v1/reports", response=ReportList, role="viewer", tag="reports")
+@route("GET", "/v1/reports", response=ReportList, service=reports.list_reports, tag="reports")
 async def list_reports(request: web.Request) -> ReportList:
     """Scheduled reports of the org, oldest first."""
     found = await reports.list_reports(actor=caller(request))
     return ReportList(reports=[_convert(report_view(r), Report) for r in found])
 
 
-@route("GET", "/v1/reports/{id}", response=Report, role="viewer", tag="reports", errors=(404,))
+@route(
+    "GET",
+    "/v1/reports/{id}",
+    response=Report,
+    service=reports.get_report,
+    tag="reports",
+    errors=(404,),
+)
 async def get_report(request: web.Request) -> Report:
     """One scheduled report by numeric id."""
     found = await reports.get_report(actor=caller(request), report_id=request.match_info["id"])
@@ -293,7 +314,7 @@ async def get_report(request: web.Request) -> Report:
     "GET",
     "/v1/reports/{id}/runs",
     response=ReportRunList,
-    role="viewer",
+    service=reports.list_runs,
     tag="reports",
     errors=(404,),
 )
@@ -309,7 +330,7 @@ async def list_report_runs(request: web.Request) -> ReportRunList:
     response=Report,
     status=201,
     body=ReportInput,
-    role="admin",
+    service=reports.create_report,
     tag="reports",
     errors=(400,),
 )
@@ -327,7 +348,7 @@ async def create_report(request: web.Request) -> Report:
     "/v1/reports/{id}",
     response=Report,
     body=ReportInput,
-    role="admin",
+    service=reports.update_report,
     tag="reports",
     errors=(400, 404),
 )
@@ -343,7 +364,14 @@ async def update_report(request: web.Request) -> Report:
     return _convert(report_view(found), Report)
 
 
-@route("DELETE", "/v1/reports/{id}", response=None, role="admin", tag="reports", errors=(404,))
+@route(
+    "DELETE",
+    "/v1/reports/{id}",
+    response=None,
+    service=reports.delete_report,
+    tag="reports",
+    errors=(404,),
+)
 async def delete_report(request: web.Request) -> None:
     """Delete a scheduled report (admin); its runs go with it."""
     await reports.delete_report(actor=caller(request), report_id=request.match_info["id"])
@@ -354,7 +382,7 @@ async def delete_report(request: web.Request) -> None:
     "/v1/reports/{id}/run",
     response=RunStarted,
     status=202,
-    role="admin",
+    service=reports.find_for_admin,
     tag="reports",
     errors=(404,),
     transaction=False,  # start_run commits the run before its job is enqueued
@@ -372,26 +400,26 @@ async def run_report(request: web.Request) -> RunStarted:
 # --- webhooks --------------------------------------------------------------------------------
 
 
-@route("GET", "/v1/webhooks", response=Webhooks, role="admin", tag="webhooks")
+@route("GET", "/v1/webhooks", response=Webhooks, service=webhooks.overview, tag="webhooks")
 async def list_webhooks(request: web.Request) -> Webhooks:
     """The signing secret and, per webhook URL, its rules and last-24-hour delivery figures."""
-    actor = caller(request)
-    actor.require_role("admin")
-    secret = await webhooks.current_secret(actor.org_id)
-    endpoints = await webhooks.endpoints(actor.org_id)
+    found = await webhooks.overview(actor=caller(request))
     return Webhooks(
-        signing_secret=secret,
-        endpoints=[_convert(endpoint_view(e), WebhookEndpoint) for e in endpoints],
+        signing_secret=found.signing_secret,
+        endpoints=[_convert(endpoint_view(e), WebhookEndpoint) for e in found.endpoints],
     )
 
 
-@route("POST", "/v1/webhooks/rotate-secret", response=RotatedSecret, role="admin", tag="webhooks")
+@route(
+    "POST",
+    "/v1/webhooks/rotate-secret",
+    response=RotatedSecret,
+    service=webhooks.rotate_secret,
+    tag="webhooks",
+)
 async def rotate_webhook_secret(request: web.Request) -> RotatedSecret:
     """A new signing secret; the previous one keeps signing, as a second v1, for 24 hours."""
-    actor = caller(request)
-    actor.require_role("admin")
-    fresh, rotated_at = await webhooks.rotate(actor.org_id)
-    await audit.record(actor, "webhook.rotate_secret", "webhook_secret", actor.org_id)
+    fresh, rotated_at = await webhooks.rotate_secret(actor=caller(request))
     return RotatedSecret(
         signing_secret=fresh, previous_valid_until=iso(rotated_at + timedelta(hours=24))
     )

@@ -56,7 +56,13 @@ _READ = (404,)
 _WRITE = (400, 404)
 
 
-@route("GET", "/v1/dashboards", response=out.DashboardList, role="viewer", tag="dashboards")
+@route(
+    "GET",
+    "/v1/dashboards",
+    response=out.DashboardList,
+    service=dashboards.list_dashboards,
+    tag="dashboards",
+)
 async def list_dashboards(request: web.Request) -> out.DashboardList:
     """List dashboards."""
     found = await dashboards.list_dashboards(actor=caller(request))
@@ -67,7 +73,7 @@ async def list_dashboards(request: web.Request) -> out.DashboardList:
     "GET",
     "/v1/dashboards/{id}",
     response=out.Dashboard,
-    role="viewer",
+    service=dashboards.get_dashboard,
     tag="dashboards",
     errors=_READ,
 )
@@ -85,7 +91,7 @@ async def get_dashboard(request: web.Request) -> out.Dashboard:
     response=out.Dashboard,
     status=201,
     body=DashboardBody,
-    role="editor",
+    service=dashboards.create_dashboard,
     tag="dashboards",
     errors=(400,),
 )
@@ -103,7 +109,7 @@ async def create_dashboard(request: web.Request) -> out.Dashboard:
     "/v1/dashboards/{id}",
     response=out.Dashboard,
     body=DashboardPatchBody,
-    role="editor",
+    service=dashboards.update_dashboard,
     tag="dashboards",
     errors=_WRITE,
 )
@@ -124,7 +130,7 @@ async def update_dashboard(request: web.Request) -> out.Dashboard:
     "DELETE",
     "/v1/dashboards/{id}",
     response=None,
-    role="editor",
+    service=dashboards.delete_dashboard,
     tag="dashboards",
     errors=_READ,
 )
@@ -137,7 +143,7 @@ async def delete_dashboard(request: web.Request) -> None:
     "POST",
     "/v1/dashboards/{id}/publish",
     response=None,
-    role="editor",
+    service=dashboards.publish_dashboard,
     tag="dashboards",
     errors=(402, 404),
 )
@@ -150,7 +156,7 @@ async def publish_dashboard(request: web.Request) -> None:
     "POST",
     "/v1/dashboards/{id}/unpublish",
     response=None,
-    role="editor",
+    service=dashboards.unpublish_dashboard,
     tag="dashboards",
     errors=_READ,
 )
@@ -165,7 +171,7 @@ async def unpublish_dashboard(request: web.Request) -> None:
     "POST",
     "/v1/dashboards/{id}/restore-published",
     response=None,
-    role="admin",
+    service=dashboards.restore_published,
     tag="dashboards",
     errors=(404, 409),
 )
@@ -180,7 +186,7 @@ async def restore_published(request: web.Request) -> None:
     response=out.WidgetConfig,
     body=WidgetBody,
     status=201,
-    role="admin",
+    service=dashboards.add_widget,
     tag="dashboards",
     errors=(400, 404, 409),
 )
@@ -198,7 +204,7 @@ async def add_dashboard_widget(request: web.Request) -> out.WidgetConfig:
     "/v1/dashboards/{id}/widgets/{widget_id}",
     response=out.WidgetConfig,
     body=WidgetPatchBody,
-    role="editor",
+    service=dashboards.update_widget,
     tag="dashboards",
     errors=_WRITE,
 )
@@ -218,7 +224,7 @@ async def update_dashboard_widget(request: web.Request) -> out.WidgetConfig:
     "DELETE",
     "/v1/dashboards/{id}/widgets/{widget_id}",
     response=None,
-    role="editor",
+    service=dashboards.delete_widget,
     tag="dashboards",
     errors=_READ,
 )
@@ -231,14 +237,21 @@ async def delete_dashboard_widget(request: web.Request) -> None:
     )
 
 
-@route("GET", "/v1/widgets", response=out.WidgetList, role="viewer", tag="widgets")
+@route("GET", "/v1/widgets", response=out.WidgetList, service=widgets.list_widgets, tag="widgets")
 async def list_widgets(request: web.Request) -> out.WidgetList:
     """List standalone widgets."""
     found = await widgets.list_widgets(actor=caller(request))
     return out.WidgetList(widgets=[widget_json(w) for w in found])
 
 
-@route("GET", "/v1/widgets/{id}", response=out.Widget, role="viewer", tag="widgets", errors=_READ)
+@route(
+    "GET",
+    "/v1/widgets/{id}",
+    response=out.Widget,
+    service=widgets.get_widget,
+    tag="widgets",
+    errors=_READ,
+)
 async def get_widget(request: web.Request) -> out.Widget:
     """Get one standalone widget."""
     found = await widgets.get_widget(actor=caller(request), widget_id=request.match_info["id"])
@@ -251,7 +264,7 @@ async def get_widget(request: web.Request) -> out.Widget:
     response=out.Widget,
     status=201,
     body=WidgetBody,
-    role="admin",
+    service=widgets.create_widget,
     tag="widgets",
     errors=(400,),
 )
@@ -267,7 +280,7 @@ async def create_widget(request: web.Request) -> out.Widget:
     "/v1/widgets/{id}",
     response=out.Widget,
     body=StandaloneWidgetPatchBody,
-    role="admin",
+    service=widgets.update_widget,
     tag="widgets",
     errors=_WRITE,
 )
@@ -280,13 +293,27 @@ async def update_widget(request: web.Request) -> out.Widget:
     return widget_json(updated)
 
 
-@route("POST", "/v1/widgets/{id}/publish", response=None, role="admin", tag="widgets", errors=_READ)
+@route(
+    "POST",
+    "/v1/widgets/{id}/publish",
+    response=None,
+    service=widgets.publish_widget,
+    tag="widgets",
+    errors=_READ,
+)
 async def publish_widget(request: web.Request) -> None:
     """Publish a standalone widget snapshot (admin)."""
     await widgets.publish_widget(actor=caller(request), widget_id=request.match_info["id"])
 
 
-@route("DELETE", "/v1/widgets/{id}", response=None, role="admin", tag="widgets", errors=_READ)
+@route(
+    "DELETE",
+    "/v1/widgets/{id}",
+    response=None,
+    service=widgets.delete_widget,
+    tag="widgets",
+    errors=_READ,
+)
 async def delete_widget(request: web.Request) -> None:
     """Delete a standalone widget (admin)."""
     await widgets.delete_widget(actor=caller(request), widget_id=request.match_info["id"])
@@ -297,7 +324,7 @@ async def delete_widget(request: web.Request) -> None:
     "/v1/widgets/preview/data",
     response=out.WidgetPreview,
     body=PreviewBody,
-    role="editor",
+    service=widgets.preview_data,
     tag="widgets",
     errors=(400,),
     transaction=False,

@@ -34,7 +34,13 @@ def event_json(e: discovery.DiscoveredEvent) -> out.DiscoveredEvent:
     )
 
 
-@route("GET", "/v1/discover", response=out.DiscoveredEvents, role="viewer", tag="discovery")
+@route(
+    "GET",
+    "/v1/discover",
+    response=out.DiscoveredEvents,
+    service=discovery.discover,
+    tag="discovery",
+)
 async def discover(request: web.Request) -> out.DiscoveredEvents:
     """Event names of the caller's environment: counts, first/last seen, string property
     keys with top values, numeric property keys with min/avg/max."""
@@ -47,7 +53,7 @@ async def discover(request: web.Request) -> out.DiscoveredEvents:
     "/v1/discover/auto-create",
     response=out.AutoCreatedDashboard,
     status=201,
-    role="editor",
+    service=discovery.auto_create,
     tag="discovery",
     errors=(400,),
     # The service scans ClickHouse first, then writes in a short transaction of its own.

@@ -41,7 +41,7 @@ def active_session_json(session: embeds.ActiveEmbedSession) -> out.ActiveEmbedSe
     response=out.EmbedSession,
     status=201,
     body=EmbedSessionBody,
-    role="admin",
+    service=embeds.create_embed_session,
     tag="embed-sessions",
     errors=(400, 402, 404),
 )
@@ -63,7 +63,7 @@ async def create_embed_session(request: web.Request) -> out.EmbedSession:
     "GET",
     "/v1/embed-sessions",
     response=out.EmbedSessionList,
-    role="admin",
+    service=embeds.list_embed_sessions,
     tag="embed-sessions",
 )
 async def list_embed_sessions(request: web.Request) -> out.EmbedSessionList:
@@ -76,7 +76,7 @@ async def list_embed_sessions(request: web.Request) -> out.EmbedSessionList:
     "DELETE",
     "/v1/embed-sessions/{id}",
     response=out.RevokedSession,
-    role="admin",
+    service=embed_revocations.revoke_session,
     tag="embed-sessions",
     errors=(404,),
 )
@@ -94,7 +94,7 @@ async def revoke_embed_session(request: web.Request) -> out.RevokedSession:
     "/v1/embed-sessions/revoke",
     response=out.RevokedCount,
     body=RevokeEmbedSessionsBody,
-    role="admin",
+    service=embed_revocations.revoke_sessions,
     tag="embed-sessions",
     errors=(400,),
 )

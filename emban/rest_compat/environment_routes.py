@@ -26,7 +26,7 @@ def environment_json(e: Environment) -> out.Environment:
     "GET",
     "/v1/environments",
     response=out.EnvironmentList,
-    role="viewer",
+    service=environments.list_environments,
     tag="environments",
 )
 async def list_environments(request: web.Request) -> out.EnvironmentList:
@@ -40,7 +40,7 @@ async def list_environments(request: web.Request) -> out.EnvironmentList:
     "/v1/environments/{id}",
     response=out.Environment,
     body=EnvironmentPatchBody,
-    role="admin",
+    service=environments.update_environment,
     tag="environments",
     errors=(400, 404),
 )

@@ -4,14 +4,25 @@ A declaration sits on its handler and registers it; ``routes.ROUTES`` collects t
 mounts them and ``schema/openapi.json`` is generated from them. The declaration is also what
 the request path enforces before the handler runs:
 
-- ``auth="public"``: no credentials read; ``auth="any"``: any API key or session (401 without);
-  ``auth="console"``: a console session or admin key with at least ``role`` (403 otherwise, and
-  403 for ingest keys).
+- ``auth="console"`` (the default) with ``service=``: the service the handler calls, declared
+  ``@requires(role)`` (services/access.py). Its role is the route's role: a console session or
+  admin key with at least that role passes, anyone else gets 403 (ingest keys included) before
+  the body is read, and ``x-emban-role`` in ``schema/openapi.json`` says the same. The role is
+  written once, on the service, which enforces it again for the GraphQL edge and jobs.
+- ``auth="public"``: no credentials read (register, login, accept-invite, plans, demo embed
+  URL: there is no caller yet).
+- ``auth="any"``: any API key or session (401 without); the rest is not a member role, so it
+  stays with the service: ``/v1/auth/me`` answers ingest keys too and refuses embed tokens
+  (``accounts.whoami``), ``/v1/events`` needs an admin or ingest key's scope rather than a role
+  (``events.check_can_ingest``, called before the body is read).
 - the handler returns an instance of ``response`` (or ``None`` for a 204), which is encoded
   through that type: the JSON sent is the JSON the schema describes.
 
-Services keep their own role checks: the GraphQL edge calls them too, and a test
-(tests/test_rest_matrix.py) holds the declared roles to what the services enforce.
+Rules beyond the least role stay in the service body and answer from there: logging out needs a
+console session, not a key (``accounts.logout``, 403 not_a_session); only an owner removes an
+owner and the last owner stays (``team.remove_member``). tests/rest_compat/test_rest_matrix.py
+holds the declarations to an independent role x route matrix, and checks that each handler calls
+the service it names.
 """
 
 from __future__ import annotations
@@ -24,13 +35,14 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import msgspec
 from aiohttp import web
 
-from emban.auth.principal import Principal
+from emban.auth.principal import Principal, Role
 from emban.rest_compat.http import actor
+from emban.services.access import RoleGated
 from emban.services.boundary import transaction
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["public", "any", "console"]
-Role = Literal["viewer", "editor", "admin", "owner"]
+Service = RoleGated[..., Any]
 R = TypeVar("R")
 
 _CALLER: web.RequestKey[Principal] = web.RequestKey("emban.route_caller")
@@ -62,7 +74,7 @@ class RestRoute:
     body: type | None = None
     response: type | None = None
     auth: Auth = "console"
-    role: Role | None = None
+    service: Service | None = None  # console routes: the @requires service the handler calls
     tag: str = "misc"
     errors: tuple[int, ...] = ()
     # Mutations run in one transaction; ingest opts out (it holds no metadata rows open while
@@ -74,6 +86,11 @@ class RestRoute:
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    @property
+    def role(self) -> Role | None:
+        """The least role of a console route: its service's declaration."""
+        return self.service.required_role if self.service is not None else None
 
     @property
     def error_statuses(self) -> tuple[int, ...]:
@@ -158,7 +175,7 @@ def route(
     status: int = 200,
     body: type | None = None,
     auth: Auth = "console",
-    role: Role | None = None,
+    service: Service | None = None,
     tag: str,
     errors: tuple[int, ...] = (),
     transaction: bool | None = None,
@@ -178,7 +195,7 @@ def route(
     status: int = 204,
     body: type | None = None,
     auth: Auth = "console",
-    role: Role | None = None,
+    service: Service | None = None,
     tag: str,
     errors: tuple[int, ...] = (),
     transaction: bool | None = None,
@@ -197,15 +214,20 @@ def route(
     status: int | None = None,
     body: type | None = None,
     auth: Auth = "console",
-    role: Role | None = None,
+    service: Service | None = None,
     tag: str,
     errors: tuple[int, ...] = (),
     transaction: bool | None = None,
     budgeted: bool = True,
 ) -> Callable[[Any], Any]:
-    """Declare and register a ``/v1`` handler; its docstring's first paragraph is the summary."""
-    if (auth == "console") != (role is not None):
-        raise ValueError(f"{method} {path}: console routes name a role, others do not")
+    """Declare and register a ``/v1`` handler; its docstring's first paragraph is the summary.
+
+    A console route names the ``@requires`` service its handler calls (``service=``): the role
+    enforced before the handler and documented in the schema is that service's."""
+    if (auth == "console") != (service is not None):
+        raise ValueError(f"{method} {path}: console routes name their service, others do not")
+    if service is not None and getattr(service, "required_role", None) is None:
+        raise ValueError(f"{method} {path}: {service!r} declares no role (@requires)")
 
     def register(handler: TypedHandler) -> TypedHandler:
         summary = " ".join((handler.__doc__ or "").strip().split("\n\n")[0].split())
@@ -221,7 +243,7 @@ def route(
                 body=body,
                 response=response,
                 auth=auth,
-                role=role,
+                service=service,
                 tag=tag,
                 errors=errors,
                 transaction=transaction,

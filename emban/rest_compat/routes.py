@@ -118,7 +118,7 @@ async def login(request: web.Request) -> Reply[out.SessionStarted]:
     )
 
 
-@route("POST", "/v1/auth/logout", response=None, role="viewer", tag="auth")
+@route("POST", "/v1/auth/logout", response=None, service=accounts.logout, tag="auth")
 async def logout(request: web.Request) -> Reply[None]:
     """Delete the session cookie and its server-side row (403 not_a_session for an API key)."""
     await accounts.logout(actor=caller(request))
@@ -163,7 +163,9 @@ async def accept_invite(request: web.Request) -> Reply[out.SessionStarted]:
     )
 
 
-@route("GET", "/v1/api-keys", response=out.ApiKeyList, role="admin", tag="api-keys")
+@route(
+    "GET", "/v1/api-keys", response=out.ApiKeyList, service=api_keys.list_api_keys, tag="api-keys"
+)
 async def list_api_keys(request: web.Request) -> out.ApiKeyList:
     """List API keys (prefix only, never the key)."""
     keys = await api_keys.list_api_keys(actor=caller(request))
@@ -176,7 +178,7 @@ async def list_api_keys(request: web.Request) -> out.ApiKeyList:
     response=out.CreatedApiKey,
     status=201,
     body=CreateApiKeyBody,
-    role="admin",
+    service=api_keys.create_api_key,
     tag="api-keys",
     errors=(400, 402),
 )
@@ -189,13 +191,20 @@ async def create_api_key(request: web.Request) -> out.CreatedApiKey:
     return shapes.created_api_key(created.api_key, created.environment, created.clear_key)
 
 
-@route("DELETE", "/v1/api-keys/{id}", response=None, role="admin", tag="api-keys", errors=(404,))
+@route(
+    "DELETE",
+    "/v1/api-keys/{id}",
+    response=None,
+    service=api_keys.delete_api_key,
+    tag="api-keys",
+    errors=(404,),
+)
 async def delete_api_key(request: web.Request) -> None:
     """Revoke an API key at once."""
     await api_keys.delete_api_key(actor=caller(request), key_id=request.match_info["id"])
 
 
-@route("GET", "/v1/members", response=out.MemberList, role="viewer", tag="team")
+@route("GET", "/v1/members", response=out.MemberList, service=team.list_members, tag="team")
 async def list_members(request: web.Request) -> out.MemberList:
     """List org members."""
     members = await team.list_members(actor=caller(request))
@@ -208,7 +217,7 @@ async def list_members(request: web.Request) -> out.MemberList:
     response=out.CreatedInvite,
     status=201,
     body=InviteBody,
-    role="admin",
+    service=team.invite_member,
     tag="team",
     errors=(400, 409),
 )
@@ -221,7 +230,7 @@ async def invite_member(request: web.Request) -> out.CreatedInvite:
     return shapes.created_invite(created.invite, created.token, created.url)
 
 
-@route("GET", "/v1/members/invites", response=out.InviteList, role="admin", tag="team")
+@route("GET", "/v1/members/invites", response=out.InviteList, service=team.list_invites, tag="team")
 async def list_invites(request: web.Request) -> out.InviteList:
     """List pending invites."""
     invites = await team.list_invites(actor=caller(request))
@@ -233,7 +242,7 @@ async def list_invites(request: web.Request) -> out.InviteList:
     "/v1/members/{id}",
     response=out.Member,
     body=RoleBody,
-    role="owner",
+    service=team.change_role,
     tag="team",
     errors=(400, 404, 409),
 )
@@ -246,13 +255,20 @@ async def change_role(request: web.Request) -> out.Member:
     return shapes.member(membership, user)
 
 
-@route("DELETE", "/v1/members/{id}", response=None, role="admin", tag="team", errors=(404, 409))
+@route(
+    "DELETE",
+    "/v1/members/{id}",
+    response=None,
+    service=team.remove_member,
+    tag="team",
+    errors=(404, 409),
+)
 async def remove_member(request: web.Request) -> None:
     """Remove a member."""
     await team.remove_member(actor=caller(request), member_id=request.match_info["id"])
 
 
-@route("GET", "/v1/settings/org", response=out.Org, role="viewer", tag="settings")
+@route("GET", "/v1/settings/org", response=out.Org, service=orgs.get_org, tag="settings")
 async def get_org(request: web.Request) -> out.Org:
     """Get org details."""
     return shapes.org(await orgs.get_org(actor=caller(request)))
@@ -263,7 +279,7 @@ async def get_org(request: web.Request) -> out.Org:
     "/v1/settings/org",
     response=out.Org,
     body=OrgPatchBody,
-    role="admin",
+    service=orgs.update_org,
     tag="settings",
     errors=(400,),
 )
@@ -274,7 +290,7 @@ async def update_org(request: web.Request) -> out.Org:
     return shapes.org(org)
 
 
-@route("DELETE", "/v1/settings/org", response=None, role="owner", tag="settings")
+@route("DELETE", "/v1/settings/org", response=None, service=orgs.delete_org, tag="settings")
 async def delete_org(request: web.Request) -> Reply[None]:
     """Delete the org and its metadata (owner only); its events are deleted by a job right
     after. Irreversible."""
@@ -288,7 +304,7 @@ async def list_plans(request: web.Request) -> out.PlanList:
     return out.PlanList(plans=[shapes.plan(p) for p in billing.list_plans()])
 
 
-@route("GET", "/v1/audit", response=out.AuditList, role="admin", tag="audit")
+@route("GET", "/v1/audit", response=out.AuditList, service=audit.list_audit, tag="audit")
 async def list_audit(request: web.Request) -> out.AuditList:
     """The last 100 audit entries, newest first."""
     rows = await audit.list_audit(actor=caller(request))
@@ -316,7 +332,14 @@ async def ingest_events(request: web.Request) -> out.IngestAccepted:
     return out.IngestAccepted(accepted=accepted, status="ok")
 
 
-@route("GET", "/v1/query", response=out.QueryResult, role="viewer", tag="query", errors=(400,))
+@route(
+    "GET",
+    "/v1/query",
+    response=out.QueryResult,
+    service=analytics.run_query,
+    tag="query",
+    errors=(400,),
+)
 async def query(request: web.Request) -> Reply[out.QueryResult]:
     """Run an analytics query; meta carries the planner's proof."""
     spec = spec_from_params(request.query)
@@ -331,7 +354,7 @@ async def query(request: web.Request) -> Reply[out.QueryResult]:
     "/v1/query/adhoc",
     response=out.AdhocResult,
     body=AdhocBody,
-    role="admin",
+    service=adhoc.run_adhoc_query,
     tag="query",
     errors=(400, 429),
     transaction=False,
@@ -344,7 +367,9 @@ async def adhoc_query(request: web.Request) -> out.AdhocResult:
     return shapes.adhoc(result)
 
 
-@route("GET", "/v1/datasets", response=out.DatasetList, role="admin", tag="datasets")
+@route(
+    "GET", "/v1/datasets", response=out.DatasetList, service=datasets.list_datasets, tag="datasets"
+)
 async def list_datasets(request: web.Request) -> out.DatasetList:
     """Tables and the materialized views that fill them, visible to the org: kind, engine,
     org-scoped sizes, update time, columns and DDL."""
@@ -356,7 +381,7 @@ async def list_datasets(request: web.Request) -> out.DatasetList:
     "GET",
     "/v1/datasets/{name}/ddl",
     response=out.DatasetDdl,
-    role="admin",
+    service=datasets.dataset_ddl,
     tag="datasets",
     errors=(404,),
 )
@@ -367,7 +392,13 @@ async def dataset_ddl(request: web.Request) -> out.DatasetDdl:
     return out.DatasetDdl(name=name, ddl=ddl)
 
 
-@route("GET", "/v1/saved-queries", response=out.SavedQueryList, role="viewer", tag="saved-queries")
+@route(
+    "GET",
+    "/v1/saved-queries",
+    response=out.SavedQueryList,
+    service=saved_queries.list_saved_queries,
+    tag="saved-queries",
+)
 async def list_saved_queries(request: web.Request) -> out.SavedQueryList:
     """List saved SQL snippets (any console user)."""
     found = await saved_queries.list_saved_queries(actor=caller(request))
@@ -380,7 +411,7 @@ async def list_saved_queries(request: web.Request) -> out.SavedQueryList:
     response=out.SavedQuery,
     status=201,
     body=SavedQueryBody,
-    role="admin",
+    service=saved_queries.create_saved_query,
     tag="saved-queries",
     errors=(400,),
 )
@@ -402,7 +433,7 @@ async def create_saved_query(request: web.Request) -> out.SavedQuery:
     "/v1/saved-queries/{id}",
     response=out.SavedQuery,
     body=SavedQueryPatchBody,
-    role="admin",
+    service=saved_queries.update_saved_query,
     tag="saved-queries",
     errors=(400, 404),
 )
@@ -424,7 +455,7 @@ async def update_saved_query(request: web.Request) -> out.SavedQuery:
     "DELETE",
     "/v1/saved-queries/{id}",
     response=None,
-    role="admin",
+    service=saved_queries.delete_saved_query,
     tag="saved-queries",
     errors=(404,),
 )
@@ -433,7 +464,7 @@ async def delete_saved_query(request: web.Request) -> None:
     await saved_queries.delete_saved_query(actor=caller(request), query_id=request.match_info["id"])
 
 
-@route("GET", "/v1/usage", response=out.Usage, role="viewer", tag="usage", errors=(400,))
+@route("GET", "/v1/usage", response=out.Usage, service=usage.get_usage, tag="usage", errors=(400,))
 async def get_usage(request: web.Request) -> out.Usage:
     """Events ingested and queries run per day for ?period= (default 30d), with the plan
     limit."""
@@ -443,7 +474,13 @@ async def get_usage(request: web.Request) -> out.Usage:
     return shapes.usage(found)
 
 
-@route("GET", "/v1/onboarding/status", response=out.Onboarding, role="viewer", tag="usage")
+@route(
+    "GET",
+    "/v1/onboarding/status",
+    response=out.Onboarding,
+    service=usage.onboarding_status,
+    tag="usage",
+)
 async def onboarding_status(request: web.Request) -> out.Onboarding:
     """Onboarding progress: sample_only, real_events."""
     found = await usage.onboarding_status(runtime(request), actor=caller(request))

@@ -7,10 +7,11 @@ from __future__ import annotations
 from emban.analytics.adhoc import DEFAULT_TIMEOUT_S, AdhocResult, run_adhoc, validate_adhoc
 from emban.auth.principal import Principal
 from emban.runtime import Runtime
+from emban.services.access import requires
 
 
+@requires("admin")
 async def run_adhoc_query(rt: Runtime, *, actor: Principal, sql: str) -> AdhocResult:
-    actor.require_role("admin")
     validated = validate_adhoc(sql)  # a refused statement is a 400 even when the org is busy
     async with rt.adhoc_slots.hold(
         actor.org_id,

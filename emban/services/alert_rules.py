@@ -18,6 +18,7 @@ from emban.errors import BadRequest, NotFound
 from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
 from emban.notify.ssrf import UnsafeURL, check_url
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.alert_conditions import ConditionType, Operator, lookback_minutes
 from emban.services.dashboards import draft_widgets, published_widgets
 from emban.services.scope import in_org
@@ -143,13 +144,13 @@ async def _find(actor: Principal, alert_id: str) -> AlertRule:
     return rule
 
 
+@requires("viewer")
 async def list_rules(*, actor: Principal) -> list[AlertRule]:
-    actor.require_role("viewer")
     return await in_org(AlertRule, actor).order_by("id")
 
 
+@requires("viewer")
 async def get_rule(*, actor: Principal, alert_id: str) -> AlertRule:
-    actor.require_role("viewer")
     return await _find(actor, alert_id)
 
 
@@ -171,10 +172,10 @@ def _require(body: AlertInput, name: str) -> Any:
     return value
 
 
+@requires("admin")
 async def create_rule(
     *, actor: Principal, body: AlertInput, allow_hosts: tuple[str, ...] = ()
 ) -> AlertRule:
-    actor.require_role("admin")
     dashboard = await _dashboard(actor, _require(body, "dashboard_id"))
     widget_id = _require(body, "widget_id")
     _check_widget(dashboard, widget_id)
@@ -214,10 +215,10 @@ async def create_rule(
     return rule
 
 
+@requires("admin")
 async def update_rule(
     *, actor: Principal, alert_id: str, body: AlertInput, allow_hosts: tuple[str, ...] = ()
 ) -> AlertRule:
-    actor.require_role("admin")
     rule = await _find(actor, alert_id)
     changed: list[str] = []
 
@@ -270,8 +271,8 @@ async def update_rule(
     return rule
 
 
+@requires("admin")
 async def delete_rule(*, actor: Principal, alert_id: str) -> None:
-    actor.require_role("admin")
     rule = await _find(actor, alert_id)
     await rule.delete()
     await audit.record(actor, "alert.delete", "alert", alert_id, {"name": rule.name})
@@ -291,17 +292,17 @@ async def deliveries_of(field: str, ids: list[int]) -> dict[int, list[Delivery]]
     return grouped
 
 
+@requires("viewer")
 async def list_events(
     *, actor: Principal, alert_id: str
 ) -> list[tuple[AlertEvent, list[Delivery]]]:
     """The rule's last 100 events, newest first, each with its deliveries."""
-    actor.require_role("viewer")
     rule = await _find(actor, alert_id)
     events = await AlertEvent.filter(rule_id=rule.id).order_by("-at", "-id").limit(EVENTS_PAGE)
     deliveries = await deliveries_of("alert_event_id", [e.id for e in events])
     return [(event, deliveries.get(event.id, [])) for event in events]
 
 
+@requires("admin")
 async def find_for_admin(*, actor: Principal, alert_id: str) -> AlertRule:
-    actor.require_role("admin")
     return await _find(actor, alert_id)

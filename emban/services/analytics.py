@@ -16,6 +16,7 @@ from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest
 from emban.runtime import Runtime
+from emban.services.access import requires
 
 # Shaping larger than this (bucket x possible-group slots) runs in a worker thread, so the event
 # loop keeps serving other requests while up to EMBAN_QUERY_MAX_POINTS points are built.
@@ -59,7 +60,7 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
     return AnalyticsResult(points, meta)
 
 
+@requires("viewer")
 async def run_query(rt: Runtime, *, actor: Principal, spec: QuerySpec) -> AnalyticsResult:
     """``GET /v1/query``: any console role or admin key; scoped to the caller's environment."""
-    actor.require_role("viewer")
     return await run_spec(rt, Scope(actor.org_id, actor.environment_id), spec)

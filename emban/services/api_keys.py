@@ -10,6 +10,7 @@ from emban.error_codes import OrgErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import KEY_SCOPES, ApiKey, Environment, Org
 from emban.services import audit, billing
+from emban.services.access import requires
 from emban.services.scope import in_org
 from emban.services.validation import clean_name, lookupable
 
@@ -21,8 +22,8 @@ class CreatedKey:
     clear_key: str
 
 
+@requires("admin")
 async def list_api_keys(*, actor: Principal) -> list[tuple[ApiKey, Environment]]:
-    actor.require_role("admin")
     keys = await in_org(ApiKey, actor).order_by("created_at")
     environments = {env.id: env for env in await in_org(Environment, actor)}
     return [(key, environments[key.environment_id]) for key in keys]
@@ -42,10 +43,10 @@ async def resolve_environment(actor: Principal, name_or_id: str | None) -> Envir
     return env
 
 
+@requires("admin")
 async def create_api_key(
     *, actor: Principal, label: str, scope: str, environment: str | None = None
 ) -> CreatedKey:
-    actor.require_role("admin")
     label = clean_name(label, "label")
     if scope not in KEY_SCOPES:
         raise BadRequest("scope must be admin or ingest", field="scope")
@@ -72,9 +73,9 @@ async def create_api_key(
     return CreatedKey(api_key, env, clear)
 
 
+@requires("admin")
 async def delete_api_key(*, actor: Principal, key_id: str) -> None:
     """Revoke at once: the row goes, so the next request with the key gets 401."""
-    actor.require_role("admin")
     api_key = await in_org(ApiKey, actor).get_or_none(id=key_id) if lookupable(key_id) else None
     if api_key is None:
         raise NotFound("API key not found", code=OrgErrorCode.api_key_not_found)

@@ -9,6 +9,7 @@ from tortoise.models import Model
 
 from emban.auth.principal import Principal
 from emban.models import AuditLog
+from emban.services.access import requires
 from emban.services.scope import in_org
 
 AUDIT_PAGE = 100
@@ -59,7 +60,7 @@ async def save_changes(
     return True
 
 
+@requires("admin")
 async def list_audit(*, actor: Principal) -> list[AuditLog]:
     """The last 100 rows of the actor's org, newest first (admin only)."""
-    actor.require_role("admin")
     return await in_org(AuditLog, actor).order_by("-created_at", "-id").limit(AUDIT_PAGE)

@@ -16,6 +16,7 @@ from emban.error_codes import DashboardErrorCode
 from emban.errors import BadRequest, Conflict, NotFound
 from emban.models import Dashboard, Org
 from emban.services import audit, billing
+from emban.services.access import requires
 from emban.services.boundary import after_commit
 from emban.services.scope import in_org, lock_org
 from emban.services.validation import clean_name, lookupable, require_storable
@@ -80,20 +81,20 @@ def _draft_with(dashboard: Dashboard, widgets: list[Widget]) -> dict[str, Any]:
     return {**dashboard.draft, "widgets": widgets_json(widgets)}
 
 
+@requires("viewer")
 async def list_dashboards(*, actor: Principal) -> list[Dashboard]:
-    actor.require_role("viewer")
     return await in_org(Dashboard, actor).order_by("created_at")
 
 
+@requires("viewer")
 async def get_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
-    actor.require_role("viewer")
     return await get_own(actor, dashboard_id)
 
 
+@requires("editor")
 async def create_dashboard(
     *, actor: Principal, name: str, widgets: Any = None, description: str | None = None
 ) -> Dashboard:
-    actor.require_role("editor")
     dashboard = await Dashboard.create(
         org_id=actor.org_id,
         name=clean_name(name, "name"),
@@ -107,6 +108,7 @@ async def create_dashboard(
     return dashboard
 
 
+@requires("editor")
 async def update_dashboard(
     *,
     actor: Principal,
@@ -116,7 +118,6 @@ async def update_dashboard(
     widgets: Any = None,
 ) -> Dashboard:
     """Change the name, description or the draft's widgets (the published snapshot stays)."""
-    actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     changes: dict[str, Any] = {}
     if name is not None:
@@ -131,8 +132,8 @@ async def update_dashboard(
     return dashboard
 
 
+@requires("editor")
 async def delete_dashboard(*, actor: Principal, dashboard_id: str) -> None:
-    actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     was_published = dashboard.is_published
     await dashboard.delete()
@@ -143,10 +144,10 @@ async def delete_dashboard(*, actor: Principal, dashboard_id: str) -> None:
         _announce(actor.org_id, dashboard_id)
 
 
+@requires("editor")
 async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
     """Copy draft → published. A dashboard that is not yet published counts against the plan's
     published-dashboard limit (402 ``published_dashboards_limit``)."""
-    actor.require_role("editor")
     await lock_org(actor)  # two publishes at once must not both pass the limit check
     dashboard = await get_own(actor, dashboard_id)
     if not dashboard.is_published:
@@ -168,9 +169,9 @@ async def publish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard
     return dashboard
 
 
+@requires("editor")
 async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboard:
     """Hide it from embeds; the snapshot is kept for restore-published."""
-    actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.is_published:
         await audit.save_changes(actor, dashboard, {"is_published": False}, "dashboard.unpublish")
@@ -178,9 +179,9 @@ async def unpublish_dashboard(*, actor: Principal, dashboard_id: str) -> Dashboa
     return dashboard
 
 
+@requires("admin")
 async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard:
     """Replace the draft with the last published snapshot (admin)."""
-    actor.require_role("admin")
     dashboard = await get_own(actor, dashboard_id)
     if dashboard.published is None:
         raise Conflict(
@@ -195,9 +196,9 @@ async def restore_published(*, actor: Principal, dashboard_id: str) -> Dashboard
     return dashboard
 
 
+@requires("admin")
 async def add_widget(*, actor: Principal, dashboard_id: str, widget: object) -> Widget:
     """Append an inline widget to the draft (admin); its id must be new in the dashboard."""
-    actor.require_role("admin")
     dashboard = await get_own(actor, dashboard_id)
     clean = decode_widget(widget)
     widgets = draft_widgets(dashboard)
@@ -215,11 +216,11 @@ async def add_widget(*, actor: Principal, dashboard_id: str, widget: object) -> 
 _PATCHABLE = ("title", "viz", "layout", "query", "text", "description")
 
 
+@requires("editor")
 async def update_widget(
     *, actor: Principal, dashboard_id: str, widget_id: str, patch: object
 ) -> Widget:
     """Merge ``patch`` (title, viz, layout, query, text) into a draft widget and revalidate."""
-    actor.require_role("editor")
     if not isinstance(patch, dict):
         raise BadRequest("body must be an object", field="body")
     for key in patch:
@@ -246,8 +247,8 @@ async def update_widget(
     return merged
 
 
+@requires("editor")
 async def delete_widget(*, actor: Principal, dashboard_id: str, widget_id: str) -> None:
-    actor.require_role("editor")
     dashboard = await get_own(actor, dashboard_id)
     widgets = draft_widgets(dashboard)
     remaining = [w for w in widgets if w.id != widget_id]

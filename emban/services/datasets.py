@@ -14,6 +14,7 @@ from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
 from emban.errors import NotFound
 from emban.runtime import Runtime
+from emban.services.access import requires
 
 DESCRIPTIONS = {
     "events": "Raw events, one row per ingested event.",
@@ -46,13 +47,13 @@ class Dataset:
     ddl: str
 
 
+@requires("admin")
 async def list_datasets(rt: Runtime, *, actor: Principal) -> list[Dataset]:
     """Visible tables, then the materialized views, with engine, columns, DDL, and every
     statistic computed from the caller's own rows (org and environment): row count, their
     uncompressed size and the time of the org's latest ingest. Nothing here moves when another
     org writes. A view stores no rows (0 rows, 0 bytes); its update time is the org's latest
     write through it, which is the org's latest ingest like its target's."""
-    actor.require_role("admin")
     scope = Scope(actor.org_id, actor.environment_id)
     engines = await catalog.table_engines(rt.events)
     by_table = await catalog.table_columns(rt.events)
@@ -85,9 +86,9 @@ async def list_datasets(rt: Runtime, *, actor: Principal) -> list[Dataset]:
     return out
 
 
+@requires("admin")
 async def dataset_ddl(rt: Runtime, *, actor: Principal, name: str) -> str:
     """The CREATE statement of one table or materialized view (404 for any other name)."""
-    actor.require_role("admin")
     if name not in CATALOG_DATASETS:
         raise NotFound(f"no dataset named {name!r}", code=QueryErrorCode.dataset_not_found)
     return await catalog.show_create(rt.events, name)

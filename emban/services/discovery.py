@@ -2,7 +2,8 @@
 
 ``discover`` lists event names (count, distinct users, first/last seen) with their string
 property keys (top values) and numeric property keys (min/avg/max). ``auto_create`` turns that
-into a draft dashboard through :func:`emban.services.dashboards.create_dashboard`:
+into a draft dashboard through :func:`emban.services.dashboards.create_dashboard`, its widgets
+planned as the typed configs of :mod:`emban.services.widget_config`:
 
 - one metric widget with the total count of the main (most frequent) event, and one with its
   unique users when events carry user ids;
@@ -20,12 +21,14 @@ per row, a lone last chart takes the whole row: no two widgets overlap on the 12
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+import msgspec
 
 from emban.analytics import discovery as engine
-from emban.analytics.query_spec import Scope, default_granularity
+from emban.analytics.query_spec import Metric, Period, Scope, default_granularity
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
@@ -33,8 +36,24 @@ from emban.errors import BadRequest
 from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services import dashboards
+from emban.services.access import requires
 from emban.services.boundary import transaction
-from emban.services.widget_config import GRID_COLUMNS, decode_widget
+from emban.services.widget_config import (
+    GRID_COLUMNS,
+    BreakdownWidget,
+    Layout,
+    MetricWidget,
+    QueryWidget,
+    TimeseriesWidget,
+    Viz,
+    VizType,
+    Widget,
+    WidgetQuery,
+    decode_widget,
+    widget_json,
+    widgets_json,
+)
+from emban.wire import FieldRule
 
 AUTO_NAME = "Auto-generated Dashboard"
 MAX_EVENT_CHARTS = 10
@@ -123,13 +142,13 @@ async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
     ]
 
 
+@requires("viewer")
 async def discover(rt: Runtime, *, actor: Principal) -> list[DiscoveredEvent]:
     """``GET /v1/discover``: the events of the caller's environment (viewer)."""
-    actor.require_role("viewer")
     return await _scan(rt, Scope(actor.org_id, actor.environment_id))
 
 
-def _period(first_seen: datetime, now: datetime) -> str:
+def _period(first_seen: datetime, now: datetime) -> Period:
     age = now - first_seen
     if age <= timedelta(hours=24):
         return "24h"
@@ -151,16 +170,6 @@ def _title(text: str) -> str:
     return text[:200].strip()
 
 
-def _valid(widget: dict[str, Any]) -> bool:
-    """Whether the widget passes the widget rules (keys or names the query validator refuses
-    are left out of the dashboard rather than failing it)."""
-    try:
-        decode_widget(widget)
-    except BadRequest:
-        return False
-    return True
-
-
 class _Ids:
     def __init__(self) -> None:
         self.used: set[str] = set()
@@ -175,108 +184,125 @@ class _Ids:
         return ident
 
 
-def plan_widgets(events: list[DiscoveredEvent], now: datetime) -> list[dict[str, Any]]:
+# Where a widget sits until :func:`_lay_out` places it.
+_UNPLACED = Layout(x=0, y=0, w=1, h=1)
+
+
+def plan_widgets(events: list[DiscoveredEvent], now: datetime) -> list[Widget]:
     """The auto-created dashboard's widgets for ``events`` (most frequent first)."""
     main = events[0]
     period = _period(main.first_seen, now)
     granularity = default_granularity(period)
     new_id = _Ids()
 
-    def query(event_name: str, metric: str = "count", **extra: str) -> dict[str, Any]:
-        return {
-            "event_name": event_name,
-            "metric": metric,
-            "period": period,
-            "granularity": granularity,
-            **extra,
-        }
+    def widget(
+        kind: Callable[..., QueryWidget],
+        ident: str,
+        title: str,
+        viz: VizType,
+        event_name: str,
+        metric: Metric = "count",
+        *,
+        group_by: str | None = None,
+        numeric_prop: str | None = None,
+    ) -> Widget | None:
+        """The widget, or ``None`` when it breaks a widget rule: keys or names the query
+        validator refuses are left out of the dashboard rather than failing it. Constructing
+        checks the cross-field rules; the field constraints and the storable-text rule (event
+        names may hold NUL, configs may not) are checked on decoding, so the widget is decoded
+        from its wire form once, as the dashboard will store it."""
+        try:
+            query = WidgetQuery(
+                event_name=event_name,
+                metric=metric,
+                period=period,
+                granularity=granularity,
+                group_by=group_by,
+                numeric_prop=numeric_prop,
+            )
+            built = kind(id=ident, title=_title(title), query=query, viz=Viz(viz), layout=_UNPLACED)
+            return decode_widget(widget_json(built))
+        except (FieldRule, BadRequest):
+            return None
 
-    metrics = [
-        {
-            "id": new_id("total", main.event_name),
-            "kind": "metric",
-            "title": _title(f"Total {main.event_name}"),
-            "query": query(main.event_name),
-            "viz": {"type": "number"},
-        }
-    ]
+    name = main.event_name
+    metrics = [widget(MetricWidget, new_id("total", name), f"Total {name}", "number", name)]
     if main.unique_users:
         metrics.append(
-            {
-                "id": new_id("users", main.event_name),
-                "kind": "metric",
-                "title": _title(f"Unique users ({main.event_name})"),
-                "query": query(main.event_name, "count_unique"),
-                "viz": {"type": "number"},
-            }
+            widget(
+                MetricWidget,
+                new_id("users", name),
+                f"Unique users ({name})",
+                "number",
+                name,
+                "count_unique",
+            )
         )
     charts = [
-        {
-            "id": new_id("count", event.event_name),
-            "kind": "timeseries",
-            "title": _title(f"{event.event_name} per {granularity}"),
-            "query": query(event.event_name),
-            "viz": {"type": "line"},
-        }
+        widget(
+            TimeseriesWidget,
+            new_id("count", event.event_name),
+            f"{event.event_name} per {granularity}",
+            "line",
+            event.event_name,
+        )
         for event in events[:MAX_EVENT_CHARTS]
     ]
     dimensions = [
         p.key for p in main.string_props if p.key in ROLLUP_DIMENSIONS and p.distinct_values > 1
     ]
     charts += [
-        {
-            "id": new_id(main.event_name, "by", dimension),
-            "kind": "breakdown",
-            "title": _title(f"{main.event_name} by {dimension}"),
-            "query": query(main.event_name, group_by=dimension),
-            "viz": {"type": "bar"},
-        }
+        widget(
+            BreakdownWidget,
+            new_id(name, "by", dimension),
+            f"{name} by {dimension}",
+            "bar",
+            name,
+            group_by=dimension,
+        )
         for dimension in dimensions[:MAX_BREAKDOWNS]
     ]
     numeric = _main_numeric(main)
     if numeric is not None:
         charts.append(
-            {
-                "id": new_id("p95", main.event_name, numeric.key),
-                "kind": "timeseries",
-                "title": _title(f"p95 {numeric.key} ({main.event_name})"),
-                "query": query(main.event_name, "p95", numeric_prop=numeric.key),
-                "viz": {"type": "line"},
-            }
+            widget(
+                TimeseriesWidget,
+                new_id("p95", name, numeric.key),
+                f"p95 {numeric.key} ({name})",
+                "line",
+                name,
+                "p95",
+                numeric_prop=numeric.key,
+            )
         )
-    return _lay_out(
-        [w for w in metrics if _valid({**w, "layout": _SOME})],
-        [w for w in charts if _valid({**w, "layout": _SOME})],
-    )
+    return _lay_out([w for w in metrics if w is not None], [w for w in charts if w is not None])
 
 
-_SOME = {"x": 0, "y": 0, "w": 1, "h": 1}
-
-
-def _lay_out(metrics: list[dict[str, Any]], charts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _lay_out(metrics: list[Widget], charts: list[Widget]) -> list[Widget]:
     """Metrics share the first row; charts go two per row, a lone last one full width."""
-    placed: list[dict[str, Any]] = []
+    placed: list[Widget] = []
     y = 0
     if metrics:
         width = GRID_COLUMNS // len(metrics)
         for index, widget in enumerate(metrics):
-            layout = {"x": index * width, "y": 0, "w": width, "h": METRIC_HEIGHT}
-            placed.append({**widget, "layout": layout})
+            layout = Layout(x=index * width, y=0, w=width, h=METRIC_HEIGHT)
+            placed.append(msgspec.structs.replace(widget, layout=layout))
         y = METRIC_HEIGHT
     per_row = GRID_COLUMNS // CHART_WIDTH
     for index, widget in enumerate(charts):
         row, column = divmod(index, per_row)
         alone = column == 0 and index == len(charts) - 1
-        layout = {
-            "x": column * CHART_WIDTH,
-            "y": y + row * CHART_HEIGHT,
-            "w": GRID_COLUMNS if alone else CHART_WIDTH,
-            "h": CHART_HEIGHT,
-        }
-        placed.append({**widget, "layout": layout})
+        layout = Layout(
+            x=column * CHART_WIDTH,
+            y=y + row * CHART_HEIGHT,
+            w=GRID_COLUMNS if alone else CHART_WIDTH,
+            h=CHART_HEIGHT,
+        )
+        placed.append(msgspec.structs.replace(widget, layout=layout))
     return placed
 
 
+@requires("editor")
 async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     """``POST /v1/discover/auto-create`` (editor): a draft dashboard over the discovered events;
     400 ``no_events`` when the environment has none.
@@ -285,7 +311,6 @@ async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
     open (on SQLite one would block every other request for as long as the scan takes), and only
     the dashboard is written, in a short transaction of its own.
     """
-    actor.require_role("editor")
     events = await _scan(rt, Scope(actor.org_id, actor.environment_id))
     if not events:
         raise BadRequest(
@@ -296,7 +321,7 @@ async def auto_create(rt: Runtime, *, actor: Principal) -> AutoCreated:
         dashboard = await dashboards.create_dashboard(
             actor=actor,
             name=AUTO_NAME,
-            widgets=widgets,
+            widgets=widgets_json(widgets),
             description=f"Generated from {len(events)} discovered event type(s).",
         )
     return AutoCreated(dashboard, len(widgets), len(events))

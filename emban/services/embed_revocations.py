@@ -33,6 +33,7 @@ from emban.live.sockets import RevocationRule
 from emban.models import AuditLog, EmbedRevocation
 from emban.runtime import Runtime
 from emban.services import audit, embeds  # embeds imports this module: names used at call time
+from emban.services.access import requires
 from emban.services.boundary import after_commit
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
@@ -161,10 +162,10 @@ def _announce(rt: Runtime, rules: list[RevocationRule]) -> None:
     after_commit(call)
 
 
+@requires("admin")
 async def revoke_session(rt: Runtime, *, actor: Principal, session_id: str) -> str:
     """Revoke one session of the actor's org (admin); 404 ``embed_session_not_found`` for an id
     no mint of this org issued (unknown, another org's, or expired for over a day)."""
-    actor.require_role("admin")
     now = int(time.time())
     row = (
         await in_org(AuditLog, actor)
@@ -207,13 +208,13 @@ def _optional(value: Any, name: str, max_length: int) -> str | None:
     return value
 
 
+@requires("admin")
 async def revoke_sessions(
     rt: Runtime, *, actor: Principal, dashboard_id: Any = None, tenant_id: Any = None
 ) -> int:
     """Revoke every session of the actor's environment issued up to now whose dashboard and
     tenant match the given ones (admin). Returns how many active sessions of the audit list
     that revoked (tokens minted outside the API are revoked too but not counted)."""
-    actor.require_role("admin")
     dashboard = _optional(dashboard_id, "dashboard_id", 32)
     tenant = _optional(tenant_id, "tenant_id", embeds.MAX_TENANT)
     now = int(time.time())

@@ -25,6 +25,7 @@ from emban.error_codes import OrgErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import Environment
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
 
@@ -112,17 +113,17 @@ def clean_allowed_origins(value: Any) -> list[str]:
     return list(dict.fromkeys(clean_origin(item, index) for index, item in enumerate(value)))
 
 
+@requires("viewer")
 async def list_environments(*, actor: Principal) -> list[Environment]:
     """The org's environments, oldest first (any console member, admin keys)."""
-    actor.require_role("viewer")
     return await in_org(Environment, actor).order_by("created_at", "id")
 
 
+@requires("admin")
 async def update_environment(
     *, actor: Principal, environment_id: str, allowed_origins: Any
 ) -> Environment:
     """Set who may frame the environment's embeds (admin); audited when it changes."""
-    actor.require_role("admin")
     environment = (
         await in_org(Environment, actor).get_or_none(id=environment_id)
         if lookupable(environment_id)

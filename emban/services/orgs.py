@@ -8,19 +8,20 @@ from emban.auth.principal import Principal
 from emban.models import Membership, Org, User
 from emban.runtime import Runtime
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.boundary import after_commit
 from emban.services.validation import clean_email, clean_name
 
 log = logging.getLogger(__name__)
 
 
+@requires("viewer")
 async def get_org(*, actor: Principal) -> Org:
-    actor.require_role("viewer")
     return await Org.get(id=actor.org_id)
 
 
+@requires("admin")
 async def update_org(*, actor: Principal, name: str | None, email: str | None) -> Org:
-    actor.require_role("admin")
     org = await Org.get(id=actor.org_id)
     changes: dict[str, str] = {}
     if name is not None:
@@ -31,6 +32,7 @@ async def update_org(*, actor: Principal, name: str | None, email: str | None) -
     return org
 
 
+@requires("owner")
 async def delete_org(rt: Runtime, *, actor: Principal) -> None:
     """Remove the org's metadata (cascades) and users left without an org; its events are
     deleted by the ``purge_org_events`` job once this has committed.
@@ -39,7 +41,6 @@ async def delete_org(rt: Runtime, *, actor: Principal) -> None:
     held it open meanwhile (on SQLite: every org's requests waited). After the commit no
     credential can reach the org, so its events are unreachable until the job removes them.
     """
-    actor.require_role("owner")
     org = await Org.get(id=actor.org_id)
     user_ids = list(await Membership.filter(org_id=org.id).values_list("user_id", flat=True))
     org_id = org.id

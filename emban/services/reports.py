@@ -19,6 +19,7 @@ from emban.errors import BadRequest, NotFound
 from emban.models import Dashboard, Delivery, Report, ReportRun
 from emban.schedules import BadSchedule, check_cron, next_run, parse_zone
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.alert_rules import clean_emails, clean_webhook_url, deliveries_of
 from emban.services.scope import in_org
 from emban.services.validation import clean_name, lookupable, storable
@@ -144,25 +145,25 @@ async def _find(actor: Principal, report_id: str) -> Report:
     return report
 
 
+@requires("viewer")
 async def list_reports(*, actor: Principal) -> list[Report]:
-    actor.require_role("viewer")
     return await in_org(Report, actor).order_by("id")
 
 
+@requires("viewer")
 async def get_report(*, actor: Principal, report_id: str) -> Report:
-    actor.require_role("viewer")
     return await _find(actor, report_id)
 
 
+@requires("admin")
 async def find_for_admin(*, actor: Principal, report_id: str) -> Report:
-    actor.require_role("admin")
     return await _find(actor, report_id)
 
 
+@requires("admin")
 async def create_report(
     *, actor: Principal, body: ReportInput, allow_hosts: tuple[str, ...] = ()
 ) -> Report:
-    actor.require_role("admin")
     dashboard = await _published(actor, _require(body, "dashboard_id"))
     report = Report(
         org_id=actor.org_id,
@@ -192,10 +193,10 @@ async def create_report(
     return report
 
 
+@requires("admin")
 async def update_report(
     *, actor: Principal, report_id: str, body: ReportInput, allow_hosts: tuple[str, ...] = ()
 ) -> Report:
-    actor.require_role("admin")
     report = await _find(actor, report_id)
     changed: list[str] = []
 
@@ -234,8 +235,8 @@ async def update_report(
     return report
 
 
+@requires("admin")
 async def delete_report(*, actor: Principal, report_id: str) -> None:
-    actor.require_role("admin")
     report = await _find(actor, report_id)
     await report.delete()
     await audit.record(actor, "report.delete", "report", report_id, {"name": report.name})
@@ -244,9 +245,9 @@ async def delete_report(*, actor: Principal, report_id: str) -> None:
 RUNS_PAGE = 100
 
 
+@requires("viewer")
 async def list_runs(*, actor: Principal, report_id: str) -> list[tuple[ReportRun, list[Delivery]]]:
     """The report's last 100 runs, newest first, each with its deliveries."""
-    actor.require_role("viewer")
     report = await _find(actor, report_id)
     runs = (
         await ReportRun.filter(report_id=report.id).order_by("-started_at", "-id").limit(RUNS_PAGE)

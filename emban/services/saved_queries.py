@@ -9,6 +9,7 @@ from emban.error_codes import QueryErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import SavedQuery
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.scope import in_org
 from emban.services.validation import clean_name, lookupable, storable
 
@@ -42,15 +43,15 @@ async def _find(actor: Principal, query_id: str) -> SavedQuery:
     return saved
 
 
+@requires("viewer")
 async def list_saved_queries(*, actor: Principal) -> list[SavedQuery]:
-    actor.require_role("viewer")
     return await in_org(SavedQuery, actor).order_by("-starred", "name", "created_at")
 
 
+@requires("admin")
 async def create_saved_query(
     *, actor: Principal, name: str, sql: str, dataset: str = "events", starred: bool = False
 ) -> SavedQuery:
-    actor.require_role("admin")
     saved = await SavedQuery.create(
         org_id=actor.org_id,
         name=clean_name(name, "name"),
@@ -63,6 +64,7 @@ async def create_saved_query(
     return saved
 
 
+@requires("admin")
 async def update_saved_query(
     *,
     actor: Principal,
@@ -72,7 +74,6 @@ async def update_saved_query(
     dataset: str | None = None,
     starred: bool | None = None,
 ) -> SavedQuery:
-    actor.require_role("admin")
     saved = await _find(actor, query_id)
     changes: dict[str, object] = {}
     if name is not None:
@@ -87,8 +88,8 @@ async def update_saved_query(
     return saved
 
 
+@requires("admin")
 async def delete_saved_query(*, actor: Principal, query_id: str) -> None:
-    actor.require_role("admin")
     saved = await _find(actor, query_id)
     await saved.delete()
     await audit.record(actor, "saved_query.delete", "saved_query", query_id, {"name": saved.name})

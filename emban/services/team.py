@@ -12,6 +12,7 @@ from emban.errors import BadRequest, Conflict, Forbidden, NotFound
 from emban.models import Invite, Membership, User, UserSession
 from emban.runtime import Runtime
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.scope import in_org, lock_org
 from emban.services.validation import clean_email, lookupable
 
@@ -26,16 +27,16 @@ class CreatedInvite:
     url: str
 
 
+@requires("viewer")
 async def list_members(*, actor: Principal) -> list[tuple[Membership, User]]:
-    actor.require_role("viewer")
     memberships = await in_org(Membership, actor).order_by("created_at")
     users = {u.id: u for u in await User.filter(id__in=[m.user_id for m in memberships])}
     return [(m, users[m.user_id]) for m in memberships]
 
 
+@requires("admin")
 async def list_invites(*, actor: Principal) -> list[Invite]:
     """Pending invites: not accepted and not expired."""
-    actor.require_role("admin")
     return (
         await in_org(Invite, actor)
         .filter(accepted_at__isnull=True, expires_at__gt=datetime.now(UTC))
@@ -43,8 +44,8 @@ async def list_invites(*, actor: Principal) -> list[Invite]:
     )
 
 
+@requires("admin")
 async def invite_member(rt: Runtime, *, actor: Principal, email: str, role: str) -> CreatedInvite:
-    actor.require_role("admin")
     await lock_org(actor)
     email = clean_email(email)
     if role not in INVITE_ROLES:
@@ -90,8 +91,8 @@ async def _owner_count(actor: Principal) -> int:
     return await in_org(Membership, actor).filter(role="owner").count()
 
 
+@requires("owner")
 async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[Membership, User]:
-    actor.require_role("owner")
     if role not in MEMBER_ROLES:
         raise BadRequest("role must be viewer, editor, admin or owner", field="role")
     await lock_org(actor)
@@ -105,9 +106,9 @@ async def change_role(*, actor: Principal, member_id: str, role: str) -> tuple[M
     return membership, await User.get(id=membership.user_id)
 
 
+@requires("admin")
 async def remove_member(*, actor: Principal, member_id: str) -> None:
     """Admins remove members; only an owner removes an owner; the last owner cannot leave."""
-    actor.require_role("admin")
     await lock_org(actor)
     membership = await _member(actor, member_id)
     if ROLE_RANK[membership.role] > ROLE_RANK[actor.role or "viewer"]:

@@ -12,6 +12,7 @@ from emban.errors import BadRequest
 from emban.models import ApiKey, Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
+from emban.services.access import requires
 from emban.services.events import events_this_month
 from emban.services.scope import in_org
 
@@ -34,9 +35,9 @@ class Usage:
     plan: str
 
 
+@requires("viewer")
 async def get_usage(rt: Runtime, *, actor: Principal, period: str | None) -> Usage:
     """Per-day counts for the period (every day listed, zeros included), plus the plan limit."""
-    actor.require_role("viewer")
     period = period or "30d"
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}", field="period")
@@ -74,9 +75,9 @@ class Onboarding:
     steps: dict[str, bool]
 
 
+@requires("viewer")
 async def onboarding_status(rt: Runtime, *, actor: Principal) -> Onboarding:
     """``sample_only`` while the org has no real events (demo sample data does not count)."""
-    actor.require_role("viewer")
     real, sample = await catalog.sample_counts(rt.events, actor.org_id)
     has_ingest_key = await in_org(ApiKey, actor).filter(scope="ingest").exists()
     return Onboarding(

@@ -2,6 +2,7 @@
 
 One signing secret per org, created on first use. ``rotate`` makes a new one; the previous secret
 keeps signing, as a second ``v1``, for :data:`ROTATION_OVERLAP` so receivers can switch over.
+What the edges call (admins only, both edges): :func:`overview` and :func:`rotate_secret`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
+from emban.auth.principal import Principal
 from emban.models import AlertRule, Delivery, Report, WebhookSecret
 from emban.notify import signing
+from emban.services import audit
+from emban.services.access import requires
 
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -53,6 +57,14 @@ async def rotate(org_id: str) -> tuple[str, datetime]:
     await WebhookSecret.filter(id=row.id).update(
         secret=fresh, previous=row.secret, rotated_at=moment
     )
+    return fresh, moment
+
+
+@requires("admin")
+async def rotate_secret(*, actor: Principal) -> tuple[str, datetime]:
+    """``POST /v1/webhooks/rotate-secret`` (admin): :func:`rotate` the org's secret, audited."""
+    fresh, moment = await rotate(actor.org_id)
+    await audit.record(actor, "webhook.rotate_secret", "webhook_secret", actor.org_id)
     return fresh, moment
 
 
@@ -157,3 +169,15 @@ async def endpoints(org_id: str, *, now: datetime | None = None) -> list[Endpoin
             )
         )
     return answer
+
+
+@dataclass(frozen=True)
+class Overview:
+    signing_secret: str
+    endpoints: list[Endpoint]
+
+
+@requires("admin")
+async def overview(*, actor: Principal) -> Overview:
+    """``GET /v1/webhooks`` (admin): the org's signing secret and its :func:`endpoints`."""
+    return Overview(await current_secret(actor.org_id), await endpoints(actor.org_id))

@@ -13,6 +13,7 @@ from emban.errors import BadRequest, NotFound
 from emban.models import Widget as WidgetModel
 from emban.runtime import Runtime
 from emban.services import audit
+from emban.services.access import requires
 from emban.services.analytics import AnalyticsResult, run_spec
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
@@ -58,18 +59,18 @@ def published_config(widget: WidgetModel) -> Widget | None:
     return None if widget.published is None else stored_widget(widget.published)
 
 
+@requires("viewer")
 async def list_widgets(*, actor: Principal) -> list[WidgetModel]:
-    actor.require_role("viewer")
     return await in_org(WidgetModel, actor).order_by("created_at")
 
 
+@requires("viewer")
 async def get_widget(*, actor: Principal, widget_id: str) -> WidgetModel:
-    actor.require_role("viewer")
     return await _own(actor, widget_id)
 
 
+@requires("admin")
 async def create_widget(*, actor: Principal, config: object) -> WidgetModel:
-    actor.require_role("admin")
     widget = WidgetModel(org_id=actor.org_id, created_by=actor.actor_id)
     draft = _config(config, widget.id)
     widget.draft = widget_json(draft)
@@ -78,8 +79,8 @@ async def create_widget(*, actor: Principal, config: object) -> WidgetModel:
     return widget
 
 
+@requires("admin")
 async def update_widget(*, actor: Principal, widget_id: str, patch: object) -> WidgetModel:
-    actor.require_role("admin")
     widget = await _own(actor, widget_id)
     if not isinstance(patch, dict):
         raise BadRequest("body must be an object", field="body")
@@ -90,16 +91,16 @@ async def update_widget(*, actor: Principal, widget_id: str, patch: object) -> W
     return widget
 
 
+@requires("admin")
 async def publish_widget(*, actor: Principal, widget_id: str) -> WidgetModel:
-    actor.require_role("admin")
     widget = await _own(actor, widget_id)
     published = {"published": widget_json(draft_config(widget)), "published_at": datetime.now(UTC)}
     await audit.save_changes(actor, widget, published, "widget.publish")
     return widget
 
 
+@requires("admin")
 async def delete_widget(*, actor: Principal, widget_id: str) -> None:
-    actor.require_role("admin")
     widget = await _own(actor, widget_id)
     await widget.delete()
     await audit.record(actor, "widget.delete", "widget", widget_id)
@@ -150,12 +151,12 @@ async def metric_result(rt: Runtime, scope: Scope, spec: QuerySpec) -> Analytics
     return AnalyticsResult(points, meta)
 
 
+@requires("editor")
 async def preview_data(
     rt: Runtime, *, actor: Principal, config: Any, tenant_id: str | None
 ) -> WidgetData:
     """Evaluate an unsaved widget config (builder preview). Without ``tenant_id`` the data
     covers every tenant of the caller's environment."""
-    actor.require_role("editor")
     if not isinstance(config, dict):
         raise BadRequest("widget must be an object", field="widget")
     widget = decode_widget({"id": PREVIEW_ID, **config}, "widget")

@@ -9,8 +9,12 @@ is tested in test_rest_auth.py and test_rest_keys_team_settings.py.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import secrets
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -516,9 +520,10 @@ ACTS_AS = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4, "admin_key": 3, "in
 
 
 def test_route_declarations_predict_every_refusal_in_the_matrix() -> None:
-    """The ``@route`` declarations (auth and least role) are what the request path enforces;
-    this holds them to the independent expectation above, so a declaration cannot drift from
-    what the services enforce for the GraphQL edge either."""
+    """The ``@route`` declarations (auth, and the least role of the service a console route
+    names) are what the request path enforces; this holds them to the independent expectation
+    above. The role is the service's own ``@requires`` declaration, which the GraphQL edge meets
+    too (the next test checks each handler calls the service its route names)."""
     for route in ROUTES:
         key = (route.method, route.path)
         if key not in MATRIX:
@@ -535,6 +540,67 @@ def test_route_declarations_predict_every_refusal_in_the_matrix() -> None:
                     allowed = False
             expected = route.status if allowed else (401 if principal == "anonymous" else 403)
             assert status == expected, (key, principal, route.auth, route.role)
+
+
+def _services_called(handler: Callable[..., Any]) -> list[Any]:
+    """The objects the handler's body calls as ``module.function(...)``, resolved in its module."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(handler)))
+    (definition,) = tree.body
+    assert isinstance(definition, ast.AsyncFunctionDef)
+    called = []
+    for statement in definition.body:
+        for node in ast.walk(statement):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in handler.__globals__
+            ):
+                owner = handler.__globals__[node.func.value.id]
+                called.append(getattr(owner, node.func.attr, None))
+    return called
+
+
+def test_each_console_route_takes_its_role_from_the_service_its_handler_calls() -> None:
+    """A console route's role is its service's ``@requires`` declaration (services/access.py),
+    and that service is the one with a role its handler calls: no route keeps a role of its own,
+    and none names a service it does not call."""
+    for route in ROUTES:
+        key = (route.method, route.path)
+        if route.auth != "console":
+            assert route.service is None and route.role is None, key
+            continue
+        assert route.service is not None, key
+        assert route.role == route.service.required_role, key
+        gated = [fn for fn in _services_called(route.handler) if hasattr(fn, "required_role")]
+        assert gated == [route.service], (key, gated)
+
+
+def test_the_call_walker_resolves_module_functions() -> None:
+    """The check above can fail: the walker sees the handler's service call, resolved."""
+    from emban.rest_compat.routes import create_api_key, list_plans
+    from emban.services import api_keys, billing
+
+    called = _services_called(create_api_key)
+    assert api_keys.create_api_key in called and api_keys.list_api_keys not in called
+    assert billing.list_plans in _services_called(list_plans)
+
+
+async def test_the_role_is_enforced_before_the_body_is_read(make_client: ClientFactory) -> None:
+    """The route's role (its service's) is checked first: a viewer's malformed or oversized body
+    is a 403 like a valid one, not a 400 or 413."""
+    world = await seed_world()
+    client = await make_client()
+    viewer = {**world.headers["viewer"], "Content-Type": "application/json"}
+    big = b'{"label": "' + b"x" * (1024 * 1024 + 1024) + b'", "scope": "ingest"}'
+    for data in (b'{"label": ', big):
+        response = await client.post("/v1/api-keys", data=data, headers=viewer)
+        assert response.status == 403
+        assert await response.json() == {
+            "error": "this action requires the admin role",
+            "code": "insufficient_role",
+        }
+    assert await ApiKey.filter(org_id=world.org_id).count() == 3
 
 
 @pytest.mark.parametrize("route", list(PUBLIC), ids=[_route_id(r) for r in PUBLIC])

@@ -16,7 +16,13 @@ from emban.services.discovery import (
     TopValue,
     plan_widgets,
 )
-from emban.services.widget_config import decode_widgets, widgets_json
+from emban.services.widget_config import (
+    BreakdownWidget,
+    MetricWidget,
+    TimeseriesWidget,
+    decode_widgets,
+    widgets_json,
+)
 from tests.conftest import Client, ClientFactory, bearer, join_as
 from tests.gql_client import gql
 from tests.scenario import owner_and_key, send_events, stamp
@@ -463,7 +469,7 @@ def test_the_period_follows_the_age_of_the_main_event() -> None:
         (timedelta(days=8), "30d", "day"),
         (timedelta(days=400), "30d", "day"),
     ):
-        widgets = plan_widgets([discovered("e", 1, age)], NOW)
+        widgets = widgets_json(plan_widgets([discovered("e", 1, age)], NOW))
         assert {(w["query"]["period"], w["query"]["granularity"]) for w in widgets} == {
             (period, granularity)
         }
@@ -489,7 +495,14 @@ def test_many_events_dimensions_and_odd_keys() -> None:
         *[discovered(f"e{i}", 50 - i, timedelta(days=1)) for i in range(11)],
         discovered("api_call", 1, timedelta(days=1)),
     ]
-    widgets = plan_widgets(events, NOW)
+    planned = plan_widgets(events, NOW)
+    assert [type(w) for w in planned] == [
+        MetricWidget,
+        *[TimeseriesWidget] * 10,
+        *[BreakdownWidget] * 3,
+        TimeseriesWidget,
+    ]
+    widgets = widgets_json(planned)
     assert widgets_json(decode_widgets(widgets)) == widgets
     assert overlaps(widgets) == []
     ids = [w["id"] for w in widgets]
@@ -515,11 +528,29 @@ def test_colliding_ids_get_a_suffix_and_unusable_keys_are_left_out() -> None:
         discovered("a_b", 2, timedelta(hours=1)),
         discovered("x" * 200 + " way too long", 1, timedelta(hours=1)),
     ]
-    widgets = plan_widgets(events, NOW)
+    planned = plan_widgets(events, NOW)
+    assert [type(w) for w in planned] == [MetricWidget, TimeseriesWidget, TimeseriesWidget]
+    widgets = widgets_json(planned)
     assert [w["id"] for w in widgets] == ["total_a_b", "count_a_b", "count_a_b_2"]
     assert widgets_json(decode_widgets(widgets)) == widgets
     assert [w["layout"] for w in widgets] == [
         {"x": 0, "y": 0, "w": 12, "h": 2},
         {"x": 0, "y": 2, "w": 6, "h": 4},
         {"x": 6, "y": 2, "w": 6, "h": 4},
+    ]
+
+
+def test_an_event_name_that_a_config_cannot_store_is_left_out() -> None:
+    """Events may hold NUL (ClickHouse stores it), dashboard configs may not: the chart of such
+    an event is left out, not the whole dashboard refused."""
+    events = [
+        discovered("ok", 3, timedelta(hours=1)),
+        discovered("bad\x00name", 2, timedelta(hours=1)),
+        discovered("fine", 1, timedelta(hours=1)),
+    ]
+    widgets = widgets_json(plan_widgets(events, NOW))
+    assert [(w["id"], w["query"]["event_name"]) for w in widgets] == [
+        ("total_ok", "ok"),
+        ("count_ok", "ok"),
+        ("count_fine", "fine"),
     ]

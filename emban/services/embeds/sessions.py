@@ -19,6 +19,7 @@ from emban.errors import BadRequest, NotFound, RateLimited
 from emban.models import AuditLog, Dashboard, Environment, Org
 from emban.runtime import Runtime
 from emban.services import audit, billing, embed_revocations
+from emban.services.access import requires
 from emban.services.dashboards import get_own
 from emban.services.embeds.permissions import ADVANCED, EmbedPermissions, validate_permissions
 from emban.services.scope import in_org
@@ -116,6 +117,7 @@ async def _mint(
     )
 
 
+@requires("admin")
 async def create_embed_session(
     rt: Runtime,
     *,
@@ -130,7 +132,6 @@ async def create_embed_session(
     The session reads the actor's environment. The dashboard need not be published yet: until it
     is, the embed answers ``dashboard_not_published``.
     """
-    actor.require_role("admin")
     tenant = _tenant(tenant_id)
     ttl = _ttl(expires_in)
     dashboard = await get_own(actor, dashboard_id)
@@ -169,6 +170,7 @@ class ActiveEmbedSession:
         return f"dashboard:{self.dashboard_id}"
 
 
+@requires("admin")
 async def list_embed_sessions(
     *, actor: Principal, now: datetime | None = None
 ) -> list[ActiveEmbedSession]:
@@ -178,7 +180,6 @@ async def list_embed_sessions(
     No session lives longer than :data:`MAX_TTL`, so only that much of the log is read; at most
     :data:`MAX_LISTED_SESSIONS` are listed.
     """
-    actor.require_role("admin")
     now = now or datetime.now(UTC)
     rows = await (
         in_org(AuditLog, actor)
