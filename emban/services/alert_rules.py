@@ -14,20 +14,24 @@ import msgspec
 
 from emban.auth.principal import Principal
 from emban.error_codes import AlertErrorCode
-from emban.errors import BadRequest, NotFound
+from emban.errors import BadRequest
 from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
-from emban.notify.ssrf import UnsafeURL, check_url
 from emban.services import audit
 from emban.services.access import requires
 from emban.services.alert_conditions import ConditionType, Operator, lookback_minutes
 from emban.services.dashboards import draft_widgets, published_widgets
+from emban.services.rule_fields import (
+    clean_emails,
+    clean_tenant,
+    clean_webhook_url,
+    find_numeric,
+    required,
+)
 from emban.services.scope import in_org
-from emban.services.validation import clean_email, clean_name, lookupable, storable
+from emban.services.validation import clean_name, lookupable
 from emban.services.widget_config import TextWidget, Widget
 
-MAX_RECIPIENTS = 50
 MAX_LOOKBACK_MINUTES = 31 * 24 * 60
-MAX_TENANT_ID = 256
 UNSET = msgspec.UNSET
 
 
@@ -97,36 +101,6 @@ def _lookback(value: int | None) -> int:
     return minutes
 
 
-def clean_emails(values: list[str], field: str) -> list[str]:
-    if len(values) > MAX_RECIPIENTS:
-        raise BadRequest(f"{field}: at most {MAX_RECIPIENTS} addresses", field=field)
-    cleaned: list[str] = []
-    for index, value in enumerate(values):
-        email = clean_email(value, f"{field}[{index}]")
-        if email not in cleaned:
-            cleaned.append(email)
-    return cleaned
-
-
-def clean_webhook_url(value: str | None, allow_hosts: tuple[str, ...]) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        return str(check_url(value, allow_hosts=allow_hosts))
-    except UnsafeURL as exc:
-        raise BadRequest(f"webhook_url {exc}", field="webhook_url") from None
-
-
-def _tenant(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value or len(value) > MAX_TENANT_ID or not storable(value):
-        raise BadRequest(
-            f"tenant_id must be 1 to {MAX_TENANT_ID} characters without NUL", field="tenant_id"
-        )
-    return value
-
-
 def _check_widget(dashboard: Dashboard, widget_id: str) -> None:
     widget = widget_of(dashboard, widget_id) if lookupable(widget_id, 64) else None
     if widget is None:
@@ -136,12 +110,7 @@ def _check_widget(dashboard: Dashboard, widget_id: str) -> None:
 
 
 async def _find(actor: Principal, alert_id: str) -> AlertRule:
-    rule = None
-    if alert_id.isdigit() and len(alert_id) <= 18:
-        rule = await in_org(AlertRule, actor).get_or_none(id=int(alert_id))
-    if rule is None:
-        raise NotFound("alert not found", code=AlertErrorCode.alert_not_found)
-    return rule
+    return await find_numeric(AlertRule, actor, alert_id, "alert", AlertErrorCode.alert_not_found)
 
 
 @requires("viewer")
@@ -165,29 +134,22 @@ async def states_of(rule_ids: list[int]) -> dict[int, str]:
     return summary
 
 
-def _require(body: AlertInput, name: str) -> Any:
-    value = getattr(body, name)
-    if value is UNSET or value is None:
-        raise BadRequest(f"{name} is required", field=name)
-    return value
-
-
 @requires("admin")
 async def create_rule(
     *, actor: Principal, body: AlertInput, allow_hosts: tuple[str, ...] = ()
 ) -> AlertRule:
-    dashboard = await _dashboard(actor, _require(body, "dashboard_id"))
-    widget_id = _require(body, "widget_id")
+    dashboard = await _dashboard(actor, required(body, "dashboard_id"))
+    widget_id = required(body, "widget_id")
     _check_widget(dashboard, widget_id)
-    condition = _condition(_require(body, "condition_type"))
+    condition = _condition(required(body, "condition_type"))
     needs_comparison = condition is not ConditionType.no_data
     operator = (
-        _operator(_require(body, "operator"))
+        _operator(required(body, "operator"))
         if needs_comparison or body.operator is not UNSET
         else Operator.gt
     )
     if needs_comparison:
-        threshold = _threshold(_require(body, "threshold_value"))
+        threshold = _threshold(required(body, "threshold_value"))
     else:
         threshold = _threshold(body.threshold_value) if body.threshold_value is not UNSET else 0.0
     rule = await AlertRule.create(
@@ -195,7 +157,7 @@ async def create_rule(
         environment_id=actor.environment_id,
         dashboard_id=dashboard.id,
         widget_id=widget_id,
-        name=clean_name(_require(body, "name"), "name"),
+        name=clean_name(required(body, "name"), "name"),
         condition_type=condition.value,
         operator=operator.value,
         threshold_value=threshold,
@@ -207,7 +169,7 @@ async def create_rule(
             None if body.webhook_url is UNSET else body.webhook_url, allow_hosts
         ),
         enabled=True if body.enabled is UNSET else body.enabled,
-        tenant_id=_tenant(None if body.tenant_id is UNSET else body.tenant_id),
+        tenant_id=clean_tenant(None if body.tenant_id is UNSET else body.tenant_id),
         per_tenant=False if body.per_tenant is UNSET else body.per_tenant,
         created_by=actor.actor_id,
     )
@@ -229,33 +191,33 @@ async def update_rule(
 
     if body.dashboard_id is not UNSET or body.widget_id is not UNSET:
         dashboard_id = (
-            _require(body, "dashboard_id") if body.dashboard_id is not UNSET else rule.dashboard_id
+            required(body, "dashboard_id") if body.dashboard_id is not UNSET else rule.dashboard_id
         )
-        widget_id = _require(body, "widget_id") if body.widget_id is not UNSET else rule.widget_id
+        widget_id = required(body, "widget_id") if body.widget_id is not UNSET else rule.widget_id
         dashboard = await _dashboard(actor, dashboard_id)
         _check_widget(dashboard, widget_id)
         put("dashboard_id", dashboard.id)
         put("widget_id", widget_id)
     if body.name is not UNSET:
-        put("name", clean_name(_require(body, "name"), "name"))
+        put("name", clean_name(required(body, "name"), "name"))
     if body.condition_type is not UNSET:
-        put("condition_type", _condition(_require(body, "condition_type")).value)
+        put("condition_type", _condition(required(body, "condition_type")).value)
     if body.operator is not UNSET:
-        put("operator", _operator(_require(body, "operator")).value)
+        put("operator", _operator(required(body, "operator")).value)
     if body.threshold_value is not UNSET:
-        put("threshold_value", _threshold(_require(body, "threshold_value")))
+        put("threshold_value", _threshold(required(body, "threshold_value")))
     if body.lookback_minutes is not UNSET:
         put("lookback_minutes", _lookback(body.lookback_minutes))
     if body.email_to is not UNSET:
-        put("email_to", clean_emails(_require(body, "email_to"), "email_to"))
+        put("email_to", clean_emails(required(body, "email_to"), "email_to"))
     if body.webhook_url is not UNSET:
         put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
     if body.enabled is not UNSET:
-        put("enabled", _require(body, "enabled"))
+        put("enabled", required(body, "enabled"))
     if body.tenant_id is not UNSET:
-        put("tenant_id", _tenant(body.tenant_id))
+        put("tenant_id", clean_tenant(body.tenant_id))
     if body.per_tenant is not UNSET:
-        put("per_tenant", _require(body, "per_tenant"))
+        put("per_tenant", required(body, "per_tenant"))
     if changed:
         await rule.save(update_fields=[*changed, "updated_at"])
         # What the rule watches changed: its old states say nothing about the new condition.

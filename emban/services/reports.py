@@ -15,18 +15,24 @@ import msgspec
 
 from emban.auth.principal import Principal
 from emban.error_codes import AlertErrorCode
-from emban.errors import BadRequest, NotFound
+from emban.errors import BadRequest
 from emban.models import Dashboard, Delivery, Report, ReportRun
 from emban.schedules import BadSchedule, check_cron, next_run, parse_zone
 from emban.services import audit
 from emban.services.access import requires
-from emban.services.alert_rules import clean_emails, clean_webhook_url, deliveries_of
+from emban.services.alert_rules import deliveries_of
+from emban.services.rule_fields import (
+    clean_emails,
+    clean_tenant,
+    clean_webhook_url,
+    find_numeric,
+    required,
+)
 from emban.services.scope import in_org
-from emban.services.validation import clean_name, lookupable, storable
+from emban.services.validation import clean_name, lookupable
 
 FORMATS = ("csv", "pdf")
 MAX_BURST_TENANTS = 100
-MAX_TENANT_ID = 256
 UNSET = msgspec.UNSET
 
 
@@ -47,13 +53,6 @@ class ReportInput(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _require(body: ReportInput, name: str) -> Any:
-    value = getattr(body, name)
-    if value is UNSET or value is None:
-        raise BadRequest(f"{name} is required", field=name)
-    return value
 
 
 def _schedule(value: str) -> str:
@@ -77,16 +76,6 @@ def _format(value: str) -> str:
     return value
 
 
-def _tenant(value: str | None, field: str = "tenant_id") -> str | None:
-    if value is None:
-        return None
-    if not value or len(value) > MAX_TENANT_ID or not storable(value):
-        raise BadRequest(
-            f"{field} must be 1 to {MAX_TENANT_ID} characters without NUL", field=field
-        )
-    return value
-
-
 def _burst(value: dict[str, list[str]] | None) -> dict[str, list[str]]:
     if not value:
         return {}
@@ -97,7 +86,7 @@ def _burst(value: dict[str, list[str]] | None) -> dict[str, list[str]]:
     cleaned: dict[str, list[str]] = {}
     for tenant, emails in value.items():
         field = f"tenant_recipients.{tenant}"
-        _tenant(tenant, "tenant_recipients")
+        clean_tenant(tenant, "tenant_recipients")
         if not emails:
             raise BadRequest(f"{field} must list at least one address", field=field)
         cleaned[tenant] = clean_emails(emails, field)
@@ -121,7 +110,7 @@ async def _published(actor: Principal, dashboard_id: str) -> Dashboard:
     return found
 
 
-def _check_pdf_tenant(report: Report) -> None:
+def _check_pdfclean_tenant(report: Report) -> None:
     if report.format == "pdf" and report.tenant_id is None and not report.tenant_recipients:
         raise BadRequest(
             "format pdf needs tenant_id or tenant_recipients: a PDF is the dashboard as one "
@@ -137,12 +126,7 @@ def _schedule_next(report: Report, after: datetime | None = None) -> None:
 
 
 async def _find(actor: Principal, report_id: str) -> Report:
-    report = None
-    if report_id.isdigit() and len(report_id) <= 18:
-        report = await in_org(Report, actor).get_or_none(id=int(report_id))
-    if report is None:
-        raise NotFound("report not found", code=AlertErrorCode.report_not_found)
-    return report
+    return await find_numeric(Report, actor, report_id, "report", AlertErrorCode.report_not_found)
 
 
 @requires("viewer")
@@ -164,13 +148,13 @@ async def find_for_admin(*, actor: Principal, report_id: str) -> Report:
 async def create_report(
     *, actor: Principal, body: ReportInput, allow_hosts: tuple[str, ...] = ()
 ) -> Report:
-    dashboard = await _published(actor, _require(body, "dashboard_id"))
+    dashboard = await _published(actor, required(body, "dashboard_id"))
     report = Report(
         org_id=actor.org_id,
         environment_id=actor.environment_id,
         dashboard_id=dashboard.id,
-        name=clean_name(_require(body, "name"), "name"),
-        schedule=_schedule(_require(body, "schedule")),
+        name=clean_name(required(body, "name"), "name"),
+        schedule=_schedule(required(body, "schedule")),
         timezone=_timezone(body.timezone if isinstance(body.timezone, str) else "UTC"),
         format=_format(body.format if isinstance(body.format, str) else "csv"),
         recipients=clean_emails(
@@ -180,13 +164,13 @@ async def create_report(
             body.webhook_url if isinstance(body.webhook_url, str) else None, allow_hosts
         ),
         enabled=body.enabled if isinstance(body.enabled, bool) else True,
-        tenant_id=_tenant(body.tenant_id if isinstance(body.tenant_id, str) else None),
+        tenant_id=clean_tenant(body.tenant_id if isinstance(body.tenant_id, str) else None),
         tenant_recipients=_burst(
             body.tenant_recipients if isinstance(body.tenant_recipients, dict) else None
         ),
         created_by=actor.actor_id,
     )
-    _check_pdf_tenant(report)
+    _check_pdfclean_tenant(report)
     _schedule_next(report)
     await report.save()
     await audit.record(actor, "report.create", "report", str(report.id), {"name": report.name})
@@ -206,26 +190,26 @@ async def update_report(
             changed.append(name)
 
     if body.dashboard_id is not UNSET:
-        put("dashboard_id", (await _published(actor, _require(body, "dashboard_id"))).id)
+        put("dashboard_id", (await _published(actor, required(body, "dashboard_id"))).id)
     if body.name is not UNSET:
-        put("name", clean_name(_require(body, "name"), "name"))
+        put("name", clean_name(required(body, "name"), "name"))
     if body.schedule is not UNSET:
-        put("schedule", _schedule(_require(body, "schedule")))
+        put("schedule", _schedule(required(body, "schedule")))
     if body.timezone is not UNSET:
-        put("timezone", _timezone(_require(body, "timezone")))
+        put("timezone", _timezone(required(body, "timezone")))
     if body.format is not UNSET:
-        put("format", _format(_require(body, "format")))
+        put("format", _format(required(body, "format")))
     if body.recipients is not UNSET:
-        put("recipients", clean_emails(_require(body, "recipients"), "recipients"))
+        put("recipients", clean_emails(required(body, "recipients"), "recipients"))
     if body.webhook_url is not UNSET:
         put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
     if body.enabled is not UNSET:
-        put("enabled", _require(body, "enabled"))
+        put("enabled", required(body, "enabled"))
     if body.tenant_id is not UNSET:
-        put("tenant_id", _tenant(body.tenant_id))
+        put("tenant_id", clean_tenant(body.tenant_id))
     if body.tenant_recipients is not UNSET:
         put("tenant_recipients", _burst(body.tenant_recipients))
-    _check_pdf_tenant(report)
+    _check_pdfclean_tenant(report)
     if changed:
         if {"schedule", "timezone", "enabled"} & set(changed):
             _schedule_next(report)
