@@ -24,6 +24,7 @@ from emban.services.rule_fields import (
     clean_emails,
     clean_tenant,
     clean_webhook_url,
+    differing,
     find_numeric,
     required,
 )
@@ -182,13 +183,7 @@ async def update_rule(
     *, actor: Principal, alert_id: str, body: AlertInput, allow_hosts: tuple[str, ...] = ()
 ) -> AlertRule:
     rule = await _find(actor, alert_id)
-    changed: list[str] = []
-
-    def put(name: str, value: Any) -> None:
-        if getattr(rule, name) != value:
-            setattr(rule, name, value)
-            changed.append(name)
-
+    values: dict[str, Any] = {}
     if body.dashboard_id is not UNSET or body.widget_id is not UNSET:
         dashboard_id = (
             required(body, "dashboard_id") if body.dashboard_id is not UNSET else rule.dashboard_id
@@ -196,40 +191,33 @@ async def update_rule(
         widget_id = required(body, "widget_id") if body.widget_id is not UNSET else rule.widget_id
         dashboard = await _dashboard(actor, dashboard_id)
         _check_widget(dashboard, widget_id)
-        put("dashboard_id", dashboard.id)
-        put("widget_id", widget_id)
+        values["dashboard_id"] = dashboard.id
+        values["widget_id"] = widget_id
     if body.name is not UNSET:
-        put("name", clean_name(required(body, "name"), "name"))
+        values["name"] = clean_name(required(body, "name"), "name")
     if body.condition_type is not UNSET:
-        put("condition_type", _condition(required(body, "condition_type")).value)
+        values["condition_type"] = _condition(required(body, "condition_type")).value
     if body.operator is not UNSET:
-        put("operator", _operator(required(body, "operator")).value)
+        values["operator"] = _operator(required(body, "operator")).value
     if body.threshold_value is not UNSET:
-        put("threshold_value", _threshold(required(body, "threshold_value")))
+        values["threshold_value"] = _threshold(required(body, "threshold_value"))
     if body.lookback_minutes is not UNSET:
-        put("lookback_minutes", _lookback(body.lookback_minutes))
+        values["lookback_minutes"] = _lookback(body.lookback_minutes)
     if body.email_to is not UNSET:
-        put("email_to", clean_emails(required(body, "email_to"), "email_to"))
+        values["email_to"] = clean_emails(required(body, "email_to"), "email_to")
     if body.webhook_url is not UNSET:
-        put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
+        values["webhook_url"] = clean_webhook_url(body.webhook_url, allow_hosts)
     if body.enabled is not UNSET:
-        put("enabled", required(body, "enabled"))
+        values["enabled"] = required(body, "enabled")
     if body.tenant_id is not UNSET:
-        put("tenant_id", clean_tenant(body.tenant_id))
+        values["tenant_id"] = clean_tenant(body.tenant_id)
     if body.per_tenant is not UNSET:
-        put("per_tenant", required(body, "per_tenant"))
-    if changed:
-        await rule.save(update_fields=[*changed, "updated_at"])
-        # What the rule watches changed: its old states say nothing about the new condition.
-        if set(changed) & {
-            "dashboard_id",
-            "widget_id",
-            "condition_type",
-            "tenant_id",
-            "per_tenant",
-        }:
-            await AlertState.filter(rule_id=rule.id).delete()
-        await audit.record(actor, "alert.update", "alert", str(rule.id), {"fields": changed})
+        values["per_tenant"] = required(body, "per_tenant")
+    changes = differing(rule, values)
+    # What the rule watches changed: its old states say nothing about the new condition.
+    if set(changes) & {"dashboard_id", "widget_id", "condition_type", "tenant_id", "per_tenant"}:
+        await AlertState.filter(rule_id=rule.id).delete()
+    await audit.save_changes(actor, rule, changes, "alert.update", {"fields": list(changes)})
     return rule
 
 

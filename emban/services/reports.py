@@ -25,6 +25,7 @@ from emban.services.rule_fields import (
     clean_emails,
     clean_tenant,
     clean_webhook_url,
+    differing,
     find_numeric,
     required,
 )
@@ -110,8 +111,10 @@ async def _published(actor: Principal, dashboard_id: str) -> Dashboard:
     return found
 
 
-def _check_pdfclean_tenant(report: Report) -> None:
-    if report.format == "pdf" and report.tenant_id is None and not report.tenant_recipients:
+def _check_pdf_tenant(
+    format_: str, tenant_id: str | None, tenant_recipients: dict[str, list[str]]
+) -> None:
+    if format_ == "pdf" and tenant_id is None and not tenant_recipients:
         raise BadRequest(
             "format pdf needs tenant_id or tenant_recipients: a PDF is the dashboard as one "
             "tenant's viewers see it",
@@ -119,10 +122,8 @@ def _check_pdfclean_tenant(report: Report) -> None:
         )
 
 
-def _schedule_next(report: Report, after: datetime | None = None) -> None:
-    report.next_run_at = (
-        next_run(report.schedule, report.timezone, after or _now()) if report.enabled else None
-    )
+def _next_run_at(schedule: str, timezone: str, enabled: bool) -> datetime | None:
+    return next_run(schedule, timezone, _now()) if enabled else None
 
 
 async def _find(actor: Principal, report_id: str) -> Report:
@@ -170,8 +171,8 @@ async def create_report(
         ),
         created_by=actor.actor_id,
     )
-    _check_pdfclean_tenant(report)
-    _schedule_next(report)
+    _check_pdf_tenant(report.format, report.tenant_id, report.tenant_recipients)
+    report.next_run_at = _next_run_at(report.schedule, report.timezone, report.enabled)
     await report.save()
     await audit.record(actor, "report.create", "report", str(report.id), {"name": report.name})
     return report
@@ -182,40 +183,39 @@ async def update_report(
     *, actor: Principal, report_id: str, body: ReportInput, allow_hosts: tuple[str, ...] = ()
 ) -> Report:
     report = await _find(actor, report_id)
-    changed: list[str] = []
-
-    def put(name: str, value: Any) -> None:
-        if getattr(report, name) != value:
-            setattr(report, name, value)
-            changed.append(name)
-
+    values: dict[str, Any] = {}
     if body.dashboard_id is not UNSET:
-        put("dashboard_id", (await _published(actor, required(body, "dashboard_id"))).id)
+        values["dashboard_id"] = (await _published(actor, required(body, "dashboard_id"))).id
     if body.name is not UNSET:
-        put("name", clean_name(required(body, "name"), "name"))
+        values["name"] = clean_name(required(body, "name"), "name")
     if body.schedule is not UNSET:
-        put("schedule", _schedule(required(body, "schedule")))
+        values["schedule"] = _schedule(required(body, "schedule"))
     if body.timezone is not UNSET:
-        put("timezone", _timezone(required(body, "timezone")))
+        values["timezone"] = _timezone(required(body, "timezone"))
     if body.format is not UNSET:
-        put("format", _format(required(body, "format")))
+        values["format"] = _format(required(body, "format"))
     if body.recipients is not UNSET:
-        put("recipients", clean_emails(required(body, "recipients"), "recipients"))
+        values["recipients"] = clean_emails(required(body, "recipients"), "recipients")
     if body.webhook_url is not UNSET:
-        put("webhook_url", clean_webhook_url(body.webhook_url, allow_hosts))
+        values["webhook_url"] = clean_webhook_url(body.webhook_url, allow_hosts)
     if body.enabled is not UNSET:
-        put("enabled", required(body, "enabled"))
+        values["enabled"] = required(body, "enabled")
     if body.tenant_id is not UNSET:
-        put("tenant_id", clean_tenant(body.tenant_id))
+        values["tenant_id"] = clean_tenant(body.tenant_id)
     if body.tenant_recipients is not UNSET:
-        put("tenant_recipients", _burst(body.tenant_recipients))
-    _check_pdfclean_tenant(report)
-    if changed:
-        if {"schedule", "timezone", "enabled"} & set(changed):
-            _schedule_next(report)
-            changed.append("next_run_at")
-        await report.save(update_fields=[*changed, "updated_at"])
-        await audit.record(actor, "report.update", "report", str(report.id), {"fields": changed})
+        values["tenant_recipients"] = _burst(body.tenant_recipients)
+    changes = differing(report, values)
+
+    def merged(name: str) -> Any:
+        return changes.get(name, getattr(report, name))
+
+    _check_pdf_tenant(merged("format"), merged("tenant_id"), merged("tenant_recipients"))
+    if {"schedule", "timezone", "enabled"} & set(changes):
+        changes["next_run_at"] = _next_run_at(
+            merged("schedule"), merged("timezone"), merged("enabled")
+        )
+    fields = [name for name in changes if name != "next_run_at"]
+    await audit.save_changes(actor, report, changes, "report.update", {"fields": fields})
     return report
 
 

@@ -59,6 +59,11 @@ def clean_webhook_url(value: str | None, allow_hosts: tuple[str, ...]) -> str | 
         raise BadRequest(f"webhook_url {exc}", field="webhook_url") from None
 
 
+def differing(row: Model, values: dict[str, Any]) -> dict[str, Any]:
+    """The given field values that differ from the row's (what an update really changes)."""
+    return {name: value for name, value in values.items() if getattr(row, name) != value}
+
+
 async def find_numeric(
     model: type[M], actor: Principal, raw_id: str, what: str, code: AlertErrorCode
 ) -> M:

@@ -204,6 +204,15 @@ async def test_report_over_rest(runtime: Runtime, make_client: ClientFactory) ->
     assert bad.status == 400 and (await bad.json())["field"] == "schedule"
     bad_zone = await client.patch(f"/v1/reports/{report['id']}", json={"timezone": "Moon/Base"})
     assert (await bad_zone.json())["field"] == "timezone"
+    daily = await (
+        await client.patch(f"/v1/reports/{report['id']}", json={"schedule": "30 6 * * *"})
+    ).json()
+    moved = datetime.fromisoformat(daily["next_run_at"].replace("Z", "+00:00"))
+    assert (moved.minute, moved > NOW, moved - NOW <= timedelta(days=1)) == (30, True, True)
+    paused = await (
+        await client.patch(f"/v1/reports/{report['id']}", json={"enabled": False})
+    ).json()
+    assert (paused["enabled"], paused["next_run_at"]) == (False, None)
     started = await client.post(f"/v1/reports/{report['id']}/run")
     assert started.status == 202
     run_id = (await started.json())["run_id"]
