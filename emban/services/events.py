@@ -20,6 +20,7 @@ from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
+from emban.timestamps import utc_moment
 from emban.usage import add_usage
 
 MAX_EVENTS = 10_000
@@ -37,14 +38,8 @@ def _timestamp(value: str, now: datetime) -> str | None:
     """'YYYY-MM-DD HH:MM:SS.mmm' (UTC) or None when the value is not acceptable."""
     if not value or len(value) > MAX_TIMESTAMP:
         return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if moment > now + FUTURE_LIMIT or moment.year < 1970:
+    moment = utc_moment(value)
+    if moment is None or moment > now + FUTURE_LIMIT or moment.year < 1970:
         return None
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 

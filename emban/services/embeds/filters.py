@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from emban.analytics.query_spec import MAX_NAME, PERIODS, Period, is_property_key
 from emban.auth.embed_permissions import KEY_RULE, MAX_ITEMS, MAX_RANGE_DAYS
+from emban.timestamps import utc_moment
 from emban.wire import FieldRule, Rules, decode
 
 MAX_MOMENT = 64  # characters of an ISO 8601 date-time
@@ -92,13 +93,10 @@ class DateRange(
 
 
 def _moment(value: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise FieldRule(name, " must be an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    moment = utc_moment(value)
+    if moment is None:
+        raise FieldRule(name, " must be an ISO 8601 date-time")
+    return moment
 
 
 Value = Annotated[str, Meta(max_length=MAX_NAME)]
