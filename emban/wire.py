@@ -24,6 +24,30 @@ Rule = str | Mapping[str, str]
 DecHook = Callable[[type, Any], Any]
 
 
+# What decoding hostile JSON can raise besides a clean DecodeError: nesting deeper than the
+# decoder's recursion limit, bytes that are not UTF-8 (msgspec raises UnicodeDecodeError), and,
+# for the standard library's parser, integers over Python's 4,300-digit conversion limit.
+# Every JSON reader catches these as one class and answers 400 invalid_json.
+UNREADABLE_JSON: tuple[type[BaseException], ...] = (
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+
+
+def malformed_json(exc: BaseException) -> BadRequest:
+    from emban.error_codes import RequestErrorCode
+
+    reason = (
+        "nested too deeply"
+        if isinstance(exc, RecursionError)
+        else "not UTF-8"
+        if isinstance(exc, UnicodeDecodeError)
+        else str(exc).splitlines()[0][:200]
+    )
+    return BadRequest(f"malformed JSON: {reason}", code=RequestErrorCode.invalid_json)
+
+
 class FieldRule(ValueError):
     """A rule broken inside a type (``__post_init__`` or a decode hook). ``field`` is relative to
     the value that raised it (``""``: the value itself); the message is the full name of

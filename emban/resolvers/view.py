@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
@@ -211,6 +213,18 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                     content_type="application/json",
                 )
         return await super().__call__(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The request body: a JSON object (or a batch list). Anything the parser cannot read —
+        nesting past its recursion limit, bytes that are not UTF-8, integers over the 4,300-digit
+        limit — or a body that is null, a number or a string is a 400, never a 500."""
+        try:
+            value = json.loads(data)
+        except (RecursionError, UnicodeDecodeError, ValueError):
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return value
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         """GraphiQL from this package's own bundle (strawberry's page loads it from a CDN)."""

@@ -24,6 +24,7 @@ from emban.errors import (
 )
 from emban.metadata import refused_text
 from emban.runtime import RUNTIME_KEY, Runtime
+from emban.wire import UNREADABLE_JSON, malformed_json
 
 log = logging.getLogger("emban.http")
 
@@ -74,8 +75,8 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BODY) -> 
     body = await read_body(request, limit)
     try:
         value = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
+    except UNREADABLE_JSON as exc:
+        raise malformed_json(exc) from None
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", field="body")
     return value
@@ -100,8 +101,8 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         if field:
             raise BadRequest(f"{field}: {message.split(' - at ')[0]}", field=field) from None
         raise BadRequest(message, code=RequestErrorCode.invalid_body) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
+    except UNREADABLE_JSON as exc:
+        raise malformed_json(exc) from None
 
 
 async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:

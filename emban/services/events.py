@@ -15,13 +15,14 @@ import msgspec
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
 from emban.auth.principal import Principal
-from emban.error_codes import AuthErrorCode, RequestErrorCode
+from emban.error_codes import AuthErrorCode
 from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
 from emban.timestamps import utc_moment
 from emban.usage import add_usage
+from emban.wire import UNREADABLE_JSON, malformed_json
 
 MAX_EVENTS = 10_000
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
@@ -83,13 +84,17 @@ class IngestBatch:
 
 
 _decoder = msgspec.json.Decoder(IngestBody)
+_UNREADABLE_OR_OUT_OF_RANGE: tuple[type[BaseException], ...] = (
+    *UNREADABLE_JSON,
+    msgspec.ValidationError,
+)
 
 
 def _decode_any(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # e.g. 1e999: out of range
-        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
+    except _UNREADABLE_OR_OUT_OF_RANGE as exc:  # e.g. 1e999: out of range
+        raise malformed_json(exc) from None
 
 
 def generated_event_ids(count: int) -> Iterator[str]:
@@ -118,8 +123,8 @@ def decode_events_json(body: bytes, now: datetime) -> IngestBatch:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError:
         decoded = None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code=RequestErrorCode.invalid_json) from None
+    except UNREADABLE_JSON as exc:
+        raise malformed_json(exc) from None
     if (
         decoded is None
         or not 0 < len(decoded.events) <= MAX_EVENTS
