@@ -59,10 +59,20 @@ def domain_error(error: GraphQLError) -> EmbanError | None:
     return None if original is None else refused_text(original)
 
 
+def is_request_error(error: GraphQLError) -> bool:
+    """A parse, validation or variable-coercion error: about the request, before any field ran
+    (no ``path``). graphql-core's own message is for the client."""
+    return not error.path
+
+
 def is_unexpected(error: GraphQLError) -> bool:
-    """``MaskErrors``' predicate: mask what a resolver raised that is not a domain error. Syntax
-    and validation errors (no original error) are for the client to see."""
-    return error.original_error is not None and domain_error(error) is None
+    """``MaskErrors``' predicate: mask what a resolver raised that is not a domain error. Request
+    errors (syntax, validation, variable coercion) are for the client to see."""
+    return (
+        error.original_error is not None
+        and not is_request_error(error)
+        and domain_error(error) is None
+    )
 
 
 def with_extensions(error: GraphQLError) -> GraphQLError:
@@ -70,6 +80,14 @@ def with_extensions(error: GraphQLError) -> GraphQLError:
     category (``code``), the REST code (``reason``) and the REST extras (``field`` ...)."""
     domain = domain_error(error)
     if domain is None:
+        if is_request_error(error) and "code" not in (error.extensions or {}):
+            return GraphQLError(
+                error.message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                extensions={**(error.extensions or {}), "code": ErrorCategory.BAD_REQUEST.value},
+            )
         return error
     return GraphQLError(
         domain.message,

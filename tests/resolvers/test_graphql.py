@@ -858,7 +858,11 @@ def test_unexpected_errors_are_masked(caplog: pytest.LogCaptureFixture) -> None:
         "path": ["inviteMember"],
         "extensions": {"code": "CONFLICT", "reason": "invite_pending"},
     }
-    assert kept is validation
+    # A request error keeps graphql-core's message and is marked the client's (issue 12).
+    assert kept.formatted == {
+        "message": "Cannot query field 'x' on type 'Query'.",
+        "extensions": {"code": "BAD_REQUEST"},
+    }
     assert [r.exc_info[1] for r in caplog.records if r.exc_info] == [secret]
 
 
