@@ -44,6 +44,16 @@ from emban.usage import UsageRecorder
 CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
 
 
+GOING_AWAY = 1001  # WebSocket close code: the server is going down
+
+
+async def _close_live_sockets(app: web.Application) -> None:
+    """On SIGTERM/SIGINT: close every live socket first, so none holds the shutdown up."""
+    runtime = app.get(RUNTIME_KEY)
+    if runtime is not None:
+        await runtime.live.sockets.close_all(GOING_AWAY, "server_shutdown")
+
+
 def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> web.Application:
     """Build the app. Embedded mode applies pending migrations on start unless told otherwise."""
     # error_middleware is outermost, so a failure while resolving the caller is rendered too.
@@ -117,6 +127,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await close_metadata(metadata)
 
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(_close_live_sockets)
     app.router.add_get("/healthz", healthz)
     add_routes(app)
     view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")

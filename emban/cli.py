@@ -21,6 +21,9 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()  # before the heavy imports
     settings = settings.with_listen(
@@ -40,7 +43,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
         flush=True,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        # Requests still running after a SIGTERM get this long (live sockets are closed first).
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+    )
     return 0
 
 

@@ -93,6 +93,8 @@ class LiveSockets:
         self._redis = redis
         self.max_per_token = max_per_token
         self._open: dict[str, _Socket] = {}
+        # Every acknowledged live socket, embed or console: closed when the server shuts down.
+        self._all: dict[str, Closer] = {}
         self._renewer = OwnedTask("emban-live-socket-leases")
         self._closing = TaskSet()
         # Called with every revocation heard on the bus (the revocation cache listens).
@@ -102,6 +104,25 @@ class LiveSockets:
     @property
     def count(self) -> int:
         return len(self._open)
+
+    # --- every socket ------------------------------------------------------------------------
+
+    def track(self, closer: Closer) -> str:
+        """Remember an open socket so :meth:`close_all` reaches it; the id to :meth:`untrack`."""
+        socket_id = new_id("ws")
+        self._all[socket_id] = closer
+        return socket_id
+
+    def untrack(self, socket_id: str) -> None:
+        self._all.pop(socket_id, None)
+
+    async def close_all(self, code: int, reason: str) -> int:
+        """Close every open socket (server shutdown: a socket would otherwise hold the process
+        up until the shutdown timeout). Returns how many were closed."""
+        closers = list(self._all.values())
+        self._all.clear()
+        await asyncio.gather(*(closer(code, reason) for closer in closers), return_exceptions=True)
+        return len(closers)
 
     # --- sockets per token -----------------------------------------------------------------
 

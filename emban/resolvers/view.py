@@ -67,6 +67,7 @@ def _now() -> float:
 class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
     context: EmbanContext
     _socket_id: str | None = None
+    _tracked: str | None = None
     _expiry: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -96,6 +97,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
             )
             return
         principal = self.context.actor()
+        self._tracked = self.context.runtime.live.sockets.track(self._close)
         if principal.embed is None:  # a console socket (alert events): no token to expire
             await self.send_message({"type": "connection_ack"})
             self.connection_acknowledged = True
@@ -156,6 +158,9 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
         return None
 
     async def shutdown(self) -> None:
+        if self._tracked is not None:
+            self.context.runtime.live.sockets.untrack(self._tracked)
+            self._tracked = None
         if self._expiry is not None:
             self._expiry.cancel()
         if self._socket_id is not None:
