@@ -35,6 +35,15 @@ UNREADABLE_JSON: tuple[type[BaseException], ...] = (
 )
 
 
+# What converting client values into a type can raise: a refusal, or, for an integer too large
+# for a float, msgspec's OverflowError (surfacing as SystemError from its C code).
+CONVERT_FAILURES: tuple[type[BaseException], ...] = (
+    msgspec.ValidationError,
+    OverflowError,
+    SystemError,
+)
+
+
 def malformed_json(exc: BaseException) -> BadRequest:
     from emban.error_codes import RequestErrorCode
 
@@ -104,6 +113,8 @@ def decode(
     ``at`` is ``raw``'s own path in ``rules`` (when it is a part of a bigger value)."""
     try:
         return msgspec.convert(raw, kind, strict=True, dec_hook=dec_hook)
+    except (OverflowError, SystemError):
+        raise BadRequest(f"{field} holds a number out of range", field=field) from None
     except msgspec.ValidationError as error:
         raise _refusal(error, raw, field, rules, dec_hook, at) from None
 
@@ -128,6 +139,8 @@ def _refusal(
             for key, value in holder.items():
                 try:
                     msgspec.convert(value, value_kind, strict=True, dec_hook=dec_hook)
+                except (OverflowError, SystemError):
+                    continue
                 except msgspec.ValidationError as inner:
                     name = join(_name(field, steps[:index]), str(key))
                     return _refusal(inner, value, name, rules, dec_hook, join(map_at, "*"))

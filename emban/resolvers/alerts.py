@@ -30,6 +30,7 @@ from emban.services.notifications import (
 )
 from emban.services.report_runs import start_run
 from emban.services.reports import ReportInput
+from emban.wire import CONVERT_FAILURES
 
 T = TypeVar("T")
 
@@ -304,7 +305,7 @@ class AlertQueries:
         )
 
 
-def _bad_input(error: msgspec.ValidationError) -> Exception:
+def _bad_input(error: BaseException) -> Exception:
     from emban.errors import BadRequest
 
     return BadRequest(f"input: {error}", field="input")
@@ -317,7 +318,7 @@ class AlertMutations:
         context = ctx(info)
         try:
             body = _struct(input, AlertInput)
-        except msgspec.ValidationError as error:
+        except CONVERT_FAILURES as error:
             raise _bad_input(error) from None
         rule = await alert_rules.create_rule(
             actor=context.actor(),
@@ -333,7 +334,7 @@ class AlertMutations:
         context = ctx(info)
         try:
             body = _struct(input, AlertInput)
-        except msgspec.ValidationError as error:
+        except CONVERT_FAILURES as error:
             raise _bad_input(error) from None
         rule = await alert_rules.update_rule(
             actor=context.actor(),
@@ -366,7 +367,7 @@ class AlertMutations:
         context = ctx(info)
         try:
             body = _struct(input, ReportInput)
-        except msgspec.ValidationError as error:
+        except CONVERT_FAILURES as error:
             raise _bad_input(error) from None
         found = await reports.create_report(
             actor=context.actor(),
@@ -382,7 +383,7 @@ class AlertMutations:
         context = ctx(info)
         try:
             body = _struct(input, ReportInput)
-        except msgspec.ValidationError as error:
+        except CONVERT_FAILURES as error:
             raise _bad_input(error) from None
         found = await reports.update_report(
             actor=context.actor(),

@@ -101,6 +101,10 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
         if field:
             raise BadRequest(f"{field}: {message.split(' - at ')[0]}", field=field) from None
         raise BadRequest(message, code=RequestErrorCode.invalid_body) from None
+    except (OverflowError, SystemError):
+        raise BadRequest(
+            "the body holds a number out of range", code=RequestErrorCode.invalid_body
+        ) from None
     except UNREADABLE_JSON as exc:
         raise malformed_json(exc) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import secrets
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from emban.runtime import Runtime
 from emban.services import billing
 from emban.timestamps import utc_moment
 from emban.usage import add_usage
-from emban.wire import UNREADABLE_JSON, malformed_json
+from emban.wire import CONVERT_FAILURES, UNREADABLE_JSON, malformed_json
 
 MAX_EVENTS = 10_000
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
@@ -91,10 +92,16 @@ _UNREADABLE_OR_OUT_OF_RANGE: tuple[type[BaseException], ...] = (
 
 
 def _decode_any(body: bytes) -> Any:
+    """Any JSON document, for the slow path that lists every bad event. A number msgspec will not
+    read (``1e999``) is read by the standard parser as infinity, so the event holding it is the
+    one reported (index and field), not the whole body."""
     try:
         return msgspec.json.decode(body)
-    except _UNREADABLE_OR_OUT_OF_RANGE as exc:  # e.g. 1e999: out of range
-        raise malformed_json(exc) from None
+    except _UNREADABLE_OR_OUT_OF_RANGE as exc:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            raise malformed_json(exc) from None
 
 
 def generated_event_ids(count: int) -> Iterator[str]:
@@ -123,8 +130,8 @@ def decode_events_json(body: bytes, now: datetime) -> IngestBatch:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError:
         decoded = None
-    except UNREADABLE_JSON as exc:
-        raise malformed_json(exc) from None
+    except UNREADABLE_JSON:  # NaN, 1e999: not msgspec's JSON, maybe the standard parser's
+        return decode_events(_decode_any(body), now)
     if (
         decoded is None
         or not 0 < len(decoded.events) <= MAX_EVENTS
@@ -137,7 +144,7 @@ def decode_events_json(body: bytes, now: datetime) -> IngestBatch:
 def _fits(value: object, kind: Any) -> bool:
     try:
         msgspec.convert(value, kind, strict=True)
-    except msgspec.ValidationError:
+    except CONVERT_FAILURES:
         return False
     return True
 
@@ -172,11 +179,17 @@ def _problems(event: object, now: datetime) -> list[tuple[str, str]]:
             continue
         value_kind = get_args(get_args(kind)[0])[1]
         for name, value in props.items():
-            if not _fits(value, value_kind) or (
-                value_kind is float and not math.isfinite(float(value))
-            ):
+            if not _fits(value, value_kind) or (value_kind is float and not _finite(value)):
                 found.append((f"{key}.{name}", rule))
     return found
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is a finite float (an integer of 400 digits is not: it overflows)."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, ValueError, TypeError):
+        return False
 
 
 def decode_events(raw: Any, now: datetime) -> IngestBatch:
@@ -194,7 +207,7 @@ def decode_events(raw: Any, now: datetime) -> IngestBatch:
         raise PayloadTooLarge(f"at most {MAX_EVENTS} events per request (got {len(events)})")
     try:
         typed = msgspec.convert(events, list[IngestEvent], strict=True)
-    except msgspec.ValidationError:
+    except CONVERT_FAILURES:  # the slow path below names each field
         typed = None
     if typed is not None and all(_sound(event, now) for event in typed):
         return IngestBatch(typed, now)

@@ -76,3 +76,31 @@ async def test_graphql_answers_4xx_or_errors(
     )
     assert response.status < 500, (name, await response.text())
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    "number", [b"1e999", b"-1e999", b"9" * 400, b"-" + b"9" * 400, b"1e308", b"0.5"]
+)
+async def test_an_out_of_range_number_names_its_event_and_field(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture, number: bytes
+) -> None:
+    client = await make_client()
+    key = (await register(client))["api_key"]["key"]
+    body = (
+        b'{"events": [{"tenant_id": "t", "event_name": "e"}, '
+        b'{"tenant_id": "t", "event_name": "e", "numeric_props": {"x": ' + number + b"}}]}"
+    )
+    caplog.set_level(logging.ERROR)
+    response = await client.post(
+        "/v1/events", data=body, headers={**bearer(key), "Content-Type": "application/json"}
+    )
+    if number in (b"1e308", b"0.5"):
+        assert response.status in (200, 202), await response.text()
+    else:
+        assert response.status == 400
+        answer = await response.json()
+        assert (answer["code"], answer["errors"]) == (
+            "invalid_events",
+            [{"index": 1, "field": "numeric_props.x", "message": "value must be a finite number"}],
+        )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
