@@ -524,3 +524,18 @@ def test_alert_report_and_webhook_settings(tmp_path: Path) -> None:
         with pytest.raises(SettingsError) as caught:
             Settings.from_env({**base, variable: value})
         assert str(caught.value) == message
+
+
+def test_serve_stops_on_a_partial_paddle_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EMBAN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PADDLE_API_KEY", "pdl_sdbx_apikey_1")
+    monkeypatch.setenv("PADDLE_CLIENT_TOKEN", "test_token")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "emban: configuration error: PADDLE_NOTIFICATION_KEY is required when Paddle billing is "
+        "configured (missing: PADDLE_NOTIFICATION_KEY, PADDLE_PRICE_IDS)\n"
+    )
