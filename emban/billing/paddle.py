@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import msgspec
@@ -23,6 +23,10 @@ import msgspec
 SIGNATURE_TOLERANCE_SECONDS = 5
 # Portal sessions are made while an admin waits.
 API_TIMEOUT_SECONDS = 10.0
+
+
+# Paddle ids are a prefix and 26 characters (``evt_01h…``); the columns that keep them are 64.
+PaddleId = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class BadSignature(Exception):
@@ -85,11 +89,11 @@ class ScheduledChange(msgspec.Struct):
 class EventData(msgspec.Struct):
     """The fields of a subscription, transaction or customer entity this service reads."""
 
-    id: str | None = None
+    id: PaddleId | None = None
     status: str | None = None
-    customer_id: str | None = None
-    subscription_id: str | None = None  # transactions
-    email: str | None = None  # customers
+    customer_id: PaddleId | None = None
+    subscription_id: PaddleId | None = None  # transactions
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None  # customers
     items: list[Item] = []
     next_billed_at: datetime | None = None
     canceled_at: datetime | None = None
@@ -110,8 +114,8 @@ class EventData(msgspec.Struct):
 class Notification(msgspec.Struct):
     """One webhook delivery's body."""
 
-    event_id: str
-    event_type: str
+    event_id: PaddleId
+    event_type: PaddleId
     occurred_at: datetime
     data: EventData
     notification_id: str | None = None

@@ -127,6 +127,9 @@ async def test_a_duplicate_raises_and_leaves_one_row(
 def test_a_notification_missing_its_id_is_refused() -> None:
     with pytest.raises(paddle.BadNotification, match="not a Paddle notification"):
         paddle.parse_notification(msgspec.json.encode({"event_type": "x", "data": {}}))
+    too_long = notification("evt_" + "x" * 61, "subscription.created", {})
+    with pytest.raises(paddle.BadNotification, match="length <= 64"):
+        paddle.parse_notification(too_long)
     with pytest.raises(paddle.BadNotification, match="malformed JSON"):
         paddle.parse_notification(b"{not json")
 
