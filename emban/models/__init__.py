@@ -506,9 +506,10 @@ class BillingAccount(Model):
         "emban.Org", related_name="billing_account", on_delete=fields.CASCADE
     )
     org_id: str
-    customer_id = fields.CharField(max_length=64, null=True, unique=True)
+    # Not unique: one Paddle customer (one e-mail) may pay for several orgs.
+    customer_id = fields.CharField(max_length=64, null=True, db_index=True)
     customer_email = fields.CharField(max_length=320, null=True)
-    subscription_id = fields.CharField(max_length=64, null=True)
+    subscription_id = fields.CharField(max_length=64, null=True, db_index=True)
     status = fields.CharField(max_length=16, default="none")
     next_billed_at = fields.DatetimeField(null=True)
     cancel_at = fields.DatetimeField(null=True)

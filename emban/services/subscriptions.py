@@ -219,16 +219,23 @@ async def apply_notification(settings: Settings, event: paddle.Notification) -> 
 
 
 async def _org_of(event: paddle.Notification) -> Org | None:
+    """``custom_data.org_id``, else the org whose stored subscription this is, else the one org
+    whose stored customer this is (one customer paying for several orgs names none)."""
     data = event.data
     if data.org_id is not None:
         org = await Org.get_or_none(id=data.org_id)
         if org is not None:
             return org
+    subscription_id = data.id if event.event_type in SUBSCRIPTION_EVENTS else data.subscription_id
+    if subscription_id is not None:
+        account = await BillingAccount.get_or_none(subscription_id=subscription_id)
+        if account is not None:
+            return await Org.get_or_none(id=account.org_id)
     customer_id = data.id if event.event_type in CUSTOMER_EVENTS else data.customer_id
     if customer_id is None:
         return None
-    account = await BillingAccount.get_or_none(customer_id=customer_id)
-    return None if account is None else await Org.get_or_none(id=account.org_id)
+    accounts = await BillingAccount.filter(customer_id=customer_id).limit(2)
+    return await Org.get_or_none(id=accounts[0].org_id) if len(accounts) == 1 else None
 
 
 async def _apply(settings: Settings, org: Org, event: paddle.Notification) -> Outcome:

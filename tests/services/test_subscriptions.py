@@ -158,3 +158,36 @@ def test_signature_within_five_seconds_passes(ts: int) -> None:
     # The same header with a second, unrelated h1 first (secret rotation) still passes.
     rotated = header.replace(";h1=", ";h1=" + "f" * 64 + ";h1=")
     paddle.verify_signature(NOTIFICATION_KEY, rotated, b"{}", now=1000)
+
+
+async def test_one_customer_paying_for_two_orgs(app_server: TestServer, paid: Settings) -> None:
+    """Paddle keeps one customer per e-mail: an admin of two orgs pays for both with it."""
+    first = await Org.create(id="org_one", name="One")
+    second = await Org.create(id="org_two", name="Two")
+    for n, (org, sub_id, price) in enumerate(
+        [(first, "sub_a", "pri_starter"), (second, "sub_b", "pri_pro")]
+    ):
+        body = notification(
+            f"evt_s{n}",
+            "subscription.created",
+            subscription(org.id, sub_id=sub_id, price=price, customer_id="ctm_same"),
+        )
+        assert await _apply(paid, body) == "applied"
+    assert (await _plan(first.id), await _plan(second.id)) == ("starter", "pro")
+    # Without custom_data, the subscription id names the org...
+    cancel = notification(
+        "evt_s2",
+        "subscription.canceled",
+        subscription(None, status="canceled", sub_id="sub_b", customer_id="ctm_same"),
+        "2026-11-29T11:00:00Z",
+    )
+    assert await _apply(paid, cancel) == "applied"
+    assert (await _plan(first.id), await _plan(second.id)) == ("starter", "free")
+    # ...and a customer id shared by two orgs names none.
+    unknown_sub = notification(
+        "evt_s3",
+        "subscription.updated",
+        subscription(None, sub_id="sub_c", customer_id="ctm_same", price="pri_enterprise"),
+    )
+    assert await _apply(paid, unknown_sub) == "no_org"
+    assert (await _plan(first.id), await _plan(second.id)) == ("starter", "free")

@@ -14,9 +14,9 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('org', fields.OneToOneField('emban.Org', source_field='org_id', db_constraint=True, to_field='id', related_name='billing_account', on_delete=OnDelete.CASCADE)),
-                ('customer_id', fields.CharField(null=True, unique=True, max_length=64)),
+                ('customer_id', fields.CharField(null=True, db_index=True, max_length=64)),
                 ('customer_email', fields.CharField(null=True, max_length=320)),
-                ('subscription_id', fields.CharField(null=True, max_length=64)),
+                ('subscription_id', fields.CharField(null=True, db_index=True, max_length=64)),
                 ('status', fields.CharField(default='none', max_length=16)),
                 ('next_billed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('cancel_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
