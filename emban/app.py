@@ -33,7 +33,7 @@ from emban.metadata import close_metadata, migrate_metadata, open_metadata
 from emban.resolvers.schema import schema
 from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
-from emban.rest_compat.routes import add_routes
+from emban.rest_compat.routes import add_routes, add_webhook_routes
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.services import dashboards, embed_revocations
 from emban.services.events import record_stored
@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
     add_embed_routes(app, settings)
+    add_webhook_routes(app)
     return app
 
 

@@ -28,6 +28,8 @@ _STATUS_TEXT = {
     409: "Conflict",
     413: "Payload too large",
     429: "Too many attempts or requests (Retry-After says when to retry)",
+    502: "A provider (Paddle) answered an error or did not answer",
+    503: "Not configured on this server (Retry-After says when to retry)",
 }
 
 

@@ -144,6 +144,16 @@ class AlertErrorCode(StrEnum):
     report_not_found = "report_not_found"
 
 
+class BillingErrorCode(StrEnum):
+    """Paddle billing: its configuration, the org's Paddle customer, Paddle's answers and the
+    webhook's signature."""
+
+    billing_not_configured = "billing_not_configured"
+    no_billing_customer = "no_billing_customer"
+    billing_provider_error = "billing_provider_error"
+    invalid_signature = "invalid_signature"
+
+
 class ErrorCategory(StrEnum):
     """A GraphQL error's ``extensions.code``: the kind of refusal (its HTTP status on REST).
     The two live caps use their own code there instead (:class:`LiveErrorCode`)."""
@@ -155,6 +165,8 @@ class ErrorCategory(StrEnum):
     CONFLICT = "CONFLICT"
     PLAN_LIMIT = "PLAN_LIMIT"
     RATE_LIMITED = "RATE_LIMITED"
+    BAD_GATEWAY = "BAD_GATEWAY"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 ErrorCode = (
@@ -169,6 +181,7 @@ ErrorCode = (
     | EmbedErrorCode
     | LiveErrorCode
     | AlertErrorCode
+    | BillingErrorCode
 )
 """Any error code: what :attr:`emban.errors.EmbanError.code` holds."""
 
@@ -184,6 +197,7 @@ ERROR_CODE_ENUMS: tuple[type[StrEnum], ...] = (
     EmbedErrorCode,
     LiveErrorCode,
     AlertErrorCode,
+    BillingErrorCode,
 )
 """The per-domain enums, in the order the schemas list them."""
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from emban.error_codes import (
     AuthErrorCode,
+    BillingErrorCode,
     ErrorCategory,
     ErrorCode,
     IngestErrorCode,
@@ -140,6 +141,32 @@ class RateLimited(EmbanError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class BadGateway(EmbanError):
+    """502: a provider this service relies on (Paddle) answered an error or did not answer."""
+
+    status = 502
+    graphql_code = ErrorCategory.BAD_GATEWAY
+    default_code = BillingErrorCode.billing_provider_error
+
+
+class ServiceUnavailable(EmbanError):
+    """503: a feature is switched off or not configured here; ``Retry-After`` when it is worth
+    retrying."""
+
+    status = 503
+    graphql_code = ErrorCategory.SERVICE_UNAVAILABLE
+    default_code = BillingErrorCode.billing_not_configured
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class LiveLimitExceeded(EmbanError):

@@ -23,6 +23,18 @@ from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PADDLE_ENVIRONMENTS = ("sandbox", "production")
+PADDLE_API_URLS = {
+    "sandbox": "https://sandbox-api.paddle.com",
+    "production": "https://api.paddle.com",
+}
+# Paddle's own names (the spec's): the one group of settings without the EMBAN_ prefix.
+PADDLE_REQUIRED = (
+    "PADDLE_NOTIFICATION_KEY",
+    "PADDLE_API_KEY",
+    "PADDLE_CLIENT_TOKEN",
+    "PADDLE_PRICE_IDS",
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -139,6 +151,31 @@ def _positive_float(name: str, raw: str) -> float:
 
 def _host_list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _paddle_environment(name: str, raw: str) -> str:
+    if raw not in PADDLE_ENVIRONMENTS:
+        raise SettingsError(f"{name} must be sandbox or production (got {raw})")
+    return raw
+
+
+def _price_ids(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """``starter=pri_…,pro=pri_…``: (plan, Paddle price id) pairs, each plan a paid one."""
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        plan, sep, price = (text.strip() for text in part.partition("="))
+        if not sep or plan not in PLANS[1:] or not price:
+            raise SettingsError(
+                f"{name} must look like starter=pri_...,pro=pri_...,enterprise=pri_... "
+                f"(got {part.strip()!r})"
+            )
+        pairs.append((plan, price))
+    prices = [price for _, price in pairs]
+    if len(set(prices)) != len(prices) or len({plan for plan, _ in pairs}) != len(pairs):
+        raise SettingsError(f"{name} names a plan or a price twice")
+    return tuple(pairs)
 
 
 def _smtp_url(name: str, raw: str) -> str:
@@ -369,6 +406,55 @@ class Settings:
         "where Chromium reaches this service for PDF exports (default: the public URL)",
         _public_url,
     )
+    # Paddle billing (docs/billing.md): all four secrets or none.
+    paddle_notification_key: str | None = setting(
+        None,
+        "PADDLE_NOTIFICATION_KEY",
+        "secret of the Paddle notification destination (verifies POST /webhooks/paddle)",
+        _text,
+    )
+    paddle_api_key: str | None = setting(
+        None, "PADDLE_API_KEY", "Paddle API key (customer portal sessions)", _text
+    )
+    paddle_client_token: str | None = setting(
+        None, "PADDLE_CLIENT_TOKEN", "Paddle.js client-side token (checkout)", _text
+    )
+    paddle_environment: str = setting(
+        "sandbox", "PADDLE_ENVIRONMENT", "sandbox or production", _paddle_environment
+    )
+    paddle_api_url: str | None = setting(
+        None,
+        "PADDLE_API_URL",
+        "Paddle API base URL",
+        _public_url,
+        shown="per environment: https://sandbox-api.paddle.com or https://api.paddle.com",
+    )
+    paddle_price_ids: tuple[tuple[str, str], ...] = setting(
+        (),
+        "PADDLE_PRICE_IDS",
+        "plan=price id pairs: starter=pri_...,pro=pri_...,enterprise=pri_...",
+        _price_ids,
+        shown="(none)",
+    )
+
+    @property
+    def billing_configured(self) -> bool:
+        """True when every Paddle secret is set (:meth:`from_env` refuses a partial set)."""
+        return not self.missing_billing_settings()
+
+    def missing_billing_settings(self) -> list[str]:
+        """The Paddle variables left unset: all four when billing is off, none when it is on."""
+        values = {
+            "PADDLE_NOTIFICATION_KEY": self.paddle_notification_key,
+            "PADDLE_API_KEY": self.paddle_api_key,
+            "PADDLE_CLIENT_TOKEN": self.paddle_client_token,
+            "PADDLE_PRICE_IDS": self.paddle_price_ids,
+        }
+        return [name for name in PADDLE_REQUIRED if not values[name]]
+
+    @property
+    def paddle_base_url(self) -> str:
+        return (self.paddle_api_url or PADDLE_API_URLS[self.paddle_environment]).rstrip("/")
 
     @property
     def embedded(self) -> bool:
@@ -407,6 +493,12 @@ class Settings:
             if raw:
                 values[item.name] = info.parse(info.env, raw)
         settings = cls(**values)
+        missing = settings.missing_billing_settings()
+        if 0 < len(missing) < len(PADDLE_REQUIRED):
+            raise SettingsError(
+                f"{missing[0]} is required when Paddle billing is configured"
+                f" (missing: {', '.join(missing)})"
+            )
         if not settings.secret_key:
             if settings.database_url is not None:
                 raise SettingsError("EMBAN_SECRET_KEY is required when EMBAN_DATABASE_URL is set")

@@ -27,6 +27,7 @@ from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
 from emban.jobs.inprocess import InProcessJobs
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.settings import Settings
+from tests.paddle_server import billing_on, paddle_api  # noqa: F401 - fixtures (Paddle stand-in)
 from tests.smtp import mailbox  # noqa: F401 - a fixture (a real SMTP server) for every module
 
 # CI runs every property test on the same examples (seed-stable, like the fuzz's CI sample);
@@ -39,6 +40,8 @@ TEST_DATABASE_URL = os.environ.get(
     "EMBAN_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
 )
 METADATA_TABLES = (
+    "billing_events",
+    "billing_accounts",
     "deliveries",
     "webhook_secrets",
     "alert_events",

@@ -317,9 +317,99 @@ def test_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
 def test_every_setting_has_its_own_emban_variable() -> None:
     fields = dataclasses.fields(Settings)
     names = [setting_info(item).env for item in fields]
-    assert all(name.startswith("EMBAN_") for name in names)
-    assert len(set(names)) == len(names) == 39
-    assert {item.name.upper() for item in fields} == {name[len("EMBAN_") :] for name in names}
+    # Paddle's settings keep the names the spec gives them (PADDLE_NOTIFICATION_KEY ...).
+    paddle = [name for name in names if name.startswith("PADDLE_")]
+    assert paddle == [
+        "PADDLE_NOTIFICATION_KEY",
+        "PADDLE_API_KEY",
+        "PADDLE_CLIENT_TOKEN",
+        "PADDLE_ENVIRONMENT",
+        "PADDLE_API_URL",
+        "PADDLE_PRICE_IDS",
+    ]
+    assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
+    assert len(set(names)) == len(names) == 45
+    assert {item.name.upper() for item in fields} == {
+        name if name in paddle else name[len("EMBAN_") :] for name in names
+    }
+
+
+PADDLE_ENV = {
+    "PADDLE_NOTIFICATION_KEY": "pdl_ntfset_secret",
+    "PADDLE_API_KEY": "pdl_sdbx_apikey_1",
+    "PADDLE_CLIENT_TOKEN": "test_clienttoken",
+    "PADDLE_PRICE_IDS": " starter=pri_starter , pro=pri_pro,enterprise=pri_ent",
+}
+
+
+def test_paddle_settings_are_read_and_default_per_environment(tmp_path: Path) -> None:
+    off = Settings.from_env(env_for(tmp_path))
+    assert (off.billing_configured, off.missing_billing_settings()) == (
+        False,
+        ["PADDLE_NOTIFICATION_KEY", "PADDLE_API_KEY", "PADDLE_CLIENT_TOKEN", "PADDLE_PRICE_IDS"],
+    )
+    assert (off.paddle_environment, off.paddle_base_url) == (
+        "sandbox",
+        "https://sandbox-api.paddle.com",
+    )
+    on = Settings.from_env(env_for(tmp_path, **PADDLE_ENV))
+    assert on.billing_configured is True
+    assert on.paddle_price_ids == (
+        ("starter", "pri_starter"),
+        ("pro", "pri_pro"),
+        ("enterprise", "pri_ent"),
+    )
+    assert (on.paddle_notification_key, on.paddle_api_key, on.paddle_client_token) == (
+        "pdl_ntfset_secret",
+        "pdl_sdbx_apikey_1",
+        "test_clienttoken",
+    )
+    live = Settings.from_env(env_for(tmp_path, **PADDLE_ENV, PADDLE_ENVIRONMENT="production"))
+    assert live.paddle_base_url == "https://api.paddle.com"
+    local = Settings.from_env(
+        env_for(tmp_path, **PADDLE_ENV, PADDLE_API_URL="http://127.0.0.1:9999/")
+    )
+    assert local.paddle_base_url == "http://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"PADDLE_API_KEY": "k"},
+            "PADDLE_NOTIFICATION_KEY is required when Paddle billing is configured (missing: "
+            "PADDLE_NOTIFICATION_KEY, PADDLE_CLIENT_TOKEN, PADDLE_PRICE_IDS)",
+        ),
+        (
+            {k: v for k, v in PADDLE_ENV.items() if k != "PADDLE_PRICE_IDS"},
+            "PADDLE_PRICE_IDS is required when Paddle billing is configured (missing: "
+            "PADDLE_PRICE_IDS)",
+        ),
+        (
+            {"PADDLE_ENVIRONMENT": "live"},
+            "PADDLE_ENVIRONMENT must be sandbox or production (got live)",
+        ),
+        (
+            {"PADDLE_PRICE_IDS": "gold=pri_1"},
+            "PADDLE_PRICE_IDS must look like starter=pri_...,pro=pri_...,enterprise=pri_... "
+            "(got 'gold=pri_1')",
+        ),
+        (
+            {"PADDLE_PRICE_IDS": "starter=pri_1,pro=pri_1"},
+            "PADDLE_PRICE_IDS names a plan or a price twice",
+        ),
+        (
+            {"PADDLE_API_URL": "paddle"},
+            "PADDLE_API_URL must be an http(s) URL such as https://x.io",
+        ),
+    ],
+)
+def test_a_partial_or_bad_paddle_configuration_is_one_line(
+    tmp_path: Path, values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env_for(tmp_path, **values))
+    assert str(caught.value) == message
 
 
 def test_listen_address_ttls_and_windows_are_read(tmp_path: Path) -> None:
@@ -358,7 +448,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 39
+    assert len(table.splitlines()) == 2 + 45
 
 
 def test_settings_doc_command_prints_and_writes_the_table(
@@ -434,3 +524,18 @@ def test_alert_report_and_webhook_settings(tmp_path: Path) -> None:
         with pytest.raises(SettingsError) as caught:
             Settings.from_env({**base, variable: value})
         assert str(caught.value) == message
+
+
+def test_serve_stops_on_a_partial_paddle_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EMBAN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PADDLE_API_KEY", "pdl_sdbx_apikey_1")
+    monkeypatch.setenv("PADDLE_CLIENT_TOKEN", "test_token")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "emban: configuration error: PADDLE_NOTIFICATION_KEY is required when Paddle billing is "
+        "configured (missing: PADDLE_NOTIFICATION_KEY, PADDLE_PRICE_IDS)\n"
+    )

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -238,11 +238,20 @@ class IngestWriter:
         except Exception:
             log.exception("recording usage for %s failed", stored)
 
-    async def _flush(self, batch: list[_Pending]) -> tuple[list[int], Touched]:
-        # A big flush's Python work (sets of ids, one JSON line per row) runs on a worker thread:
-        # on the loop it would hold every other request for tens of milliseconds per burst flush.
-        big = sum(len(item.rows) for item in batch) >= OFF_LOOP_ROWS
-        by_scope = await in_background(_ids_by_scope, batch) if big else _ids_by_scope(batch)
+    async def count_new(self, rows: list[EventRow]) -> int:
+        """How many of ``rows`` a flush would store now: ids not seen in the last day, each once.
+        The monthly cap counts these, so a resend of stored events is not refused near the cap
+        (in-flight requests not yet flushed are not seen, as in the cap check itself)."""
+        refuse_inside_transaction("counting new events")
+        by_scope = _scope_ids(rows)
+        seen = await self._seen(by_scope, background=len(rows) >= OFF_LOOP_ROWS)
+        keys = {(r.org_id, r.environment_id, r.event_id) for r in rows}
+        return len(keys - seen)
+
+    async def _seen(
+        self, by_scope: dict[tuple[str, str], list[str]], *, background: bool
+    ) -> set[tuple[str, str, str]]:
+        """The (org, environment, event id) keys among ``by_scope`` stored in the last day."""
         seen: set[tuple[str, str, str]] = set()
         for (org, env), ids in by_scope.items():
             result = await self._store.query(
@@ -250,9 +259,17 @@ class IngestWriter:
                 "AND environment_id = {env:String} AND event_id IN {ids:Array(String)} "
                 "AND seen_at > now() - INTERVAL 1 DAY",
                 {"org": org, "env": env, "ids": ids},
-                background=big,
+                background=background,
             )
             seen.update((org, env, str(row[0])) for row in result.rows)
+        return seen
+
+    async def _flush(self, batch: list[_Pending]) -> tuple[list[int], Touched]:
+        # A big flush's Python work (sets of ids, one JSON line per row) runs on a worker thread:
+        # on the loop it would hold every other request for tens of milliseconds per burst flush.
+        big = sum(len(item.rows) for item in batch) >= OFF_LOOP_ROWS
+        by_scope = await in_background(_ids_by_scope, batch) if big else _ids_by_scope(batch)
+        seen = await self._seen(by_scope, background=big)
         fresh = await in_background(_fresh, batch, seen) if big else _fresh(batch, seen)
         if fresh.rows:
             # Two tables, two pooled connections, in parallel: both must land before any ack.
@@ -266,10 +283,13 @@ class IngestWriter:
 
 
 def _ids_by_scope(batch: list[_Pending]) -> dict[tuple[str, str], list[str]]:
+    return _scope_ids(row for item in batch for row in item.rows)
+
+
+def _scope_ids(rows: Iterable[EventRow]) -> dict[tuple[str, str], list[str]]:
     by_scope: dict[tuple[str, str], set[str]] = {}
-    for item in batch:
-        for row in item.rows:
-            by_scope.setdefault((row.org_id, row.environment_id), set()).add(row.event_id)
+    for row in rows:
+        by_scope.setdefault((row.org_id, row.environment_id), set()).add(row.event_id)
     return {scope: sorted(ids) for scope, ids in by_scope.items()}
 
 

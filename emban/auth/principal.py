@@ -12,7 +12,7 @@ from emban.errors import Forbidden
 Role = Literal["viewer", "editor", "admin", "owner"]
 ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
 
-PrincipalKind = Literal["session", "api_key", "operator", "embed"]
+PrincipalKind = Literal["session", "api_key", "operator", "embed", "paddle"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,19 @@ class Principal:
             role="owner",
             scope="operator",
             label="cli",
+        )
+
+    @classmethod
+    def paddle(cls, org_id: str, event_id: str) -> Principal:
+        """Paddle, through a verified webhook: the actor of plan changes that follow payments.
+        Its label is the event id, so an audit row names the notification that caused it."""
+        return cls(
+            kind="paddle",
+            org_id=org_id,
+            environment_id="",
+            role=None,
+            scope="paddle",
+            label=event_id,
         )
 
     def require_role(self, minimum: Role) -> None:

@@ -493,3 +493,47 @@ __all__ = [
     "WebhookSecret",
     "Widget",
 ]
+
+
+class BillingAccount(Model):
+    """An org's Paddle customer and subscription, as the last applied webhook left them.
+
+    ``last_event_at`` is the occurred_at of the newest subscription event applied: an older one
+    (Paddle retries and reorders deliveries) changes nothing."""
+
+    id = fields.BigIntField(primary_key=True)
+    org: fields.OneToOneRelation[Org] = fields.OneToOneField(
+        "emban.Org", related_name="billing_account", on_delete=fields.CASCADE
+    )
+    org_id: str
+    # Not unique: one Paddle customer (one e-mail) may pay for several orgs.
+    customer_id = fields.CharField(max_length=64, null=True, db_index=True)
+    customer_email = fields.CharField(max_length=320, null=True)
+    subscription_id = fields.CharField(max_length=64, null=True, db_index=True)
+    status = fields.CharField(max_length=16, default="none")
+    next_billed_at = fields.DatetimeField(null=True)
+    cancel_at = fields.DatetimeField(null=True)
+    last_event_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "billing_accounts"
+
+
+class BillingEvent(Model):
+    """One Paddle notification received, kept once per event id.
+
+    The unique event id is what makes the webhook idempotent, also for two copies arriving at
+    once.
+    ``outcome`` says what it did: applied, stale, ignored (a type not handled) or no_org."""
+
+    id = fields.BigIntField(primary_key=True)
+    event_id = fields.CharField(max_length=64, unique=True)
+    event_type = fields.CharField(max_length=64)
+    org_id = fields.CharField(max_length=32, null=True, db_index=True)
+    occurred_at = fields.DatetimeField(null=True)
+    outcome = fields.CharField(max_length=16)
+    received_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "billing_events"

@@ -29,6 +29,7 @@ from emban.errors import EmbanError
 from emban.metadata import refused_text
 from emban.resolvers.alerts import AlertMutations, AlertQueries
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
+from emban.resolvers.billing import BillingQueries
 from emban.resolvers.context import transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
@@ -150,7 +151,15 @@ ERROR_CODE_TYPES = [
 schema = EmbanSchema(
     query=merge_types(
         "Query",
-        (Query, AnalyticsQueries, DashboardQueries, EmbedQueries, DiscoveryQueries, AlertQueries),
+        (
+            Query,
+            AnalyticsQueries,
+            DashboardQueries,
+            EmbedQueries,
+            DiscoveryQueries,
+            AlertQueries,
+            BillingQueries,
+        ),
     ),
     mutation=transactional_by_default(
         merge_types(

@@ -40,7 +40,6 @@ from emban.services import (
     analytics,
     api_keys,
     audit,
-    billing,
     datasets,
     events,
     orgs,
@@ -298,12 +297,6 @@ async def delete_org(request: web.Request) -> Reply[None]:
     return Reply(lambda: None, finish=clear_session_cookie)
 
 
-@route("GET", "/v1/billing/plans", response=out.PlanList, auth="public", tag="billing")
-async def list_plans(request: web.Request) -> out.PlanList:
-    """List plan specs and feature flags."""
-    return out.PlanList(plans=[shapes.plan(p) for p in billing.list_plans()])
-
-
 @route("GET", "/v1/audit", response=out.AuditList, service=audit.list_audit, tag="audit")
 async def list_audit(request: web.Request) -> out.AuditList:
     """The last 100 audit entries, newest first."""
@@ -491,6 +484,7 @@ def _all_routes() -> tuple[RestRoute, ...]:
     # Importing the route modules registers their declarations.
     from emban.rest_compat import (  # noqa: F401
         alert_routes,
+        billing_routes,
         dashboard_routes,
         discovery_routes,
         embed_routes,
@@ -515,3 +509,12 @@ def add_routes(app: web.Application) -> None:
     for declared in ROUTES:
         app.router.add_route(declared.method, declared.path, declared.aiohttp_handler())
     app.router.add_get("/openapi.json", openapi_document)
+
+
+def add_webhook_routes(app: web.Application) -> None:
+    """Provider webhooks: outside ``/v1`` and outside the route declarations (no caller, their
+    own signature check), so not in ``ROUTES`` nor in the OpenAPI document."""
+    # Imported here, after ROUTES: the route modules register in _all_routes()'s order.
+    from emban.rest_compat.billing_routes import paddle_webhook
+
+    app.router.add_post("/webhooks/paddle", paddle_webhook)

@@ -282,12 +282,16 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
     )
     rows = await in_background(rows_of) if len(batch.events) > OFF_LOOP_EVENTS else rows_of()
     org = await Org.get(id=actor.org_id)
-    billing.check_limit(
-        org,
-        "events_per_month",
-        await events_this_month(org.id, batch.received_at.date()),
-        len(rows),
-    )
+    used = await events_this_month(org.id, batch.received_at.date())
+    limit = billing.plan_of(org).events_per_month
+    adding = len(rows)
+    if limit is not None and used + adding > limit:
+        # Only events the writer would store count against the cap: a resend of stored event
+        # ids (a client retrying after a lost answer) is accepted, not refused. Asked only
+        # near the cap, so the common request does not pay for the lookup.
+        adding = await rt.ingest.count_new(rows)
+    if adding:
+        billing.check_limit(org, "events_per_month", used, adding)
     await rt.ingest.submit(rows)  # usage is recorded by the writer, once per flush
     return len(rows)
 

@@ -30,6 +30,7 @@ from emban.models import (
     AlertRule,
     ApiKey,
     AuditLog,
+    BillingAccount,
     Dashboard,
     Environment,
     Invite,
@@ -44,6 +45,7 @@ from emban.models import (
 from emban.rest_compat.routes import ROUTES
 from emban.runtime import Runtime
 from tests.conftest import PASSWORD, ClientFactory, bearer
+from tests.paddle_server import PaddleStandIn
 
 PRINCIPALS = ("anonymous", "ingest_key", "viewer", "editor", "admin", "owner", "admin_key")
 Row = tuple[int, int, int, int, int, int, int]
@@ -130,6 +132,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/reports/{id}/run"): (401, 403, 403, 403, 202, 202, 202),
     ("GET", "/v1/webhooks"): (401, 403, 403, 403, 200, 200, 200),
     ("POST", "/v1/webhooks/rotate-secret"): (401, 403, 403, 403, 200, 200, 200),
+    # Billing: the overview and the Paddle portal are for admins, checkout data for every
+    # console user (run with Paddle configured against the local stand-in).
+    ("GET", "/v1/billing"): (401, 403, 403, 403, 200, 200, 200),
+    ("GET", "/v1/billing/checkout-config"): (401, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/billing/portal"): (401, 403, 403, 403, 200, 200, 200),
 }
 
 # Routes that need an event in the world's environment to succeed.
@@ -260,6 +267,7 @@ async def _key(org: Org, env: Environment, scope: str) -> tuple[ApiKey, str]:
 async def seed_world(tag: str = "") -> World:
     """A new org; ``tag`` keeps emails and the invite token unique when a test seeds several."""
     org = await Org.create(name="Acme", email=f"owner@acme{tag}.test", plan="free")
+    await BillingAccount.create(org_id=org.id, customer_id=f"ctm_world{tag}")
     production = await Environment.create(
         org_id=org.id, name="production", embed_secret=secrets.token_urlsafe(48)
     )
@@ -471,7 +479,7 @@ def _expected(principal: str) -> dict[str, tuple[int, str | None, list[str] | st
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 async def test_every_route_answers_the_principal_as_the_matrix_says(
-    make_client: ClientFactory, runtime: Runtime, principal: str
+    make_client: ClientFactory, runtime: Runtime, principal: str, billing_on: PaddleStandIn
 ) -> None:
     # One fresh org per route (several routes destroy state), all in one test: the per-test
     # database truncation would otherwise cost more than the requests themselves.
@@ -578,7 +586,8 @@ def test_each_console_route_takes_its_role_from_the_service_its_handler_calls() 
 
 def test_the_call_walker_resolves_module_functions() -> None:
     """The check above can fail: the walker sees the handler's service call, resolved."""
-    from emban.rest_compat.routes import create_api_key, list_plans
+    from emban.rest_compat.billing_routes import list_plans
+    from emban.rest_compat.routes import create_api_key
     from emban.services import api_keys, billing
 
     called = _services_called(create_api_key)

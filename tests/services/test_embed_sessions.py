@@ -674,6 +674,9 @@ async def test_graphql_console_fields_refuse_an_embed_token(make_client: ClientF
         "{ alerts { id } }",
         "{ reports { id } }",
         "{ webhooks { signingSecret } }",
+        "{ billing { plan } }",
+        "{ checkoutConfig { orgId } }",
+        "{ billingPortal { url } }",
         'mutation { runReport(id: "1") }',
     ):
         error = await error_of(client, query, headers=bearer(token))

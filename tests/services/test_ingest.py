@@ -447,6 +447,44 @@ async def test_monthly_events_limit_is_402(make_client: ClientFactory, runtime: 
     assert await stored(runtime, org_id) == 5
 
 
+async def test_the_cap_counts_only_newly_stored_events(
+    make_client: ClientFactory, runtime: Runtime
+) -> None:
+    """A resend of stored event ids at the cap is accepted (nothing new is stored); a batch
+    with one new id among them is refused, counted as one event."""
+    owner, key, org_id = await setup_org(make_client)
+    today = (await today_stable()).date()
+    await UsageDaily.create(org_id=org_id, day=today, events=99_995)
+    first = [ev(event_id=f"e{n}") for n in range(5)]
+    assert await post(owner, key, {"events": first}) == (200, {"accepted": 5, "status": "ok"})
+    usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
+    assert list(usage) == [100_000]
+    # At the cap: the same five again (a client retrying a lost answer) pass, store nothing.
+    assert await post(owner, key, {"events": first}) == (200, {"accepted": 5, "status": "ok"})
+    assert await stored(runtime, org_id) == 5
+    # A new id among the old ones is one event over the cap.
+    status, body = await post(owner, key, {"events": [*first, ev(event_id="e5")]})
+    assert (status, body) == (
+        402,
+        {
+            "error": "monthly events limit reached for this plan",
+            "code": "events_limit",
+            "plan": "free",
+            "upgrade_to": "starter",
+            "limit": 100_000,
+            "used": 100_000,
+        },
+    )
+    # Two copies of one new id inside a batch count once.
+    await UsageDaily.filter(org_id=org_id).update(events=99_999)
+    twice = [ev(event_id="e6"), ev(event_id="e6")]
+    assert await post(owner, key, {"events": [*first, *twice]}) == (
+        200,
+        {"accepted": 7, "status": "ok"},
+    )
+    assert await stored(runtime, org_id) == 6
+
+
 async def test_earlier_days_of_the_month_count_and_last_month_does_not(
     make_client: ClientFactory, runtime: Runtime
 ) -> None:

@@ -77,6 +77,18 @@ export type AuthErrorCode =
   | 'unauthenticated';
 
 /**
+ * Paddle billing: its configuration, the org's Paddle customer, Paddle's answers and the
+ * webhook's signature.
+ *
+ * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
+ */
+export type BillingErrorCode =
+  | 'billing_not_configured'
+  | 'billing_provider_error'
+  | 'invalid_signature'
+  | 'no_billing_customer';
+
+/**
  * Dashboards and their widgets.
  *
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
@@ -128,12 +140,14 @@ export type EmbedFiltersInput = {
  * Sent as a GraphQL error's `extensions.code`.
  */
 export type ErrorCategory =
+  | 'BAD_GATEWAY'
   | 'BAD_REQUEST'
   | 'CONFLICT'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'PLAN_LIMIT'
   | 'RATE_LIMITED'
+  | 'SERVICE_UNAVAILABLE'
   | 'UNAUTHENTICATED';
 
 export type EventInput = {
