@@ -47,6 +47,8 @@ const EFFECTS: Record<ErrorCode, ErrorEffect | ((field: string | null) => ErrorE
   CONFLICT: "other",
   PLAN_LIMIT: "other",
   RATE_LIMITED: "other",
+  BAD_GATEWAY: "other",
+  SERVICE_UNAVAILABLE: "other",
   dashboard_not_published: "not_published",
   embed_filter_forbidden: (field) => (field === "group_by" ? "widget_hidden" : "refused"),
   embed_drill_forbidden: "refused",
