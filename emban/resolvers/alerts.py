@@ -11,8 +11,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from emban.resolvers.context import GqlInfo, OwnTransaction, ctx
-from emban.services import alert_rules, audit, reports, webhooks
-from emban.services.alert_eval import evaluate_rule
+from emban.services import alert_rules, reports, webhooks
+from emban.services.alert_eval import evaluate_now
 from emban.services.alert_rules import AlertInput, states_of
 from emban.services.notifications import (
     AlertEventView,
@@ -28,7 +28,7 @@ from emban.services.notifications import (
     report_view,
     runner_of,
 )
-from emban.services.report_runs import start_run
+from emban.services.report_runs import run_now
 from emban.services.reports import ReportInput
 from emban.wire import CONVERT_FAILURES
 
@@ -356,8 +356,9 @@ class AlertMutations:
     )
     async def evaluate_alert(self, info: GqlInfo, id: strawberry.ID) -> AlertEvaluation:
         context = ctx(info)
-        rule = await alert_rules.find_for_admin(actor=context.actor(), alert_id=str(id))
-        result = await evaluate_rule(runner_of(context.runtime), rule)
+        result = await evaluate_now(
+            runner_of(context.runtime), actor=context.actor(), alert_id=str(id)
+        )
         return AlertEvaluation(
             state=result.state, value=result.value, events_created=result.events_created
         )
@@ -405,10 +406,7 @@ class AlertMutations:
     async def run_report(self, info: GqlInfo, id: strawberry.ID) -> strawberry.ID:
         context = ctx(info)
         actor = context.actor()
-        found = await reports.find_for_admin(actor=actor, report_id=str(id))
-        run = await start_run(context.runtime.jobs, found, trigger="manual")
-        assert run is not None
-        await audit.record(actor, "report.run", "report", str(found.id), {"run_id": run.id})
+        run = await run_now(context.runtime.jobs, actor=actor, report_id=str(id))
         return strawberry.ID(str(run.id))
 
     @strawberry.mutation(description="A new webhook signing secret (admin).")

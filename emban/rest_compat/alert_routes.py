@@ -15,8 +15,7 @@ from emban.rest_compat.http import parse_body, runtime
 from emban.rest_compat.responses import Response, Timestamp
 from emban.rest_compat.route import caller, route
 from emban.rest_compat.shapes import iso
-from emban.services import alert_rules, audit, reports, webhooks
-from emban.services.alert_eval import evaluate_rule
+from emban.services import alert_eval, alert_rules, report_runs, reports, webhooks
 from emban.services.alert_rules import AlertInput, states_of
 from emban.services.notifications import (
     alert_event_view,
@@ -26,7 +25,6 @@ from emban.services.notifications import (
     report_view,
     runner_of,
 )
-from emban.services.report_runs import start_run
 from emban.services.reports import ReportInput
 
 # --- response types ------------------------------------------------------------------------
@@ -269,17 +267,16 @@ async def delete_alert(request: web.Request) -> None:
     "POST",
     "/v1/alerts/{id}/evaluate",
     response=AlertEvaluation,
-    service=alert_rules.find_for_admin,
+    service=alert_eval.evaluate_now,
     tag="alerts",
     errors=(404,),
     transaction=False,  # reads the engine first, then writes its transitions in a short one
 )
 async def evaluate_alert(request: web.Request) -> AlertEvaluation:
     """Evaluate the rule now: records and notifies a transition like the scheduled cycle."""
-    rule = await alert_rules.find_for_admin(
-        actor=caller(request), alert_id=request.match_info["id"]
+    result = await alert_eval.evaluate_now(
+        runner_of(runtime(request)), actor=caller(request), alert_id=request.match_info["id"]
     )
-    result = await evaluate_rule(runner_of(runtime(request)), rule)
     state: Literal["ok", "firing", "error"] = (
         "firing" if result.state == "firing" else "error" if result.state == "error" else "ok"
     )
@@ -382,18 +379,16 @@ async def delete_report(request: web.Request) -> None:
     "/v1/reports/{id}/run",
     response=RunStarted,
     status=202,
-    service=reports.find_for_admin,
+    service=report_runs.run_now,
     tag="reports",
     errors=(404,),
     transaction=False,  # start_run commits the run before its job is enqueued
 )
 async def run_report(request: web.Request) -> RunStarted:
     """Run the report now (admin): 202 with the run's id; GET …/runs shows how it went."""
-    actor = caller(request)
-    found = await reports.find_for_admin(actor=actor, report_id=request.match_info["id"])
-    run = await start_run(runtime(request).jobs, found, trigger="manual")
-    assert run is not None  # a manual run has no scheduled instant to collide on
-    await audit.record(actor, "report.run", "report", str(found.id), {"run_id": run.id})
+    run = await report_runs.run_now(
+        runtime(request).jobs, actor=caller(request), report_id=request.match_info["id"]
+    )
     return RunStarted(run_id=run.id)
 
 

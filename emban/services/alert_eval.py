@@ -34,9 +34,11 @@ from emban.analytics.alert_query import (
 )
 from emban.analytics.query_spec import COUNT_METRICS, Scope
 from emban.analytics.store import ClickHouseError, EventStore
+from emban.auth.principal import Principal
 from emban.errors import EmbanError
 from emban.models import AlertEvent, AlertRule, AlertState, Dashboard, Delivery
-from emban.services import webhooks
+from emban.services import alert_rules, webhooks
+from emban.services.access import requires
 from emban.services.alert_conditions import (
     AlertState as State,
 )
@@ -347,6 +349,14 @@ async def evaluate_rule(
     dashboard = await Dashboard.get_or_none(id=rule.dashboard_id, org_id=rule.org_id)
     states = await AlertState.filter(rule_id=rule.id)
     return await _evaluate(runner, rule, now or datetime.now(UTC), dashboard, states)
+
+
+@requires("admin")
+async def evaluate_now(runner: AlertRunner, *, actor: Principal, alert_id: str) -> Evaluation:
+    """``POST /v1/alerts/{id}/evaluate`` and ``evaluateAlert``: the actor's rule, evaluated now
+    (a transition is recorded and notified like the scheduled cycle's)."""
+    rule = await alert_rules.find_for_admin(actor=actor, alert_id=alert_id)
+    return await evaluate_rule(runner, rule)
 
 
 async def _evaluate(
