@@ -30,6 +30,9 @@ from emban.live.bus import InProcessBus, LiveBus, RedisBus, alert_event_message
 from emban.live.hub import LiveHub
 from emban.live.sockets import LiveSockets
 from emban.metadata import close_metadata, migrate_metadata, open_metadata
+from emban.metrics import Metrics
+from emban.metrics_http import METRICS_KEY, METRICS_PATH, metrics_handler, metrics_middleware
+from emban.request_ids import add_request_id_header, request_id_middleware, request_id_of
 from emban.resolvers.schema import schema
 from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
@@ -57,9 +60,20 @@ async def _close_live_sockets(app: web.Application) -> None:
 def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> web.Application:
     """Build the app. Embedded mode applies pending migrations on start unless told otherwise."""
     # error_middleware is outermost, so a failure while resolving the caller is rendered too.
+    # request_id_middleware is outermost, so every log line and response (errors included)
+    # carries the id; the metrics middleware counts the status error_middleware rendered.
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[error_middleware, caller_middleware], client_max_size=CLIENT_MAX_SIZE
+        middlewares=[
+            request_id_middleware,
+            metrics_middleware(metrics),
+            error_middleware,
+            caller_middleware,
+        ],
+        client_max_size=CLIENT_MAX_SIZE,
     )
+    app[METRICS_KEY] = metrics
+    app.on_response_prepare.append(add_request_id_header)
     migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -67,10 +81,10 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await migrate_metadata(settings)
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
-        events = guarded(open_store(settings))
+        events = guarded(open_store(settings), metrics)
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        jobs = InProcessJobs({"settings": settings, "events": events})
-        ingest = IngestWriter(events, on_stored=record_stored)
+        jobs = InProcessJobs({"settings": settings, "events": events, "metrics": metrics})
+        ingest = IngestWriter(events, on_stored=record_stored, metrics=metrics)
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
         sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
@@ -81,7 +95,12 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             max_concurrent_refreshes=settings.live_max_concurrent_refreshes,
             min_refresh_interval=settings.live_min_refresh_interval_ms / 1000,
             sockets=sockets,
+            metrics=metrics,
         )
+        metrics.watch(metrics.ingest_queue_rows, lambda: ingest.queued_rows)
+        metrics.watch(metrics.live_sockets, lambda: sockets.open_sockets)
+        metrics.watch(metrics.live_cohorts, lambda: live.cohort_count)
+        metrics.watch(metrics.live_viewers, live.viewer_count)
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
@@ -129,6 +148,10 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_sockets)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get(
+        METRICS_PATH,
+        metrics_handler(metrics, settings.metrics_token, settings.trusted_proxies),
+    )
     add_routes(app)
     view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
@@ -150,5 +173,8 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:
         failed["clickhouse"] = type(exc).__name__
     if failed:
-        return json_response({"status": "unavailable", "failed": failed}, status=503)
+        return json_response(
+            {"status": "unavailable", "failed": failed, "request_id": request_id_of(request)},
+            status=503,
+        )
     return json_response({"status": "ok"})

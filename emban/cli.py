@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,10 +33,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from emban.app import create_app
+    from emban.logs import configure_logging
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     print(
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
@@ -67,8 +65,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from arq.worker import run_worker
 
     from emban.jobs.worker import worker_settings
+    from emban.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(settings.log_level, settings.log_format)
     run_worker(worker_settings(settings))
     return 0
 

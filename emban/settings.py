@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 PADDLE_ENVIRONMENTS = ("sandbox", "production")
 PADDLE_API_URLS = {
     "sandbox": "https://sandbox-api.paddle.com",
@@ -137,6 +138,26 @@ def _log_level(name: str, raw: str) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"{name} must be DEBUG, INFO, WARNING or ERROR (got {level})")
     return level
+
+
+def _log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"{name} must be text or json (got {raw!r})")
+    return value
+
+
+def _metrics_token(name: str, raw: str) -> str:
+    if len(raw) < 16:
+        raise SettingsError(f"{name} must be at least 16 characters")
+    return raw
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise SettingsError(f"{name} must be a TCP port, 1 to 65535 (got {value})")
+    return value
 
 
 def _positive_float(name: str, raw: str) -> float:
@@ -323,6 +344,25 @@ class Settings:
         shown="none",
     )
     log_level: str = setting("INFO", "EMBAN_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level)
+    log_format: str = setting(
+        "text",
+        "EMBAN_LOG_FORMAT",
+        "text, or json: one JSON object per line with ts, level, logger, message, request_id",
+        _log_format,
+    )
+    # Observability (docs/operations.md, "Metrics and logs").
+    metrics_token: str | None = setting(
+        None,
+        "EMBAN_METRICS_TOKEN",
+        "GET /metrics requires Authorization: Bearer <this>; unset: loopback clients only",
+        _metrics_token,
+    )
+    worker_metrics_port: int | None = setting(
+        None,
+        "EMBAN_WORKER_METRICS_PORT",
+        "port where `emban worker` serves GET /metrics (on EMBAN_HOST); unset: not served",
+        _port,
+    )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = setting(
         5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int

@@ -5,45 +5,73 @@ an engine call made while a metadata transaction is open in the current task rai
 :class:`emban.metadata.EngineIOInTransaction` instead of holding the transaction (on SQLite: every
 other request's metadata query) for as long as the engine takes. Methods a store adds beyond the
 protocol below are guarded too (``__getattr__``), so a new engine entry point cannot slip past.
+
+Given a :class:`~emban.metrics.Metrics`, the same wrapper times every call by kind (``query``,
+``background_query``, ``adhoc``, ``execute``, ``insert``, ``ping``, or a method's own name) and
+counts the ones that raise: one place for both stores, and never labelled by SQL text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from emban.analytics.store import EventStore, QueryResult
 from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
 
 
 class OutsideTransactions:
-    def __init__(self, inner: EventStore) -> None:
+    def __init__(self, inner: EventStore, metrics: Metrics | None = None) -> None:
         self.inner = inner
+        self._metrics = metrics
+
+    @contextlib.contextmanager
+    def _timed(self, kind: str) -> Iterator[None]:
+        if self._metrics is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:  # a cancelled call (the client went away) is not an engine error
+            self._metrics.clickhouse_errors.labels(kind).inc()
+            raise
+        finally:
+            self._metrics.clickhouse_duration.labels(kind).observe(time.perf_counter() - started)
 
     async def ping(self) -> None:
         refuse_inside_transaction("ClickHouse ping")
-        await self.inner.ping()
+        with self._timed("ping"):
+            await self.inner.ping()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         refuse_inside_transaction("ClickHouse statement")
-        await self.inner.execute(sql, params)
+        with self._timed("execute"):
+            await self.inner.execute(sql, params)
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
         refuse_inside_transaction("ClickHouse query")
-        return await self.inner.query(sql, params, background=background)
+        with self._timed("background_query" if background else "query"):
+            return await self.inner.query(sql, params, background=background)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
         refuse_inside_transaction("ClickHouse ad-hoc query")
-        return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
+        with self._timed("adhoc"):
+            return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
 
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
         refuse_inside_transaction("ClickHouse insert")
-        await self.inner.insert_json(table, columns, payload, fmt)
+        with self._timed("insert"):
+            await self.inner.insert_json(table, columns, payload, fmt)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -56,11 +84,13 @@ class OutsideTransactions:
         @functools.wraps(attr)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             refuse_inside_transaction(f"ClickHouse {name}")
-            return await attr(*args, **kwargs)
+            with self._timed(name):
+                return await attr(*args, **kwargs)
 
         return guarded
 
 
-def guarded(store: EventStore) -> EventStore:
-    """``store`` wrapped so it refuses engine I/O inside a metadata transaction."""
-    return OutsideTransactions(store)
+def guarded(store: EventStore, metrics: Metrics | None = None) -> EventStore:
+    """``store`` wrapped so it refuses engine I/O inside a metadata transaction (and, given
+    ``metrics``, times and counts its calls)."""
+    return OutsideTransactions(store, metrics)

@@ -23,6 +23,7 @@ from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.background_tasks import OwnedTask, TaskSet
 from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
 
 log = logging.getLogger("emban.ingest")
 
@@ -99,9 +100,16 @@ class IngestWriter:
     flush — in the free slot at once — instead of behind the whole backlog.
     """
 
-    def __init__(self, store: EventStore, on_stored: StoredHook | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        on_stored: StoredHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._on_stored = on_stored
+        self._metrics = metrics
+        self.queued_rows = 0  # rows submitted and not yet taken into a flush (a metrics gauge)
         # Per org, oldest first; dict order is the round-robin order (served orgs move last).
         self._pending: dict[str, deque[_Pending]] = {}
         self._in_flight: set[str] = set()
@@ -132,6 +140,7 @@ class IngestWriter:
         self.start()
         pending = _Pending(rows)
         self._pending.setdefault(org, deque()).append(pending)
+        self.queued_rows += len(rows)
         self._wake.set()
         return await pending.done
 
@@ -168,6 +177,7 @@ class IngestWriter:
             del self._pending[org]
             batch.extend(queue.popleft() for _ in range(count))
             total += taken
+            self.queued_rows -= taken
             self._in_flight.add(org)
             if queue:
                 self._pending[org] = queue  # back of the round
@@ -202,11 +212,21 @@ class IngestWriter:
                     await self._record(touched.stored)
             except Exception as exc:
                 log.exception("ingest flush of %d rows failed", size)
+                if self._metrics is not None:
+                    self._metrics.ingest_flush_failed.inc()
+                    self._metrics.ingest_failed.inc(size)
+                    self._metrics.ingest_flush_duration.observe(time.perf_counter() - started)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 return
             self._last_flush = time.perf_counter() - started
+            if self._metrics is not None:
+                stored = sum(new_counts)
+                self._metrics.ingest_flush_ok.inc()
+                self._metrics.ingest_stored.inc(stored)
+                self._metrics.ingest_duplicate.inc(size - stored)
+                self._metrics.ingest_flush_duration.observe(self._last_flush)
             log.debug(
                 "flushed %d rows from %d requests of %d org(s) in %.1f ms",
                 size,

@@ -17,17 +17,24 @@ from emban.jobs.queue import ArqJobs
 from emban.jobs.reports import REPORT_TICK_SECONDS, run_report, start_due_reports
 from emban.live.bus import RedisBus
 from emban.metadata import close_metadata, open_metadata
+from emban.metrics import Metrics
+from emban.metrics_http import serve_metrics
 from emban.settings import Settings
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     ctx["settings"] = settings
+    metrics = ctx["metrics"] = Metrics()
+    if settings.worker_metrics_port is not None:
+        ctx["metrics_server"] = await serve_metrics(
+            metrics, settings, settings.host, settings.worker_metrics_port
+        )
     ctx["metadata"] = await open_metadata(settings)
     # Engine jobs reach a worker only with a ClickHouse server (see jobs/queue.py): chDB's data
     # directory belongs to the serving process.
     if settings.clickhouse_url is not None:
-        ctx["events"] = guarded(open_store(settings))
+        ctx["events"] = guarded(open_store(settings), metrics)
     ctx["jobs"] = ArqJobs(ctx["redis"])
     ctx["publish"] = RedisBus(ctx["redis"]).publish_alert_event
 
@@ -36,6 +43,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     if "events" in ctx:
         await ctx["events"].close()
     await close_metadata(ctx["metadata"])
+    if "metrics_server" in ctx:
+        await ctx["metrics_server"].cleanup()
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from emban.error_codes import EmbedErrorCode
 from emban.errors import EmbanError, TooManyCohorts
 from emban.live.bus import LiveBus, alert_event_message
 from emban.live.sockets import LiveSockets
+from emban.metrics import Metrics
 from emban.services.widget_config import TextWidget, Widget
 
 log = logging.getLogger("emban.live")
@@ -118,8 +119,10 @@ class LiveHub:
         max_concurrent_refreshes: int = MAX_CONCURRENT_REFRESHES,
         min_refresh_interval: float = 0.0,
         sockets: LiveSockets | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bus = bus
+        self._metrics = metrics
         self._debounce = debounce
         self._min_interval = min_refresh_interval
         self._cohorts: dict[CohortKey, _Cohort] = {}
@@ -318,6 +321,10 @@ class LiveHub:
                 self._broadcast(cohort, {"type": "data", "widget_id": widget_id, "result": result})
 
     def _broadcast(self, cohort: _Cohort, update: Update) -> None:
+        delivered = 0
         for queue in list(cohort.subscribers):
             with contextlib.suppress(asyncio.QueueFull):  # a stuck viewer drops updates
                 queue.put_nowait(update)
+                delivered += 1
+        if self._metrics is not None:
+            self._metrics.live_pushed(str(update.get("type")), delivered)

@@ -105,6 +105,11 @@ class LiveSockets:
     def count(self) -> int:
         return len(self._open)
 
+    @property
+    def open_sockets(self) -> int:
+        """Every acknowledged socket of this process, embed or console (the metrics gauge)."""
+        return len(self._all)
+
     # --- every socket ------------------------------------------------------------------------
 
     def track(self, closer: Closer) -> str:

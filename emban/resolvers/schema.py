@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
 import strawberry
+from aiohttp import web
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
@@ -27,6 +29,8 @@ from strawberry.types.execution import StreamExecutionResult
 from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
+from emban.metrics_http import METRICS_KEY
+from emban.request_ids import current_request_id
 from emban.resolvers.alerts import AlertMutations, AlertQueries
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.billing import BillingQueries
@@ -90,13 +94,17 @@ def with_extensions(error: GraphQLError) -> GraphQLError:
                 extensions={**(error.extensions or {}), "code": ErrorCategory.BAD_REQUEST.value},
             )
         return error
+    extensions = error_extensions(domain)
+    request_id = current_request_id.get()
+    if domain.status >= 500 and request_id is not None:
+        extensions["request_id"] = request_id  # as in a REST 5xx body
     return GraphQLError(
         domain.message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions=error_extensions(domain),
+        extensions=extensions,
     )
 
 
@@ -120,6 +128,43 @@ class DomainErrorExtensions(SchemaExtension):
         yield None
 
 
+class MaskUnexpectedErrors(MaskErrors):
+    """``MaskErrors`` whose "Unexpected error." carries ``extensions.request_id`` (when served
+    in a request), the id of the log line that holds the real error."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        request_id = current_request_id.get()
+        if request_id is not None:
+            masked.extensions = {"request_id": request_id}
+        return masked
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts each operation by name, type and outcome, and times queries and mutations (a
+    subscription's duration would be its lifetime). See :mod:`emban.metrics` for the name cap."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        execution = self.execution_context
+        context = execution.context
+        request = getattr(context, "request", None)
+        metrics = request.app.get(METRICS_KEY) if isinstance(request, web.Request) else None
+        if metrics is None:
+            return
+        try:
+            kind = execution.operation_type.value
+        except RuntimeError:  # the document did not parse, or names no such operation
+            kind = "unknown"
+        name = metrics.operation_label(execution.operation_name)
+        result = execution.result
+        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
+        metrics.graphql_operations.labels(name, kind, outcome).inc()
+        if kind != "subscription":
+            metrics.graphql_duration.labels(name, kind).observe(time.perf_counter() - started)
+
+
 class EmbanSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -129,7 +174,10 @@ class EmbanSchema(strawberry.Schema):
         for error in errors:
             if is_unexpected(error):
                 log.error(
-                    "unexpected GraphQL error at %s", error.path, exc_info=error.original_error
+                    "unexpected GraphQL error at %s request_id=%s",
+                    error.path,
+                    current_request_id.get(),
+                    exc_info=error.original_error,
                 )
 
 
@@ -183,7 +231,8 @@ schema = EmbanSchema(
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaskErrors(should_mask_error=is_unexpected),
+        lambda: MaskUnexpectedErrors(should_mask_error=is_unexpected),
         DomainErrorExtensions,
+        OperationMetrics,
     ],
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from emban.errors import (
     PayloadTooLarge,
 )
 from emban.metadata import refused_text
+from emban.request_ids import current_request_id, request_id_of
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.wire import UNREADABLE_JSON, malformed_json
 
@@ -120,7 +120,13 @@ async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
 
 
 def error_response(error: EmbanError) -> web.Response:
-    response = json_response(error.body(), status=error.status)
+    """The error's JSON body; a 5xx one also carries the request's ``request_id``, so a report
+    of it can be matched with the server's log line."""
+    body = error.body()
+    request_id = current_request_id.get()
+    if error.status >= 500 and request_id is not None:
+        body = {**body, "request_id": request_id}
+    response = json_response(body, status=error.status)
     response.headers.update(error.headers())
     return response
 
@@ -153,7 +159,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         refused = refused_text(exc)
         if refused is not None:
             return error_response(refused)
-        request_id = uuid.uuid4().hex[:12]
+        request_id = request_id_of(request)
         log.exception(
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path
         )
