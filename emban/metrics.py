@@ -40,7 +40,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # No ``*_created`` series (one per counter and histogram child): Prometheus does not use them in
 # the text format and they double the lines of a scrape. A process-wide switch of the library.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MAX_OPERATION_NAMES = 100
 OTHER = "other"
