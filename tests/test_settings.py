@@ -207,6 +207,12 @@ def test_base_url_from_public_url(tmp_path: Path) -> None:
 
 
 BAD_SETTINGS = [
+    ({"EMBAN_LOG_FORMAT": "xml"}, "EMBAN_LOG_FORMAT must be text or json (got 'xml')"),
+    ({"EMBAN_METRICS_TOKEN": "short"}, "EMBAN_METRICS_TOKEN must be at least 16 characters"),
+    (
+        {"EMBAN_WORKER_METRICS_PORT": "70000"},
+        "EMBAN_WORKER_METRICS_PORT must be a TCP port, 1 to 65535 (got 70000)",
+    ),
     (
         {"EMBAN_DATABASE_URL": "mysql://x"},
         "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// (got mysql://)",
@@ -328,7 +334,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 45
+    assert len(set(names)) == len(names) == 48
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -412,6 +418,28 @@ def test_a_partial_or_bad_paddle_configuration_is_one_line(
     assert str(caught.value) == message
 
 
+def test_observability_settings_are_read(tmp_path: Path) -> None:
+    defaults = Settings.from_env(env_for(tmp_path))
+    assert (defaults.log_format, defaults.metrics_token, defaults.worker_metrics_port) == (
+        "text",
+        None,
+        None,
+    )
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_LOG_FORMAT=" JSON ",
+            EMBAN_METRICS_TOKEN="scrape-token-0123456789",
+            EMBAN_WORKER_METRICS_PORT="9464",
+        )
+    )
+    assert (settings.log_format, settings.metrics_token, settings.worker_metrics_port) == (
+        "json",
+        "scrape-token-0123456789",
+        9464,
+    )
+
+
 def test_listen_address_ttls_and_windows_are_read(tmp_path: Path) -> None:
     settings = Settings.from_env(
         env_for(
@@ -448,7 +476,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 45
+    assert len(table.splitlines()) == 2 + 48
 
 
 def test_settings_doc_command_prints_and_writes_the_table(
