@@ -29,11 +29,12 @@ def metered_job(job: J) -> J:
         if not isinstance(metrics, Metrics):
             return await job(ctx, *args, **kwargs)
         metrics.job_runs.labels(name).inc()
+        failures = metrics.job_failures.labels(name)  # exported from the first run, 0 or more
         started = time.perf_counter()
         try:
             return await job(ctx, *args, **kwargs)
         except Exception:  # Retry too: that run failed and asked for another
-            metrics.job_failures.labels(name).inc()
+            failures.inc()
             raise
         finally:
             metrics.job_duration.labels(name).observe(time.perf_counter() - started)
