@@ -54,6 +54,7 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 JOB_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 LIVE_UPDATE_TYPES = ("config", "data", "not_published", "error")
+CLICKHOUSE_KINDS = ("query", "background_query", "adhoc", "execute", "insert", "ping")
 
 
 class Metrics:
@@ -149,8 +150,7 @@ class Metrics:
         )
         self.clickhouse_duration = Histogram(
             "emban_clickhouse_query_duration_seconds",
-            "ClickHouse call latency, by kind (query, background_query, adhoc, execute, insert,"
-            " ping)",
+            "ClickHouse call latency, by kind: " + ", ".join(CLICKHOUSE_KINDS),
             ("kind",),
             buckets=REQUEST_BUCKETS,
             registry=r,
@@ -168,6 +168,8 @@ class Metrics:
         self.ingest_flush_ok = self.ingest_flushes.labels("ok")
         self.ingest_flush_failed = self.ingest_flushes.labels("failed")
         self.live_push_by_type = {t: self.live_pushes.labels(t) for t in LIVE_UPDATE_TYPES}
+        for kind in CLICKHOUSE_KINDS:  # exported at 0 from the start, so rate() has a series
+            self.clickhouse_errors.labels(kind)
         self._operation_names: set[str] = set()
         self._names_lock = threading.Lock()
 
