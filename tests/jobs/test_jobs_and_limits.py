@@ -224,7 +224,13 @@ async def test_healthz_names_clickhouse_when_the_events_store_fails(
             assert await response.json() == {
                 "status": "unavailable",
                 "failed": {"clickhouse": "ClickHouseError"},
+                "request_id": response.headers["X-Request-Id"],  # a 5xx body carries it
             }
+            # The failed ping is counted as a ClickHouse error (loopback scrape, no token).
+            metrics = await http.get(f"http://127.0.0.1:{port}/metrics")
+            lines = (await metrics.text()).splitlines()
+            assert 'emban_clickhouse_errors_total{kind="ping"} 1.0' in lines
+            assert 'emban_clickhouse_query_duration_seconds_count{kind="ping"} 1.0' in lines
             # Metadata still answers: a console route that needs only PostgreSQL works.
             plans = await http.get(f"http://127.0.0.1:{port}/v1/billing/plans")
             assert plans.status == 200
