@@ -45,7 +45,7 @@ def error_code_schema(codes: list[str] | None = None) -> dict[str, Any]:
 
 def error_components() -> dict[str, dict[str, Any]]:
     """The error bodies every route can answer: ``Error`` (``field`` names the offending input
-    when there is one) and ``PlanLimitError`` (402)."""
+    when there is one, ``request_id`` is on 5xx answers) and ``PlanLimitError`` (402)."""
     code = error_code_schema()
     plan_code = error_code_schema(sorted(c.value for c in PlanErrorCode))
     return {
@@ -56,6 +56,11 @@ def error_components() -> dict[str, dict[str, Any]]:
                 "error": {"type": "string"},
                 "code": code,
                 "field": {"type": "string"},
+                "request_id": {
+                    "type": "string",
+                    "description": "on 5xx answers: the X-Request-Id of the request, also in "
+                    "the server's log line",
+                },
             },
         },
         "PlanLimitError": {
