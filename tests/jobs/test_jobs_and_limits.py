@@ -200,6 +200,8 @@ async def test_healthz_names_clickhouse_when_the_events_store_fails(
         "EMBAN_SECRET_KEY": secrets.token_urlsafe(40),
         "EMBAN_CLICKHOUSE_URL": f"http://127.0.0.1:{dead}/db",
     }
+    if "PYTHONPATH" in os.environ:  # the checkout under test, not the installed package
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     process = await asyncio.create_subprocess_exec(
         str(EMBAN),
         "serve",
