@@ -15,6 +15,7 @@ The route is outside ``/v1`` and ``/graphql``: no caller is resolved and no requ
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import time
@@ -32,6 +33,7 @@ from emban.request_ids import add_request_id_header, request_id_middleware
 from emban.settings import IPNetwork, Settings
 
 METRICS_PATH = "/metrics"
+CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer
 # Any other method (aiohttp accepts any token) is labelled "other": one series, not one per token.
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -114,6 +116,9 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             return response
         except web.HTTPException as exc:
             status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED  # the client went away (or the server is stopping)
             raise
         finally:
             route = route_label(request)

@@ -25,7 +25,7 @@ from emban.jobs.maintenance import purge_expired
 from emban.jobs.metering import metered_job
 from emban.logs import JsonFormatter, RequestIdFilter
 from emban.metrics import MAX_OPERATION_NAMES, Metrics
-from emban.metrics_http import metrics_handler
+from emban.metrics_http import metrics_handler, metrics_middleware
 from emban.request_ids import accepted_request_id
 from emban.runtime import Runtime
 from emban.services import audit
@@ -414,3 +414,31 @@ async def test_a_5xx_domain_error_carries_the_request_id(make_client: ClientFact
     body = await response.json()
     assert body["request_id"] == "bill-1"
     assert body["code"] == "billing_not_configured"
+
+
+async def test_a_cancelled_request_is_counted_as_499_under_its_route() -> None:
+    """A handler cancelled mid-request (the client left, with handler cancellation on, or the
+    server stopping) is counted as 499, not as a 500."""
+    import aiohttp
+
+    metrics = Metrics()
+
+    async def cancelled(request: web.Request) -> web.Response:
+        raise asyncio.CancelledError
+
+    app = web.Application(middlewares=[metrics_middleware(metrics)])
+    app.router.add_post("/v1/things/{id}", cancelled)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                # POST: aiohttp retries an idempotent request once on a disconnect
+                await http.post(server.make_url("/v1/things/7"))
+    finally:
+        await server.close()
+    samples = parse(metrics.exposition().decode())
+    counted = {"method": "POST", "route": "/v1/things/{id}", "status": "499"}
+    assert value(samples, "emban_http_requests_total", **counted) == 1
+    timed = {"method": "POST", "route": "/v1/things/{id}"}
+    assert value(samples, "emban_http_request_duration_seconds_count", **timed) == 1
