@@ -167,19 +167,24 @@ async def test_live_sockets_cohorts_and_pushes(
         await close(live)
 
     upgraded = {"method": "GET", "route": "/graphql", "status": "101"}
+    live_op = {"operation": "Live", "type": "subscription"}
 
     async def gone() -> bool:
         now = await scrape(app_server)
         return (
             value(now, "emban_live_sockets") == value(before, "emban_live_sockets")
             and value(now, "emban_live_cohorts") == value(before, "emban_live_cohorts")
-            # The upgrade is counted when the socket's handler returns.
+            # The upgrade is counted when the socket's handler returns, the subscription when
+            # it ends.
             and delta(before, now)("emban_http_requests_total", **upgraded) == 1
+            and delta(before, now)("emban_graphql_operations_total", outcome="ok", **live_op) == 1
         )
 
     await eventually(gone)
     d = delta(before, await scrape(app_server))
     assert d("emban_http_requests_total", **upgraded) == 1
+    assert d("emban_graphql_operations_total", outcome="ok", **live_op) == 1
+    assert d("emban_graphql_operation_duration_seconds_count", **live_op) == 0
     # Not timed: its duration would be the socket's lifetime.
     assert d("emban_http_request_duration_seconds_count", method="GET", route="/graphql") == 0
 

@@ -146,7 +146,12 @@ class OperationMetrics(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
+        try:
+            yield
+        finally:  # a subscription ends by the client leaving: the hook is closed, not resumed
+            self._record(started)
+
+    def _record(self, started: float) -> None:
         execution = self.execution_context
         context = execution.context
         request = getattr(context, "request", None)
