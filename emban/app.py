@@ -38,6 +38,7 @@ from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes, add_webhook_routes
 from emban.runtime import RUNTIME_KEY, Runtime
+from emban.security_headers import add_security_headers
 from emban.services import dashboards, embed_revocations
 from emban.services.events import record_stored
 from emban.settings import Settings
@@ -147,6 +148,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_sockets)
+    add_security_headers(app, settings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get(
         METRICS_PATH,

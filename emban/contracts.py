@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from strawberry.printer import print_schema
 
+from emban.auth.cross_site import SAFE_METHODS
 from emban.error_codes import PlanErrorCode, all_error_codes
 from emban.resolvers.schema import schema
 from emban.rest_compat.routes import ROUTES
@@ -31,6 +32,16 @@ _STATUS_TEXT = {
     502: "A provider (Paddle) answered an error or did not answer",
     503: "Not configured on this server (Retry-After says when to retry)",
 }
+
+
+def _error_description(method: str, auth: str, status: int) -> str:
+    """The spec's text for the status; a state-changing route's 403 also names the cross-site
+    refusal (the only 403 a public route answers)."""
+    if status != 403 or method in SAFE_METHODS:
+        return _STATUS_TEXT[status]
+    if auth == "public":
+        return "A cross-site browser request (`cross_site_request`)"
+    return f"{_STATUS_TEXT[status]}, or a cross-site browser request (`cross_site_request`)"
 
 
 def graphql_sdl() -> str:
@@ -123,7 +134,7 @@ def openapi_document() -> dict[str, Any]:
         for status in route.error_statuses:
             ref = "PlanLimitError" if status == 402 else "Error"
             operation["responses"][str(status)] = {
-                "description": _STATUS_TEXT[status],
+                "description": _error_description(route.method, route.auth, status),
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
                 },

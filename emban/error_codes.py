@@ -33,6 +33,7 @@ class RequestErrorCode(StrEnum):
     method_not_allowed = "method_not_allowed"
     conflict = "conflict"
     forbidden = "forbidden"
+    cross_site_request = "cross_site_request"
     payload_too_large = "payload_too_large"
     rate_limited = "rate_limited"
     internal_error = "internal_error"

@@ -12,7 +12,12 @@ from strawberry.types.base import get_object_definition
 from emban import caller
 from emban.auth.principal import Principal
 from emban.models import ApiKey, AuditLog
-from emban.resolvers.context import InTransaction, OwnTransaction, transactional_by_default
+from emban.resolvers.context import (
+    InTransaction,
+    OwnTransaction,
+    SameSiteOnly,
+    transactional_by_default,
+)
 from emban.resolvers.schema import schema
 from emban.services import audit
 from tests.conftest import ClientFactory, bearer, create_key, register
@@ -109,9 +114,11 @@ def test_every_mutation_runs_in_a_transaction_unless_it_opts_out() -> None:
     assert len(fields) > 30
     for field in fields:
         kinds = [type(e) for e in field.extensions]
+        # Every mutation also refuses cross-site callers (tests/auth/test_cross_site.py).
+        assert kinds.count(SameSiteOnly) == 1, field.name
         if field.name in OPTED_OUT:
-            assert kinds == [OwnTransaction], field.name
-            (opt_out,) = field.extensions
+            assert kinds == [OwnTransaction, SameSiteOnly], field.name
+            opt_out = field.extensions[0]
             assert isinstance(opt_out, OwnTransaction) and opt_out.why
         else:
             assert kinds.count(InTransaction) == 1, field.name

@@ -34,7 +34,7 @@ from emban.request_ids import current_request_id
 from emban.resolvers.alerts import AlertMutations, AlertQueries
 from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
 from emban.resolvers.billing import BillingQueries
-from emban.resolvers.context import transactional_by_default
+from emban.resolvers.context import same_site_only, transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
 from emban.resolvers.embed import EmbedMutations, EmbedQueries
@@ -214,17 +214,19 @@ schema = EmbanSchema(
             BillingQueries,
         ),
     ),
-    mutation=transactional_by_default(
-        merge_types(
-            "Mutation",
-            (
-                Mutation,
-                AnalyticsMutations,
-                DashboardMutations,
-                EmbedMutations,
-                DiscoveryMutations,
-                AlertMutations,
-            ),
+    mutation=same_site_only(
+        transactional_by_default(
+            merge_types(
+                "Mutation",
+                (
+                    Mutation,
+                    AnalyticsMutations,
+                    DashboardMutations,
+                    EmbedMutations,
+                    DiscoveryMutations,
+                    AlertMutations,
+                ),
+            )
         )
     ),
     subscription=Subscription,

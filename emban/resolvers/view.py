@@ -43,6 +43,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from emban.auth.cross_site import normalize_origin, own_origins
 from emban.auth.principal import Principal
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
 from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode
@@ -218,6 +219,19 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                     content_type="application/json",
                 )
         return await super().__call__(request)
+
+    def is_websocket_origin_allowed(self, request: web.Request, origin: str) -> bool:
+        """A socket opened by a page on another site is refused (403) before the handshake:
+        the browser attaches the session cookie to the upgrade, and a console socket
+        authenticates with it (cross-site WebSocket hijacking). Strawberry accepts requests
+        without ``Origin``, with ``Sec-Fetch-Site: same-origin`` and with an ``Origin`` whose
+        host is the ``Host`` header; this hook, asked about every other origin, also accepts
+        the server's own origins as :mod:`emban.auth.cross_site` computes them (behind a
+        trusted proxy that rewrites ``Host``; ``EMBAN_PUBLIC_URL``). No other site may open
+        one: the embed runtime's socket comes from the iframe, which is on this origin."""
+        normalized = normalize_origin(origin)
+        settings = request.app[RUNTIME_KEY].settings
+        return normalized is not None and normalized in own_origins(request, settings)
 
     def decode_json(self, data: str | bytes) -> object:
         """The request body: a JSON object (or a batch list). Anything the parser cannot read —

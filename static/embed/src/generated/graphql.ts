@@ -243,6 +243,7 @@ export type ReportInput = {
 export type RequestErrorCode =
   | 'bad_request'
   | 'conflict'
+  | 'cross_site_request'
   | 'forbidden'
   | 'internal_error'
   | 'invalid_body'
