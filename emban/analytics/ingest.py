@@ -22,6 +22,7 @@ from emban.analytics.background import in_background
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.background_tasks import OwnedTask, TaskSet
+from emban.errors import Unavailable
 from emban.metadata import refuse_inside_transaction
 
 log = logging.getLogger("emban.ingest")
@@ -201,7 +202,8 @@ class IngestWriter:
                 if self._on_stored is not None:
                     await self._record(touched.stored)
             except Exception as exc:
-                log.exception("ingest flush of %d rows failed", size)
+                if not isinstance(exc, Unavailable):  # the store logged the outage once
+                    log.exception("ingest flush of %d rows failed", size)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)

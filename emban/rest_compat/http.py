@@ -13,7 +13,8 @@ from aiohttp import web
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
-from emban.caller import caller_of, charge_request
+from emban.caller import GRAPHQL_PATH, caller_of, charge_request
+from emban.dependencies import dependency_failure
 from emban.error_codes import RequestErrorCode
 from emban.errors import (
     BadRequest,
@@ -125,6 +126,15 @@ def error_response(error: EmbanError) -> web.Response:
     return response
 
 
+def graphql_error_response(error: EmbanError) -> web.Response:
+    """A refusal before any GraphQL field ran, in GraphQL's shape with the error's own status."""
+    extensions = {"code": str(error.graphql_code), "reason": str(error.code), **error.extra}
+    body = {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
+    response = json_response(body, status=error.status)
+    response.headers.update(error.headers())
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest.
@@ -153,6 +163,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         refused = refused_text(exc)
         if refused is not None:
             return error_response(refused)
+        down = dependency_failure(exc)
+        if down is not None:
+            # Before the GraphQL view ran (resolving the caller needs the metadata database):
+            # answered in GraphQL's shape on /graphql, as the view answers its own 429.
+            if request.path == GRAPHQL_PATH:
+                return graphql_error_response(down)
+            return error_response(down)
         request_id = uuid.uuid4().hex[:12]
         log.exception(
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path
