@@ -24,7 +24,13 @@ from emban.auth.rate_limit import (
     RequestBudgets,
 )
 from emban.caller import caller_middleware
-from emban.dependencies import CLICKHOUSE, METADATA, REDIS, outages
+from emban.dependencies import (
+    CLICKHOUSE,
+    METADATA,
+    REDIS,
+    outages,
+    quiet_reconnect_tracebacks,
+)
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.jobs.queue import job_queue
@@ -65,6 +71,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         middlewares=[error_middleware, caller_middleware], client_max_size=CLIENT_MAX_SIZE
     )
     migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
+    quiet_reconnect_tracebacks()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if migrate_on_start:

@@ -82,10 +82,8 @@ def dependency_failure(exc: BaseException) -> Unavailable | None:
     for error in _chain(exc):
         if isinstance(error, Unavailable):
             return error
-        part = _part_of(error)
-        if part is not None:
-            return unavailable(part)
-    return None
+    part = dependency_failure_part(exc)
+    return None if part is None else unavailable(part)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -147,3 +145,38 @@ class Outages:
 
 outages = Outages()
 """This process's record of the outages it has logged."""
+
+
+class _WithoutTraceback(logging.Filter):
+    """Keeps a client library's reconnect warning but drops its traceback when the exception
+    only says the dependency is down (asyncpg's pool logs one each time it fails to refill)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and dependency_failure_part(error) is not None:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def dependency_failure_part(exc: BaseException) -> str | None:
+    """The dependency an exception says is down (like :func:`dependency_failure`, without
+    counting an outage)."""
+    for error in _chain(exc):
+        if isinstance(error, Unavailable):
+            return error.dependency
+        part = _part_of(error)
+        if part is not None:
+            return part
+    return None
+
+
+_QUIET = _WithoutTraceback()
+
+
+def quiet_reconnect_tracebacks() -> None:
+    """Install the filter on the client libraries' loggers (idempotent)."""
+    for name in ("asyncpg.pool",):
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
