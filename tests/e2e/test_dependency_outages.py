@@ -18,6 +18,7 @@ services other tests use):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import secrets
@@ -33,6 +34,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from emban.analytics.http_store import HttpStore
+from emban.errors import Unavailable
 from tests.conftest import EMBAN, free_port
 from tests.live.test_live_two_processes import SUBSCRIPTION, WIDGET
 
@@ -286,6 +289,64 @@ async def test_clickhouse_outage_answers_503_and_recovers(
     assert "Traceback" not in log, log
 
 
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state == "Z"
+
+
+async def test_http_store_against_a_real_clickhouse_server_stopped_and_started(
+    tmp_path: Path,
+) -> None:
+    """The transport on Debian's ClickHouse server (18.16, private instance): refused while it is
+    stopped, and the same store object works again once it is back (no new session needed)."""
+    ports = {
+        "EMBAN_CLICKHOUSE_HTTP_PORT": str(free_port()),
+        "EMBAN_CLICKHOUSE_TCP_PORT": str(free_port()),
+        "EMBAN_CLICKHOUSE_INTERSERVER_PORT": str(free_port()),
+        "EMBAN_CLICKHOUSE_DIR": str(tmp_path / "clickhouse-server"),
+    }
+    pid_file = tmp_path / "clickhouse-server" / "clickhouse-server.pid"
+
+    async def start_server() -> None:
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            str(REPO / "scripts" / "ensure-clickhouse.sh"),
+            env={**os.environ, **ports},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+
+    async def stop_server() -> None:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(200):  # gone (or a zombie of init's) within 10 s
+            if _dead(pid):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("clickhouse-server did not die")
+
+    await start_server()
+    store = HttpStore(f"http://127.0.0.1:{ports['EMBAN_CLICKHOUSE_HTTP_PORT']}/default")
+    try:
+        assert (await store.query("SELECT 1 AS one")).rows == [[1]]
+        await stop_server()
+        with pytest.raises(Unavailable) as raised:
+            await store.query("SELECT 1 AS one")
+        assert (raised.value.status, raised.value.body()) == (503, _unavailable("clickhouse"))
+        await start_server()
+        assert (await store.query("SELECT 2 AS two")).rows == [[2]]
+    finally:
+        await store.close()
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 # --- PostgreSQL (metadata) -------------------------------------------------------------------
 
 
@@ -384,9 +445,7 @@ async def test_postgres_outage_answers_503_and_recovers(
                 "5",
                 _unavailable("metadata"),
             )
-            status, retry_after, body = await _graphql(
-                http, url, headers, "{ dashboards { id } }"
-            )
+            status, retry_after, body = await _graphql(http, url, headers, "{ dashboards { id } }")
             assert (status, retry_after, body["data"]) == (503, "5", None)
             assert [e["extensions"] for e in body["errors"]] == [
                 {
@@ -473,9 +532,9 @@ async def redis_server() -> AsyncIterator[PrivateRedis]:
             await server.kill()
 
 
-async def _next_config(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> str | None:
-    """The dashboard name of the next ``config`` push, None when none comes within ``timeout``."""
-    deadline = time.monotonic() + timeout
+async def _next_config(ws: aiohttp.ClientWebSocketResponse, within: float) -> str | None:
+    """The dashboard name of the next ``config`` push, None when none comes ``within`` s."""
+    deadline = time.monotonic() + within
     while (left := deadline - time.monotonic()) > 0:
         try:
             message = await ws.receive_json(timeout=left)
@@ -531,9 +590,7 @@ async def test_redis_outage_degrades_and_recovers(
             report_id = (await report.json())["id"]
             assert (await _ingest(http, url, headers, "before"))[0] == 200
 
-            async with http.ws_connect(
-                f"{url}/graphql", protocols=["graphql-transport-ws"]
-            ) as ws:
+            async with http.ws_connect(f"{url}/graphql", protocols=["graphql-transport-ws"]) as ws:
                 await ws.send_json({"type": "connection_init", "payload": {"token": token}})
                 assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
                 await ws.send_json(
@@ -559,6 +616,16 @@ async def test_redis_outage_degrades_and_recovers(
                 )
                 assert published.status == 204
                 assert await _next_config(ws, 10) == "Second"
+                # A new viewer is let in (its sockets-per-token cap counted in this process).
+                async with http.ws_connect(
+                    f"{url}/graphql", protocols=["graphql-transport-ws"]
+                ) as second:
+                    await second.send_json({"type": "connection_init", "payload": {"token": token}})
+                    assert (await second.receive_json(timeout=10))["type"] == "connection_ack"
+                    await second.send_json(
+                        {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
+                    )
+                    assert await _next_config(second, 10) == "Second"
                 # Login attempts stay limited (per process): 3 wrong, then 429 even if right.
                 for expected in (401, 401, 401, 429):
                     login = await http.post(
