@@ -557,9 +557,19 @@ async def test_redis_outage_degrades_and_recovers(
         "EMBAN_LOGIN_MAX_PER_EMAIL": "3",
     }
     serve = Serve(env, tmp_path / "emban.log")
+    worker_log = tmp_path / "worker.log"
+    worker: asyncio.subprocess.Process | None = None
     async with aiohttp.ClientSession() as http:
-        await serve.start(http)
+        await serve.start(http)  # migrates the metadata the worker opens
         try:
+            with worker_log.open("ab") as log_file:
+                worker = await asyncio.create_subprocess_exec(
+                    str(EMBAN),
+                    "worker",
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=log_file,
+                )
             url = serve.url
             email, headers = await _register(http, url)
             created = await http.post(
@@ -589,6 +599,13 @@ async def test_redis_outage_degrades_and_recovers(
             assert report.status == 201, await report.text()
             report_id = (await report.json())["id"]
             assert (await _ingest(http, url, headers, "before"))[0] == 200
+            for _ in range(600):  # the worker polls Redis before Redis goes (60 s at most)
+                if "Starting worker" in worker_log.read_text(errors="replace"):
+                    break
+                assert worker.returncode is None, worker_log.read_text(errors="replace")
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("emban worker did not start")
 
             async with http.ws_connect(f"{url}/graphql", protocols=["graphql-transport-ws"]) as ws:
                 await ws.send_json({"type": "connection_init", "payload": {"token": token}})
@@ -664,11 +681,29 @@ async def test_redis_outage_degrades_and_recovers(
             assert "live bus: Redis is back, subscribed again" in serve.log_text()
             run = await http.post(f"{url}/v1/reports/{report_id}/run", headers=headers)
             assert run.status == 202, await run.text()
+            # The worker lived through the outage and runs the job (no SMTP here: it fails so).
+            run_id = (await run.json())["run_id"]
+            deadline = time.monotonic() + RECOVERY_SECONDS
+            while True:
+                runs = (await _get(http, f"{url}/v1/reports/{report_id}/runs", headers))[2]
+                done = {r["id"]: (r["status"], r["error"]) for r in runs["runs"]}
+                if done[run_id][1] is not None:
+                    break
+                assert time.monotonic() < deadline, "the worker did not run the job"
+                await asyncio.sleep(0.2)
+            assert done[run_id] == ("failed", "e-mail: smtp_not_configured")
+            assert worker is not None and worker.returncode is None
             assert (await _ingest(http, url, headers, "after"))[0] == 200
             assert await clickhouse.counts(http) == _exactly_once("before", "during", "after")
             assert serve.process is not None and serve.process.returncode is None
         finally:
+            if worker is not None and worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(worker.wait(), timeout=30)
             await serve.stop()
+    worker_text = worker_log.read_text(errors="replace")
+    assert worker_text.count("worker lost Redis") == 1, worker_text
+    assert worker_text.count("worker: Redis is back") == 1, worker_text
     log = serve.log_text()
     assert log.count("redis is unavailable") == 1, log
     assert log.count("redis is available again") == 1, log
