@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -166,9 +166,9 @@ HEALTH_CHECK_TIMEOUT = 2.0
 (``TimeoutError``) instead of holding the probe (and the orchestrator waiting on it)."""
 
 
-async def _check(name: str, probe: Awaitable[object]) -> tuple[str, str | None]:
+async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str | None]:
     try:
-        await asyncio.wait_for(probe, timeout=HEALTH_CHECK_TIMEOUT)
+        await asyncio.wait_for(probe(), timeout=HEALTH_CHECK_TIMEOUT)
     except Exception as exc:
         outages.down(name)
         return name, type(exc).__name__
@@ -181,11 +181,12 @@ async def healthz(request: web.Request) -> web.Response:
     one that failed or did not answer within ``HEALTH_CHECK_TIMEOUT``. The checks run at once."""
     runtime = request.app[RUNTIME_KEY]
     probes = [
-        _check(METADATA, connections.get("default").execute_query("SELECT 1")),
-        _check(CLICKHOUSE, runtime.events.ping()),
+        _check(METADATA, lambda: connections.get("default").execute_query("SELECT 1")),
+        _check(CLICKHOUSE, runtime.events.ping),
     ]
-    if runtime.redis is not None:
-        probes.append(_check(REDIS, runtime.redis.ping()))
+    redis = runtime.redis
+    if redis is not None:
+        probes.append(_check(REDIS, redis.ping))
     results = await asyncio.gather(*probes)
     failed = {name: error for name, error in results if error is not None}
     if failed:

@@ -175,9 +175,9 @@ def test_openapi_documents_the_error_bodies_and_auth() -> None:
     }
     assert document["security"] == [{"bearer": []}, {"session": []}]
     register = document["paths"]["/v1/auth/register"]["post"]
-    assert sorted(register["responses"]) == ["201", "400", "409", "413", "429"]
+    assert sorted(register["responses"]) == ["201", "400", "409", "413", "429", "503"]
     me = document["paths"]["/v1/auth/me"]["get"]  # any authenticated route: request budget
-    assert sorted(me["responses"]) == ["200", "401", "429"]
+    assert sorted(me["responses"]) == ["200", "401", "429", "503"]  # 503: a dependency down
 
 
 _DETECT = """

@@ -95,8 +95,9 @@ class RestRoute:
     @property
     def error_statuses(self) -> tuple[int, ...]:
         """The documented error statuses: every authenticated route can also answer 429, as it
-        spends the caller's request budget (services/budgets.py), and 401/403 as declared."""
-        declared: set[int] = set(self.errors)
+        spends the caller's request budget (services/budgets.py), and 401/403 as declared; every
+        route 503 ``unavailable`` when a dependency it needs is down (emban/dependencies.py)."""
+        declared: set[int] = {*self.errors, 503}
         if self.auth != "public":
             declared.update((401, 429))
         if self.auth == "console":
