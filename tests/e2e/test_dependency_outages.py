@@ -520,6 +520,14 @@ class PrivateRedis:
         self.process.kill()
         await self.process.wait()
 
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 @pytest.fixture
 async def redis_server() -> AsyncIterator[PrivateRedis]:
@@ -615,6 +623,17 @@ async def test_redis_outage_degrades_and_recovers(
                 )
                 assert await _next_config(ws, 10) == "First"
 
+                # A Redis that hangs (stopped, not gone): /healthz still answers, naming it.
+                redis_server.pause()
+                try:
+                    assert await _healthz(http, url) == (
+                        503,
+                        {"status": "unavailable", "failed": {"redis": "TimeoutError"}},
+                    )
+                finally:
+                    redis_server.resume()
+                await serve.wait_healthy(http)
+
                 await redis_server.kill()
                 assert await _healthz(http, url) == (
                     503,
@@ -705,6 +724,7 @@ async def test_redis_outage_degrades_and_recovers(
     assert worker_text.count("worker lost Redis") == 1, worker_text
     assert worker_text.count("worker: Redis is back") == 1, worker_text
     log = serve.log_text()
-    assert log.count("redis is unavailable") == 1, log
-    assert log.count("redis is available again") == 1, log
+    # Two outages (the hang, then the kill): each logged once, and its end once.
+    assert log.count("redis is unavailable") == 2, log
+    assert log.count("redis is available again") == 2, log
     assert "Traceback" not in log, log
