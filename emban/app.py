@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -17,11 +19,18 @@ from emban.auth.rate_limit import (
     AttemptLimiter,
     MemoryLimiter,
     MemoryRequestBudgets,
-    RedisLimiter,
-    RedisRequestBudgets,
+    RedisOrLocalBudgets,
+    RedisOrLocalLimiter,
     RequestBudgets,
 )
 from emban.caller import caller_middleware
+from emban.dependencies import (
+    CLICKHOUSE,
+    METADATA,
+    REDIS,
+    outages,
+    quiet_reconnect_tracebacks,
+)
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.jobs.queue import job_queue
@@ -48,6 +57,7 @@ from emban.usage import UsageRecorder
 CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
 
 
+REDIS_TIMEOUT = 2.0
 GOING_AWAY = 1001  # WebSocket close code: the server is going down
 
 
@@ -76,6 +86,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     app[METRICS_KEY] = metrics
     app.on_response_prepare.append(add_request_id_header)
     migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
+    quiet_reconnect_tracebacks()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if migrate_on_start:
@@ -83,7 +94,17 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
         events = guarded(open_store(settings), metrics)
-        redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis: Redis | None = (
+            Redis.from_url(
+                settings.redis_url,
+                # A Redis that hangs must not hold every request that counts a budget: after
+                # these seconds the call fails and the caller decides (dependencies.py).
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+            )
+            if settings.redis_url
+            else None
+        )
         jobs = InProcessJobs({"settings": settings, "events": events, "metrics": metrics})
         ingest = IngestWriter(events, on_stored=record_stored, metrics=metrics)
         usage = UsageRecorder()
@@ -107,9 +128,12 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         try:
             if migrate_on_start:
                 await migrate_clickhouse(events)
-            limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
+            redis_down = functools.partial(outages.down, REDIS)
+            limiter: AttemptLimiter = (
+                RedisOrLocalLimiter(redis, redis_down) if redis else MemoryLimiter()
+            )
             budgets: RequestBudgets = (
-                RedisRequestBudgets(redis) if redis else MemoryRequestBudgets()
+                RedisOrLocalBudgets(redis, redis_down) if redis else MemoryRequestBudgets()
             )
             app[RUNTIME_KEY] = Runtime(
                 settings=settings,
@@ -162,18 +186,34 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     return app
 
 
+HEALTH_CHECK_TIMEOUT = 2.0
+"""Seconds each ``/healthz`` check may take: a dependency that hangs is reported as failed
+(``TimeoutError``) instead of holding the probe (and the orchestrator waiting on it)."""
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str | None]:
+    try:
+        await asyncio.wait_for(probe(), timeout=HEALTH_CHECK_TIMEOUT)
+    except Exception as exc:
+        outages.down(name)
+        return name, type(exc).__name__
+    outages.up(name)
+    return name, None
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the metadata DB and ClickHouse answer; 503 naming the one that failed."""
+    """200 when the metadata DB, ClickHouse and (when configured) Redis answer; 503 naming each
+    one that failed or did not answer within ``HEALTH_CHECK_TIMEOUT``. The checks run at once."""
     runtime = request.app[RUNTIME_KEY]
-    failed: dict[str, str] = {}
-    try:
-        await connections.get("default").execute_query("SELECT 1")
-    except Exception as exc:
-        failed["metadata"] = type(exc).__name__
-    try:
-        await runtime.events.ping()
-    except Exception as exc:
-        failed["clickhouse"] = type(exc).__name__
+    probes = [
+        _check(METADATA, lambda: connections.get("default").execute_query("SELECT 1")),
+        _check(CLICKHOUSE, runtime.events.ping),
+    ]
+    redis = runtime.redis
+    if redis is not None:
+        probes.append(_check(REDIS, redis.ping))
+    results = await asyncio.gather(*probes)
+    failed = {name: error for name, error in results if error is not None}
     if failed:
         return json_response(
             {"status": "unavailable", "failed": failed, "request_id": request_id_of(request)},

@@ -62,13 +62,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from arq.worker import run_worker
-
-    from emban.jobs.worker import worker_settings
+    from emban.jobs.worker import run_resilient_worker
     from emban.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    run_worker(worker_settings(settings))
+    run_resilient_worker(settings)
     return 0
 
 

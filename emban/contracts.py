@@ -30,7 +30,8 @@ _STATUS_TEXT = {
     413: "Payload too large",
     429: "Too many attempts or requests (Retry-After says when to retry)",
     502: "A provider (Paddle) answered an error or did not answer",
-    503: "Not configured on this server (Retry-After says when to retry)",
+    503: "Not configured here, or a dependency (ClickHouse, metadata database, Redis) is "
+    "unavailable (Retry-After says when to retry)",
 }
 
 

@@ -21,7 +21,8 @@ from enum import StrEnum
 
 
 class RequestErrorCode(StrEnum):
-    """The request itself: its shape, route, size or pace, and unexpected failures."""
+    """The request itself: its shape, route, size or pace, unexpected failures, and a dependency
+    (ClickHouse, the metadata database, Redis) that is down for now (``unavailable``)."""
 
     bad_request = "bad_request"
     invalid_field = "invalid_field"
@@ -37,6 +38,7 @@ class RequestErrorCode(StrEnum):
     payload_too_large = "payload_too_large"
     rate_limited = "rate_limited"
     internal_error = "internal_error"
+    unavailable = "unavailable"
 
 
 class AuthErrorCode(StrEnum):

@@ -21,8 +21,12 @@ import msgspec
 from aiochclient import ChClient, ChClientError
 
 from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
+from emban.dependencies import CLICKHOUSE, unavailable
 
 ADHOC_CONNECTIONS = 2
+# A server that is down refuses at once; one that hangs (or a dropped route) must not hold a
+# request for aiohttp's default 5 minutes before it is told 503 unavailable.
+CONNECT_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=5)
 _CHUNK = 1 << 16
 
 
@@ -45,13 +49,13 @@ class HttpStore:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(timeout=CONNECT_TIMEOUT)
         return self._session
 
     def _adhoc_http(self) -> aiohttp.ClientSession:
         if self._adhoc_session is None:
             self._adhoc_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=ADHOC_CONNECTIONS)
+                connector=aiohttp.TCPConnector(limit=ADHOC_CONNECTIONS), timeout=CONNECT_TIMEOUT
             )
         return self._adhoc_session
 
@@ -95,8 +99,11 @@ class HttpStore:
                         or f"ClickHouse answered HTTP {response.status} with an empty body"
                     )
                 return body
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # Not a ClickHouseError: services turn those into 400 query_failed; this is a 503.
+            raise unavailable(CLICKHOUSE) from exc
         except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+            raise ClickHouseError(f"ClickHouse answered unreadably: {exc}") from exc
 
     async def ping(self) -> None:
         await self.query("SELECT 1")
@@ -106,8 +113,10 @@ class HttpStore:
             await self._client(params).execute(sql)
         except ChClientError as exc:
             raise ClickHouseError(str(exc)) from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise unavailable(CLICKHOUSE) from exc
         except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+            raise ClickHouseError(f"ClickHouse answered unreadably: {exc}") from exc
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False

@@ -22,6 +22,7 @@ from emban.analytics.background import in_background
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.background_tasks import OwnedTask, TaskSet
+from emban.errors import Unavailable
 from emban.metadata import refuse_inside_transaction
 from emban.metrics import Metrics
 
@@ -211,7 +212,8 @@ class IngestWriter:
                 if self._on_stored is not None:
                     await self._record(touched.stored)
             except Exception as exc:
-                log.exception("ingest flush of %d rows failed", size)
+                if not isinstance(exc, Unavailable):  # the store logged the outage once
+                    log.exception("ingest flush of %d rows failed", size)
                 if self._metrics is not None:
                     self._metrics.ingest_flush_failed.inc()
                     self._metrics.ingest_failed.inc(size)

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from emban.auth.principal import EmbedGrant
 from emban.background_tasks import OwnedTask, TaskSet
+from emban.dependencies import REDIS, REDIS_GONE, outages
 from emban.error_codes import EmbedErrorCode
 from emban.ids import new_id
 from emban.live.bus import LiveBus
@@ -134,12 +135,19 @@ class LiveSockets:
     async def open(self, environment_id: str, grant: EmbedGrant, closer: Closer) -> str | None:
         """Register a socket; its id, or ``None`` when the token already holds the maximum."""
         socket_id = new_id("ws")
-        if self._redis is None:
+        claimed: bool | None = None  # None: counted in this process
+        if self._redis is not None:
+            try:
+                claimed = await self._claim_in_redis(socket_id, grant)
+            except REDIS_GONE:
+                # Redis is down: the cap holds per process until it is back (docs/decisions.md).
+                outages.down(REDIS)
+        if claimed is False:
+            return None
+        if claimed is None:
             held = sum(1 for s in self._open.values() if s.grant.jti == grant.jti)
             if held >= self.max_per_token:
                 return None
-        elif not await self._claim_in_redis(socket_id, grant):
-            return None
         self._open[socket_id] = _Socket(environment_id, grant, closer)
         if self._redis is not None:
             self._renewer.start(self._renew)
@@ -178,6 +186,8 @@ class LiveSockets:
                     for socket_id, socket in list(self._open.items()):
                         pipe.zadd(REDIS_PREFIX + socket.grant.jti, {socket_id: deadline}, xx=True)
                     await pipe.execute()
+            except REDIS_GONE:
+                outages.down(REDIS)  # the leases are renewed on the next round after it is back
             except Exception:
                 log.exception("could not renew live socket leases")
 

@@ -26,6 +26,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
+from emban.dependencies import dependency_failure
 from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
@@ -57,11 +58,14 @@ def error_extensions(error: EmbanError) -> dict[str, Any]:
 
 def domain_error(error: GraphQLError) -> EmbanError | None:
     """The domain error behind a GraphQL error: what a resolver raised, or PostgreSQL's refusal
-    of a NUL character mapped to its 400; None for anything else."""
+    of a NUL character mapped to its 400, a dependency that cannot be reached mapped to its 503
+    ``unavailable``; None for anything else."""
     original = error.original_error
     if isinstance(original, EmbanError):
         return original
-    return None if original is None else refused_text(original)
+    if original is None:
+        return None
+    return refused_text(original) or dependency_failure(original)
 
 
 def is_request_error(error: GraphQLError) -> bool:

@@ -46,7 +46,7 @@ from strawberry.types.unset import UnsetType
 from emban.auth.cross_site import normalize_origin, own_origins
 from emban.auth.principal import Principal
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
-from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode
+from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode, RequestErrorCode
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
 from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
@@ -267,6 +267,11 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             negotiated.request_error = True
             if negotiated.status == 400:
                 processed.pop("data", None)  # a request error never started executing
+        if negotiated is not None:
+            for error in result.errors or ():
+                extensions = error.extensions or {}
+                if extensions.get("reason") == RequestErrorCode.unavailable:
+                    negotiated.unavailable_retry_after = int(extensions["retry_after"])
         return processed
 
     def create_response(
@@ -280,6 +285,8 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             response.content_type = negotiated.media_type
             if response.status == 200:
                 response.set_status(negotiated.status)
+            if negotiated.unavailable_retry_after is not None:
+                response.headers["Retry-After"] = str(negotiated.unavailable_retry_after)
         return response
 
     async def get_context(

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
-from emban.caller import caller_of, charge_request
+from emban.caller import GRAPHQL_PATH, caller_of, charge_request
+from emban.dependencies import dependency_failure
 from emban.error_codes import RequestErrorCode
 from emban.errors import (
     BadRequest,
@@ -131,6 +132,18 @@ def error_response(error: EmbanError) -> web.Response:
     return response
 
 
+def graphql_error_response(error: EmbanError) -> web.Response:
+    """A refusal before any GraphQL field ran, in GraphQL's shape with the error's own status."""
+    extensions = {"code": str(error.graphql_code), "reason": str(error.code), **error.extra}
+    request_id = current_request_id.get()
+    if error.status >= 500 and request_id is not None:
+        extensions["request_id"] = request_id
+    body = {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
+    response = json_response(body, status=error.status)
+    response.headers.update(error.headers())
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest.
@@ -159,6 +172,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         refused = refused_text(exc)
         if refused is not None:
             return error_response(refused)
+        down = dependency_failure(exc)
+        if down is not None:
+            # Before the GraphQL view ran (resolving the caller needs the metadata database):
+            # answered in GraphQL's shape on /graphql, as the view answers its own 429.
+            if request.path == GRAPHQL_PATH:
+                return graphql_error_response(down)
+            return error_response(down)
         request_id = request_id_of(request)
         log.exception(
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path

@@ -98,8 +98,9 @@ class RestRoute:
     def error_statuses(self) -> tuple[int, ...]:
         """The documented error statuses: every authenticated route can also answer 429, as it
         spends the caller's request budget (services/budgets.py), and 401/403 as declared; every
-        state-changing route 403 ``cross_site_request`` (auth/cross_site.py)."""
-        declared: set[int] = set(self.errors)
+        state-changing route 403 ``cross_site_request`` (auth/cross_site.py); every route 503
+        ``unavailable`` when a dependency it needs is down (emban/dependencies.py)."""
+        declared: set[int] = {*self.errors, 503}
         if self.auth != "public":
             declared.update((401, 429))
         if self.auth == "console" or self.method not in SAFE_METHODS:

@@ -22,6 +22,7 @@ import pytest
 
 from emban.analytics.http_store import HttpStore
 from emban.analytics.store import ClickHouseError, ResultTooLarge
+from emban.errors import Unavailable
 
 HOST = "127.0.0.1:18123"
 URL = f"http://{HOST}/default"
@@ -215,18 +216,26 @@ async def test_unknown_database_in_url_is_code_81() -> None:
         await nowhere.close()
 
 
-async def test_unreachable_server_is_a_clickhouse_error() -> None:
+async def test_unreachable_server_is_unavailable_not_a_query_error() -> None:
     down = HttpStore(f"http://127.0.0.1:{closed_port()}/default")
     try:
         for attempt in (
             down.ping(),
             down.execute("SELECT 1"),
+            down.query("SELECT 1"),
             down.insert_json("t", ["name"], b'{"name": "x"}'),
         ):
-            with pytest.raises(ClickHouseError) as raised:
+            with pytest.raises(Unavailable) as raised:
                 await attempt
-            assert "ClickHouse is unreachable" in str(raised.value)
-            assert raised.value.code is None
+            assert raised.value.status == 503
+            assert raised.value.body() == {
+                "error": "clickhouse is unavailable; retry later",
+                "code": "unavailable",
+                "dependency": "clickhouse",
+                "retry_after": 5,
+            }
+            assert raised.value.headers() == {"Retry-After": "5"}
+            assert not isinstance(raised.value, ClickHouseError)
     finally:
         await down.close()
 

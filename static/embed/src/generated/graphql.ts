@@ -236,7 +236,8 @@ export type ReportInput = {
 };
 
 /**
- * The request itself: its shape, route, size or pace, and unexpected failures.
+ * The request itself: its shape, route, size or pace, unexpected failures, and a dependency
+ * (ClickHouse, the metadata database, Redis) that is down for now (``unavailable``).
  *
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
  */
@@ -254,7 +255,8 @@ export type RequestErrorCode =
   | 'not_found'
   | 'payload_too_large'
   | 'rate_limited'
-  | 'route_not_found';
+  | 'route_not_found'
+  | 'unavailable';
 
 /**
  * Members and invites of an org.
