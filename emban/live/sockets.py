@@ -93,6 +93,7 @@ class LiveSockets:
         self._redis = redis
         self.max_per_token = max_per_token
         self._open: dict[str, _Socket] = {}
+        self._held: dict[str, int] = {}  # open sockets per jti (no scan of every socket)
         # Every acknowledged live socket, embed or console: closed when the server shuts down.
         self._all: dict[str, Closer] = {}
         self._renewer = OwnedTask("emban-live-socket-leases")
@@ -130,18 +131,24 @@ class LiveSockets:
         """Register a socket; its id, or ``None`` when the token already holds the maximum."""
         socket_id = new_id("ws")
         if self._redis is None:
-            held = sum(1 for s in self._open.values() if s.grant.jti == grant.jti)
-            if held >= self.max_per_token:
+            if self._held.get(grant.jti, 0) >= self.max_per_token:
                 return None
         elif not await self._claim_in_redis(socket_id, grant):
             return None
         self._open[socket_id] = _Socket(environment_id, grant, closer)
+        self._held[grant.jti] = self._held.get(grant.jti, 0) + 1
         if self._redis is not None:
             self._renewer.start(self._renew)
         return socket_id
 
     async def release(self, socket_id: str) -> None:
         found = self._open.pop(socket_id, None)
+        if found is not None:
+            left = self._held.get(found.grant.jti, 1) - 1
+            if left > 0:
+                self._held[found.grant.jti] = left
+            else:
+                self._held.pop(found.grant.jti, None)
         if found is not None and self._redis is not None:
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._redis.zrem(REDIS_PREFIX + found.grant.jti, socket_id)
