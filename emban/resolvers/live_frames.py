@@ -48,6 +48,9 @@ from emban.live.hub import Push
 if TYPE_CHECKING:
     from asyncio import BaseTransport
 
+    from aiohttp.web import WebSocketResponse
+    from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+
     from emban.resolvers.view import LiveSocketHandler
 
 log = logging.getLogger("emban.live")
@@ -79,17 +82,16 @@ class LiveOperation:
     def __init__(
         self,
         handler: LiveSocketHandler,
-        operation_id: str,
-        query: str,
-        variables: dict[str, object] | None,
-        operation_name: str | None,
+        operation: Operation[Any, None],
         event_of: Callable[[dict[str, Any]], object],
     ) -> None:
         self._handler = handler
-        self._id = operation_id
-        self._query = query
-        self._variables = variables
-        self._operation_name = operation_name
+        self._operation = operation
+        self._ws: WebSocketResponse = handler.websocket.ws  # type: ignore[attr-defined]
+        self._id = operation_id = operation.id
+        self._query = query = operation.query
+        self._variables = variables = operation.variables
+        self._operation_name = operation_name = operation.operation_name
         self._event_of = event_of
         self._max_buffer = handler.context.runtime.settings.live_max_socket_buffer_bytes
         self._executor: Executor[Any] | None = None
@@ -109,8 +111,10 @@ class LiveOperation:
     def write(self, push: Push) -> bool:
         """The viewer's writer: ``False`` declines the push (Strawberry then sends it)."""
         transport = self._transport
-        if self._closing or transport is None or transport.is_closing():
+        if self._closing or self._ws.closed or transport is None or transport.is_closing():
             return True  # the socket is going away: nothing to send
+        if self._handler.operations.get(self._id) is not self._operation:
+            return True  # completed (its task is being cancelled); the id may be reused already
         if transport.get_write_buffer_size() > self._max_buffer:  # type: ignore[attr-defined]
             self.too_slow()
             return True
@@ -166,19 +170,13 @@ class LiveOperation:
         self._handler.close_soon(TRY_AGAIN_LATER, LiveErrorCode.viewer_too_slow.value)
 
 
-_Running = tuple["LiveSocketHandler", str, str, dict[str, object] | None, str | None]
+_Running = tuple["LiveSocketHandler", "Operation[Any, None]"]
 _RUNNING: ContextVar[_Running | None] = ContextVar("emban_live_operation", default=None)
 
 
-def enter_operation(
-    handler: LiveSocketHandler,
-    operation_id: str,
-    query: str,
-    variables: dict[str, object] | None,
-    operation_name: str | None,
-) -> None:
+def enter_operation(handler: LiveSocketHandler, operation: Operation[Any, None]) -> None:
     """Called at the top of the operation's own task (so only that task's context sees it)."""
-    _RUNNING.set((handler, operation_id, query, variables, operation_name))
+    _RUNNING.set((handler, operation))
 
 
 def live_operation(event_of: Callable[[dict[str, Any]], object]) -> LiveOperation | None:

@@ -142,9 +142,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
 
     async def run_operation(self, operation: Operation[EmbanContext, None]) -> None:
         # This coroutine is the operation's task: what it sets is seen by its resolver only.
-        enter_operation(
-            self, operation.id, operation.query, operation.variables, operation.operation_name
-        )
+        enter_operation(self, operation)
         await super().run_operation(operation)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:

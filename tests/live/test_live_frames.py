@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestServer
 from emban.runtime import RUNTIME_KEY
 from tests.conftest import EMBAN, ClientFactory, bearer, free_port
 from tests.embed_scenario import mint
-from tests.live_client import WIDGETS, Live, close, initial, open_live, setup
+from tests.live_client import SUBSCRIPTION, WIDGETS, Live, close, initial, open_live, setup
 
 
 async def send(owner: aiohttp.ClientSession, key: str, events: list[dict[str, Any]]) -> None:
@@ -351,3 +351,40 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_others_keep_up(
         assert payload[2:] == b"viewer_too_slow"
         await good.close()
         slow.writer.close()
+
+
+async def test_a_completed_subscription_gets_no_frame_even_when_its_id_is_reused(
+    make_client: ClientFactory, app_server: TestServer
+) -> None:
+    """The runtime completes its subscription on a filter change and subscribes again; an id
+    reused at once must not receive the old cohort's frames."""
+    owner, ingest, _, token = await setup(make_client)
+    live = await open_live(app_server, token)
+    try:
+        await initial(live)
+        await live.ws.send_json({"id": "1", "type": "complete"})
+        await live.ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": SUBSCRIPTION,
+                    "variables": {"filters": {"dimensions": {"model": "m2"}}},
+                },
+            }
+        )
+        await initial(live)
+        m1 = {"tenant_id": "acme", "event_name": "api.call", "string_props": {"model": "m1"}}
+        await send(owner, ingest, [m1])  # changes the unfiltered cohort only
+        assert await live.quiet(1.5)
+        m2 = {"tenant_id": "acme", "event_name": "api.call", "string_props": {"model": "m2"}}
+        await send(owner, ingest, [m2, m2])
+        pushed = await live.next()
+        assert pushed["widgetId"] == "calls"
+        assert [(p["group"], p["value"]) for p in pushed["data"]["data"]] == [
+            ("current", 2),
+            ("previous", 0),
+        ]
+        assert await live.quiet(1.0)
+    finally:
+        await close(live)
