@@ -132,10 +132,11 @@ class EmbedErrorCode(StrEnum):
 
 
 class LiveErrorCode(StrEnum):
-    """Live embeds' caps: ``too_many_sockets`` is a close reason (4429), the others are the
-    ``extensions.code`` of a refused subscription."""
+    """Live embeds' caps: ``too_many_sockets`` (4429) and ``viewer_too_slow`` (1013) are close
+    reasons, the others are the ``extensions.code`` of a refused subscription."""
 
     too_many_sockets = "too_many_sockets"
+    viewer_too_slow = "viewer_too_slow"
     too_many_subscriptions = "too_many_subscriptions"
     too_many_cohorts = "too_many_cohorts"
 

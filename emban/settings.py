@@ -373,6 +373,12 @@ class Settings:
         "subscriptions on one live socket",
         _positive_int,
     )
+    live_max_socket_buffer_bytes: int = setting(
+        256 * 1024,
+        "EMBAN_LIVE_MAX_SOCKET_BUFFER_BYTES",
+        "pushes one live socket may leave unsent before it is closed (1013 viewer_too_slow)",
+        _positive_int,
+    )
     live_max_cohorts_per_dashboard_tenant: int = setting(
         50,
         "EMBAN_LIVE_MAX_COHORTS_PER_DASHBOARD_TENANT",

@@ -94,6 +94,7 @@ class LiveSockets:
         self._redis = redis
         self.max_per_token = max_per_token
         self._open: dict[str, _Socket] = {}
+        self._held: dict[str, int] = {}  # open sockets per jti (no scan of every socket)
         # Every acknowledged live socket, embed or console: closed when the server shuts down.
         self._all: dict[str, Closer] = {}
         self._renewer = OwnedTask("emban-live-socket-leases")
@@ -144,17 +145,22 @@ class LiveSockets:
                 outages.down(REDIS)
         if claimed is False:
             return None
-        if claimed is None:
-            held = sum(1 for s in self._open.values() if s.grant.jti == grant.jti)
-            if held >= self.max_per_token:
-                return None
+        if claimed is None and self._held.get(grant.jti, 0) >= self.max_per_token:
+            return None
         self._open[socket_id] = _Socket(environment_id, grant, closer)
+        self._held[grant.jti] = self._held.get(grant.jti, 0) + 1
         if self._redis is not None:
             self._renewer.start(self._renew)
         return socket_id
 
     async def release(self, socket_id: str) -> None:
         found = self._open.pop(socket_id, None)
+        if found is not None:
+            left = self._held.get(found.grant.jti, 1) - 1
+            if left > 0:
+                self._held[found.grant.jti] = left
+            else:
+                self._held.pop(found.grant.jti, None)
         if found is not None and self._redis is not None:
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._redis.zrem(REDIS_PREFIX + found.grant.jti, socket_id)

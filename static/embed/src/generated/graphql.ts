@@ -174,15 +174,16 @@ export type IngestErrorCode =
   | 'invalid_events';
 
 /**
- * Live embeds' caps: ``too_many_sockets`` is a close reason (4429), the others are the
- * ``extensions.code`` of a refused subscription.
+ * Live embeds' caps: ``too_many_sockets`` (4429) and ``viewer_too_slow`` (1013) are close
+ * reasons, the others are the ``extensions.code`` of a refused subscription.
  *
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
  */
 export type LiveErrorCode =
   | 'too_many_cohorts'
   | 'too_many_sockets'
-  | 'too_many_subscriptions';
+  | 'too_many_subscriptions'
+  | 'viewer_too_slow';
 
 /**
  * The org's own resources: the org, its environments and API keys.
