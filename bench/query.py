@@ -1,11 +1,14 @@
-"""Query latency: GET /v1/query (rollup vs raw plans) next to the same SQL on the engine.
+"""Query latency: GET /v1/query (rollup vs raw plans) next to the same SQL on the engine, and
+the same spec over POST /graphql (``analytics`` with the fields the embed runtime asks for).
 
     .venv/bin/python -m bench.query [--events 1000000 10000000] [--runs 40]
 
 For each size: register an org through a real `emban serve` (embedded, temp dir), stop it, load
 N synthetic events over the last 30 days straight into chDB with `INSERT … SELECT FROM numbers()`
 (the materialized views fill the rollups), time each spec's planned SQL directly on chDB, then
-start the server again on the same data and time the API. Medians of --runs runs after warm-up.
+start the server again on the same data and time the API: each run sends the REST request and
+the GraphQL request back to back (side by side, so both see the same machine). Medians of
+--runs runs after warm-up; the server's peak RSS (VmHWM) after all of them.
 """
 
 from __future__ import annotations
@@ -122,22 +125,69 @@ async def load_and_time_engine(
     return load_s, engine, plans
 
 
-async def time_api(port: int, key: str, runs: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+GRAPHQL_QUERY = """
+query Bench($q: AnalyticsQueryInput!) {
+  analytics(query: $q) {
+    data { bucket value group }
+    meta { period granularity groupBy sourceTable plannedBy queryTimeMs }
+  }
+}
+"""
+
+
+def graphql_input(params: dict[str, str]) -> dict[str, object]:
+    """The GraphQL input of a /v1/query parameter set (``f_<dim>`` become filters)."""
+    names = {"event_name": "eventName", "tenant_id": "tenantId", "group_by": "groupBy"}
+    names["numeric_prop"] = "numericProp"
+    out: dict[str, object] = {}
+    filters = []
+    for name, value in params.items():
+        if name.startswith("f_"):
+            filters.append({"dimension": name[2:], "value": value})
+        else:
+            out[names.get(name, name)] = value
+    if filters:
+        out["filters"] = filters
+    return out
+
+
+async def time_api(
+    port: int, key: str, runs: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median ms per spec over /v1/query and over /graphql, interleaved run by run."""
+    rest: dict[str, float] = {}
+    graphql: dict[str, float] = {}
     headers = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+
+        async def over_rest(params: dict[str, str]) -> float:
+            t = time.perf_counter()
+            async with session.get("/v1/query", params=params, headers=headers) as resp:
+                body = await resp.read()
+            elapsed = time.perf_counter() - t
+            assert resp.status == 200, body
+            return elapsed
+
+        async def over_graphql(params: dict[str, str]) -> float:
+            payload = {"query": GRAPHQL_QUERY, "variables": {"q": graphql_input(params)}}
+            t = time.perf_counter()
+            async with session.post("/graphql", json=payload, headers=headers) as resp:
+                body = await resp.read()
+            elapsed = time.perf_counter() - t
+            assert resp.status == 200 and b'"errors"' not in body, body
+            return elapsed
+
         for name, params in SPECS.items():
             for _ in range(3):
-                async with session.get("/v1/query", params=params, headers=headers) as resp:
-                    assert resp.status == 200, await resp.text()
-            samples = []
+                await over_rest(params)
+                await over_graphql(params)
+            rest_samples, graphql_samples = [], []
             for _ in range(runs):
-                t = time.perf_counter()
-                async with session.get("/v1/query", params=params, headers=headers) as resp:
-                    await resp.read()
-                samples.append(time.perf_counter() - t)
-            out[name] = statistics.median(samples) * 1000
-    return out
+                rest_samples.append(await over_rest(params))
+                graphql_samples.append(await over_graphql(params))
+            rest[name] = statistics.median(rest_samples) * 1000
+            graphql[name] = statistics.median(graphql_samples) * 1000
+    return rest, graphql
 
 
 def main() -> None:
@@ -155,17 +205,21 @@ def main() -> None:
                 load_and_time_engine(data_dir, org, env, events, args.runs)
             )
             with serve(data_dir, port) as proc:
-                api = asyncio.run(time_api(port, key, args.runs))
+                api, gql = asyncio.run(time_api(port, key, args.runs))
                 rss = peak_rss_mb(proc.pid)
         print(
             f"\n{events:,} events over 30 days (loaded in {load_s:.1f} s); "
             f"server peak RSS {rss:,.0f} MiB; medians of {args.runs} runs"
         )
-        print(f"{'spec':42} {'plan':14} {'engine ms':>10} {'API ms':>8} {'API/engine':>10}")
+        print(
+            f"{'spec':42} {'plan':14} {'engine ms':>10} {'REST ms':>8} {'GraphQL ms':>10} "
+            f"{'REST/engine':>11} {'GraphQL/REST':>12}"
+        )
         for name in SPECS:
             ratio = api[name] / engine[name] if engine[name] else float("nan")
             print(
-                f"{name:42} {plans[name]:14} {engine[name]:>10.2f} {api[name]:>8.2f} {ratio:>10.2f}"
+                f"{name:42} {plans[name]:14} {engine[name]:>10.2f} {api[name]:>8.2f} "
+                f"{gql[name]:>10.2f} {ratio:>11.2f} {gql[name] / api[name]:>12.2f}"
             )
 
 
