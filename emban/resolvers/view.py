@@ -314,7 +314,10 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
     async def _authenticate(self, context: EmbanContext, authorization: str) -> Principal | None:
         try:
             return await accounts.authenticate(
-                authorization=authorization, session_cookie=None, ip=context.ip
+                authorization=authorization,
+                session_cookie=None,
+                ip=context.ip,
+                api_keys=context.runtime.api_keys,
             )
         except EmbanError as error:
             raise ConnectionRejectionError({"reason": error.code}) from None

@@ -200,7 +200,9 @@ async def create_api_key(request: web.Request) -> out.CreatedApiKey:
 )
 async def delete_api_key(request: web.Request) -> None:
     """Revoke an API key at once."""
-    await api_keys.delete_api_key(actor=caller(request), key_id=request.match_info["id"])
+    await api_keys.delete_api_key(
+        runtime(request), actor=caller(request), key_id=request.match_info["id"]
+    )
 
 
 @route("GET", "/v1/members", response=out.MemberList, service=team.list_members, tag="team")
