@@ -151,9 +151,7 @@ def graphql_input(params: dict[str, str]) -> dict[str, object]:
     return out
 
 
-async def time_api(
-    port: int, key: str, runs: int
-) -> tuple[dict[str, float], dict[str, float]]:
+async def time_api(port: int, key: str, runs: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median ms per spec over /v1/query and over /graphql, interleaved run by run."""
     rest: dict[str, float] = {}
     graphql: dict[str, float] = {}
