@@ -340,7 +340,7 @@ async def query(request: web.Request) -> Reply[out.QueryResult]:
     spec = spec_from_params(request.query)
     result = await analytics.run_query(runtime(request), actor=caller(request), spec=spec)
     return Reply(
-        lambda: shapes.analytics(result), off_loop=len(result.points) > shapes.INLINE_POINTS
+        lambda: shapes.analytics(result), off_loop=len(result.series) > shapes.INLINE_POINTS
     )
 
 
