@@ -29,12 +29,13 @@ from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
 from emban.resolvers.alerts import AlertMutations, AlertQueries
-from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
+from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries, DataPoint
 from emban.resolvers.billing import BillingQueries
 from emban.resolvers.context import transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
 from emban.resolvers.embed import EmbedMutations, EmbedQueries
+from emban.resolvers.execution import FlatObjectsExecutionContext, register_flat
 from emban.resolvers.live import Subscription
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
@@ -188,6 +189,7 @@ schema = EmbanSchema(
     subscription=Subscription,
     types=ERROR_CODE_TYPES,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    execution_context_class=FlatObjectsExecutionContext,
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
@@ -197,3 +199,5 @@ schema = EmbanSchema(
         DomainErrorExtensions,
     ],
 )
+# An analytics answer's points are completed in one loop each (resolvers/execution.py).
+register_flat(schema, DataPoint)
