@@ -49,6 +49,7 @@ from emban.rest_compat.routes import add_routes, add_webhook_routes
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.security_headers import add_security_headers
 from emban.services import dashboards, embed_revocations
+from emban.services.api_key_cache import ApiKeyCache
 from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -111,6 +112,10 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
         sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
         sockets.revocation_listeners.append(embed_revocations.forget)
+        api_keys = ApiKeyCache(settings.api_key_cache_ttl)
+        bus.subscribe(api_keys.on_message)
+        if isinstance(bus, RedisBus):
+            bus.resubscribed.append(api_keys.clear)
         live = LiveHub(
             bus,
             max_cohorts=settings.live_max_cohorts_per_dashboard_tenant,
@@ -145,6 +150,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 jobs=job_queue(settings, redis, jobs),
                 redis=redis,
                 budgets=budgets,
+                api_keys=api_keys,
             )
             await bus.start()
             ingest.start()

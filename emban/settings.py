@@ -335,6 +335,13 @@ class Settings:
     api_key_rate_burst: int = setting(
         300, "EMBAN_API_KEY_RATE_BURST", "burst per admin API key (bucket size)", _positive_int
     )
+    api_key_cache_ttl: float = setting(
+        60.0,
+        "EMBAN_API_KEY_CACHE_TTL",
+        "seconds a verified API key is trusted from the process cache; deletions reach every "
+        "process through the live bus at once, this bounds a process that missed the message",
+        _positive_float,
+    )
     # Peers whose X-Forwarded-For is believed (a load balancer); empty: the socket address.
     trusted_proxies: tuple[IPNetwork, ...] = setting(
         (),

@@ -20,6 +20,7 @@ from emban.resolvers.context import (
 )
 from emban.resolvers.schema import schema
 from emban.services import audit
+from emban.services.api_key_cache import ApiKeyCache
 from tests.conftest import ClientFactory, bearer, create_key, register
 from tests.gql_client import error_of, gql
 
@@ -33,10 +34,16 @@ def authentications(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     real = caller.accounts.authenticate
 
     async def counting(
-        *, authorization: str | None, session_cookie: str | None, ip: str | None
+        *,
+        authorization: str | None,
+        session_cookie: str | None,
+        ip: str | None,
+        api_keys: ApiKeyCache | None = None,
     ) -> Principal | None:
         seen.append(authorization)
-        return await real(authorization=authorization, session_cookie=session_cookie, ip=ip)
+        return await real(
+            authorization=authorization, session_cookie=session_cookie, ip=ip, api_keys=api_keys
+        )
 
     monkeypatch.setattr(caller.accounts, "authenticate", counting)
     return seen

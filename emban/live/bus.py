@@ -67,6 +67,9 @@ class RedisBus:
         self._handlers: list[Handler] = []
         self._reader = OwnedTask("emban-live-bus")
         self._ready = asyncio.Event()
+        # Called when the reader subscribes again after losing Redis: messages published in
+        # between were lost, so caches that rely on them (API keys) start over.
+        self.resubscribed: list[Callable[[], None]] = []
 
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
@@ -106,6 +109,9 @@ class RedisBus:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                if self._ready.is_set():
+                    for callback in list(self.resubscribed):
+                        callback()
                 self._ready.set()
                 if lost:
                     log.info("live bus: Redis is back, subscribed again")

@@ -216,6 +216,10 @@ class LiveHub:
     async def announce_dashboard(self, org_id: str, dashboard_id: str) -> None:
         await self._bus.publish({"type": "dashboard", "org": org_id, "dashboard": dashboard_id})
 
+    async def publish(self, message: dict[str, Any]) -> None:
+        """Any other process-wide announcement (API key invalidations) on the same bus."""
+        await self._bus.publish(message)
+
     async def announce_alert_event(self, org_id: str, event: dict[str, Any]) -> None:
         """A new alert event, to every process's console subscribers of the org."""
         await self._bus.publish(alert_event_message(org_id, event))
