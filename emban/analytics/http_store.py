@@ -34,7 +34,8 @@ class _JsonCompact(msgspec.Struct):
 
 
 class HttpStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cluster: str | None = None) -> None:
+        self.cluster = cluster
         parts = urlsplit(url)
         self._url = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
         self._user = unquote(parts.username) if parts.username else None
@@ -155,7 +156,10 @@ class HttpStore:
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
-        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
+        # On a cluster ``table`` is a Distributed table: insert in the foreground, so the request is
+        # answered only once every shard has stored its rows (docs/decisions.md, cluster DDL).
+        foreground = " SETTINGS insert_distributed_sync = 1" if self.cluster else ""
+        query = f"INSERT INTO {table} ({', '.join(columns)}){foreground} FORMAT {fmt}"
         await self._post(payload, {"query": query})
 
     async def close(self) -> None:
