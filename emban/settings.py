@@ -384,6 +384,18 @@ class Settings:
         "ad-hoc SQL queries one org runs at once (per process)",
         _positive_int,
     )
+    discovery_window_days: int = setting(
+        30,
+        "EMBAN_DISCOVERY_WINDOW_DAYS",
+        "discovery and auto-create read only the events of this many last days",
+        _positive_int,
+    )
+    discovery_sample_rows: int = setting(
+        100_000,
+        "EMBAN_DISCOVERY_SAMPLE_ROWS",
+        "property statistics read about this many most recent events of the window (whole hours)",
+        _positive_int,
+    )
     adhoc_max_result_bytes: int = setting(
         16 * 1024 * 1024,
         "EMBAN_ADHOC_MAX_RESULT_BYTES",
