@@ -156,11 +156,16 @@ class HttpStore:
     async def insert_json(
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
-        # On a cluster ``table`` is a Distributed table: insert in the foreground, so the request is
-        # answered only once every shard has stored its rows (docs/decisions.md, cluster DDL).
-        foreground = " SETTINGS insert_distributed_sync = 1" if self.cluster else ""
-        query = f"INSERT INTO {table} ({', '.join(columns)}){foreground} FORMAT {fmt}"
-        await self._post(payload, {"query": query})
+        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
+        await self._post(payload, {"query": query, **self._insert_settings()})
+
+    def _insert_settings(self) -> dict[str, str]:
+        """On a cluster ``table`` is a Distributed table: insert in the foreground, so the
+        request is answered only once every shard stored its rows (docs/decisions.md, "ClickHouse
+        cluster DDL"). ``insert_distributed_sync`` is the name every version accepts (newer ones
+        also call it ``distributed_foreground_insert``); sent as a URL setting, which servers too
+        old for ``INSERT … SETTINGS`` read as well."""
+        return {"insert_distributed_sync": "1"} if self.cluster else {}
 
     async def close(self) -> None:
         for session in (self._session, self._adhoc_session):
