@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -105,6 +106,19 @@ def _clickhouse_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(f"{name} must look like http://user:pass@host:8123/db")
+    return raw
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _cluster_name(name: str, raw: str) -> str:
+    """A ClickHouse cluster name as ``remote_servers`` declares it; it is printed into DDL
+    (``ON CLUSTER <name>``, ``Distributed(<name>, …)``), so only a plain identifier passes."""
+    if _IDENTIFIER.fullmatch(raw) is None:
+        raise SettingsError(
+            f"{name} must be a plain identifier such as emban_cluster (got {raw!r})"
+        )
     return raw
 
 
@@ -249,6 +263,12 @@ class Settings:
         "EMBAN_CLICKHOUSE_URL",
         "ClickHouse server over HTTP, http://user:pass@host:8123/db; unset: embedded chDB",
         _clickhouse_url,
+    )
+    clickhouse_cluster: str | None = setting(
+        None,
+        "EMBAN_CLICKHOUSE_CLUSTER",
+        "ClickHouse cluster (remote_servers name): ON CLUSTER DDL, Replicated + Distributed tables",
+        _cluster_name,
     )
     redis_url: str | None = setting(
         None,
@@ -417,6 +437,18 @@ class Settings:
         "ad-hoc SQL queries one org runs at once (per process)",
         _positive_int,
     )
+    discovery_window_days: int = setting(
+        30,
+        "EMBAN_DISCOVERY_WINDOW_DAYS",
+        "discovery and auto-create read only the events of this many last days",
+        _positive_int,
+    )
+    discovery_sample_rows: int = setting(
+        100_000,
+        "EMBAN_DISCOVERY_SAMPLE_ROWS",
+        "property statistics read about this many most recent events of the window (whole hours)",
+        _positive_int,
+    )
     adhoc_max_result_bytes: int = setting(
         16 * 1024 * 1024,
         "EMBAN_ADHOC_MAX_RESULT_BYTES",
@@ -551,6 +583,10 @@ class Settings:
             raise SettingsError(
                 f"{missing[0]} is required when Paddle billing is configured"
                 f" (missing: {', '.join(missing)})"
+            )
+        if settings.clickhouse_cluster is not None and settings.clickhouse_url is None:
+            raise SettingsError(
+                "EMBAN_CLICKHOUSE_CLUSTER needs EMBAN_CLICKHOUSE_URL (chDB has no cluster)"
             )
         if not settings.secret_key:
             if settings.database_url is not None:

@@ -38,7 +38,8 @@ class _JsonCompact(msgspec.Struct):
 
 
 class HttpStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cluster: str | None = None) -> None:
+        self.cluster = cluster
         parts = urlsplit(url)
         self._url = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
         self._user = unquote(parts.username) if parts.username else None
@@ -165,7 +166,15 @@ class HttpStore:
         self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
     ) -> None:
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
-        await self._post(payload, {"query": query})
+        await self._post(payload, {"query": query, **self._insert_settings()})
+
+    def _insert_settings(self) -> dict[str, str]:
+        """On a cluster ``table`` is a Distributed table: insert in the foreground, so the
+        request is answered only once every shard stored its rows (docs/decisions.md, "ClickHouse
+        cluster DDL"). ``insert_distributed_sync`` is the name every version accepts (newer ones
+        also call it ``distributed_foreground_insert``); sent as a URL setting, which servers too
+        old for ``INSERT … SETTINGS`` read as well."""
+        return {"insert_distributed_sync": "1"} if self.cluster else {}
 
     async def close(self) -> None:
         for session in (self._session, self._adhoc_session):

@@ -111,6 +111,22 @@ async def test_insert_json_then_query_returns_exactly_those_rows(
     assert reordered.rows == [["2024-01-02 03:04:05", 1.5, 3, "alpha"]]
 
 
+async def test_a_clustered_store_inserts_in_the_foreground(table: str) -> None:
+    """With EMBAN_CLICKHOUSE_CLUSTER the insert carries ``insert_distributed_sync=1`` as a URL
+    setting: a real server accepts it (it would refuse an unknown setting, Code 115) and stores
+    the rows; on a plain table the setting changes nothing."""
+    clustered = HttpStore(URL, cluster="emban_cluster")
+    try:
+        await clustered.insert_json(table, ["name", "n"], payload([{"name": "sync", "n": 1}]))
+        result = await clustered.query(f"SELECT name, n FROM {table}")
+        assert result.rows == [["sync", 1]]
+        with pytest.raises(ClickHouseError) as unknown:
+            await clustered._post(b"", {"query": "SELECT 1", "no_such_setting_x": "1"})
+        assert "Code: 115" in str(unknown.value)
+    finally:
+        await clustered.close()
+
+
 async def test_insert_json_and_query_as_password_user(table: str) -> None:
     emban = HttpStore(EMBAN_URL)
     try:
