@@ -21,9 +21,6 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-SHUTDOWN_TIMEOUT_SECONDS = 10.0
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()  # before the heavy imports
     settings = settings.with_listen(
@@ -49,8 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         print=None,
         access_log=None,
-        # Requests still running after a SIGTERM get this long (live sockets are closed first).
-        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        # Requests still running after a SIGTERM get this long (live sockets are closed first,
+        # the ingest queue is flushed in the cleanup that follows).
+        shutdown_timeout=settings.shutdown_timeout,
     )
     return 0
 

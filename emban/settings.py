@@ -323,6 +323,12 @@ class Settings:
         shown="none",
     )
     log_level: str = setting("INFO", "EMBAN_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level)
+    shutdown_timeout: float = setting(
+        10.0,
+        "EMBAN_SHUTDOWN_TIMEOUT",
+        "seconds `emban serve` gives in-flight requests and the ingest queue after SIGTERM",
+        _positive_float,
+    )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = setting(
         5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int
