@@ -410,3 +410,47 @@ async def test_every_mutation_answers_hostile_variables_without_a_5xx(
     assert sent > 100
     assert problems == []
     assert _errors(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        *OUT_OF_RANGE_DATES,
+        "2026-02-30T00:00:00Z",
+        "-0001-01-01T00:00:00Z",
+        "2026-01-01T25:00:00Z",
+        "\u0000",
+        12345,
+        99999999999999999,
+    ],
+)
+async def test_an_out_of_range_timestamp_names_its_event_and_field(
+    make_client: ClientFactory,
+    runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    timestamp: object,
+) -> None:
+    world = await seed_world()
+    client = await make_client()
+    caplog.set_level(logging.ERROR)
+    body = {
+        "events": [
+            {"tenant_id": "t", "event_name": "e"},
+            {"tenant_id": "t", "event_name": "e", "timestamp": timestamp},
+        ]
+    }
+    response = await client.post("/v1/events", json=body, headers=world.headers["admin_key"])
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "1 invalid event field(s); nothing was stored",
+        "code": "invalid_events",
+        "errors": [
+            {
+                "index": 1,
+                "field": "timestamp",
+                "message": "must be ISO 8601 and at most 24 h in the future",
+            }
+        ],
+    }
+    assert await _effects(runtime, world) == (0, 0)
+    assert _errors(caplog) == []
