@@ -191,3 +191,65 @@ async def test_sigterm_drains_in_flight_requests_and_the_ingest_queue(tmp_path: 
             await asyncio.wait_for(process.wait(), timeout=20)
     errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
     assert errors == []
+
+
+async def test_a_request_outlasting_the_timeout_does_not_hold_the_exit(tmp_path: Path) -> None:
+    """A chDB query cannot be cancelled: the process exits when EMBAN_SHUTDOWN_TIMEOUT runs out
+    (status 1, a WARNING saying so) instead of waiting for it; the client sees the connection
+    close, never a 5xx."""
+    timeout = 2
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "EMBAN_DATA_DIR": str(tmp_path / "data"),
+        "EMBAN_SHUTDOWN_TIMEOUT": str(timeout),
+    }
+    log = tmp_path / "serve.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = await _start(env, port, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+            registered = await http.post(
+                f"{url}/v1/auth/register",
+                json={
+                    "email": "slow@acme.test",
+                    "password": "correct-horse-1",
+                    "name": "S",
+                    "org_name": "Slow",
+                },
+            )
+            key = (await registered.json())["api_key"]["key"]
+
+            async def slow_query() -> int:
+                async with http.post(
+                    f"{url}/v1/query/adhoc",
+                    # ClickHouse sleeps at most 3 s per call: two calls, 6 s.
+                    json={"sql": "SELECT sleep(3) + sleep(3) AS slept"},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as response:
+                    return response.status
+
+            slow = asyncio.create_task(slow_query())
+            await asyncio.sleep(0.5)
+            assert not slow.done()
+            process.send_signal(signal.SIGTERM)
+            # Within the setting (and a second for the signal and the timer thread), long
+            # before the 6 s query would have ended.
+            await asyncio.wait_for(process.wait(), timeout=timeout + 1)
+            assert process.returncode == 1
+            try:
+                status: int | str = await slow
+            except aiohttp.ServerDisconnectedError:
+                status = "disconnected"
+            assert status == "disconnected"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if " ERROR " in line] == []
+    assert [line.split(" WARNING ")[1] for line in lines if " WARNING " in line] == [
+        "emban.cli shutdown still running 2.0 s after SIGTERM (EMBAN_SHUTDOWN_TIMEOUT): exiting "
+        "now; acknowledged events are already durable"
+    ]
