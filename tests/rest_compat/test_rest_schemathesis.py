@@ -1,6 +1,7 @@
 """schemathesis against the app's own contract: every operation of ``/openapi.json`` (served by
 the app; the same document as schema/openapi.json, which test_contracts keeps current) called
-as an admin API key with a known-good request and with generated valid and invalid ones; each
+as an admin API key (the owner-only routes with the owner's cookie session, logout with a session
+of its own) with a known-good request and with generated valid and invalid ones; each
 answer must use a documented status code and content type and match the documented schema, and
 none may be a 5xx.
 
