@@ -32,7 +32,18 @@ from graphql import (
 
 from emban.analytics.tables import EVENTS
 from emban.auth.rate_limit import MemoryLimiter, MemoryRequestBudgets
-from emban.models import AuditLog, BillingEvent
+from emban.models import (
+    AlertRule,
+    ApiKey,
+    AuditLog,
+    BillingEvent,
+    Dashboard,
+    Invite,
+    Membership,
+    Report,
+    SavedQuery,
+    Widget,
+)
 from emban.resolvers.schema import schema
 from emban.rest_compat.route import RestRoute, registered
 from emban.rest_compat.routes import ROUTES
@@ -142,13 +153,19 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def _effects(runtime: Runtime, world: World) -> tuple[int, int]:
+# The tables the create routes write (besides the audit log and the events).
+CREATED = (AlertRule, ApiKey, Dashboard, Invite, Report, SavedQuery, Widget, Membership)
+
+
+async def _effects(runtime: Runtime, world: World) -> tuple[int, ...]:
+    """The org's audit rows, events and rows of each created kind."""
     audit = await AuditLog.filter(org_id=world.org_id).count()
+    rows = [await model.filter(org_id=world.org_id).count() for model in CREATED]
     result = await runtime.events.query(
         f"SELECT count() FROM {EVENTS} WHERE org_id = {{org:String}}",  # noqa: S608 - a constant
         {"org": world.org_id},
     )
-    return audit, int(result.rows[0][0])
+    return audit, int(result.rows[0][0]), *rows
 
 
 def test_the_battery_enumerates_every_mounted_route(app_server: TestServer) -> None:
@@ -534,5 +551,5 @@ async def test_an_out_of_range_timestamp_names_its_event_and_field(
             }
         ],
     }
-    assert await _effects(runtime, world) == (0, 0)
+    assert (await _effects(runtime, world))[:2] == (0, 0)
     assert _errors(caplog) == []
