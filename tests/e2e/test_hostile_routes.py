@@ -40,6 +40,7 @@ from emban.models import (
     Dashboard,
     Invite,
     Membership,
+    Org,
     Report,
     SavedQuery,
     Widget,
@@ -278,6 +279,10 @@ QUERY_STRINGS: list[tuple[str, str]] = [
     # Under aiohttp's 8190-byte request line (a longer line is refused by its parser: 400).
     ("huge-string", "period=" + "x" * 7000),
     ("bad-utf8-name", "%ff=1"),
+    ("tenant-nul", "tenant_id=a%00b"),
+    ("tenant-bad-utf8", "tenant_id=%c3%28"),
+    ("tenant-huge", "tenant_id=" + "t" * 7000),
+    ("tenant-repeated", "tenant_id=a&tenant_id=b"),
 ]
 QUERY_ROUTE_QUERIES: list[tuple[str, str]] = [
     ("query-huge-filter", "event_name=x&tenant_id=t&metric=count&period=7d&f_a=" + "y" * 7000),
@@ -304,6 +309,9 @@ async def test_get_routes_refuse_hostile_query_strings_without_a_5xx(
 ) -> None:
     caplog.set_level(logging.ERROR)
     world = await seed_world()
+    # The demo embed URL reads ?tenant_id= once a demo dashboard exists.
+    await Org.filter(id=world.org_id).update(is_demo=True)
+    await Dashboard.filter(id=world.dashboard_id).update(is_demo=True)
     client = await make_client()
     problems: list[str] = []
     gets = [r for r in ROUTES if r.method == "GET"]
