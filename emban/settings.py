@@ -326,7 +326,8 @@ class Settings:
     shutdown_timeout: float = setting(
         10.0,
         "EMBAN_SHUTDOWN_TIMEOUT",
-        "seconds `emban serve` gives in-flight requests and the ingest queue after SIGTERM",
+        "seconds from SIGTERM to exit: requests in flight get 80 %, then the ingest queue's "
+        "last flush; past it the process exits anyway (status 1)",
         _positive_float,
     )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).

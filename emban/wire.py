@@ -50,7 +50,8 @@ def malformed_json(exc: BaseException, body: bytes | None = None) -> BadRequest:
     read (``1e999``, an integer of hundreds of digits) is a 400 naming the field that holds it."""
     from emban.error_codes import RequestErrorCode
 
-    if body is not None and "Number out of range" in str(exc):
+    # msgspec says "Number out of range" or "Integer value out of range".
+    if body is not None and "out of range" in str(exc):
         field = out_of_range_field(body)
         if field is not None:
             return BadRequest(f"{field} holds a number out of range", field=field)
@@ -69,7 +70,6 @@ class _OutOfRange:
 
 
 _OUT_OF_RANGE = _OutOfRange()
-_INT64_DIGITS = 19
 
 
 def _number(text: str) -> object:
@@ -78,7 +78,16 @@ def _number(text: str) -> object:
 
 
 def _integer(text: str) -> object:
-    return _OUT_OF_RANGE if len(text.lstrip("-")) > _INT64_DIGITS + 1 else int(text)
+    # msgspec reads an integer past 64 bits as a float, and refuses one past the float range
+    # (~309 digits); the length check keeps int() away from its 4,300-digit limit.
+    if len(text.lstrip("-")) > 310:
+        return _OUT_OF_RANGE
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return _OUT_OF_RANGE
+    return value
 
 
 def out_of_range_field(body: bytes) -> str | None:

@@ -49,6 +49,7 @@ from emban.resolvers.schema import schema
 from emban.rest_compat.route import RestRoute, registered
 from emban.rest_compat.routes import ROUTES
 from emban.runtime import Runtime
+from emban.wire import malformed_json
 from tests.conftest import ClientFactory
 from tests.paddle_server import PaddleStandIn, signed
 from tests.rest_compat.test_rest_matrix import SESSION_ONLY, World, _body, _url, seed_world
@@ -561,3 +562,19 @@ async def test_an_out_of_range_timestamp_names_its_event_and_field(
     }
     assert (await _effects(runtime, world))[:2] == (0, 0)
     assert _errors(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a": [1, {"b": 1e999}]}', {"field": "a[1].b", "code": "invalid_field"}),
+        (b'{"x": -' + b"9" * 5000 + b"}", {"field": "x", "code": "invalid_field"}),
+        (b'{"x": 1e999, "y": ', {"code": "invalid_json"}),  # not JSON either: no field
+    ],
+)
+def test_a_number_out_of_range_is_named_by_its_path(body: bytes, expected: dict[str, str]) -> None:
+    with pytest.raises(msgspec.DecodeError) as refused:
+        msgspec.json.decode(body)
+    answer = malformed_json(refused.value, body).body()
+    assert {k: answer[k] for k in expected} == expected
+    assert ("field" in answer) == ("field" in expected)
