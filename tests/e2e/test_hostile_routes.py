@@ -181,13 +181,9 @@ def test_the_battery_enumerates_every_mounted_route(app_server: TestServer) -> N
     declared = {(r.method, r.path) for r in ROUTES}
     assert len(ROUTES) == len(registered()) == len(declared) == 75
     assert mounted - declared == {
-        ("GET", "/healthz"),  # reads nothing from the request
-        ("GET", "/openapi.json"),  # reads nothing from the request
         ("*", "/graphql"),  # the GraphQL tests below
         ("POST", "/webhooks/paddle"),  # test_the_paddle_webhook_refuses_signed_hostile_bodies
-        ("GET", "/embed/{dashboard_id}"),  # tests/test_embed_page.py
-        ("GET", "/static/embed/{path}"),  # tests/test_embed_page.py
-        ("GET", "/demo"),  # tests/test_embed_page.py
+        *PAGES,  # test_pages_refuse_hostile_paths_and_query_strings
     }
     assert declared <= mounted
     with_body = [r for r in ROUTES if r.body is not None]
@@ -328,6 +324,49 @@ async def test_get_routes_refuse_hostile_query_strings_without_a_5xx(
                 answer = await response.json()
                 if not isinstance(answer.get("code"), str):
                     problems.append(f"GET {route.path} [{name}]: {answer}")
+    assert problems == []
+    assert _errors(caplog) == []
+
+
+PAGES = {
+    ("GET", "/healthz"),
+    ("GET", "/openapi.json"),
+    ("GET", "/embed/{dashboard_id}"),
+    ("GET", "/static/embed/{path}"),
+    ("GET", "/demo"),
+}
+HOSTILE_PATHS = [
+    "/embed/%00",
+    "/embed/%ff%fe",
+    "/embed/" + "d" * 7000,
+    "/embed/{dashboard}?token=%00",
+    "/embed/{dashboard}?token=" + "a.b.c" * 1000,
+    "/embed/{dashboard}?token=a&token=b",
+    "/static/embed/..%2f..%2f..%2fetc%2fpasswd",
+    "/static/embed/%2e%2e/%2e%2e/pyproject.toml",
+    "/static/embed/%00.js",
+    "/static/embed/%ff.js",
+    "/demo?tenant_id=%00",
+    "/demo?tenant_id=%ff",
+    "/healthz?x=%00",
+    "/openapi.json?x=%ff",
+]
+
+
+async def test_pages_refuse_hostile_paths_and_query_strings(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mounted GETs outside the registry: the embed page, its static files, the demo page,
+    /healthz and /openapi.json."""
+    caplog.set_level(logging.ERROR)
+    world = await seed_world()
+    client = await make_client()
+    problems = []
+    for path in HOSTILE_PATHS:
+        response = await client.get(path.replace("{dashboard}", world.dashboard_id))
+        body = await response.read()
+        if response.status >= 500 or (path.startswith("/static/") and b"[project]" in body):
+            problems.append(f"{path[:80]}: {response.status} {body[:200]!r}")
     assert problems == []
     assert _errors(caplog) == []
 
