@@ -21,8 +21,10 @@ from tests.conftest import EMBAN, free_port
 
 BATCH = 200
 SENDERS = 4
-SHUTDOWN_TIMEOUT = 8  # seconds: EMBAN_SHUTDOWN_TIMEOUT for this server
-SLOW_SQL = "SELECT sleep(2) AS slept"
+SHUTDOWN_TIMEOUT = 15  # seconds: EMBAN_SHUTDOWN_TIMEOUT for this server (12 s to drain)
+# 6 s (ClickHouse sleeps at most 3 s per call): still running after the refusal is seen, even on a
+# loaded machine.
+SLOW_SQL = "SELECT sleep(3) + sleep(3) AS slept"
 
 
 async def _start(env: dict[str, str], port: int, log: Path) -> asyncio.subprocess.Process:
