@@ -390,6 +390,13 @@ class Settings:
         "port where `emban worker` serves GET /metrics (on EMBAN_HOST); unset: not served",
         _port,
     )
+    shutdown_timeout: float = setting(
+        10.0,
+        "EMBAN_SHUTDOWN_TIMEOUT",
+        "seconds from SIGTERM to exit: requests in flight get 80 %, then the ingest queue's "
+        "last flush; past it the process exits anyway (status 1)",
+        _positive_float,
+    )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = setting(
         5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int

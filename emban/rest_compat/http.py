@@ -77,7 +77,7 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BODY) -> 
     try:
         value = msgspec.json.decode(body)
     except UNREADABLE_JSON as exc:
-        raise malformed_json(exc) from None
+        raise malformed_json(exc, body) from None
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", field="body")
     return value
@@ -107,7 +107,7 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
             "the body holds a number out of range", code=RequestErrorCode.invalid_body
         ) from None
     except UNREADABLE_JSON as exc:
-        raise malformed_json(exc) from None
+        raise malformed_json(exc, body) from None
 
 
 async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
