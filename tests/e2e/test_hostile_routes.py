@@ -334,6 +334,7 @@ PAGES = {
     ("GET", "/embed/{dashboard_id}"),
     ("GET", "/static/embed/{path}"),
     ("GET", "/demo"),
+    ("GET", "/metrics"),
 }
 HOSTILE_PATHS = [
     "/embed/%00",
@@ -350,6 +351,8 @@ HOSTILE_PATHS = [
     "/demo?tenant_id=%ff",
     "/healthz?x=%00",
     "/openapi.json?x=%ff",
+    "/metrics?x=%00",
+    "/metrics?name[]=%ff&name[]=" + "m" * 7000,
 ]
 
 
@@ -357,7 +360,7 @@ async def test_pages_refuse_hostile_paths_and_query_strings(
     make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The mounted GETs outside the registry: the embed page, its static files, the demo page,
-    /healthz and /openapi.json."""
+    /healthz, /openapi.json and /metrics."""
     caplog.set_level(logging.ERROR)
     world = await seed_world()
     client = await make_client()
