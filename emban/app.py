@@ -11,8 +11,8 @@ from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
 from emban.analytics.guarded import guarded
-from emban.analytics.ingest import IngestWriter
-from emban.analytics.store import open_store
+from emban.analytics.store import EventStore, open_store
+from emban.analytics.wal_ingest import VisibleReads, WalIngestWriter
 from emban.auth.rate_limit import (
     AttemptLimiter,
     MemoryLimiter,
@@ -67,10 +67,17 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await migrate_metadata(settings)
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
-        events = guarded(open_store(settings))
+        engine = guarded(open_store(settings))
+        ingest = WalIngestWriter(
+            engine,
+            settings.data_dir / "wal",
+            backlog_limit=settings.ingest_backlog_bytes,
+            on_stored=record_stored,
+        )
+        # Readers wait (bounded) for the drain of what was acknowledged before them.
+        events: EventStore = VisibleReads(engine, ingest)
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
         jobs = InProcessJobs({"settings": settings, "events": events})
-        ingest = IngestWriter(events, on_stored=record_stored)
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
         sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
@@ -86,7 +93,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
-                await migrate_clickhouse(events)
+                await migrate_clickhouse(engine)
             limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
             budgets: RequestBudgets = (
                 RedisRequestBudgets(redis) if redis else MemoryRequestBudgets()

@@ -110,6 +110,7 @@ class IngestErrorCode(StrEnum):
     """Sending events."""
 
     invalid_events = "invalid_events"
+    ingest_backlog = "ingest_backlog"
 
 
 class EmbedErrorCode(StrEnum):

@@ -40,10 +40,16 @@ class OutsideTransactions:
         return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         refuse_inside_transaction("ClickHouse insert")
-        await self.inner.insert_json(table, columns, payload, fmt)
+        await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -20,7 +20,13 @@ import aiohttp
 import msgspec
 from aiochclient import ChClient, ChClientError
 
-from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
+from emban.analytics.store import (
+    ClickHouseError,
+    QueryResult,
+    ResultTooLarge,
+    dedup_settings,
+    param_text,
+)
 
 ADHOC_CONNECTIONS = 2
 _CHUNK = 1 << 16
@@ -153,10 +159,19 @@ class HttpStore:
         )
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
-        await self._post(payload, {"query": query})
+        settings = {"query": query}
+        if token is not None:
+            settings |= dedup_settings(token)
+        await self._post(payload, settings)
 
     async def close(self) -> None:
         for session in (self._session, self._adhoc_session):

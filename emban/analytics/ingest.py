@@ -135,6 +135,14 @@ class IngestWriter:
         self._wake.set()
         return await pending.done
 
+    def undrained(self, org_id: str) -> int:
+        """Rows of ``org_id`` acknowledged and not yet in the engine (none: acks wait for it)."""
+        return 0
+
+    async def visible(self, wait: float = 0.0) -> bool:
+        """Every acknowledged row is in the engine already: acks wait for the INSERT."""
+        return True
+
     def _ready_rows(self) -> int:
         return sum(
             len(item.rows)

@@ -184,6 +184,7 @@ async def test_invalid_events_are_each_listed_and_nothing_is_stored(
     assert await stored(runtime, org_id) == 0
     assert await stored(runtime, org_id, "event_ids") == 0
     assert await rollup_count(runtime, org_id) == (0, 0)
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == []
 
@@ -370,6 +371,7 @@ async def test_resending_event_ids_never_changes_a_result(
     after = await results()
     assert after == [(5, p) for _, p in first[:3]] + [(4, "daily_rollup"), (5, "hourly_rollup")]
     # the usage counter (which the monthly limit reads) counts each event once
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [5]
 
@@ -406,6 +408,7 @@ async def test_concurrent_requests_are_group_committed(
     assert await stored(runtime, org_id) == 500
     assert await total(owner, key) == (500, "hourly_rollup")
     assert await total(owner, key, metric="count_unique") == (20, "hourly_rollup")
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [500]
 
@@ -457,6 +460,7 @@ async def test_the_cap_counts_only_newly_stored_events(
     await UsageDaily.create(org_id=org_id, day=today, events=99_995)
     first = [ev(event_id=f"e{n}") for n in range(5)]
     assert await post(owner, key, {"events": first}) == (200, {"accepted": 5, "status": "ok"})
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [100_000]
     # At the cap: the same five again (a client retrying a lost answer) pass, store nothing.
