@@ -138,7 +138,7 @@ class WalIngestWriter(IngestWriter):
         if self.wal.backlog_bytes >= self.backlog_limit:
             self._work.set()
             raise IngestBacklogFull(self.wal.backlog_bytes, self.backlog_limit)
-        self.start()
+        self._appender.start(self._append_loop)  # the drainer starts with start()
         record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((record, done, len(rows), org))
