@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.drain_lock import drain_lock
 from emban.analytics.guarded import guarded
 from emban.analytics.store import EventStore, open_store
 from emban.analytics.wal_ingest import VisibleReads, WalIngestWriter
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             settings.data_dir / "wal",
             backlog_limit=settings.ingest_backlog_bytes,
             on_stored=record_stored,
+            lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
         )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
         events: EventStore = VisibleReads(engine, ingest)

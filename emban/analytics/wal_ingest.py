@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from emban.analytics.background import in_background
+from emban.analytics.drain_lock import DrainLock, ProcessLock
 from emban.analytics.ingest import (
     COMPACT,
     EVENT_COLUMNS,
@@ -88,8 +89,10 @@ class WalIngestWriter(IngestWriter):
         backlog_limit: int,
         on_stored: StoredHook | None = None,
         chunk_rows: int = DRAIN_CHUNK_ROWS,
+        lock: DrainLock | None = None,
     ) -> None:
         super().__init__(store, on_stored)
+        self.lock: DrainLock = lock if lock is not None else ProcessLock()
         self.wal = WriteAheadLog(wal_dir)
         self.backlog_limit = backlog_limit
         self.chunk_rows = chunk_rows
@@ -122,6 +125,7 @@ class WalIngestWriter(IngestWriter):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.visible(STOP_DRAIN), STOP_DRAIN + 1)
         await self._drainer.stop()
+        await self.lock.close()
         await asyncio.to_thread(self.wal.close)
 
     async def submit(self, rows: list[EventRow]) -> int:
@@ -229,23 +233,24 @@ class WalIngestWriter(IngestWriter):
     async def _drain_chunk(self, chunk: list[RecordRows], token: str) -> None:
         started = time.perf_counter()
         by_scope = await in_background(_chunk_scopes, chunk)
-        seen = await self._seen(by_scope, background=True)
-        fresh = await in_background(_fresh_chunk, chunk, seen)
-        if fresh.rows:
-            # Events first, then their ids: a crash between the two replays this chunk, finds
-            # none of its ids, and the events INSERT (same token) is dropped by the engine.
-            await self._store.insert_json(
-                EVENTS, EVENT_COLUMNS, fresh.payload, COMPACT, token=token
-            )
-            await self._store.insert_json(
-                EVENT_IDS,
-                ["org_id", "environment_id", "event_id"],
-                fresh.ids_payload,
-                COMPACT,
-                token=token,
-            )
-            if self._on_stored is not None:
-                await self._record(fresh.stored)
+        async with self.lock.hold():  # no other drain inserts between the read and the insert
+            seen = await self._seen(by_scope, background=True)
+            fresh = await in_background(_fresh_chunk, chunk, seen)
+            if fresh.rows:
+                # Events first, then their ids: a crash between the two replays this chunk,
+                # finds none of its ids, and the engine drops the events INSERT (same token).
+                await self._store.insert_json(
+                    EVENTS, EVENT_COLUMNS, fresh.payload, COMPACT, token=token
+                )
+                await self._store.insert_json(
+                    EVENT_IDS,
+                    ["org_id", "environment_id", "event_id"],
+                    fresh.ids_payload,
+                    COMPACT,
+                    token=token,
+                )
+        if fresh.rows and self._on_stored is not None:
+            await self._record(fresh.stored)
         self.drains += 1
         for org, _, rows in chunk:
             left = self._undrained.get(org, 0) - len(rows)

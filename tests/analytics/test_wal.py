@@ -4,6 +4,7 @@ a crash stores every acknowledged event exactly once (events and rollups), on th
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emban.analytics.drain_lock import PostgresLock, lock_key
 from emban.analytics.ingest import EventRow
 from emban.analytics.store import EventStore, QueryResult
 from emban.analytics.wal import (
@@ -271,3 +273,75 @@ async def test_acks_wait_for_the_fsync_only_and_the_backlog_is_bounded(
     assert (await counts(runtime, burst))["events"] == 10_000
     assert (await counts(runtime, small))["events"] == 2
     await writer.stop()
+
+
+# --- several processes on one ClickHouse ----------------------------------------------------------
+
+
+async def test_two_writers_sharing_one_engine_store_each_event_id_once(
+    runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Two WALs (two processes' writers) holding the same event ids drain into one engine at
+    once; the drain lock (a PostgreSQL advisory lock, one session per writer) keeps the
+    select-then-insert exact: each id is stored once, the rollups count each event once."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    key = lock_key(f"http://clickhouse.test:8123/{org}")
+    writers = [
+        WalIngestWriter(
+            runtime.ingest._store,
+            tmp_path / f"wal-{n}",
+            backlog_limit=1 << 30,
+            chunk_rows=500,
+            lock=PostgresLock(database_url, key),
+        )
+        for n in range(2)
+    ]
+    for writer in writers:  # everything acknowledged first, then both drains start together
+        sent = [writer.submit(rows(org, 500, 500 * i)) for i in range(4)]
+        assert await asyncio.gather(*sent) == [500] * 4
+    for writer in writers:
+        writer.start()
+    assert await asyncio.gather(*(w.visible() for w in writers)) == [True, True]
+    assert await counts(runtime, org) == exactly(2000)
+    for writer in writers:
+        await writer.stop()
+
+
+HOLDER = """
+import asyncio, sys
+from emban.analytics.drain_lock import PostgresLock
+
+async def main() -> None:
+    lock = PostgresLock(sys.argv[1], int(sys.argv[2]))
+    async with lock.hold():
+        print("held", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_drain_lock_excludes_another_process_until_it_dies(
+    tmp_path: Path, database_url: str
+) -> None:
+    key = lock_key(f"http://clickhouse.test:8123/{uuid.uuid4().hex}")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, database_url, str(key), stdout=asyncio.subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"held\n"
+    lock = PostgresLock(database_url, key)
+    entered = asyncio.Event()
+
+    async def take() -> None:
+        async with lock.hold():
+            entered.set()
+
+    taking = asyncio.create_task(take())
+    await asyncio.sleep(0.5)
+    assert not entered.is_set()  # the other process holds it
+    holder.kill()  # SIGKILL: its session ends, PostgreSQL releases the lock
+    await holder.wait()
+    await asyncio.wait_for(taking, 30)
+    assert entered.is_set()
+    await lock.close()
