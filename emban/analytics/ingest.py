@@ -262,11 +262,15 @@ class IngestWriter:
         """The (org, environment, event id) keys among ``by_scope`` stored in the last day."""
         seen: set[tuple[str, str, str]] = set()
         for (org, env), ids in by_scope.items():
+            # The ids go as one String of JSON lines read by format(): ``IN {ids:Array(String)}``
+            # compares each stored row with every element (100,000 ids against 100,000 stored
+            # rows ran for minutes), while a subquery's set is hashed once (under a second).
             result = await self._store.query(
                 f"SELECT event_id FROM {EVENT_IDS} WHERE org_id = {{org:String}} "
-                "AND environment_id = {env:String} AND event_id IN {ids:Array(String)} "
+                "AND environment_id = {env:String} AND event_id IN (SELECT event_id FROM "
+                "format(JSONCompactEachRow, 'event_id String', {ids:String})) "
                 "AND seen_at > now() - INTERVAL 1 DAY",
-                {"org": org, "env": env, "ids": ids},
+                {"org": org, "env": env, "ids": _json_lines(ids)},
                 background=background,
             )
             seen.update((org, env, str(row[0])) for row in result.rows)
@@ -288,6 +292,12 @@ class IngestWriter:
                 ),
             )
         return fresh.counts, Touched(fresh.touched, fresh.stored)
+
+
+def _json_lines(ids: list[str]) -> str:
+    """Each id as a one-element JSON array, one per line (JSONCompactEachRow)."""
+    encode = msgspec.json.Encoder().encode
+    return b"\n".join([encode((i,)) for i in ids]).decode()
 
 
 def _ids_by_scope(batch: list[_Pending]) -> dict[tuple[str, str], list[str]]:
