@@ -146,7 +146,7 @@ def main() -> None:
             started = time.perf_counter()
             elapsed = asyncio.run(post_all(port, key, bodies[5:], args.concurrency))
             wal = Path(tmp) / "api" / "wal"
-            while any(p.suffix == ".wal" and p.stat().st_size for p in wal.iterdir()):
+            while any(p.suffix == ".wal" for p in wal.iterdir()):
                 time.sleep(0.01)
             stored = time.perf_counter() - started
             rss = peak_rss_mb(proc.pid)
