@@ -12,8 +12,8 @@ from tortoise import connections
 from emban.analytics.ddl import migrate_clickhouse
 from emban.analytics.drain_lock import drain_lock
 from emban.analytics.guarded import guarded
-from emban.analytics.store import EventStore, open_store
-from emban.analytics.wal_ingest import VisibleReads, WalIngestWriter
+from emban.analytics.store import open_store
+from emban.analytics.wal_ingest import WalIngestWriter
 from emban.auth.rate_limit import (
     AttemptLimiter,
     MemoryLimiter,
@@ -68,16 +68,16 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await migrate_metadata(settings)
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
-        engine = guarded(open_store(settings))
+        engine = open_store(settings)
         ingest = WalIngestWriter(
-            engine,
+            guarded(engine),
             settings.data_dir / "wal",
             backlog_limit=settings.ingest_backlog_bytes,
             on_stored=record_stored,
             lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
         )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
-        events: EventStore = VisibleReads(engine, ingest)
+        events = guarded(engine, before_read=ingest.visible)
         redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
         jobs = InProcessJobs({"settings": settings, "events": events})
         usage = UsageRecorder()
@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
-                await migrate_clickhouse(engine)
+                await migrate_clickhouse(guarded(engine))
             limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
             budgets: RequestBudgets = (
                 RedisRequestBudgets(redis) if redis else MemoryRequestBudgets()

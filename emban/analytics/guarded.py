@@ -11,32 +11,44 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from emban.analytics.store import EventStore, QueryResult
 from emban.metadata import refuse_inside_transaction
 
+BeforeRead = Callable[[], Awaitable[object]]
+
 
 class OutsideTransactions:
-    def __init__(self, inner: EventStore) -> None:
+    """``before_read``: awaited before every query and statement (the app's store waits there for
+    the ingest drain of what was acknowledged earlier: read-your-writes)."""
+
+    def __init__(self, inner: EventStore, before_read: BeforeRead | None = None) -> None:
         self.inner = inner
+        self.before_read = before_read
+
+    async def _ready(self, what: str) -> None:
+        refuse_inside_transaction(what)
+        if self.before_read is not None:
+            await self.before_read()
 
     async def ping(self) -> None:
         refuse_inside_transaction("ClickHouse ping")
         await self.inner.ping()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        refuse_inside_transaction("ClickHouse statement")
+        await self._ready("ClickHouse statement")
         await self.inner.execute(sql, params)
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
-        refuse_inside_transaction("ClickHouse query")
+        await self._ready("ClickHouse query")
         return await self.inner.query(sql, params, background=background)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
-        refuse_inside_transaction("ClickHouse ad-hoc query")
+        await self._ready("ClickHouse ad-hoc query")
         return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
 
     async def insert_json(
@@ -67,6 +79,7 @@ class OutsideTransactions:
         return guarded
 
 
-def guarded(store: EventStore) -> EventStore:
-    """``store`` wrapped so it refuses engine I/O inside a metadata transaction."""
-    return OutsideTransactions(store)
+def guarded(store: EventStore, before_read: BeforeRead | None = None) -> EventStore:
+    """``store`` wrapped so it refuses engine I/O inside a metadata transaction (and awaits
+    ``before_read`` before each read)."""
+    return OutsideTransactions(store, before_read)

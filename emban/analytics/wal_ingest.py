@@ -17,8 +17,9 @@ Fairness between orgs (a burst never delays another org's small ack): acks wait 
 fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path.
 
 Read-your-writes within a process: :meth:`WalIngestWriter.visible` waits until everything
-acknowledged before the call is in the engine (bounded), and :class:`VisibleReads` calls it
-before every read, so a query started after an ack sees the acknowledged events.
+acknowledged before the call is in the engine (bounded); the app's store awaits it before every
+read (``guarded(store, before_read=...)``), so a query started after an ack sees the
+acknowledged events.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -43,7 +43,7 @@ from emban.analytics.ingest import (
     StoredHook,
     Touched,
 )
-from emban.analytics.store import EventStore, QueryResult
+from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.analytics.wal import RecordRows, WriteAheadLog, encode_record, read_chunks, segment_path
 from emban.background_tasks import OwnedTask
@@ -311,50 +311,3 @@ def _fresh_chunk(chunk: list[RecordRows], seen: set[tuple[str, str, str]]) -> _F
         touched=frozenset(touched),
         stored=stored,
     )
-
-
-class VisibleReads:
-    """The event store as readers see it: a read first waits (bounded) for the drain of every
-    event acknowledged before it, so an acknowledged event is in the answer of any query that
-    starts after the ack (in this process). Writes and everything else pass through."""
-
-    def __init__(self, inner: EventStore, writer: WalIngestWriter) -> None:
-        self.inner = inner
-        self.writer = writer
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        refuse_inside_transaction("waiting for the ingest drain")
-        await self.writer.visible()
-        await self.inner.execute(sql, params)
-
-    async def query(
-        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
-    ) -> QueryResult:
-        refuse_inside_transaction("waiting for the ingest drain")
-        await self.writer.visible()
-        return await self.inner.query(sql, params, background=background)
-
-    async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
-        refuse_inside_transaction("waiting for the ingest drain")
-        await self.writer.visible()
-        return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
-
-    async def insert_json(
-        self,
-        table: str,
-        columns: list[str],
-        payload: bytes,
-        fmt: str = "JSONEachRow",
-        *,
-        token: str | None = None,
-    ) -> None:
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
