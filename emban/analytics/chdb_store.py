@@ -27,7 +27,7 @@ from emban.analytics.store import (
     ClickHouseError,
     QueryResult,
     ResultTooLarge,
-    dedup_settings,
+    insert_dedup,
     param_text,
 )
 
@@ -130,8 +130,7 @@ class ChdbStore:
     ) -> None:
         background = len(payload) > BACKGROUND_INSERT_BYTES
         settings = BACKGROUND_INSERT_SETTINGS if background else INSERT_SETTINGS
-        if token is not None:
-            settings += "".join(f", {k} = '{v}'" for k, v in dedup_settings(token).items())
+        settings += "".join(f", {k} = '{v}'" for k, v in insert_dedup(token).items())
         await _on_connection(
             await self._insert_connections(),
             _insert,

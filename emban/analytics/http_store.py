@@ -24,7 +24,7 @@ from emban.analytics.store import (
     ClickHouseError,
     QueryResult,
     ResultTooLarge,
-    dedup_settings,
+    insert_dedup,
     param_text,
 )
 
@@ -168,9 +168,7 @@ class HttpStore:
         token: str | None = None,
     ) -> None:
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
-        settings = {"query": query}
-        if token is not None:
-            settings |= dedup_settings(token)
+        settings = {"query": query} | insert_dedup(token)
         await self._post(payload, settings)
 
     async def close(self) -> None:

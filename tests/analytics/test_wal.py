@@ -9,12 +9,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emban.analytics.drain_lock import PostgresLock, lock_key
-from emban.analytics.ingest import EventRow
+from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
 from emban.analytics.store import EventStore, QueryResult
 from emban.analytics.wal import (
     HEADER,
@@ -345,3 +346,14 @@ async def test_the_drain_lock_excludes_another_process_until_it_dies(
     await asyncio.wait_for(taking, 30)
     assert entered.is_set()
     await lock.close()
+
+
+async def test_an_insert_without_a_token_is_never_dropped_as_a_repeat(runtime: Runtime) -> None:
+    """The tables keep a deduplication window for the WAL's tokens; an INSERT without a token
+    (sample data, the demo's writer) whose data repeats an earlier one is stored again."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    row = rows(org, 1)[0]
+    payload = msgspec.json.encode(row)
+    for _ in range(2):
+        await runtime.ingest._store.insert_json("events", EVENT_COLUMNS, payload, COMPACT)
+    assert (await counts(runtime, org))["events"] == 2
