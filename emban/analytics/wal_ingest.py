@@ -51,7 +51,7 @@ from emban.metadata import refuse_inside_transaction
 
 log = logging.getLogger("emban.ingest")
 
-DRAIN_CHUNK_ROWS = 50_000  # rows per drain INSERT (whole records); part of each chunk's token
+DRAIN_CHUNK_ROWS = 20_000  # rows per drain INSERT (whole records); part of each chunk's token
 OFF_LOOP_ROWS = 2_000  # a request this big is framed on a worker thread
 VISIBLE_WAIT = 10.0  # seconds a read waits for the drain before reading anyway
 STOP_DRAIN = 5.0  # seconds shutdown spends draining; the rest is replayed on the next start

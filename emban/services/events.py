@@ -27,7 +27,7 @@ from emban.usage import add_usage
 from emban.wire import CONVERT_FAILURES, UNREADABLE_JSON, malformed_json
 
 MAX_EVENTS = 10_000
-BACKLOG_RETRY_AFTER = 1  # seconds: one drain chunk (50,000 rows) takes about that under load
+BACKLOG_RETRY_AFTER = 1  # seconds: a few drain chunks (20,000 rows each)
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
 OFF_LOOP_EVENTS = 1_000  # batches above this become rows on a worker thread
 MAX_NAME = 200
