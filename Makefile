@@ -66,6 +66,7 @@ bench: install chromium
 	$(BIN)/python -m bench.embed_render
 	$(BIN)/python -m bench.isolation
 	$(BIN)/python -m bench.alerts
+	$(BIN)/python -m bench.metrics
 
 clean:
 	rm -rf $(VENV) .emban .mypy_cache .ruff_cache .pytest_cache $(EMBED)/node_modules $(EMBED)/dist

@@ -1,17 +1,22 @@
-"""Query latency: GET /v1/query (rollup vs raw plans) next to the same SQL on the engine.
+"""Query latency: GET /v1/query (rollup vs raw plans) next to the same SQL on the engine, and
+the same spec over POST /graphql (``analytics`` with the fields the embed runtime asks for).
 
     .venv/bin/python -m bench.query [--events 1000000 10000000] [--runs 40]
 
 For each size: register an org through a real `emban serve` (embedded, temp dir), stop it, load
 N synthetic events over the last 30 days straight into chDB with `INSERT … SELECT FROM numbers()`
 (the materialized views fill the rollups), time each spec's planned SQL directly on chDB, then
-start the server again on the same data and time the API. Medians of --runs runs after warm-up.
+start the server again on the same data and time the API: each run sends the REST request and
+the GraphQL request back to back (side by side, so both see the same machine), specs in turn;
+then time the engine again (half the engine runs before the API, half after). Medians of --runs
+runs after 3 warm-up rounds; the server's peak RSS (VmHWM) after all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -89,13 +94,9 @@ async def register(port: int) -> tuple[str, str, str]:
         return key, body["org"]["id"], body["environments"][0]["id"]
 
 
-async def load_and_time_engine(
-    data_dir: Path, org: str, env: str, events: int, runs: int
-) -> tuple[float, dict[str, float], dict[str, str]]:
+async def load(data_dir: Path, org: str, env: str, events: int) -> float:
+    """Load the synthetic events straight into chDB (the server is stopped); seconds taken."""
     from emban.analytics.chdb_store import ChdbStore
-    from emban.analytics.planner import plan_query
-    from emban.analytics.query_spec import Scope
-    from emban.rest_compat.query_params import spec_from_params
 
     store = ChdbStore(data_dir / "clickhouse")
     started = time.perf_counter()
@@ -104,39 +105,124 @@ async def load_and_time_engine(
         n = min(chunk, events - offset)
         await store.execute(LOAD_SQL, {"org": org, "env": env, "n": n, "prefix": f"{offset}-"})
     load_s = time.perf_counter() - started
-    engine: dict[str, float] = {}
-    plans: dict[str, str] = {}
-    for name, params in SPECS.items():
-        spec = spec_from_params(params)
-        plan = plan_query(spec, Scope(org, env), datetime.now(UTC))
-        plans[name] = plan.planned_by
-        for _ in range(3):
-            await store.query(plan.sql, plan.params)
-        samples = []
-        for _ in range(runs):
+    await store.close()
+    return load_s
+
+
+async def time_engine(
+    data_dir: Path, org: str, env: str, runs: int
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Seconds per run of each spec's planned SQL on chDB directly, specs taken in turn."""
+    from emban.analytics.chdb_store import ChdbStore
+    from emban.analytics.planner import plan_query
+    from emban.analytics.query_spec import Scope
+    from emban.rest_compat.query_params import spec_from_params
+
+    store = ChdbStore(data_dir / "clickhouse")
+    plans = {
+        name: plan_query(spec_from_params(params), Scope(org, env), datetime.now(UTC))
+        for name, params in SPECS.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in SPECS}
+    for run in range(3 + runs):
+        for name, plan in plans.items():
             t = time.perf_counter()
             await store.query(plan.sql, plan.params)
-            samples.append(time.perf_counter() - t)
-        engine[name] = statistics.median(samples) * 1000
+            if run >= 3:  # warm-up
+                samples[name].append(time.perf_counter() - t)
     await store.close()
-    return load_s, engine, plans
+    return samples, {name: plan.planned_by for name, plan in plans.items()}
 
 
-async def time_api(port: int, key: str, runs: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+GRAPHQL_QUERY = """
+query Bench($q: AnalyticsQueryInput!) {
+  analytics(query: $q) {
+    data { bucket value group }
+    meta { period granularity groupBy sourceTable plannedBy queryTimeMs }
+  }
+}
+"""
+
+
+def graphql_input(params: dict[str, str]) -> dict[str, object]:
+    """The GraphQL input of a /v1/query parameter set (``f_<dim>`` become filters)."""
+    names = {"event_name": "eventName", "tenant_id": "tenantId", "group_by": "groupBy"}
+    names["numeric_prop"] = "numericProp"
+    out: dict[str, object] = {}
+    filters = []
+    for name, value in params.items():
+        if name.startswith("f_"):
+            filters.append({"dimension": name[2:], "value": value})
+        else:
+            out[names.get(name, name)] = value
+    if filters:
+        out["filters"] = filters
+    return out
+
+
+async def time_api(port: int, key: str, runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median ms per spec over /v1/query and over /graphql, interleaved run by run."""
+    rest: dict[str, float] = {}
+    graphql: dict[str, float] = {}
     headers = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
-        for name, params in SPECS.items():
-            for _ in range(3):
-                async with session.get("/v1/query", params=params, headers=headers) as resp:
-                    assert resp.status == 200, await resp.text()
-            samples = []
-            for _ in range(runs):
-                t = time.perf_counter()
-                async with session.get("/v1/query", params=params, headers=headers) as resp:
-                    await resp.read()
-                samples.append(time.perf_counter() - t)
-            out[name] = statistics.median(samples) * 1000
+
+        async def over_rest(params: dict[str, str]) -> float:
+            t = time.perf_counter()
+            async with session.get("/v1/query", params=params, headers=headers) as resp:
+                body = await resp.read()
+            elapsed = time.perf_counter() - t
+            assert resp.status == 200, body
+            return elapsed
+
+        async def over_graphql(params: dict[str, str]) -> float:
+            payload = {"query": GRAPHQL_QUERY, "variables": {"q": graphql_input(params)}}
+            t = time.perf_counter()
+            async with session.post("/graphql", json=payload, headers=headers) as resp:
+                body = await resp.read()
+            elapsed = time.perf_counter() - t
+            assert resp.status == 200 and b'"errors"' not in body, body
+            return elapsed
+
+        rest_samples: dict[str, list[float]] = {name: [] for name in SPECS}
+        graphql_samples: dict[str, list[float]] = {name: [] for name in SPECS}
+        for run in range(3 + runs):
+            for name, params in SPECS.items():
+                rest_seconds = await over_rest(params)
+                graphql_seconds = await over_graphql(params)
+                if run >= 3:  # warm-up
+                    rest_samples[name].append(rest_seconds)
+                    graphql_samples[name].append(graphql_seconds)
+        for name in SPECS:
+            rest[name] = statistics.median(rest_samples[name]) * 1000
+            graphql[name] = statistics.median(graphql_samples[name]) * 1000
+    return rest, graphql
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """CPU time of the server's main thread (the event loop; chDB queries run in other threads)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def loop_cpu_per_request(port: int, key: str, pid: int, requests: int) -> dict[str, float]:
+    """Event-loop CPU ms per request of the first spec over each edge: what the server's Python
+    costs, which a busy machine disturbs far less than wall time."""
+    params = next(iter(SPECS.values()))
+    headers = {"Authorization": f"Bearer {key}"}
+    payload = {"query": GRAPHQL_QUERY, "variables": {"q": graphql_input(params)}}
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        for edge in ("REST", "GraphQL"):
+            started = loop_cpu_seconds(pid)
+            for _ in range(requests):
+                if edge == "REST":
+                    async with session.get("/v1/query", params=params, headers=headers) as r:
+                        await r.read()
+                else:
+                    async with session.post("/graphql", json=payload, headers=headers) as r:
+                        await r.read()
+            out[edge] = (loop_cpu_seconds(pid) - started) * 1000 / requests
     return out
 
 
@@ -144,6 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--cpu-requests", type=int, default=500)
     args = parser.parse_args()
     for events in args.events:
         with tempfile.TemporaryDirectory() as tmp:
@@ -151,22 +238,35 @@ def main() -> None:
             port = free_port()
             with serve(data_dir, port):
                 key, org, env = asyncio.run(register(port))
-            load_s, engine, plans = asyncio.run(
-                load_and_time_engine(data_dir, org, env, events, args.runs)
-            )
+            load_s = asyncio.run(load(data_dir, org, env, events))
+            # The engine is timed before and after the API (the server owns the data directory
+            # meanwhile), so a slow spell of the machine weighs on both sides alike.
+            before, plans = asyncio.run(time_engine(data_dir, org, env, args.runs // 2))
             with serve(data_dir, port) as proc:
-                api = asyncio.run(time_api(port, key, args.runs))
+                api, gql = asyncio.run(time_api(port, key, args.runs))
+                cpu = asyncio.run(loop_cpu_per_request(port, key, proc.pid, args.cpu_requests))
                 rss = peak_rss_mb(proc.pid)
+            after, _ = asyncio.run(time_engine(data_dir, org, env, args.runs - args.runs // 2))
+        engine = {name: statistics.median(before[name] + after[name]) * 1000 for name in SPECS}
         print(
             f"\n{events:,} events over 30 days (loaded in {load_s:.1f} s); "
             f"server peak RSS {rss:,.0f} MiB; medians of {args.runs} runs"
         )
-        print(f"{'spec':42} {'plan':14} {'engine ms':>10} {'API ms':>8} {'API/engine':>10}")
+        print(
+            f"{'spec':42} {'plan':14} {'engine ms':>10} {'REST ms':>8} {'GraphQL ms':>10} "
+            f"{'REST/engine':>11} {'GraphQL/REST':>12}"
+        )
         for name in SPECS:
             ratio = api[name] / engine[name] if engine[name] else float("nan")
             print(
-                f"{name:42} {plans[name]:14} {engine[name]:>10.2f} {api[name]:>8.2f} {ratio:>10.2f}"
+                f"{name:42} {plans[name]:14} {engine[name]:>10.2f} {api[name]:>8.2f} "
+                f"{gql[name]:>10.2f} {ratio:>11.2f} {gql[name] / api[name]:>12.2f}"
             )
+        first = next(iter(SPECS))
+        print(
+            f"server event-loop CPU per request ({first}, {args.cpu_requests} requests each): "
+            f"REST {cpu['REST']:.2f} ms, GraphQL {cpu['GraphQL']:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

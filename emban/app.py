@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,11 +20,18 @@ from emban.auth.rate_limit import (
     AttemptLimiter,
     MemoryLimiter,
     MemoryRequestBudgets,
-    RedisLimiter,
-    RedisRequestBudgets,
+    RedisOrLocalBudgets,
+    RedisOrLocalLimiter,
     RequestBudgets,
 )
 from emban.caller import caller_middleware
+from emban.dependencies import (
+    CLICKHOUSE,
+    METADATA,
+    REDIS,
+    outages,
+    quiet_reconnect_tracebacks,
+)
 from emban.embed_page import add_embed_routes
 from emban.jobs.inprocess import InProcessJobs
 from emban.jobs.queue import job_queue
@@ -31,12 +40,17 @@ from emban.live.bus import InProcessBus, LiveBus, RedisBus, alert_event_message
 from emban.live.hub import LiveHub
 from emban.live.sockets import LiveSockets
 from emban.metadata import close_metadata, migrate_metadata, open_metadata
+from emban.metrics import Metrics
+from emban.metrics_http import METRICS_KEY, METRICS_PATH, metrics_handler, metrics_middleware
+from emban.request_ids import add_request_id_header, request_id_middleware, request_id_of
 from emban.resolvers.schema import schema
 from emban.resolvers.view import EmbanGraphQLView
 from emban.rest_compat.http import error_middleware, json_response
 from emban.rest_compat.routes import add_routes, add_webhook_routes
 from emban.runtime import RUNTIME_KEY, Runtime
+from emban.security_headers import add_security_headers
 from emban.services import dashboards, embed_revocations
+from emban.services.api_key_cache import ApiKeyCache
 from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -45,6 +59,7 @@ from emban.usage import UsageRecorder
 CLIENT_MAX_SIZE = 10 * 1024 * 1024 + 1024
 
 
+REDIS_TIMEOUT = 2.0
 GOING_AWAY = 1001  # WebSocket close code: the server is going down
 
 
@@ -58,10 +73,22 @@ async def _close_live_sockets(app: web.Application) -> None:
 def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> web.Application:
     """Build the app. Embedded mode applies pending migrations on start unless told otherwise."""
     # error_middleware is outermost, so a failure while resolving the caller is rendered too.
+    # request_id_middleware is outermost, so every log line and response (errors included)
+    # carries the id; the metrics middleware counts the status error_middleware rendered.
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[error_middleware, caller_middleware], client_max_size=CLIENT_MAX_SIZE
+        middlewares=[
+            request_id_middleware,
+            metrics_middleware(metrics),
+            error_middleware,
+            caller_middleware,
+        ],
+        client_max_size=CLIENT_MAX_SIZE,
     )
+    app[METRICS_KEY] = metrics
+    app.on_response_prepare.append(add_request_id_header)
     migrate_on_start = settings.embedded if apply_migrations is None else apply_migrations
+    quiet_reconnect_tracebacks()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if migrate_on_start:
@@ -70,35 +97,58 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
         engine = open_store(settings)
         ingest = WalIngestWriter(
-            guarded(engine),
+            guarded(engine, metrics),
             settings.data_dir / "wal",
             backlog_limit=settings.ingest_backlog_bytes,
             on_stored=record_stored,
             lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
+            metrics=metrics,
         )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
-        events = guarded(engine, before_read=ingest.visible)
-        redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        jobs = InProcessJobs({"settings": settings, "events": events})
+        events = guarded(engine, metrics, before_read=ingest.visible)
+        redis: Redis | None = (
+            Redis.from_url(
+                settings.redis_url,
+                # A Redis that hangs must not hold every request that counts a budget: after
+                # these seconds the call fails and the caller decides (dependencies.py).
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+            )
+            if settings.redis_url
+            else None
+        )
+        jobs = InProcessJobs({"settings": settings, "events": events, "metrics": metrics})
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
         sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
         sockets.revocation_listeners.append(embed_revocations.forget)
+        api_keys = ApiKeyCache(settings.api_key_cache_ttl)
+        bus.subscribe(api_keys.on_message)
+        if isinstance(bus, RedisBus):
+            bus.resubscribed.append(api_keys.clear)
         live = LiveHub(
             bus,
             max_cohorts=settings.live_max_cohorts_per_dashboard_tenant,
             max_concurrent_refreshes=settings.live_max_concurrent_refreshes,
             min_refresh_interval=settings.live_min_refresh_interval_ms / 1000,
             sockets=sockets,
+            metrics=metrics,
         )
+        metrics.watch(metrics.ingest_queue_rows, lambda: ingest.queued_rows)
+        metrics.watch(metrics.live_sockets, lambda: sockets.open_sockets)
+        metrics.watch(metrics.live_cohorts, lambda: live.cohort_count)
+        metrics.watch(metrics.live_viewers, live.viewer_count)
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
                 await migrate_clickhouse(guarded(engine))
-            limiter: AttemptLimiter = RedisLimiter(redis) if redis else MemoryLimiter()
+            redis_down = functools.partial(outages.down, REDIS)
+            limiter: AttemptLimiter = (
+                RedisOrLocalLimiter(redis, redis_down) if redis else MemoryLimiter()
+            )
             budgets: RequestBudgets = (
-                RedisRequestBudgets(redis) if redis else MemoryRequestBudgets()
+                RedisOrLocalBudgets(redis, redis_down) if redis else MemoryRequestBudgets()
             )
             app[RUNTIME_KEY] = Runtime(
                 settings=settings,
@@ -110,6 +160,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 jobs=job_queue(settings, redis, jobs),
                 redis=redis,
                 budgets=budgets,
+                api_keys=api_keys,
             )
             await bus.start()
             ingest.start()
@@ -137,7 +188,12 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_close_live_sockets)
+    add_security_headers(app, settings)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get(
+        METRICS_PATH,
+        metrics_handler(metrics, settings.metrics_token, settings.trusted_proxies),
+    )
     add_routes(app)
     view = EmbanGraphQLView(schema=schema, graphql_ide="graphiql")
     app.router.add_route("*", "/graphql", view)
@@ -146,18 +202,37 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
     return app
 
 
+HEALTH_CHECK_TIMEOUT = 2.0
+"""Seconds each ``/healthz`` check may take: a dependency that hangs is reported as failed
+(``TimeoutError``) instead of holding the probe (and the orchestrator waiting on it)."""
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str | None]:
+    try:
+        await asyncio.wait_for(probe(), timeout=HEALTH_CHECK_TIMEOUT)
+    except Exception as exc:
+        outages.down(name)
+        return name, type(exc).__name__
+    outages.up(name)
+    return name, None
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the metadata DB and ClickHouse answer; 503 naming the one that failed."""
+    """200 when the metadata DB, ClickHouse and (when configured) Redis answer; 503 naming each
+    one that failed or did not answer within ``HEALTH_CHECK_TIMEOUT``. The checks run at once."""
     runtime = request.app[RUNTIME_KEY]
-    failed: dict[str, str] = {}
-    try:
-        await connections.get("default").execute_query("SELECT 1")
-    except Exception as exc:
-        failed["metadata"] = type(exc).__name__
-    try:
-        await runtime.events.ping()
-    except Exception as exc:
-        failed["clickhouse"] = type(exc).__name__
+    probes = [
+        _check(METADATA, lambda: connections.get("default").execute_query("SELECT 1")),
+        _check(CLICKHOUSE, runtime.events.ping),
+    ]
+    redis = runtime.redis
+    if redis is not None:
+        probes.append(_check(REDIS, redis.ping))
+    results = await asyncio.gather(*probes)
+    failed = {name: error for name, error in results if error is not None}
     if failed:
-        return json_response({"status": "unavailable", "failed": failed}, status=503)
+        return json_response(
+            {"status": "unavailable", "failed": failed, "request_id": request_id_of(request)},
+            status=503,
+        )
     return json_response({"status": "ok"})

@@ -64,12 +64,13 @@ def reads_caller(request: web.Request) -> bool:
 
 async def resolve_caller(request: web.Request) -> Caller:
     """Authenticate the request's credentials; an :class:`EmbanError` is kept in the answer."""
-    settings = request.app[RUNTIME_KEY].settings
+    runtime = request.app[RUNTIME_KEY]
     try:
         principal = await accounts.authenticate(
             authorization=request.headers.get("Authorization"),
             session_cookie=request.cookies.get(SESSION_COOKIE),
-            ip=request_client_address(request, settings.trusted_proxies),
+            ip=request_client_address(request, runtime.settings.trusted_proxies),
+            api_keys=runtime.api_keys,
         )
     except EmbanError as error:
         return Caller(None, error)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emban.errors import EmbanError
 from emban.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # aiohttp is imported by `serve` only, after the settings are read
+    from aiohttp import web
 
 
 def _settings() -> Settings:
@@ -21,7 +27,33 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-SHUTDOWN_TIMEOUT_SECONDS = 10.0
+# The share of EMBAN_SHUTDOWN_TIMEOUT in-flight requests get after SIGTERM; the rest is for the
+# cleanup that follows (the ingest queue's last flush, closing the stores).
+DRAIN_SHARE = 0.8
+
+
+def _force_exit(seconds: float) -> None:
+    logging.getLogger("emban.cli").warning(
+        "shutdown still running %.1f s after SIGTERM (EMBAN_SHUTDOWN_TIMEOUT): exiting now; "
+        "acknowledged events are already durable",
+        seconds,
+    )
+    logging.shutdown()
+    os._exit(1)
+
+
+async def _arm_exit_deadline(app: web.Application) -> None:
+    """On shutdown (SIGTERM/SIGINT, after the listener closed): the process is gone within
+    EMBAN_SHUTDOWN_TIMEOUT even when a request or the engine outlasts it. A chDB query cannot be
+    cancelled, and the cleanup (and the event loop's executor) waits for its thread; an exit
+    then is no worse than the SIGKILL an orchestrator sends next, since an acknowledged batch is
+    already durable (docs/operations.md, Durability)."""
+    from emban.runtime import RUNTIME_KEY
+
+    seconds = app[RUNTIME_KEY].settings.shutdown_timeout
+    timer = threading.Timer(seconds, _force_exit, args=(seconds,))
+    timer.daemon = True
+    timer.start()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,11 +66,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from emban.app import create_app
+    from emban.logs import configure_logging
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    app.on_shutdown.insert(0, _arm_exit_deadline)
     print(
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
         flush=True,
@@ -49,8 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         print=None,
         access_log=None,
-        # Requests still running after a SIGTERM get this long (live sockets are closed first).
-        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        # Requests still running after a SIGTERM get most of EMBAN_SHUTDOWN_TIMEOUT (live
+        # sockets are closed first; the ingest queue is flushed in the cleanup that follows).
+        shutdown_timeout=settings.shutdown_timeout * DRAIN_SHARE,
     )
     return 0
 
@@ -64,12 +97,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from arq.worker import run_worker
+    from emban.jobs.worker import run_resilient_worker
+    from emban.logs import configure_logging
 
-    from emban.jobs.worker import worker_settings
-
-    logging.basicConfig(level=logging.INFO)
-    run_worker(worker_settings(settings))
+    configure_logging(settings.log_level, settings.log_format)
+    run_resilient_worker(settings)
     return 0
 
 

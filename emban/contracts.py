@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from strawberry.printer import print_schema
 
+from emban.auth.cross_site import SAFE_METHODS
 from emban.error_codes import PlanErrorCode, all_error_codes
 from emban.resolvers.schema import schema
 from emban.rest_compat.routes import ROUTES
@@ -29,8 +30,19 @@ _STATUS_TEXT = {
     413: "Payload too large",
     429: "Too many attempts or requests (Retry-After says when to retry)",
     502: "A provider (Paddle) answered an error or did not answer",
-    503: "Not configured on this server (Retry-After says when to retry)",
+    503: "Not configured here, or a dependency (ClickHouse, metadata database, Redis) is "
+    "unavailable (Retry-After says when to retry)",
 }
+
+
+def _error_description(method: str, auth: str, status: int) -> str:
+    """The spec's text for the status; a state-changing route's 403 also names the cross-site
+    refusal (the only 403 a public route answers)."""
+    if status != 403 or method in SAFE_METHODS:
+        return _STATUS_TEXT[status]
+    if auth == "public":
+        return "A cross-site browser request (`cross_site_request`)"
+    return f"{_STATUS_TEXT[status]}, or a cross-site browser request (`cross_site_request`)"
 
 
 def graphql_sdl() -> str:
@@ -45,7 +57,7 @@ def error_code_schema(codes: list[str] | None = None) -> dict[str, Any]:
 
 def error_components() -> dict[str, dict[str, Any]]:
     """The error bodies every route can answer: ``Error`` (``field`` names the offending input
-    when there is one) and ``PlanLimitError`` (402)."""
+    when there is one, ``request_id`` is on 5xx answers) and ``PlanLimitError`` (402)."""
     code = error_code_schema()
     plan_code = error_code_schema(sorted(c.value for c in PlanErrorCode))
     return {
@@ -56,6 +68,11 @@ def error_components() -> dict[str, dict[str, Any]]:
                 "error": {"type": "string"},
                 "code": code,
                 "field": {"type": "string"},
+                "request_id": {
+                    "type": "string",
+                    "description": "on 5xx answers: the X-Request-Id of the request, also in "
+                    "the server's log line",
+                },
             },
         },
         "PlanLimitError": {
@@ -118,7 +135,7 @@ def openapi_document() -> dict[str, Any]:
         for status in route.error_statuses:
             ref = "PlanLimitError" if status == 402 else "Error"
             operation["responses"][str(status)] = {
-                "description": _STATUS_TEXT[status],
+                "description": _error_description(route.method, route.auth, status),
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
                 },

@@ -1,7 +1,12 @@
 """The browser side's routes: the embed page, the runtime bundle and host helper, the demo host.
 
-- ``GET /embed/{dashboard_id}?token=…`` — the iframe page. Static HTML apart from the framing
-  origins (the token is never rendered; the runtime reads it from the URL and its GraphQL calls
+- ``GET /embed/{dashboard_id}?token=…`` — the iframe page. With a token it carries the first
+  data (:mod:`emban.embed_boot`): the head (stylesheet, runtime script) is sent at once so the
+  browser fetches the runtime while the data is read, then a ``<script type="application/json"
+  id="emban-boot">`` with the answers the runtime's own first requests would get, then the end of
+  the page; such a page is ``Cache-Control: no-store`` (it holds one session's data). Without a
+  token it is static HTML apart from the framing origins (the token is never rendered; the
+  runtime reads it from the URL and its GraphQL calls
   are what enforce it): ``Cache-Control: no-cache`` + ``ETag``, a strict CSP (``'self'`` only, no
   CDN, no inline script or style; ``connect-src`` names the page's own host for ``ws:``/``wss:``)
   and ``Referrer-Policy: no-referrer`` (the token is in the URL). ``frame-ancestors`` lists the
@@ -24,15 +29,18 @@ build writes ``dist/manifest.json`` naming the hashed files.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from emban.embed_boot import boot_json, embed_boot
 from emban.services.environments import framing_origins
 from emban.settings import Settings
 
@@ -44,6 +52,10 @@ MANIFEST = DIST_DIR / "manifest.json"
 HASHED_CACHE = "public, max-age=31536000, immutable"
 STABLE_CACHE = "public, max-age=300"
 PAGE_CACHE = "no-cache"
+BOOT_PAGE_CACHE = "no-store"
+# The page is sent in two parts around the inlined data: everything up to and including this.
+_BOOT_AFTER = 'aria-busy="true"></main>\n'
+log = logging.getLogger(__name__)
 _DASHBOARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOST_FILES = {"host.js", "host.d.ts"}
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -184,16 +196,55 @@ def _not_found() -> web.Response:
     return web.Response(status=404, text="not found", headers=_COMMON_HEADERS)
 
 
-async def embed_page(request: web.Request) -> web.Response:
+async def embed_page(request: web.Request) -> web.StreamResponse:
     dashboard_id = request.match_info["dashboard_id"]
     if not _DASHBOARD_ID.match(dashboard_id):
         return _not_found()
-    origins = await framing_origins(request.query.get("token"))
+    token = request.query.get("token")
+    origins = await framing_origins(token)
     csp = embed_csp(request.host, origins)
     bundle = built_bundle()
     if bundle is None:
         return html_page(_NOT_BUILT, status=503, csp=csp, request=request)
-    return html_page(render_embed_page(dashboard_id, bundle, origins), csp=csp, request=request)
+    page = render_embed_page(dashboard_id, bundle, origins)
+    if not token:
+        return html_page(page, csp=csp, request=request)
+    return await _page_with_boot(request, page, csp, dashboard_id, token)
+
+
+async def _page_with_boot(
+    request: web.Request, page: str, csp: str, dashboard_id: str, token: str
+) -> web.StreamResponse:
+    """The page in two writes: the head at once (the browser starts fetching the runtime), then
+    the first data and the rest once :func:`embed_boot` has them."""
+    boot = asyncio.create_task(embed_boot(request, str(STATIC_DIR), dashboard_id, token))
+    split = page.index(_BOOT_AFTER) + len(_BOOT_AFTER)
+    response = web.StreamResponse(
+        headers={
+            **_COMMON_HEADERS,
+            "Content-Security-Policy": csp,
+            "Cache-Control": BOOT_PAGE_CACHE,
+            "Content-Type": "text/html; charset=utf-8",
+        }
+    )
+    try:
+        await response.prepare(request)
+        await response.write(page[:split].encode())
+        try:
+            data = await boot
+        except Exception:  # the runtime loads everything itself, as without the data
+            log.exception("embed boot data failed")
+            data = None
+        inline = (
+            ""
+            if data is None
+            else f'<script type="application/json" id="emban-boot">{boot_json(data)}</script>\n'
+        )
+        await response.write((inline + page[split:]).encode())
+        await response.write_eof()
+    finally:
+        boot.cancel()
+    return response
 
 
 def _static_file(relative: str) -> tuple[Path, str] | None:

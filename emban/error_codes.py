@@ -21,7 +21,8 @@ from enum import StrEnum
 
 
 class RequestErrorCode(StrEnum):
-    """The request itself: its shape, route, size or pace, and unexpected failures."""
+    """The request itself: its shape, route, size or pace, unexpected failures, and a dependency
+    (ClickHouse, the metadata database, Redis) that is down for now (``unavailable``)."""
 
     bad_request = "bad_request"
     invalid_field = "invalid_field"
@@ -33,9 +34,11 @@ class RequestErrorCode(StrEnum):
     method_not_allowed = "method_not_allowed"
     conflict = "conflict"
     forbidden = "forbidden"
+    cross_site_request = "cross_site_request"
     payload_too_large = "payload_too_large"
     rate_limited = "rate_limited"
     internal_error = "internal_error"
+    unavailable = "unavailable"
 
 
 class AuthErrorCode(StrEnum):
@@ -130,10 +133,11 @@ class EmbedErrorCode(StrEnum):
 
 
 class LiveErrorCode(StrEnum):
-    """Live embeds' caps: ``too_many_sockets`` is a close reason (4429), the others are the
-    ``extensions.code`` of a refused subscription."""
+    """Live embeds' caps: ``too_many_sockets`` (4429) and ``viewer_too_slow`` (1013) are close
+    reasons, the others are the ``extensions.code`` of a refused subscription."""
 
     too_many_sockets = "too_many_sockets"
+    viewer_too_slow = "viewer_too_slow"
     too_many_subscriptions = "too_many_subscriptions"
     too_many_cohorts = "too_many_cohorts"
 

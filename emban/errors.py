@@ -169,6 +169,21 @@ class ServiceUnavailable(EmbanError):
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
+class Unavailable(ServiceUnavailable):
+    """503 ``unavailable`` with ``Retry-After``: a dependency this request needs (``dependency``:
+    ``clickhouse``, ``metadata`` or ``redis``) cannot be reached right now. Nothing was
+    acknowledged; the same request succeeds once the dependency is back (no restart needed)."""
+
+    def __init__(self, dependency: str, *, retry_after: int) -> None:
+        super().__init__(
+            f"{dependency} is unavailable; retry later",
+            code=RequestErrorCode.unavailable,
+            retry_after=retry_after,
+        )
+        self.dependency = dependency
+        self.extra.update(dependency=dependency, retry_after=retry_after)
+
+
 class LiveLimitExceeded(EmbanError):
     """A live-embed cap refused a subscription. Unlike the other errors, GraphQL's
     ``extensions.code`` is the cap's own code (the live contract names it), not a category."""

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
+from tortoise import exceptions as tortoise_exceptions
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -126,4 +127,16 @@ def refused_text(exc: BaseException) -> BadRequest | None:
         return BadRequest(
             "text must not contain a NUL character", code=RequestErrorCode.invalid_text
         )
+    if isinstance(exc, tortoise_exceptions.ValidationError):
+        # The ORM checks a value against its column before any SQL (a text longer than the
+        # column, an integer past its range), in a write or a lookup: the value came from the
+        # request. Its message quotes the whole value, so it is not passed on.
+        field = str(exc).split(":", 1)[0].strip()
+        if field.isidentifier():
+            return BadRequest(f"{field} is too long or out of range", field=field)
+        return BadRequest("a value is too long or out of range", code=RequestErrorCode.bad_request)
+    if isinstance(cause, asyncpg.exceptions.DataError):
+        # SQLSTATE class 22 (data exception: a number out of range, a timestamp past the year
+        # 294276, a string past its column) or asyncpg refusing a parameter before sending it.
+        return BadRequest("a value is out of the range PostgreSQL stores")
     return None

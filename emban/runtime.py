@@ -13,6 +13,7 @@ from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestB
 from emban.jobs.queue import JobQueue
 from emban.live.hub import LiveHub
 from emban.services.adhoc_slots import OrgSlots
+from emban.services.api_key_cache import ApiKeyCache
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -30,6 +31,8 @@ class Runtime:
     # Per-caller request budgets (services/budgets.py): in Redis when it is configured.
     budgets: RequestBudgets = field(default_factory=MemoryRequestBudgets)
     adhoc_slots: OrgSlots = field(default_factory=OrgSlots)
+    # Verified API keys (services/api_key_cache.py), invalidated through the live bus.
+    api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
 
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 PADDLE_ENVIRONMENTS = ("sandbox", "production")
 PADDLE_API_URLS = {
     "sandbox": "https://sandbox-api.paddle.com",
@@ -107,6 +109,19 @@ def _clickhouse_url(name: str, raw: str) -> str:
     return raw
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _cluster_name(name: str, raw: str) -> str:
+    """A ClickHouse cluster name as ``remote_servers`` declares it; it is printed into DDL
+    (``ON CLUSTER <name>``, ``Distributed(<name>, …)``), so only a plain identifier passes."""
+    if _IDENTIFIER.fullmatch(raw) is None:
+        raise SettingsError(
+            f"{name} must be a plain identifier such as emban_cluster (got {raw!r})"
+        )
+    return raw
+
+
 def _redis_url(name: str, raw: str) -> str:
     if urlsplit(raw).scheme not in ("redis", "rediss"):
         raise SettingsError(f"{name} must start with redis:// or rediss://")
@@ -137,6 +152,26 @@ def _log_level(name: str, raw: str) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"{name} must be DEBUG, INFO, WARNING or ERROR (got {level})")
     return level
+
+
+def _log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"{name} must be text or json (got {raw!r})")
+    return value
+
+
+def _metrics_token(name: str, raw: str) -> str:
+    if len(raw) < 16:
+        raise SettingsError(f"{name} must be at least 16 characters")
+    return raw
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise SettingsError(f"{name} must be a TCP port, 1 to 65535 (got {value})")
+    return value
 
 
 def _positive_float(name: str, raw: str) -> float:
@@ -229,6 +264,12 @@ class Settings:
         "ClickHouse server over HTTP, http://user:pass@host:8123/db; unset: embedded chDB",
         _clickhouse_url,
     )
+    clickhouse_cluster: str | None = setting(
+        None,
+        "EMBAN_CLICKHOUSE_CLUSTER",
+        "ClickHouse cluster (remote_servers name): ON CLUSTER DDL, Replicated + Distributed tables",
+        _cluster_name,
+    )
     redis_url: str | None = setting(
         None,
         "EMBAN_REDIS_URL",
@@ -314,6 +355,13 @@ class Settings:
     api_key_rate_burst: int = setting(
         300, "EMBAN_API_KEY_RATE_BURST", "burst per admin API key (bucket size)", _positive_int
     )
+    api_key_cache_ttl: float = setting(
+        60.0,
+        "EMBAN_API_KEY_CACHE_TTL",
+        "seconds a verified API key is trusted from the process cache; deletions reach every "
+        "process through the live bus at once, this bounds a process that missed the message",
+        _positive_float,
+    )
     # Peers whose X-Forwarded-For is believed (a load balancer); empty: the socket address.
     trusted_proxies: tuple[IPNetwork, ...] = setting(
         (),
@@ -323,6 +371,32 @@ class Settings:
         shown="none",
     )
     log_level: str = setting("INFO", "EMBAN_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", _log_level)
+    log_format: str = setting(
+        "text",
+        "EMBAN_LOG_FORMAT",
+        "text, or json: one JSON object per line with ts, level, logger, message, request_id",
+        _log_format,
+    )
+    # Observability (docs/operations.md, "Metrics and logs").
+    metrics_token: str | None = setting(
+        None,
+        "EMBAN_METRICS_TOKEN",
+        "GET /metrics requires Authorization: Bearer <this>; unset: loopback clients only",
+        _metrics_token,
+    )
+    worker_metrics_port: int | None = setting(
+        None,
+        "EMBAN_WORKER_METRICS_PORT",
+        "port where `emban worker` serves GET /metrics (on EMBAN_HOST); unset: not served",
+        _port,
+    )
+    shutdown_timeout: float = setting(
+        10.0,
+        "EMBAN_SHUTDOWN_TIMEOUT",
+        "seconds from SIGTERM to exit: requests in flight get 80 %, then the ingest queue's "
+        "last flush; past it the process exits anyway (status 1)",
+        _positive_float,
+    )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = setting(
         5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int
@@ -331,6 +405,12 @@ class Settings:
         20,
         "EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET",
         "subscriptions on one live socket",
+        _positive_int,
+    )
+    live_max_socket_buffer_bytes: int = setting(
+        256 * 1024,
+        "EMBAN_LIVE_MAX_SOCKET_BUFFER_BYTES",
+        "pushes one live socket may leave unsent before it is closed (1013 viewer_too_slow)",
         _positive_int,
     )
     live_max_cohorts_per_dashboard_tenant: int = setting(
@@ -370,6 +450,18 @@ class Settings:
         2,
         "EMBAN_ADHOC_MAX_CONCURRENT_PER_ORG",
         "ad-hoc SQL queries one org runs at once (per process)",
+        _positive_int,
+    )
+    discovery_window_days: int = setting(
+        30,
+        "EMBAN_DISCOVERY_WINDOW_DAYS",
+        "discovery and auto-create read only the events of this many last days",
+        _positive_int,
+    )
+    discovery_sample_rows: int = setting(
+        100_000,
+        "EMBAN_DISCOVERY_SAMPLE_ROWS",
+        "property statistics read about this many most recent events of the window (whole hours)",
         _positive_int,
     )
     adhoc_max_result_bytes: int = setting(
@@ -506,6 +598,10 @@ class Settings:
             raise SettingsError(
                 f"{missing[0]} is required when Paddle billing is configured"
                 f" (missing: {', '.join(missing)})"
+            )
+        if settings.clickhouse_cluster is not None and settings.clickhouse_url is None:
+            raise SettingsError(
+                "EMBAN_CLICKHOUSE_CLUSTER needs EMBAN_CLICKHOUSE_URL (chDB has no cluster)"
             )
         if not settings.secret_key:
             if settings.database_url is not None:

@@ -10,6 +10,7 @@ field comes from a :class:`Rules` table keyed by the field's path inside the dec
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,9 +45,16 @@ CONVERT_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
-def malformed_json(exc: BaseException) -> BadRequest:
+def malformed_json(exc: BaseException, body: bytes | None = None) -> BadRequest:
+    """The 400 for a body the JSON reader refused. Given the ``body``, a number msgspec will not
+    read (``1e999``, an integer of hundreds of digits) is a 400 naming the field that holds it."""
     from emban.error_codes import RequestErrorCode
 
+    # msgspec says "Number out of range" or "Integer value out of range".
+    if body is not None and "out of range" in str(exc):
+        field = out_of_range_field(body)
+        if field is not None:
+            return BadRequest(f"{field} holds a number out of range", field=field)
     reason = (
         "nested too deeply"
         if isinstance(exc, RecursionError)
@@ -55,6 +63,53 @@ def malformed_json(exc: BaseException) -> BadRequest:
         else str(exc).splitlines()[0][:200]
     )
     return BadRequest(f"malformed JSON: {reason}", code=RequestErrorCode.invalid_json)
+
+
+class _OutOfRange:
+    """Marks a number literal msgspec refuses, as the standard parser reads the body again."""
+
+
+_OUT_OF_RANGE = _OutOfRange()
+
+
+def _number(text: str) -> object:
+    value = float(text)
+    return _OUT_OF_RANGE if value in (float("inf"), float("-inf")) else value
+
+
+def _integer(text: str) -> object:
+    # msgspec reads an integer past 64 bits as a float, and refuses one past the float range
+    # (~309 digits); the length check keeps int() away from its 4,300-digit limit.
+    if len(text.lstrip("-")) > 310:
+        return _OUT_OF_RANGE
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return _OUT_OF_RANGE
+    return value
+
+
+def out_of_range_field(body: bytes) -> str | None:
+    """The path (``a.b[2].c``) of the first number in ``body`` too large for msgspec, or None
+    when the standard parser cannot read the body either (or finds none)."""
+    try:
+        value = json.loads(body, parse_float=_number, parse_int=_integer)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if node is _OUT_OF_RANGE:
+            return path or None
+        if isinstance(node, dict):
+            children = [(join(path, str(k)), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(node)]
+        else:
+            continue
+        stack.extend(reversed(children))
+    return None
 
 
 class FieldRule(ValueError):

@@ -60,6 +60,7 @@ class Live:
         assert message.type == aiohttp.WSMsgType.TEXT, message
         body = json.loads(message.data)
         assert body["type"] == "next", body
+        assert body["payload"]["data"] is not None, body
         event: dict[str, Any] = body["payload"]["data"]["embedLive"]
         return event
 

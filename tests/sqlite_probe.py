@@ -38,6 +38,7 @@ class Gate:
 
     def __init__(self, inner: EventStore) -> None:
         self.inner = inner
+        self.cluster = inner.cluster
         self.marker: str | None = None
         self.entered = asyncio.Event()
         self.release = asyncio.Event()

@@ -12,9 +12,15 @@ from strawberry.types.base import get_object_definition
 from emban import caller
 from emban.auth.principal import Principal
 from emban.models import ApiKey, AuditLog
-from emban.resolvers.context import InTransaction, OwnTransaction, transactional_by_default
+from emban.resolvers.context import (
+    InTransaction,
+    OwnTransaction,
+    SameSiteOnly,
+    transactional_by_default,
+)
 from emban.resolvers.schema import schema
 from emban.services import audit
+from emban.services.api_key_cache import ApiKeyCache
 from tests.conftest import ClientFactory, bearer, create_key, register
 from tests.gql_client import error_of, gql
 
@@ -28,10 +34,16 @@ def authentications(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     real = caller.accounts.authenticate
 
     async def counting(
-        *, authorization: str | None, session_cookie: str | None, ip: str | None
+        *,
+        authorization: str | None,
+        session_cookie: str | None,
+        ip: str | None,
+        api_keys: ApiKeyCache | None = None,
     ) -> Principal | None:
         seen.append(authorization)
-        return await real(authorization=authorization, session_cookie=session_cookie, ip=ip)
+        return await real(
+            authorization=authorization, session_cookie=session_cookie, ip=ip, api_keys=api_keys
+        )
 
     monkeypatch.setattr(caller.accounts, "authenticate", counting)
     return seen
@@ -109,9 +121,11 @@ def test_every_mutation_runs_in_a_transaction_unless_it_opts_out() -> None:
     assert len(fields) > 30
     for field in fields:
         kinds = [type(e) for e in field.extensions]
+        # Every mutation also refuses cross-site callers (tests/auth/test_cross_site.py).
+        assert kinds.count(SameSiteOnly) == 1, field.name
         if field.name in OPTED_OUT:
-            assert kinds == [OwnTransaction], field.name
-            (opt_out,) = field.extensions
+            assert kinds == [OwnTransaction, SameSiteOnly], field.name
+            opt_out = field.extensions[0]
             assert isinstance(opt_out, OwnTransaction) and opt_out.why
         else:
             assert kinds.count(InTransaction) == 1, field.name

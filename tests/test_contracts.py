@@ -175,9 +175,19 @@ def test_openapi_documents_the_error_bodies_and_auth() -> None:
     }
     assert document["security"] == [{"bearer": []}, {"session": []}]
     register = document["paths"]["/v1/auth/register"]["post"]
-    assert sorted(register["responses"]) == ["201", "400", "409", "413", "429"]
+    # A state-changing public route answers 403 only to a cross-site browser request.
+    assert sorted(register["responses"]) == ["201", "400", "403", "409", "413", "429", "503"]
+    assert register["responses"]["403"]["description"] == (
+        "A cross-site browser request (`cross_site_request`)"
+    )
+    patch_org = document["paths"]["/v1/settings/org"]["patch"]["responses"]["403"]
+    assert patch_org["description"] == (
+        "Scope or role violation, or a cross-site browser request (`cross_site_request`)"
+    )
+    members = document["paths"]["/v1/members"]["get"]["responses"]["403"]
+    assert members["description"] == "Scope or role violation"
     me = document["paths"]["/v1/auth/me"]["get"]  # any authenticated route: request budget
-    assert sorted(me["responses"]) == ["200", "401", "429"]
+    assert sorted(me["responses"]) == ["200", "401", "429", "503"]  # 503: a dependency down
 
 
 _DETECT = """

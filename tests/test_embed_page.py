@@ -26,7 +26,7 @@ def manifest() -> dict[str, str]:
     return names
 
 
-async def test_embed_page_has_a_strict_csp_and_revalidates(
+async def test_embed_page_has_a_strict_csp_and_the_static_page_revalidates(
     make_client: ClientFactory, app_server: TestServer
 ) -> None:
     acme = await embed_org(make_client)
@@ -48,18 +48,21 @@ async def test_embed_page_has_a_strict_csp_and_revalidates(
         f"font-src 'self'; connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; "
         "form-action 'none'; frame-ancestors *"
     )
-    assert response.headers["Cache-Control"] == "no-cache"
+    # It carries the session's first data (tests/test_embed_boot.py): never cached.
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in response.headers
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    etag = response.headers["ETag"]
+    # Without the token the page is static: revalidated with its ETag.
     path = f"/embed/{acme.dashboard_id}"
-    again = await client.get(f"{path}?token={token}", headers={"If-None-Match": etag})
+    untokened = await client.get(path)
+    assert untokened.headers["Cache-Control"] == "no-cache"
+    assert untokened.headers["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+    etag = untokened.headers["ETag"]
+    again = await client.get(path, headers={"If-None-Match": etag})
     assert again.status == 304
-    other = await client.get(f"/embed/dash_other?token={token}", headers={"If-None-Match": etag})
+    other = await client.get("/embed/dash_other", headers={"If-None-Match": etag})
     assert other.status == 200  # the page names its dashboard
-    # Without the token the policy differs (nobody may frame it): not the cached page either.
-    untokened = await client.get(path, headers={"If-None-Match": etag})
-    assert untokened.status == 200
 
 
 async def test_bad_dashboard_ids_are_404(make_client: ClientFactory) -> None:

@@ -48,6 +48,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert settings.signup_window_seconds == 3600
     assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (20, 60)
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (100, 300)
+    assert settings.api_key_cache_ttl == 60.0
     assert settings.trusted_proxies == ()
     assert settings.adhoc_max_concurrent_per_org == 2
     assert (
@@ -143,12 +144,14 @@ def test_production_settings_are_read(tmp_path: Path) -> None:
             EMBAN_EMBED_RATE_BURST="15",
             EMBAN_API_KEY_RATE_PER_SECOND="50",
             EMBAN_API_KEY_RATE_BURST="150",
+            EMBAN_API_KEY_CACHE_TTL="2.5",
             EMBAN_TRUSTED_PROXIES=" 10.0.0.0/8, 192.168.1.7 ,fd00::/8,",
         )
     )
     assert (settings.register_max_per_ip, settings.accept_invite_max_per_ip) == (4, 6)
     assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (5, 15)
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (50, 150)
+    assert settings.api_key_cache_ttl == 2.5
     assert [str(n) for n in settings.trusted_proxies] == [
         "10.0.0.0/8",
         "192.168.1.7/32",
@@ -208,6 +211,12 @@ def test_base_url_from_public_url(tmp_path: Path) -> None:
 
 
 BAD_SETTINGS = [
+    ({"EMBAN_LOG_FORMAT": "xml"}, "EMBAN_LOG_FORMAT must be text or json (got 'xml')"),
+    ({"EMBAN_METRICS_TOKEN": "short"}, "EMBAN_METRICS_TOKEN must be at least 16 characters"),
+    (
+        {"EMBAN_WORKER_METRICS_PORT": "70000"},
+        "EMBAN_WORKER_METRICS_PORT must be a TCP port, 1 to 65535 (got 70000)",
+    ),
     (
         {"EMBAN_DATABASE_URL": "mysql://x"},
         "EMBAN_DATABASE_URL must start with postgres:// or sqlite:// (got mysql://)",
@@ -329,7 +338,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 46
+    assert len(set(names)) == len(names) == 55
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -413,6 +422,28 @@ def test_a_partial_or_bad_paddle_configuration_is_one_line(
     assert str(caught.value) == message
 
 
+def test_observability_settings_are_read(tmp_path: Path) -> None:
+    defaults = Settings.from_env(env_for(tmp_path))
+    assert (defaults.log_format, defaults.metrics_token, defaults.worker_metrics_port) == (
+        "text",
+        None,
+        None,
+    )
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            EMBAN_LOG_FORMAT=" JSON ",
+            EMBAN_METRICS_TOKEN="scrape-token-0123456789",
+            EMBAN_WORKER_METRICS_PORT="9464",
+        )
+    )
+    assert (settings.log_format, settings.metrics_token, settings.worker_metrics_port) == (
+        "json",
+        "scrape-token-0123456789",
+        9464,
+    )
+
+
 def test_listen_address_ttls_and_windows_are_read(tmp_path: Path) -> None:
     settings = Settings.from_env(
         env_for(
@@ -449,7 +480,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 46
+    assert len(table.splitlines()) == 2 + 55
 
 
 def test_settings_doc_command_prints_and_writes_the_table(

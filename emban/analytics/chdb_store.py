@@ -53,6 +53,7 @@ class ChdbStore:
         self, path: Path, pool_size: int = _POOL_SIZE, adhoc_pool_size: int = ADHOC_POOL_SIZE
     ) -> None:
         self.path = path
+        self.cluster: str | None = None  # embedded: one node
         self._pool_size = pool_size
         self._adhoc_pool_size = adhoc_pool_size
         self._pool: asyncio.Queue[Any] | None = None

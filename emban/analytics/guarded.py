@@ -5,27 +5,41 @@ an engine call made while a metadata transaction is open in the current task rai
 :class:`emban.metadata.EngineIOInTransaction` instead of holding the transaction (on SQLite: every
 other request's metadata query) for as long as the engine takes. Methods a store adds beyond the
 protocol below are guarded too (``__getattr__``), so a new engine entry point cannot slip past.
+
+Given a :class:`~emban.metrics.Metrics`, the same wrapper times every call by kind (``query``,
+``background_query``, ``adhoc``, ``execute``, ``insert``, ``ping``, or a method's own name) and
+counts the ones that raise: one place for both stores, and never labelled by SQL text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from emban.analytics.store import EventStore, QueryResult
 from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
 
 BeforeRead = Callable[[], Awaitable[object]]
 
 
 class OutsideTransactions:
     """``before_read``: awaited before every query and statement (the app's store waits there for
-    the ingest drain of what was acknowledged earlier: read-your-writes)."""
+    the ingest drain of what was acknowledged earlier: read-your-writes). Given ``metrics``, it
+    times and counts its calls."""
 
-    def __init__(self, inner: EventStore, before_read: BeforeRead | None = None) -> None:
+    def __init__(
+        self,
+        inner: EventStore,
+        metrics: Metrics | None = None,
+        before_read: BeforeRead | None = None,
+    ) -> None:
         self.inner = inner
+        self._metrics = metrics
         self.before_read = before_read
 
     async def _ready(self, what: str) -> None:
@@ -33,23 +47,41 @@ class OutsideTransactions:
         if self.before_read is not None:
             await self.before_read()
 
+    @contextlib.contextmanager
+    def _timed(self, kind: str) -> Iterator[None]:
+        if self._metrics is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:  # a cancelled call (the client went away) is not an engine error
+            self._metrics.clickhouse_errors.labels(kind).inc()
+            raise
+        finally:
+            self._metrics.clickhouse_duration.labels(kind).observe(time.perf_counter() - started)
+
     async def ping(self) -> None:
         refuse_inside_transaction("ClickHouse ping")
-        await self.inner.ping()
+        with self._timed("ping"):
+            await self.inner.ping()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         await self._ready("ClickHouse statement")
-        await self.inner.execute(sql, params)
+        with self._timed("execute"):
+            await self.inner.execute(sql, params)
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
         await self._ready("ClickHouse query")
-        return await self.inner.query(sql, params, background=background)
+        with self._timed("background_query" if background else "query"):
+            return await self.inner.query(sql, params, background=background)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
         await self._ready("ClickHouse ad-hoc query")
-        return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
+        with self._timed("adhoc"):
+            return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
 
     async def insert_json(
         self,
@@ -61,7 +93,8 @@ class OutsideTransactions:
         token: str | None = None,
     ) -> None:
         refuse_inside_transaction("ClickHouse insert")
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+        with self._timed("insert"):
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -74,12 +107,15 @@ class OutsideTransactions:
         @functools.wraps(attr)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             refuse_inside_transaction(f"ClickHouse {name}")
-            return await attr(*args, **kwargs)
+            with self._timed(name):
+                return await attr(*args, **kwargs)
 
         return guarded
 
 
-def guarded(store: EventStore, before_read: BeforeRead | None = None) -> EventStore:
-    """``store`` wrapped so it refuses engine I/O inside a metadata transaction (and awaits
-    ``before_read`` before each read)."""
-    return OutsideTransactions(store, before_read)
+def guarded(
+    store: EventStore, metrics: Metrics | None = None, before_read: BeforeRead | None = None
+) -> EventStore:
+    """``store`` wrapped so it refuses engine I/O inside a metadata transaction (and, given
+    ``metrics``, times and counts its calls; awaits ``before_read`` before each read)."""
+    return OutsideTransactions(store, metrics, before_read)

@@ -27,8 +27,12 @@ from emban.analytics.store import (
     insert_dedup,
     param_text,
 )
+from emban.dependencies import CLICKHOUSE, unavailable
 
 ADHOC_CONNECTIONS = 2
+# A server that is down refuses at once; one that hangs (or a dropped route) must not hold a
+# request for aiohttp's default 5 minutes before it is told 503 unavailable.
+CONNECT_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=5)
 _CHUNK = 1 << 16
 
 
@@ -40,7 +44,8 @@ class _JsonCompact(msgspec.Struct):
 
 
 class HttpStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cluster: str | None = None) -> None:
+        self.cluster = cluster
         parts = urlsplit(url)
         self._url = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
         self._user = unquote(parts.username) if parts.username else None
@@ -51,13 +56,13 @@ class HttpStore:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(timeout=CONNECT_TIMEOUT)
         return self._session
 
     def _adhoc_http(self) -> aiohttp.ClientSession:
         if self._adhoc_session is None:
             self._adhoc_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=ADHOC_CONNECTIONS)
+                connector=aiohttp.TCPConnector(limit=ADHOC_CONNECTIONS), timeout=CONNECT_TIMEOUT
             )
         return self._adhoc_session
 
@@ -101,8 +106,11 @@ class HttpStore:
                         or f"ClickHouse answered HTTP {response.status} with an empty body"
                     )
                 return body
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # Not a ClickHouseError: services turn those into 400 query_failed; this is a 503.
+            raise unavailable(CLICKHOUSE) from exc
         except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+            raise ClickHouseError(f"ClickHouse answered unreadably: {exc}") from exc
 
     async def ping(self) -> None:
         await self.query("SELECT 1")
@@ -112,8 +120,10 @@ class HttpStore:
             await self._client(params).execute(sql)
         except ChClientError as exc:
             raise ClickHouseError(str(exc)) from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise unavailable(CLICKHOUSE) from exc
         except aiohttp.ClientError as exc:
-            raise ClickHouseError(f"ClickHouse is unreachable: {exc}") from exc
+            raise ClickHouseError(f"ClickHouse answered unreadably: {exc}") from exc
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
@@ -168,13 +178,21 @@ class HttpStore:
         token: str | None = None,
     ) -> None:
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
-        # Without a token no setting is sent: servers older than the schema's deduplication
-        # window (the transport tests' 18.16) do not know it, and without the window ClickHouse
-        # drops no repeat.
-        settings = {"query": query}
+        # Without a token no deduplication setting is sent: servers older than the schema's
+        # deduplication window (the transport tests' 18.16) do not know it, and without the
+        # window ClickHouse drops no repeat.
+        settings = {"query": query, **self._insert_settings()}
         if token is not None:
             settings |= insert_dedup(token)
         await self._post(payload, settings)
+
+    def _insert_settings(self) -> dict[str, str]:
+        """On a cluster ``table`` is a Distributed table: insert in the foreground, so the
+        request is answered only once every shard stored its rows (docs/decisions.md, "ClickHouse
+        cluster DDL"). ``insert_distributed_sync`` is the name every version accepts (newer ones
+        also call it ``distributed_foreground_insert``); sent as a URL setting, which servers too
+        old for ``INSERT … SETTINGS`` read as well."""
+        return {"insert_distributed_sync": "1"} if self.cluster else {}
 
     async def close(self) -> None:
         for session in (self._session, self._adhoc_session):

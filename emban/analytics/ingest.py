@@ -22,7 +22,10 @@ from emban.analytics.background import in_background
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.background_tasks import OwnedTask, TaskSet
+from emban.dependencies import dependency_failure
+from emban.errors import Unavailable
 from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
 
 log = logging.getLogger("emban.ingest")
 
@@ -99,9 +102,17 @@ class IngestWriter:
     flush — in the free slot at once — instead of behind the whole backlog.
     """
 
-    def __init__(self, store: EventStore, on_stored: StoredHook | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        on_stored: StoredHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._on_stored = on_stored
+        self._metrics = metrics
+        self._usage_pending: dict[str, int] = {}  # usage not recorded yet (metadata down)
+        self.queued_rows = 0  # rows submitted and not yet taken into a flush (a metrics gauge)
         # Per org, oldest first; dict order is the round-robin order (served orgs move last).
         self._pending: dict[str, deque[_Pending]] = {}
         self._in_flight: set[str] = set()
@@ -132,6 +143,7 @@ class IngestWriter:
         self.start()
         pending = _Pending(rows)
         self._pending.setdefault(org, deque()).append(pending)
+        self.queued_rows += len(rows)
         self._wake.set()
         return await pending.done
 
@@ -176,6 +188,7 @@ class IngestWriter:
             del self._pending[org]
             batch.extend(queue.popleft() for _ in range(count))
             total += taken
+            self.queued_rows -= taken
             self._in_flight.add(org)
             if queue:
                 self._pending[org] = queue  # back of the round
@@ -209,12 +222,23 @@ class IngestWriter:
                 if self._on_stored is not None:
                     await self._record(touched.stored)
             except Exception as exc:
-                log.exception("ingest flush of %d rows failed", size)
+                if not isinstance(exc, Unavailable):  # the store logged the outage once
+                    log.exception("ingest flush of %d rows failed", size)
+                if self._metrics is not None:
+                    self._metrics.ingest_flush_failed.inc()
+                    self._metrics.ingest_failed.inc(size)
+                    self._metrics.ingest_flush_duration.observe(time.perf_counter() - started)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 return
             self._last_flush = time.perf_counter() - started
+            if self._metrics is not None:
+                stored = sum(new_counts)
+                self._metrics.ingest_flush_ok.inc()
+                self._metrics.ingest_stored.inc(stored)
+                self._metrics.ingest_duplicate.inc(size - stored)
+                self._metrics.ingest_flush_duration.observe(self._last_flush)
             log.debug(
                 "flushed %d rows from %d requests of %d org(s) in %.1f ms",
                 size,
@@ -239,12 +263,19 @@ class IngestWriter:
 
     async def _record(self, stored: dict[str, int]) -> None:
         """Usage accounting once per flush; the rows are durable, so a failure here is logged,
-        not turned into a failed ingest (which the client would retry)."""
+        not turned into a failed ingest (which the client would retry). While the metadata
+        database is unreachable the counts are kept and added to the next flush's."""
         assert self._on_stored is not None
+        for org, count in self._usage_pending.items():
+            stored = {**stored, org: stored.get(org, 0) + count}
+        self._usage_pending = {}
         try:
             await self._on_stored(stored)
-        except Exception:
-            log.exception("recording usage for %s failed", stored)
+        except Exception as exc:
+            if dependency_failure(exc) is None:
+                log.exception("recording usage for %s failed", stored)
+            else:  # the outage itself is logged once (dependencies.py)
+                self._usage_pending = stored
 
     async def count_new(self, rows: list[EventRow]) -> int:
         """How many of ``rows`` a flush would store now: ids not seen in the last day, each once.

@@ -40,7 +40,12 @@ class QueryResult:
 
 
 class EventStore(Protocol):
-    """``params`` bind server-side as ``{name:Type}`` placeholders; values never enter SQL text."""
+    """``params`` bind server-side as ``{name:Type}`` placeholders; values never enter SQL text.
+
+    ``cluster``: the ClickHouse cluster the schema is spread over (``EMBAN_CLICKHOUSE_CLUSTER``),
+    or ``None`` for one node (always for chDB); the DDL and the org deletion read it."""
+
+    cluster: str | None
 
     async def ping(self) -> None: ...
 
@@ -155,7 +160,7 @@ def open_store(settings: Settings) -> EventStore:
     if settings.clickhouse_url:
         from emban.analytics.http_store import HttpStore
 
-        return HttpStore(settings.clickhouse_url)
+        return HttpStore(settings.clickhouse_url, cluster=settings.clickhouse_cluster)
     from emban.analytics.chdb_store import ChdbStore
 
     return ChdbStore(settings.chdb_path)

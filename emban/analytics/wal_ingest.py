@@ -47,7 +47,9 @@ from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
 from emban.analytics.wal import RecordRows, WriteAheadLog, encode_record, read_chunks, segment_path
 from emban.background_tasks import OwnedTask
+from emban.errors import Unavailable
 from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
 
 log = logging.getLogger("emban.ingest")
 
@@ -90,8 +92,9 @@ class WalIngestWriter(IngestWriter):
         on_stored: StoredHook | None = None,
         chunk_rows: int = DRAIN_CHUNK_ROWS,
         lock: DrainLock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        super().__init__(store, on_stored)
+        super().__init__(store, on_stored, metrics)
         self.lock: DrainLock = lock if lock is not None else ProcessLock()
         self.wal = WriteAheadLog(wal_dir)
         self.backlog_limit = backlog_limit
@@ -107,6 +110,7 @@ class WalIngestWriter(IngestWriter):
         self._acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
         self._drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
         self._stopping = False
+        self._drain_failing = False  # the last drain attempt failed (the engine refused it)
         self.drains = 0
 
     def start(self) -> None:
@@ -168,6 +172,7 @@ class WalIngestWriter(IngestWriter):
                 self.flushes += 1  # group commits: each fsync acknowledges a group of requests
                 for _, done, count, org in batch:
                     self._undrained[org] = self._undrained.get(org, 0) + count
+                    self.queued_rows += count
                     if not done.done():
                         done.set_result(count)
                 self._work.set()
@@ -179,7 +184,9 @@ class WalIngestWriter(IngestWriter):
         """Wait until every row acknowledged before this call is in the engine (True), or
         ``wait`` seconds passed (False)."""
         target = self._acked_seq
-        if self._drained_below > target or not self._drainer.running:
+        if self._drained_below > target or not self._drainer.running or self._drain_failing:
+            # While the engine refuses drains a read would wait for nothing: it goes ahead (and
+            # meets the same outage: 503 unavailable) instead of holding the caller.
             return self._drained_below > target
         self._work.set()
 
@@ -207,10 +214,17 @@ class WalIngestWriter(IngestWriter):
             seq = self.wal.sealed[0]
             try:
                 await self._drain_segment(seq)
-            except Exception:
-                log.exception("draining ingest WAL segment %d failed; retrying", seq)
+            except Exception as exc:
+                self._drain_failing = True
+                if self._metrics is not None:
+                    self._metrics.ingest_flush_failed.inc()
+                # An outage is logged once by the store (dependencies.py); acknowledged rows
+                # stay in the WAL and are drained when the engine is back.
+                if not isinstance(exc, Unavailable):
+                    log.exception("draining ingest WAL segment %d failed; retrying", seq)
                 await asyncio.sleep(RETRY_DRAIN)
                 continue
+            self._drain_failing = False
             async with self._io:
                 await asyncio.to_thread(self.wal.delete, seq)
             async with self._drained:
@@ -252,6 +266,13 @@ class WalIngestWriter(IngestWriter):
         if fresh.rows and self._on_stored is not None:
             await self._record(fresh.stored)
         self.drains += 1
+        total = sum(len(rows) for _, _, rows in chunk)
+        self.queued_rows = max(0, self.queued_rows - total)
+        if self._metrics is not None:
+            self._metrics.ingest_flush_ok.inc()
+            self._metrics.ingest_stored.inc(fresh.rows)
+            self._metrics.ingest_duplicate.inc(total - fresh.rows)
+            self._metrics.ingest_flush_duration.observe(time.perf_counter() - started)
         for org, _, rows in chunk:
             left = self._undrained.get(org, 0) - len(rows)
             if left > 0:

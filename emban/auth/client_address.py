@@ -25,6 +25,11 @@ def _trusted(address: str, proxies: Sequence[IPNetwork]) -> bool:
     return any(ip in network for network in proxies)
 
 
+def trusted_peer(remote: str | None, proxies: Sequence[IPNetwork]) -> bool:
+    """Whether the socket peer is a configured trusted proxy (whose forwarded headers count)."""
+    return remote is not None and bool(proxies) and _trusted(remote, proxies)
+
+
 def client_address(
     remote: str | None, forwarded_for: str | None, proxies: Sequence[IPNetwork]
 ) -> str | None:

@@ -11,6 +11,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What redis-py raises when Redis cannot be reached or does not answer in time (the same tuple
+# as ``emban.dependencies.REDIS_GONE``; not imported from there, which imports the ORM).
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 class AttemptLimiter(Protocol):
@@ -153,3 +159,51 @@ class RedisRequestBudgets:
         raw = await self._script(keys=[self._prefix + key], args=[rate, burst, self._clock()])
         wait = float(raw)
         return None if wait <= 0 else _whole_seconds(wait)
+
+
+# --- with Redis down -----------------------------------------------------------------------------
+
+
+class RedisOrLocalLimiter:
+    """The Redis limiter, falling back to this process's own counters while Redis is down.
+
+    Login, registration and invite attempts stay limited through a Redis outage (per process
+    instead of across processes: with N API processes an attacker gets at most N times the
+    attempts), and legitimate users can still sign in. Neither fail-open (no brute-force guard)
+    nor fail-closed (nobody can log in): see docs/decisions.md."""
+
+    def __init__(self, redis: Redis, on_down: Callable[[], None]) -> None:
+        self._redis = RedisLimiter(redis)
+        self._local = MemoryLimiter()
+        self._on_down = on_down
+
+    async def hit(self, key: str, limit: int, window: int) -> int | None:
+        try:
+            return await self._redis.hit(key, limit, window)
+        except REDIS_ERRORS:
+            self._on_down()
+            return await self._local.hit(key, limit, window)
+
+    async def reset(self, key: str) -> None:
+        await self._local.reset(key)
+        try:
+            await self._redis.reset(key)
+        except REDIS_ERRORS:
+            self._on_down()
+
+
+class RedisOrLocalBudgets:
+    """Request budgets in Redis, in this process while Redis is down (the same choice as
+    :class:`RedisOrLocalLimiter`: a budget keeps holding, per process, and requests go on)."""
+
+    def __init__(self, redis: Redis, on_down: Callable[[], None]) -> None:
+        self._redis = RedisRequestBudgets(redis)
+        self._local = MemoryRequestBudgets()
+        self._on_down = on_down
+
+    async def take(self, key: str, *, rate: float, burst: int) -> int | None:
+        try:
+            return await self._redis.take(key, rate=rate, burst=burst)
+        except REDIS_ERRORS:
+            self._on_down()
+            return await self._local.take(key, rate=rate, burst=burst)

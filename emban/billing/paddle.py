@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import aiohttp
 import msgspec
 
+from emban.wire import UNREADABLE_JSON, malformed_json
+
 # Paddle's own recommendation: a signature whose ts is further than this from now is refused, so a
 # captured notification cannot be replayed later.
 SIGNATURE_TOLERANCE_SECONDS = 5
@@ -130,8 +132,9 @@ def parse_notification(body: bytes) -> Notification:
         return msgspec.json.decode(body, type=Notification)
     except msgspec.ValidationError as exc:
         raise BadNotification(f"not a Paddle notification: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadNotification(f"malformed JSON: {exc}") from None
+    except UNREADABLE_JSON as exc:
+        # Deep nesting and bytes that are not UTF-8 too: a signed body is still the sender's.
+        raise BadNotification(malformed_json(exc).message) from None
 
 
 class ProviderError(Exception):

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from emban.jobs.metering import metered_job
 from emban.services.alert_eval import AlertRunner, evaluate_all
 
 log = logging.getLogger("emban.alerts")
@@ -24,6 +25,7 @@ def runner_from(ctx: dict[str, Any]) -> AlertRunner:
     return runner
 
 
+@metered_job
 async def evaluate_alerts(ctx: dict[str, Any]) -> None:
     started = time.perf_counter()
     rules, created = await evaluate_all(runner_from(ctx))

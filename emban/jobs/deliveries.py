@@ -18,6 +18,7 @@ import aiosmtplib
 import msgspec
 from arq import Retry
 
+from emban.jobs.metering import metered_job
 from emban.models import Delivery
 from emban.notify import webhooks as http
 from emban.notify.email import SmtpConfig, build_message, escape, send
@@ -34,6 +35,7 @@ def retry_delay(base: float, attempt: int) -> float:
     return float(base * 2 ** (attempt - 1))
 
 
+@metered_job
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> None:
     settings = ctx["settings"]
     delivery = await Delivery.get_or_none(id=int(delivery_id))
@@ -94,6 +96,7 @@ def _alert_mail(data: dict[str, Any], event_type: str) -> tuple[str, str, str]:
     return subject, text, html_body
 
 
+@metered_job
 async def deliver_email(ctx: dict[str, Any], delivery_id: str) -> None:
     """One alert e-mail. SMTP 4xx answers and connection failures are retried like webhooks;
     a 5xx answer (address refused) is final. Without EMBAN_SMTP_URL: failed, smtp_not_configured."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from emban.jobs.metering import metered_job
 from emban.models import Invite, UserSession
 
 
+@metered_job
 async def purge_expired(ctx: dict[str, Any]) -> dict[str, int]:
     """Delete expired console sessions and expired, unaccepted invites."""
     now = datetime.now(UTC)

@@ -7,11 +7,13 @@ from typing import Any
 
 from emban.analytics.ddl import delete_org_events
 from emban.analytics.store import EventStore
+from emban.jobs.metering import metered_job
 from emban.models import Org
 
 log = logging.getLogger("emban.jobs")
 
 
+@metered_job
 async def purge_org_events(ctx: dict[str, Any], org_id: str) -> str:
     """Delete every events/rollup/de-duplication row of a deleted org (``DELETE /v1/settings/org``).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emban.jobs.metering import metered_job
 from emban.services.report_runs import execute_run, start_due
 
 REPORT_TICK_SECONDS = 60.0
@@ -27,9 +28,11 @@ class _NoUsage:
         return None
 
 
+@metered_job
 async def start_due_reports(ctx: dict[str, Any]) -> None:
     await start_due(ctx["jobs"])
 
 
+@metered_job
 async def run_report(ctx: dict[str, Any], run_id: str) -> None:
     await execute_run(_ExportRuntime(ctx), ctx["jobs"], int(run_id))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
+from arq.worker import Worker
 
 from emban.analytics.guarded import guarded
 from emban.analytics.store import open_store
+from emban.dependencies import REDIS, REDIS_GONE, outages
 from emban.jobs.alerts import cron_fields, evaluate_alerts
 from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
@@ -17,17 +21,24 @@ from emban.jobs.queue import ArqJobs
 from emban.jobs.reports import REPORT_TICK_SECONDS, run_report, start_due_reports
 from emban.live.bus import RedisBus
 from emban.metadata import close_metadata, open_metadata
+from emban.metrics import Metrics
+from emban.metrics_http import serve_metrics
 from emban.settings import Settings
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     ctx["settings"] = settings
+    metrics = ctx["metrics"] = Metrics()
+    if settings.worker_metrics_port is not None:
+        ctx["metrics_server"] = await serve_metrics(
+            metrics, settings, settings.host, settings.worker_metrics_port
+        )
     ctx["metadata"] = await open_metadata(settings)
     # Engine jobs reach a worker only with a ClickHouse server (see jobs/queue.py): chDB's data
     # directory belongs to the serving process.
     if settings.clickhouse_url is not None:
-        ctx["events"] = guarded(open_store(settings))
+        ctx["events"] = guarded(open_store(settings), metrics)
     ctx["jobs"] = ArqJobs(ctx["redis"])
     ctx["publish"] = RedisBus(ctx["redis"]).publish_alert_event
 
@@ -36,6 +47,38 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     if "events" in ctx:
         await ctx["events"].close()
     await close_metadata(ctx["metadata"])
+    if "metrics_server" in ctx:
+        await ctx["metrics_server"].cleanup()
+
+
+log = logging.getLogger("emban.worker")
+
+
+class ResilientWorker(Worker):
+    """arq's worker, kept alive through a Redis outage: arq ends its main loop on the first
+    failed poll, so the process would exit (and need a restart). Here a poll that cannot reach
+    Redis waits a second and polls again; jobs are picked up once Redis is back."""
+
+    _redis_lost = False
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_GONE:
+            if not self._redis_lost:
+                log.warning("worker lost Redis; polling again every second")
+                self._redis_lost = True
+            outages.down(REDIS)
+            await asyncio.sleep(1.0)
+            return
+        if self._redis_lost:
+            log.info("worker: Redis is back")
+            self._redis_lost = False
+
+
+def run_resilient_worker(settings: Settings) -> None:
+    """``emban worker``: the arq worker with :class:`ResilientWorker`'s polling."""
+    ResilientWorker(**worker_settings(settings)).run()
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from emban.background_tasks import OwnedTask
+from emban.dependencies import REDIS, REDIS_GONE, outages
 
 log = logging.getLogger("emban.live")
 
@@ -66,12 +67,29 @@ class RedisBus:
         self._handlers: list[Handler] = []
         self._reader = OwnedTask("emban-live-bus")
         self._ready = asyncio.Event()
+        # Called when the reader subscribes again after losing Redis: messages published in
+        # between were lost, so caches that rely on them (API keys) start over.
+        self.resubscribed: list[Callable[[], None]] = []
 
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self._redis.publish(self._channel, msgspec.json.encode(message))
+        """Publish to every process; with Redis down, to this process's handlers only (its own
+        sockets still refresh; other processes miss the message, as they would any message
+        sent while they were away)."""
+        try:
+            await self._redis.publish(self._channel, msgspec.json.encode(message))
+        except REDIS_GONE:
+            outages.down(REDIS)
+            await self._deliver(message)
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        for handler in list(self._handlers):
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("live handler failed")
 
     async def publish_alert_event(self, org_id: str, event: dict[str, Any]) -> None:
         await self.publish(alert_event_message(org_id, event))
@@ -84,24 +102,37 @@ class RedisBus:
         await self._reader.stop()
 
     async def _read(self) -> None:
+        """Subscribe, hand messages to the handlers, and when Redis goes away subscribe again
+        (every second until it is back): the live hub keeps running through an outage."""
+        lost = False
         while True:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                if self._ready.is_set():
+                    for callback in list(self.resubscribed):
+                        callback()
                 self._ready.set()
-                async for item in pubsub.listen():
-                    if item.get("type") != "message":
+                if lost:
+                    log.info("live bus: Redis is back, subscribed again")
+                    lost = False
+                while True:
+                    # A bounded wait: the client's socket_timeout would otherwise end a quiet
+                    # subscription as if Redis had gone.
+                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if item is None or item.get("type") != "message":
                         continue
-                    message = msgspec.json.decode(item["data"])
-                    for handler in list(self._handlers):
-                        try:
-                            await handler(message)
-                        except Exception:
-                            log.exception("live handler failed")
+                    await self._deliver(msgspec.json.decode(item["data"]))
             except asyncio.CancelledError:
                 raise
+            except REDIS_GONE:
+                if not lost:
+                    log.warning("live bus lost Redis; subscribing again every second")
+                    lost = True
+                outages.down(REDIS)
+                await asyncio.sleep(1.0)
             except Exception:
-                log.exception("live bus lost Redis; reconnecting in 1 s")
+                log.exception("live bus reader failed; subscribing again in 1 s")
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):

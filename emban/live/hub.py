@@ -14,14 +14,23 @@ slots of one process-wide FIFO semaphore, so however many cohorts an ingest dirt
 holds more than that many engine connections and cohorts are served in the order they asked. A
 cohort refreshes at most once per ``min_refresh_interval`` (changes in between are coalesced), so
 a continuous ingest costs at most one query per widget per cohort per interval.
+
+Fan-out. A refresh makes one :class:`Push` per change and hands the same object to every viewer
+of the cohort. A viewer that gave :meth:`LiveHub.join` a :class:`LiveViewer` with a ``writer``
+has its pushes written by that writer, synchronously, inside the broadcast loop, once its
+snapshot is out: the live socket handler encodes the push once per cohort and query, caches the
+bytes on the push and writes the same frame to every socket (see ``emban.resolvers.live_frames``).
+A writer may decline a push (it returns ``False``); the push then waits in the viewer's queue and
+:meth:`LiveHub.join` yields it, in order, like any other. A viewer whose queue is full (it stopped
+reading) is dropped through its ``on_overflow`` (the socket closes; the runtime reconnects and
+gets a fresh snapshot) rather than silently missing updates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +41,7 @@ from emban.error_codes import EmbedErrorCode
 from emban.errors import EmbanError, TooManyCohorts
 from emban.live.bus import LiveBus, alert_event_message
 from emban.live.sockets import LiveSockets
+from emban.metrics import Metrics
 from emban.services.widget_config import TextWidget, Widget
 
 log = logging.getLogger("emban.live")
@@ -81,11 +91,69 @@ class CohortSource(Protocol):
 Update = dict[str, Any]
 
 
+class Push:
+    """One update of a cohort, shared by all its viewers: ``frames`` caches what writers encoded
+    from it (keyed by the writer's own key: the query, the operation id), so a frame is built
+    once per cohort and reused for every socket that asks for the same bytes."""
+
+    __slots__ = ("frames", "update")
+
+    def __init__(self, update: Update) -> None:
+        self.update = update
+        self.frames: dict[Hashable, bytes] = {}
+
+
+class PushWriter(Protocol):
+    def __call__(self, push: Push) -> bool:
+        """Write ``push`` now (``True``), or decline it (``False``): it is then queued."""
+        ...
+
+
+class LiveViewer:
+    """One viewer of a cohort.
+
+    Pushes wait in a bounded queue for :meth:`LiveHub.join` to yield them. With a ``writer``, once
+    the queue is empty (the snapshot and anything queued behind it have been taken) the viewer
+    goes *direct*: the hub calls the writer for each push instead, in the broadcast loop.
+    ``on_overflow`` is called once when the queue is full (the viewer stopped reading)."""
+
+    __slots__ = ("direct", "on_overflow", "overflowed", "queue", "writer")
+
+    def __init__(
+        self,
+        writer: PushWriter | None = None,
+        on_overflow: Callable[[], None] | None = None,
+        queue_limit: int = QUEUE_LIMIT,
+    ) -> None:
+        self.writer = writer
+        self.on_overflow = on_overflow
+        self.queue: asyncio.Queue[Push] = asyncio.Queue(maxsize=queue_limit)
+        self.direct = False
+        self.overflowed = False
+
+    def deliver(self, push: Push) -> bool:
+        """Hand the viewer one push; ``True`` when its writer took it."""
+        if self.overflowed:
+            return False
+        if self.direct and self.writer is not None:
+            if self.writer(push):
+                return True
+            self.direct = False  # declined: this push and those behind it go through the queue
+        try:
+            self.queue.put_nowait(push)
+        except asyncio.QueueFull:
+            # A stuck viewer: without a way to drop it (on_overflow), it misses updates.
+            if self.on_overflow is not None:
+                self.overflowed = True
+                self.on_overflow()
+        return False
+
+
 @dataclass
 class _Cohort:
     key: CohortKey
     source: CohortSource
-    subscribers: set[asyncio.Queue[Update]] = field(default_factory=set)
+    subscribers: set[LiveViewer] = field(default_factory=set)
     config: LiveDashboard | None = None
     published: bool = True
     results: dict[str, Any] = field(default_factory=dict)
@@ -118,8 +186,10 @@ class LiveHub:
         max_concurrent_refreshes: int = MAX_CONCURRENT_REFRESHES,
         min_refresh_interval: float = 0.0,
         sockets: LiveSockets | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bus = bus
+        self._metrics = metrics
         self._debounce = debounce
         self._min_interval = min_refresh_interval
         self._cohorts: dict[CohortKey, _Cohort] = {}
@@ -127,6 +197,7 @@ class LiveHub:
         self._slots = asyncio.Semaphore(max_concurrent_refreshes)
         self.sockets = sockets if sockets is not None else LiveSockets(bus)
         self.refreshes = 0  # widget computations (for tests and the benchmark)
+        self.written_pushes = 0  # pushes a viewer's writer took (shared frames)
         self._alert_listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         bus.subscribe(self._on_message)
 
@@ -144,6 +215,10 @@ class LiveHub:
 
     async def announce_dashboard(self, org_id: str, dashboard_id: str) -> None:
         await self._bus.publish({"type": "dashboard", "org": org_id, "dashboard": dashboard_id})
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        """Any other process-wide announcement (API key invalidations) on the same bus."""
+        await self._bus.publish(message)
 
     async def announce_alert_event(self, org_id: str, event: dict[str, Any]) -> None:
         """A new alert event, to every process's console subscribers of the org."""
@@ -192,8 +267,14 @@ class LiveHub:
 
     # --- viewers ---------------------------------------------------------------------------
 
-    async def join(self, key: CohortKey, source: CohortSource) -> AsyncGenerator[Update, None]:
+    async def join(
+        self, key: CohortKey, source: CohortSource, viewer: LiveViewer | None = None
+    ) -> AsyncGenerator[Update, None]:
         """Yield the current state, then every change, until the viewer goes away.
+
+        With a ``viewer`` that has a writer, the changes after the snapshot are written by the
+        writer instead (only the pushes it declines are yielded); the generator then just holds
+        the viewer's place in the cohort until it is closed.
 
         Raises :class:`TooManyCohorts` (before anything is yielded) when the viewer would open
         one cohort more than ``max_cohorts`` for its dashboard and tenant.
@@ -213,18 +294,24 @@ class LiveHub:
                     limit=self.max_cohorts,
                 )
             cohort = self._cohorts[key] = _Cohort(key, source)
-        queue: asyncio.Queue[Update] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        if viewer is None:
+            viewer = LiveViewer()
         try:
             async with cohort.lock:
                 if cohort.config is None and cohort.published:
                     await self._load(cohort, push=False)
                 for update in self._snapshot(cohort):
-                    queue.put_nowait(update)
-                cohort.subscribers.add(queue)
+                    viewer.queue.put_nowait(Push(update))
+                cohort.subscribers.add(viewer)
             while True:
-                yield await queue.get()
+                if viewer.writer is not None and viewer.queue.empty():
+                    # Everything yielded so far has been taken by the consumer (it asked for
+                    # the next one): from here the writer goes first, in order.
+                    viewer.direct = True
+                push = await viewer.queue.get()
+                yield push.update
         finally:
-            cohort.subscribers.discard(queue)
+            cohort.subscribers.discard(viewer)
             if not cohort.subscribers and self._cohorts.get(key) is cohort:
                 del self._cohorts[key]
                 if cohort.task is not None:
@@ -318,6 +405,15 @@ class LiveHub:
                 self._broadcast(cohort, {"type": "data", "widget_id": widget_id, "result": result})
 
     def _broadcast(self, cohort: _Cohort, update: Update) -> None:
-        for queue in list(cohort.subscribers):
-            with contextlib.suppress(asyncio.QueueFull):  # a stuck viewer drops updates
-                queue.put_nowait(update)
+        push = Push(update)  # one object for the whole cohort: writers share its frames
+        delivered = 0
+        for viewer in list(cohort.subscribers):
+            try:
+                if viewer.deliver(push):
+                    self.written_pushes += 1
+                if not viewer.overflowed:  # written or queued
+                    delivered += 1
+            except Exception:
+                log.exception("live push failed for one viewer of %s", cohort.key)
+        if self._metrics is not None:
+            self._metrics.live_pushed(str(update.get("type")), delivered)

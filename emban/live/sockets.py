@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from emban.auth.principal import EmbedGrant
 from emban.background_tasks import OwnedTask, TaskSet
+from emban.dependencies import REDIS, REDIS_GONE, outages
 from emban.error_codes import EmbedErrorCode
 from emban.ids import new_id
 from emban.live.bus import LiveBus
@@ -93,6 +94,7 @@ class LiveSockets:
         self._redis = redis
         self.max_per_token = max_per_token
         self._open: dict[str, _Socket] = {}
+        self._held: dict[str, int] = {}  # open sockets per jti (no scan of every socket)
         # Every acknowledged live socket, embed or console: closed when the server shuts down.
         self._all: dict[str, Closer] = {}
         self._renewer = OwnedTask("emban-live-socket-leases")
@@ -104,6 +106,11 @@ class LiveSockets:
     @property
     def count(self) -> int:
         return len(self._open)
+
+    @property
+    def open_sockets(self) -> int:
+        """Every acknowledged socket of this process, embed or console (the metrics gauge)."""
+        return len(self._all)
 
     # --- every socket ------------------------------------------------------------------------
 
@@ -129,19 +136,31 @@ class LiveSockets:
     async def open(self, environment_id: str, grant: EmbedGrant, closer: Closer) -> str | None:
         """Register a socket; its id, or ``None`` when the token already holds the maximum."""
         socket_id = new_id("ws")
-        if self._redis is None:
-            held = sum(1 for s in self._open.values() if s.grant.jti == grant.jti)
-            if held >= self.max_per_token:
-                return None
-        elif not await self._claim_in_redis(socket_id, grant):
+        claimed: bool | None = None  # None: counted in this process
+        if self._redis is not None:
+            try:
+                claimed = await self._claim_in_redis(socket_id, grant)
+            except REDIS_GONE:
+                # Redis is down: the cap holds per process until it is back (docs/decisions.md).
+                outages.down(REDIS)
+        if claimed is False:
+            return None
+        if claimed is None and self._held.get(grant.jti, 0) >= self.max_per_token:
             return None
         self._open[socket_id] = _Socket(environment_id, grant, closer)
+        self._held[grant.jti] = self._held.get(grant.jti, 0) + 1
         if self._redis is not None:
             self._renewer.start(self._renew)
         return socket_id
 
     async def release(self, socket_id: str) -> None:
         found = self._open.pop(socket_id, None)
+        if found is not None:
+            left = self._held.get(found.grant.jti, 1) - 1
+            if left > 0:
+                self._held[found.grant.jti] = left
+            else:
+                self._held.pop(found.grant.jti, None)
         if found is not None and self._redis is not None:
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._redis.zrem(REDIS_PREFIX + found.grant.jti, socket_id)
@@ -173,6 +192,8 @@ class LiveSockets:
                     for socket_id, socket in list(self._open.items()):
                         pipe.zadd(REDIS_PREFIX + socket.grant.jti, {socket_id: deadline}, xx=True)
                     await pipe.execute()
+            except REDIS_GONE:
+                outages.down(REDIS)  # the leases are renewed on the next round after it is back
             except Exception:
                 log.exception("could not renew live socket leases")
 

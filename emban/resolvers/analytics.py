@@ -68,12 +68,16 @@ class AnalyticsResult:
     @classmethod
     def of(cls, result: ServiceResult) -> AnalyticsResult:
         # Format each bucket once: every group repeats every bucket.
-        iso = {p.bucket: "" for p in result.points}
-        for bucket in iso:
-            iso[bucket] = iso_bucket(bucket)
+        series = result.series
+        iso: dict[datetime, str] = {}
+        for bucket in series.buckets:
+            if bucket not in iso:
+                iso[bucket] = iso_bucket(bucket)
+        groups = series.groups if series.groups is not None else [None] * len(series)
         return cls(
             data=[
-                DataPoint(bucket=iso[p.bucket], value=p.value, group=p.group) for p in result.points
+                DataPoint(bucket=iso[b], value=v, group=g)
+                for b, v, g in zip(series.buckets, series.values, groups, strict=True)
             ],
             meta=AnalyticsMeta(**result.meta),
         )

@@ -11,6 +11,7 @@ from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
 from emban.auth.client_address import request_client_address
+from emban.auth.cross_site import refuse_cross_site
 from emban.auth.principal import Principal
 from emban.caller import Caller
 from emban.errors import EmbanError
@@ -62,6 +63,31 @@ class OwnTransaction(FieldExtension):
 
     def __init__(self, why: str) -> None:
         self.why = why
+
+
+class SameSiteOnly(FieldExtension):
+    """Refuses a mutation sent from another site with ambient credentials (the session cookie),
+    before it runs: 403 ``cross_site_request`` in ``extensions.reason`` (the rule is in
+    :mod:`emban.auth.cross_site`; REST applies it to every unsafe method). A mutation over a
+    live socket is checked against the upgrade request's headers, whose ``Origin`` the view has
+    already checked too."""
+
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: Info, **kwargs: Any
+    ) -> Any:
+        context = ctx(info)
+        refuse_cross_site(context.request, context.runtime.settings)
+        return await next_(source, info, **kwargs)
+
+
+def same_site_only(mutation: T) -> T:
+    """Give each field of the root ``Mutation`` type :class:`SameSiteOnly` (queries stay
+    readable cross-site: a page on another site cannot read the answer without CORS, which
+    this server never grants). GET never runs a mutation (Strawberry refuses it)."""
+    for field in get_object_definition(mutation, strict=True).fields:
+        if not any(isinstance(e, SameSiteOnly) for e in field.extensions):
+            field.extensions.append(SameSiteOnly())
+    return mutation
 
 
 def transactional_by_default(mutation: T) -> T:

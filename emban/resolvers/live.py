@@ -3,7 +3,8 @@
 The embed token travels in ``connection_init`` as ``{"token": "…"}`` (checked in the view's
 ``on_ws_connect``). Each viewer joins the hub's cohort for its (dashboard, tenant, permissions,
 filters) and receives the current state, then every change: widget data that changed after an
-ingest, the new config after a publish, or ``not_published``.
+ingest, the new config after a publish, or ``not_published``. After the snapshot, the changes
+are written as frames encoded once per cohort (:mod:`emban.resolvers.live_frames`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import strawberry
 
 from emban.auth.principal import Principal
 from emban.errors import EmbanError
-from emban.live.hub import CohortKey, LiveDashboard, Update
+from emban.live.hub import CohortKey, LiveDashboard, LiveViewer, Update
 from emban.resolvers.alerts import AlertEvent
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx
 from emban.resolvers.embed import EmbedDashboard, EmbedFiltersInput, embed_filters_from_input
+from emban.resolvers.live_frames import live_operation
 from emban.runtime import Runtime
 from emban.services import embeds
 from emban.services.analytics import AnalyticsResult as ServiceResult
@@ -143,7 +145,15 @@ class Subscription:
             filters=parsed.cohort_key,
         )
         source = EmbedCohortSource(context.runtime, actor, parsed)
-        updates = context.runtime.live.join(key, source)
+        # On a live socket the snapshot goes through Strawberry (yielded below), the pushes after
+        # it are the cohort's shared frames, written by the operation (see live_frames).
+        operation = live_operation(_event)
+        viewer = (
+            LiveViewer(writer=operation.write, on_overflow=operation.too_slow)
+            if operation is not None
+            else None
+        )
+        updates = context.runtime.live.join(key, source, viewer)
         try:
             async for update in updates:
                 yield _event(update)

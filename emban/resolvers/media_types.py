@@ -34,10 +34,16 @@ class Negotiated:
 
     media_type: str
     request_error: bool = False
+    # Set when a field failed because a dependency is down: the answer is 503 with this
+    # Retry-After whatever the media type, so clients and proxies see it is worth retrying.
+    unavailable_retry_after: int | None = None
 
     @property
     def status(self) -> int:
-        """The status of a result: only the graphql-response media type says 400."""
+        """The status of a result: 503 when a dependency was unavailable; else only the
+        graphql-response media type says 400."""
+        if self.unavailable_retry_after is not None:
+            return 503
         return 400 if self.request_error and self.media_type == GRAPHQL_RESPONSE_JSON else 200
 
 

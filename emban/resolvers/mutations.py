@@ -95,7 +95,8 @@ class Mutation:
 
     @strawberry.mutation
     async def delete_api_key(self, info: GqlInfo, id: strawberry.ID) -> bool:
-        await api_keys.delete_api_key(actor=ctx(info).actor(), key_id=str(id))
+        context = ctx(info)
+        await api_keys.delete_api_key(context.runtime, actor=context.actor(), key_id=str(id))
         return True
 
     @strawberry.mutation

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
 import strawberry
+from aiohttp import web
 from graphql.error import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -24,16 +27,20 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
+from emban.dependencies import dependency_failure
 from emban.error_codes import ERROR_CODE_ENUMS, ErrorCategory
 from emban.errors import EmbanError
 from emban.metadata import refused_text
+from emban.metrics_http import METRICS_KEY
+from emban.request_ids import current_request_id
 from emban.resolvers.alerts import AlertMutations, AlertQueries
-from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries
+from emban.resolvers.analytics import AnalyticsMutations, AnalyticsQueries, DataPoint
 from emban.resolvers.billing import BillingQueries
-from emban.resolvers.context import transactional_by_default
+from emban.resolvers.context import same_site_only, transactional_by_default
 from emban.resolvers.dashboards import DashboardMutations, DashboardQueries
 from emban.resolvers.discovery import DiscoveryMutations, DiscoveryQueries
 from emban.resolvers.embed import EmbedMutations, EmbedQueries
+from emban.resolvers.execution import FlatObjectsExecutionContext, register_flat
 from emban.resolvers.live import Subscription
 from emban.resolvers.mutations import Mutation
 from emban.resolvers.queries import Query
@@ -45,6 +52,16 @@ MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2000
 
+# The depth and alias limits as validation rules, built once. ``QueryDepthLimiter`` and
+# ``MaxAliasesLimiter`` each create a new rule class per instance, and ``ValidationCache`` keys
+# its LRU on the rule tuple: built per request (extension factories), every request missed the
+# cache and re-validated its document — ~3 ms of the analytics query over /graphql (measured
+# with cProfile, issue 13). One set of classes for the process makes a known document a hit.
+LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+
 
 def error_extensions(error: EmbanError) -> dict[str, Any]:
     """``extensions`` of a domain error: the GraphQL category, the REST code, the REST extras."""
@@ -53,11 +70,14 @@ def error_extensions(error: EmbanError) -> dict[str, Any]:
 
 def domain_error(error: GraphQLError) -> EmbanError | None:
     """The domain error behind a GraphQL error: what a resolver raised, or PostgreSQL's refusal
-    of a NUL character mapped to its 400; None for anything else."""
+    of a NUL character mapped to its 400, a dependency that cannot be reached mapped to its 503
+    ``unavailable``; None for anything else."""
     original = error.original_error
     if isinstance(original, EmbanError):
         return original
-    return None if original is None else refused_text(original)
+    if original is None:
+        return None
+    return refused_text(original) or dependency_failure(original)
 
 
 def is_request_error(error: GraphQLError) -> bool:
@@ -90,13 +110,17 @@ def with_extensions(error: GraphQLError) -> GraphQLError:
                 extensions={**(error.extensions or {}), "code": ErrorCategory.BAD_REQUEST.value},
             )
         return error
+    extensions = error_extensions(domain)
+    request_id = current_request_id.get()
+    if domain.status >= 500 and request_id is not None:
+        extensions["request_id"] = request_id  # as in a REST 5xx body
     return GraphQLError(
         domain.message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions=error_extensions(domain),
+        extensions=extensions,
     )
 
 
@@ -120,6 +144,48 @@ class DomainErrorExtensions(SchemaExtension):
         yield None
 
 
+class MaskUnexpectedErrors(MaskErrors):
+    """``MaskErrors`` whose "Unexpected error." carries ``extensions.request_id`` (when served
+    in a request), the id of the log line that holds the real error."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        request_id = current_request_id.get()
+        if request_id is not None:
+            masked.extensions = {"request_id": request_id}
+        return masked
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts each operation by name, type and outcome, and times queries and mutations (a
+    subscription's duration would be its lifetime). See :mod:`emban.metrics` for the name cap."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:  # a subscription ends by the client leaving: the hook is closed, not resumed
+            self._record(started)
+
+    def _record(self, started: float) -> None:
+        execution = self.execution_context
+        context = execution.context
+        request = getattr(context, "request", None)
+        metrics = request.app.get(METRICS_KEY) if isinstance(request, web.Request) else None
+        if metrics is None:
+            return
+        try:
+            kind = execution.operation_type.value
+        except RuntimeError:  # the document did not parse, or names no such operation
+            kind = "unknown"
+        name = metrics.operation_label(execution.operation_name)
+        result = execution.result
+        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
+        metrics.graphql_operations.labels(name, kind, outcome).inc()
+        if kind != "subscription":
+            metrics.graphql_duration.labels(name, kind).observe(time.perf_counter() - started)
+
+
 class EmbanSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -129,7 +195,10 @@ class EmbanSchema(strawberry.Schema):
         for error in errors:
             if is_unexpected(error):
                 log.error(
-                    "unexpected GraphQL error at %s", error.path, exc_info=error.original_error
+                    "unexpected GraphQL error at %s request_id=%s",
+                    error.path,
+                    current_request_id.get(),
+                    exc_info=error.original_error,
                 )
 
 
@@ -161,29 +230,34 @@ schema = EmbanSchema(
             BillingQueries,
         ),
     ),
-    mutation=transactional_by_default(
-        merge_types(
-            "Mutation",
-            (
-                Mutation,
-                AnalyticsMutations,
-                DashboardMutations,
-                EmbedMutations,
-                DiscoveryMutations,
-                AlertMutations,
-            ),
+    mutation=same_site_only(
+        transactional_by_default(
+            merge_types(
+                "Mutation",
+                (
+                    Mutation,
+                    AnalyticsMutations,
+                    DashboardMutations,
+                    EmbedMutations,
+                    DiscoveryMutations,
+                    AlertMutations,
+                ),
+            )
         )
     ),
     subscription=Subscription,
     types=ERROR_CODE_TYPES,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    execution_context_class=FlatObjectsExecutionContext,
     extensions=[
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(list(LIMIT_RULES)),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaskErrors(should_mask_error=is_unexpected),
+        lambda: MaskUnexpectedErrors(should_mask_error=is_unexpected),
         DomainErrorExtensions,
+        OperationMetrics,
     ],
 )
+# An analytics answer's points are completed in one loop each (resolvers/execution.py).
+register_flat(schema, DataPoint)

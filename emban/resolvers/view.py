@@ -14,7 +14,13 @@ socket is open:
 - a revocation closes the token's sockets in every process (4403 ``embed_token_revoked``, see
   :mod:`emban.live.sockets`);
 - a ``subscribe`` beyond ``EMBAN_LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET`` operations is answered with
-  an ``error`` message whose ``extensions.code`` is ``too_many_subscriptions``; the socket stays.
+  an ``error`` message whose ``extensions.code`` is ``too_many_subscriptions``; the socket stays;
+- a socket that does not read its pushes (its send buffer over
+  ``EMBAN_LIVE_MAX_SOCKET_BUFFER_BYTES``, or its queue full) closes with 1013 ``viewer_too_slow``.
+
+``embedLive`` pushes after the snapshot are written as shared, pre-encoded frames (see
+:mod:`emban.resolvers.live_frames`); for that the sockets are not compressed (permessage-deflate
+keeps one compressor state per socket, so no two sockets could share bytes).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -43,12 +50,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from emban.auth.cross_site import normalize_origin, own_origins
 from emban.auth.principal import Principal
+from emban.background_tasks import TaskSet
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
-from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode
+from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode, RequestErrorCode
 from emban.errors import EmbanError, RateLimited, TooManySubscriptions
 from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
+from emban.resolvers.live_frames import close_or_reset, enter_operation
 from emban.resolvers.media_types import Negotiated, is_request_error, negotiate
 from emban.resolvers.schema import error_extensions
 from emban.runtime import RUNTIME_KEY
@@ -69,6 +79,7 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
     _socket_id: str | None = None
     _tracked: str | None = None
     _expiry: asyncio.Task[None] | None = None
+    _closers: TaskSet | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         # Strawberry closes every rejection with 4403 "Forbidden"; the same checks are made here
@@ -121,6 +132,19 @@ class LiveSocketHandler(BaseGraphQLTransportWSHandler[EmbanContext, None]):
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closing or closed
             await self.websocket.close(code=code, reason=reason)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from synchronous code (the hub's fan-out); reset the connection if the close
+        frame cannot get out within the grace period (a peer that stopped reading)."""
+        transport = self.websocket.request.transport  # type: ignore[attr-defined]
+        if self._closers is None:
+            self._closers = TaskSet()
+        self._closers.spawn(close_or_reset(lambda: self._close(code, reason), transport))
+
+    async def run_operation(self, operation: Operation[EmbanContext, None]) -> None:
+        # This coroutine is the operation's task: what it sets is seen by its resolver only.
+        enter_operation(self, operation)
+        await super().run_operation(operation)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged:
@@ -219,6 +243,30 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                 )
         return await super().__call__(request)
 
+    def is_websocket_origin_allowed(self, request: web.Request, origin: str) -> bool:
+        """A socket opened by a page on another site is refused (403) before the handshake:
+        the browser attaches the session cookie to the upgrade, and a console socket
+        authenticates with it (cross-site WebSocket hijacking). Strawberry accepts requests
+        without ``Origin``, with ``Sec-Fetch-Site: same-origin`` and with an ``Origin`` whose
+        host is the ``Host`` header; this hook, asked about every other origin, also accepts
+        the server's own origins as :mod:`emban.auth.cross_site` computes them (behind a
+        trusted proxy that rewrites ``Host``; ``EMBAN_PUBLIC_URL``). No other site may open
+        one: the embed runtime's socket comes from the iframe, which is on this origin."""
+        normalized = normalize_origin(origin)
+        settings = request.app[RUNTIME_KEY].settings
+        return normalized is not None and normalized in own_origins(request, settings)
+
+    def encode_json(self, data: object) -> str:
+        """The response body and every socket message, by msgspec (several times faster than
+        json.dumps; the same JSON but for non-ASCII characters, sent as UTF-8 rather than
+        ``\\u`` escapes). Text, not bytes: strawberry sends bytes on a socket as a binary frame,
+        which graphql-transport-ws clients refuse. Values msgspec refuses (an integer beyond 64
+        bits inside a JSON scalar) take json.dumps, as before."""
+        try:
+            return msgspec.json.encode(data).decode()
+        except (TypeError, OverflowError):
+            return json.dumps(data, separators=(",", ":"))
+
     def decode_json(self, data: str | bytes) -> object:
         """The request body: a JSON object (or a batch list). Anything the parser cannot read —
         nesting past its recursion limit, bytes that are not UTF-8, integers over the 4,300-digit
@@ -253,6 +301,11 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             negotiated.request_error = True
             if negotiated.status == 400:
                 processed.pop("data", None)  # a request error never started executing
+        if negotiated is not None:
+            for error in result.errors or ():
+                extensions = error.extensions or {}
+                if extensions.get("reason") == RequestErrorCode.unavailable:
+                    negotiated.unavailable_retry_after = int(extensions["retry_after"])
         return processed
 
     def create_response(
@@ -266,6 +319,8 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             response.content_type = negotiated.media_type
             if response.status == 200:
                 response.set_status(negotiated.status)
+            if negotiated.unavailable_retry_after is not None:
+                response.headers["Retry-After"] = str(negotiated.unavailable_retry_after)
         return response
 
     async def get_context(
@@ -277,6 +332,14 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
         return EmbanContext(
             runtime, request, http_response, caller.principal, auth_error=caller.error
         )
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        # Uncompressed: live pushes share one encoded frame between sockets (see module doc).
+        ws = web.WebSocketResponse(protocols=[subprotocol] if subprotocol else [], compress=False)
+        await ws.prepare(request)
+        return ws
 
     async def on_ws_connect(self, context: EmbanContext) -> UnsetType | dict[str, object] | None:
         """Who a socket is: a live embed sends ``connection_init`` ``{"token": "<embed
@@ -314,7 +377,10 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
     async def _authenticate(self, context: EmbanContext, authorization: str) -> Principal | None:
         try:
             return await accounts.authenticate(
-                authorization=authorization, session_cookie=None, ip=context.ip
+                authorization=authorization,
+                session_cookie=None,
+                ip=context.ip,
+                api_keys=context.runtime.api_keys,
             )
         except EmbanError as error:
             raise ConnectionRejectionError({"reason": error.code}) from None

@@ -343,4 +343,4 @@ async def preview_widget_data(request: web.Request) -> Reply[out.WidgetPreview]:
             return out.WidgetPreview(widget=widget, data=[], meta=None)
         return out.WidgetPreview(widget=widget, data=shapes.points(result), meta=result.meta)
 
-    return Reply(build, off_loop=result is not None and len(result.points) > shapes.INLINE_POINTS)
+    return Reply(build, off_loop=result is not None and len(result.series) > shapes.INLINE_POINTS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,7 +12,8 @@ from aiohttp import web
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
-from emban.caller import caller_of, charge_request
+from emban.caller import GRAPHQL_PATH, caller_of, charge_request
+from emban.dependencies import dependency_failure
 from emban.error_codes import RequestErrorCode
 from emban.errors import (
     BadRequest,
@@ -23,6 +23,7 @@ from emban.errors import (
     PayloadTooLarge,
 )
 from emban.metadata import refused_text
+from emban.request_ids import current_request_id, request_id_of
 from emban.runtime import RUNTIME_KEY, Runtime
 from emban.wire import UNREADABLE_JSON, malformed_json
 
@@ -76,7 +77,7 @@ async def read_json_object(request: web.Request, limit: int = MAX_JSON_BODY) -> 
     try:
         value = msgspec.json.decode(body)
     except UNREADABLE_JSON as exc:
-        raise malformed_json(exc) from None
+        raise malformed_json(exc, body) from None
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", field="body")
     return value
@@ -106,7 +107,7 @@ async def parse_body(request: web.Request, model: type[T], limit: int = MAX_JSON
             "the body holds a number out of range", code=RequestErrorCode.invalid_body
         ) from None
     except UNREADABLE_JSON as exc:
-        raise malformed_json(exc) from None
+        raise malformed_json(exc, body) from None
 
 
 async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
@@ -120,7 +121,25 @@ async def actor(request: web.Request, *, budgeted: bool = True) -> Principal:
 
 
 def error_response(error: EmbanError) -> web.Response:
-    response = json_response(error.body(), status=error.status)
+    """The error's JSON body; a 5xx one also carries the request's ``request_id``, so a report
+    of it can be matched with the server's log line."""
+    body = error.body()
+    request_id = current_request_id.get()
+    if error.status >= 500 and request_id is not None:
+        body = {**body, "request_id": request_id}
+    response = json_response(body, status=error.status)
+    response.headers.update(error.headers())
+    return response
+
+
+def graphql_error_response(error: EmbanError) -> web.Response:
+    """A refusal before any GraphQL field ran, in GraphQL's shape with the error's own status."""
+    extensions = {"code": str(error.graphql_code), "reason": str(error.code), **error.extra}
+    request_id = current_request_id.get()
+    if error.status >= 500 and request_id is not None:
+        extensions["request_id"] = request_id
+    body = {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
+    response = json_response(body, status=error.status)
     response.headers.update(error.headers())
     return response
 
@@ -153,7 +172,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         refused = refused_text(exc)
         if refused is not None:
             return error_response(refused)
-        request_id = uuid.uuid4().hex[:12]
+        down = dependency_failure(exc)
+        if down is not None:
+            # Before the GraphQL view ran (resolving the caller needs the metadata database):
+            # answered in GraphQL's shape on /graphql, as the view answers its own 429.
+            if request.path == GRAPHQL_PATH:
+                return graphql_error_response(down)
+            return error_response(down)
+        request_id = request_id_of(request)
         log.exception(
             "unexpected error request_id=%s %s %s", request_id, request.method, request.path
         )

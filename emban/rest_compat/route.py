@@ -35,8 +35,10 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import msgspec
 from aiohttp import web
 
+from emban.auth.cross_site import SAFE_METHODS, refuse_cross_site
 from emban.auth.principal import Principal, Role
 from emban.rest_compat.http import actor
+from emban.runtime import RUNTIME_KEY
 from emban.services.access import RoleGated
 from emban.services.boundary import transaction
 
@@ -95,11 +97,13 @@ class RestRoute:
     @property
     def error_statuses(self) -> tuple[int, ...]:
         """The documented error statuses: every authenticated route can also answer 429, as it
-        spends the caller's request budget (services/budgets.py), and 401/403 as declared."""
-        declared: set[int] = set(self.errors)
+        spends the caller's request budget (services/budgets.py), and 401/403 as declared; every
+        state-changing route 403 ``cross_site_request`` (auth/cross_site.py); every route 503
+        ``unavailable`` when a dependency it needs is down (emban/dependencies.py)."""
+        declared: set[int] = {*self.errors, 503}
         if self.auth != "public":
             declared.update((401, 429))
-        if self.auth == "console":
+        if self.auth == "console" or self.method not in SAFE_METHODS:
             declared.add(403)
         return tuple(sorted(declared))
 
@@ -108,10 +112,13 @@ class RestRoute:
         return self.method != "GET" if self.transaction is None else self.transaction
 
     def aiohttp_handler(self) -> Handler:
-        """The request path: enforce the declared auth, run the handler (in a transaction when
+        """The request path: refuse a cross-site state change (:mod:`emban.auth.cross_site`),
+        enforce the declared auth, run the handler (in a transaction when
         the route is transactional), encode its answer through ``response``."""
 
         async def run(request: web.Request) -> web.StreamResponse:
+            if self.method not in SAFE_METHODS:
+                refuse_cross_site(request, request.app[RUNTIME_KEY].settings)
             if self.auth != "public":
                 principal = await actor(request, budgeted=self.budgeted)
                 if self.role is not None:

@@ -200,7 +200,9 @@ async def create_api_key(request: web.Request) -> out.CreatedApiKey:
 )
 async def delete_api_key(request: web.Request) -> None:
     """Revoke an API key at once."""
-    await api_keys.delete_api_key(actor=caller(request), key_id=request.match_info["id"])
+    await api_keys.delete_api_key(
+        runtime(request), actor=caller(request), key_id=request.match_info["id"]
+    )
 
 
 @route("GET", "/v1/members", response=out.MemberList, service=team.list_members, tag="team")
@@ -338,7 +340,7 @@ async def query(request: web.Request) -> Reply[out.QueryResult]:
     spec = spec_from_params(request.query)
     result = await analytics.run_query(runtime(request), actor=caller(request), spec=spec)
     return Reply(
-        lambda: shapes.analytics(result), off_loop=len(result.points) > shapes.INLINE_POINTS
+        lambda: shapes.analytics(result), off_loop=len(result.series) > shapes.INLINE_POINTS
     )
 
 

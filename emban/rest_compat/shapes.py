@@ -147,21 +147,25 @@ INLINE_POINTS = 5_000
 
 
 def points(result: AnalyticsResult) -> list[out.Point]:
-    data: list[out.Point] = []
-    # Every group repeats every bucket: format each bucket once (strftime dominates otherwise).
-    buckets: dict[datetime, str] = {}
-    for point in result.points:
-        bucket = buckets.get(point.bucket)
-        if bucket is None:
-            bucket = buckets[point.bucket] = iso_bucket(point.bucket)
-        if point.group is None:
-            data.append(out.Point(bucket=bucket, value=point.value))
-        else:
-            data.append(out.Point(bucket=bucket, value=point.value, group=point.group))
-    return data
+    """The response points, built from the answer's columns (each bucket formatted once: every
+    group repeats every bucket)."""
+    series = result.series
+    iso: dict[datetime, str] = {}
+    for bucket in series.buckets:
+        if bucket not in iso:
+            iso[bucket] = iso_bucket(bucket)
+    point = out.Point
+    if series.groups is None:
+        pairs = zip(series.buckets, series.values, strict=True)
+        return [point(bucket=iso[b], value=v) for b, v in pairs]
+    return [
+        point(bucket=iso[b], value=v) if g is None else point(bucket=iso[b], value=v, group=g)
+        for b, v, g in zip(series.buckets, series.values, series.groups, strict=True)
+    ]
 
 
 def analytics(result: AnalyticsResult) -> out.QueryResult:
+    """``GET /v1/query``'s answer: msgspec structs encoded in one call, no dict per point."""
     return out.QueryResult(data=points(result), meta=result.meta)
 
 

@@ -23,6 +23,7 @@ from emban.models import ApiKey, Environment, Invite, Membership, Org, User, Use
 from emban.runtime import Runtime
 from emban.services import audit, embed_revocations
 from emban.services.access import requires
+from emban.services.api_key_cache import ApiKeyCache, VerifiedKey
 from emban.services.boundary import transaction
 from emban.services.validation import clean_email, clean_name, clean_password, storable
 
@@ -294,31 +295,62 @@ async def principal_from_session(token: str, ip: str | None) -> Principal:
     return session_principal(user, membership, session.environment_id, ip, session.id)
 
 
-async def principal_from_api_key(key: str, ip: str | None) -> Principal:
-    api_key = await ApiKey.get_or_none(key_hash=credentials.token_digest(key))
+def _key_principal(key: VerifiedKey, ip: str | None) -> Principal:
+    return Principal(
+        kind="api_key",
+        org_id=key.org_id,
+        environment_id=key.environment_id,
+        role="admin" if key.scope == "admin" else None,
+        scope=key.scope,
+        api_key_id=key.api_key_id,
+        ip=ip,
+        label=key.prefix,
+    )
+
+
+async def principal_from_api_key(
+    key: str, ip: str | None, cache: ApiKeyCache | None = None
+) -> Principal:
+    """The principal of an API key: from ``cache`` when it holds the key's digest (no database
+    round trip), else from its row, which is then cached (services/api_key_cache.py)."""
+    digest = credentials.token_digest(key)
+    if cache is not None:
+        cached = cache.get(digest)
+        if cached is not None:
+            if cache.due_for_touch(digest):
+                await ApiKey.filter(id=cached.api_key_id).update(last_used_at=_now())
+            return _key_principal(cached, ip)
+    generation = cache.generation if cache is not None else 0
+    api_key = await ApiKey.get_or_none(key_hash=digest)
     if api_key is None or not credentials.digests_match(api_key.key_hash, key):
         raise Unauthenticated("API key is invalid or revoked", code=AuthErrorCode.invalid_api_key)
     now = _now()
     last = api_key.last_used_at
-    if last is None or (now - last).total_seconds() > API_KEY_TOUCH_SECONDS:
+    stale = last is None or (now - last).total_seconds() > API_KEY_TOUCH_SECONDS
+    if stale:
         await ApiKey.filter(id=api_key.id).update(last_used_at=now)
-    return Principal(
-        kind="api_key",
+    verified = VerifiedKey(
+        api_key_id=api_key.id,
         org_id=api_key.org_id,
         environment_id=api_key.environment_id,
-        role="admin" if api_key.scope == "admin" else None,
         scope=api_key.scope,
-        api_key_id=api_key.id,
-        ip=ip,
-        label=api_key.prefix,
+        prefix=api_key.prefix,
     )
+    if cache is not None:
+        # A row read before an invalidation committed is not stored (the generation moved).
+        cache.store(digest, verified, generation, touched=stale)
+    return _key_principal(verified, ip)
 
 
 async def authenticate(
-    *, authorization: str | None, session_cookie: str | None, ip: str | None
+    *,
+    authorization: str | None,
+    session_cookie: str | None,
+    ip: str | None,
+    api_keys: ApiKeyCache | None = None,
 ) -> Principal | None:
     """Resolve the caller once: a Bearer API key or embed token (a JWT) wins over the cookie;
-    bad credentials are 401."""
+    bad credentials are 401. ``api_keys``: the process's cache of verified keys (the runtime's)."""
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -330,7 +362,7 @@ async def authenticate(
             embed = await embed_tokens.verify_embed_token(value, ip=ip)
             await embed_revocations.check_not_revoked(embed)
             return embed
-        return await principal_from_api_key(value, ip)
+        return await principal_from_api_key(value, ip, api_keys)
     if session_cookie:
         return await principal_from_session(session_cookie, ip)
     return None

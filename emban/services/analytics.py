@@ -10,7 +10,7 @@ from typing import Any
 
 from emban.analytics.planner import plan_query
 from emban.analytics.query_spec import QuerySpec, Scope
-from emban.analytics.shaping import Point, shape_rows
+from emban.analytics.shaping import Point, Series, shape_rows
 from emban.analytics.store import ClickHouseError
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
@@ -25,8 +25,12 @@ SHAPE_INLINE_SLOTS = 5_000
 
 @dataclass(frozen=True)
 class AnalyticsResult:
-    points: list[Point]
+    series: Series  # the points, in columns
     meta: dict[str, Any]
+
+    @property
+    def points(self) -> list[Point]:
+        return self.series.points
 
 
 async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResult:
@@ -41,9 +45,9 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
         ) from exc
     slots = len(plan.buckets) * (max(1, len(result.rows)) if plan.grouped else 1)
     if slots + len(result.rows) > SHAPE_INLINE_SLOTS:
-        points = await asyncio.to_thread(shape_rows, plan, result.rows, spec.metric)
+        series = await asyncio.to_thread(shape_rows, plan, result.rows, spec.metric)
     else:
-        points = shape_rows(plan, result.rows, spec.metric)
+        series = shape_rows(plan, result.rows, spec.metric)
     rt.usage.count_query(scope.org_id)
     meta: dict[str, Any] = {
         "query_time_ms": round((time.perf_counter() - started) * 1000.0, 3),
@@ -57,7 +61,7 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
         "planned_by": plan.planned_by,
         "rollup_granularity": plan.rollup_granularity,
     }
-    return AnalyticsResult(points, meta)
+    return AnalyticsResult(series, meta)
 
 
 @requires("viewer")

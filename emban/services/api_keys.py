@@ -9,7 +9,8 @@ from emban.auth.principal import Principal
 from emban.error_codes import OrgErrorCode
 from emban.errors import BadRequest, NotFound
 from emban.models import KEY_SCOPES, ApiKey, Environment, Org
-from emban.services import audit, billing
+from emban.runtime import Runtime
+from emban.services import api_key_cache, audit, billing
 from emban.services.access import requires
 from emban.services.scope import in_org
 from emban.services.validation import clean_name, lookupable
@@ -74,10 +75,12 @@ async def create_api_key(
 
 
 @requires("admin")
-async def delete_api_key(*, actor: Principal, key_id: str) -> None:
-    """Revoke at once: the row goes, so the next request with the key gets 401."""
+async def delete_api_key(rt: Runtime, *, actor: Principal, key_id: str) -> None:
+    """Revoke at once: the row goes and, once that commits, every process forgets the key (the
+    live bus), so the next request with it gets 401 wherever it lands."""
     api_key = await in_org(ApiKey, actor).get_or_none(id=key_id) if lookupable(key_id) else None
     if api_key is None:
         raise NotFound("API key not found", code=OrgErrorCode.api_key_not_found)
     await api_key.delete()
     await audit.record(actor, "api_key.delete", "api_key", key_id, {"label": api_key.label})
+    api_key_cache.announce_revoked(rt, key_ids=[api_key.id])

@@ -2,7 +2,9 @@
 
 Services never commit; the edge wraps each mutation in :func:`transaction`. A service that must
 tell the outside world about a change (live embeds, jobs) calls :func:`after_commit`: the call
-runs only once the transaction has committed, and never when it rolled back.
+runs only once the transaction has committed, and never when it rolled back. A call that fails
+is logged, unless it raises an :class:`~emban.errors.EmbanError`: that one is the request's answer
+(the change itself stays committed).
 
 No engine I/O happens inside :func:`transaction` (the store refuses it, see
 ``emban.metadata.refuse_inside_transaction``): a service that needs ClickHouse reads first and
@@ -19,6 +21,7 @@ from contextlib import asynccontextmanager
 
 from tortoise.transactions import in_transaction
 
+from emban.errors import EmbanError
 from emban.metadata import marked_transaction
 
 log = logging.getLogger("emban.boundary")
@@ -47,8 +50,15 @@ async def transaction() -> AsyncIterator[None]:
                 yield
     finally:
         _pending.reset(token)
+    refused: EmbanError | None = None
     for call in calls:  # only reached when the transaction committed
         try:
             await call()
+        except EmbanError as error:
+            # A call that decided the caller must hear of its failure (a job that could not be
+            # queued because Redis is down: 503 unavailable); the other calls still run.
+            refused = refused or error
         except Exception:
             log.exception("after-commit call failed")
+    if refused is not None:
+        raise refused

@@ -111,10 +111,18 @@ def _moment(ms: int) -> datetime:
 
 
 async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
-    stats = await engine.event_stats(rt.events, scope)
+    """The bounded scan: events of the last ``discovery_window_days``; their properties from
+    about the ``discovery_sample_rows`` most recent of them (see analytics/discovery.py)."""
+    since = datetime.now(UTC) - timedelta(days=rt.settings.discovery_window_days)
+    stats = await engine.event_stats(rt.events, scope, since)
     names = [s.event_name for s in stats]
+    sample = since
+    if names:
+        sample = await engine.sample_start(
+            rt.events, scope, since, rt.settings.discovery_sample_rows
+        )
     strings: dict[str, list[StringProperty]] = {name: [] for name in names}
-    for found in await engine.string_key_stats(rt.events, scope, names):
+    for found in await engine.string_key_stats(rt.events, scope, names, sample):
         strings[found.event_name].append(
             StringProperty(
                 found.key,
@@ -124,7 +132,7 @@ async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
             )
         )
     numbers: dict[str, list[NumericProperty]] = {name: [] for name in names}
-    for key in await engine.numeric_key_stats(rt.events, scope, names):
+    for key in await engine.numeric_key_stats(rt.events, scope, names, sample):
         numbers[key.event_name].append(
             NumericProperty(key.key, key.count, key.min, key.avg, key.max)
         )

@@ -7,7 +7,7 @@ import logging
 from emban.auth.principal import Principal
 from emban.models import Membership, Org, User
 from emban.runtime import Runtime
-from emban.services import audit
+from emban.services import api_key_cache, audit
 from emban.services.access import requires
 from emban.services.boundary import after_commit
 from emban.services.validation import clean_email, clean_name
@@ -49,6 +49,7 @@ async def delete_org(rt: Runtime, *, actor: Principal) -> None:
         await rt.jobs.enqueue("purge_org_events", org_id)
 
     after_commit(purge_events)
+    api_key_cache.announce_revoked(rt, org_id=org_id)  # its keys go with it (cascade)
     await org.delete()
     orphans = [uid for uid in user_ids if not await Membership.filter(user_id=uid).exists()]
     await User.filter(id__in=orphans).delete()

@@ -25,6 +25,7 @@ import msgspec
 from tortoise.exceptions import IntegrityError
 
 from emban.auth.principal import Principal
+from emban.dependencies import dependency_failure
 from emban.models import Dashboard, Delivery, Environment, Report, ReportRun
 from emban.notify.email import Attachment, SmtpConfig, build_message, escape, send
 from emban.notify.ssrf import describe
@@ -75,7 +76,19 @@ async def start_run(
             await Report.filter(id=report.id).update(next_run_at=upcoming)
 
         async def enqueue() -> None:
-            await jobs.enqueue("run_report", str(run.id))
+            try:
+                await jobs.enqueue("run_report", str(run.id))
+            except Exception as exc:
+                down = dependency_failure(exc)
+                if down is None:
+                    raise
+                # Never a run that stays queued with no job behind it: it failed, and says why.
+                await ReportRun.filter(id=run.id).update(
+                    status="failed",
+                    error=f"not queued: {down.dependency} unavailable",
+                    finished_at=_now(),
+                )
+                raise down from exc
 
         after_commit(enqueue)
     return run

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emban.analytics.query_spec import QuerySpec, Scope
+from emban.analytics.shaping import Series
 from emban.auth.principal import Principal
 from emban.error_codes import DashboardErrorCode
 from emban.errors import BadRequest, NotFound
@@ -148,7 +149,7 @@ async def metric_result(rt: Runtime, scope: Scope, spec: QuerySpec) -> Analytics
         for point in result.points
     ]
     meta = {**current.meta, "previous_query_time_ms": previous.meta["query_time_ms"]}
-    return AnalyticsResult(points, meta)
+    return AnalyticsResult(Series.of_points(points), meta)
 
 
 @requires("editor")

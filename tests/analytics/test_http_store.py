@@ -22,6 +22,7 @@ import pytest
 
 from emban.analytics.http_store import HttpStore
 from emban.analytics.store import ClickHouseError, ResultTooLarge
+from emban.errors import Unavailable
 
 HOST = "127.0.0.1:18123"
 URL = f"http://{HOST}/default"
@@ -108,6 +109,22 @@ async def test_insert_json_then_query_returns_exactly_those_rows(
         ("name", "String"),
     ]
     assert reordered.rows == [["2024-01-02 03:04:05", 1.5, 3, "alpha"]]
+
+
+async def test_a_clustered_store_inserts_in_the_foreground(table: str) -> None:
+    """With EMBAN_CLICKHOUSE_CLUSTER the insert carries ``insert_distributed_sync=1`` as a URL
+    setting: a real server accepts it (it would refuse an unknown setting, Code 115) and stores
+    the rows; on a plain table the setting changes nothing."""
+    clustered = HttpStore(URL, cluster="emban_cluster")
+    try:
+        await clustered.insert_json(table, ["name", "n"], payload([{"name": "sync", "n": 1}]))
+        result = await clustered.query(f"SELECT name, n FROM {table}")
+        assert result.rows == [["sync", 1]]
+        with pytest.raises(ClickHouseError) as unknown:
+            await clustered._post(b"", {"query": "SELECT 1", "no_such_setting_x": "1"})
+        assert "Code: 115" in str(unknown.value)
+    finally:
+        await clustered.close()
 
 
 async def test_insert_json_and_query_as_password_user(table: str) -> None:
@@ -215,18 +232,26 @@ async def test_unknown_database_in_url_is_code_81() -> None:
         await nowhere.close()
 
 
-async def test_unreachable_server_is_a_clickhouse_error() -> None:
+async def test_unreachable_server_is_unavailable_not_a_query_error() -> None:
     down = HttpStore(f"http://127.0.0.1:{closed_port()}/default")
     try:
         for attempt in (
             down.ping(),
             down.execute("SELECT 1"),
+            down.query("SELECT 1"),
             down.insert_json("t", ["name"], b'{"name": "x"}'),
         ):
-            with pytest.raises(ClickHouseError) as raised:
+            with pytest.raises(Unavailable) as raised:
                 await attempt
-            assert "ClickHouse is unreachable" in str(raised.value)
-            assert raised.value.code is None
+            assert raised.value.status == 503
+            assert raised.value.body() == {
+                "error": "clickhouse is unavailable; retry later",
+                "code": "unavailable",
+                "dependency": "clickhouse",
+                "retry_after": 5,
+            }
+            assert raised.value.headers() == {"Retry-After": "5"}
+            assert not isinstance(raised.value, ClickHouseError)
     finally:
         await down.close()
 

@@ -556,7 +556,7 @@ def test_shape_rows_zero_fills_count_metrics() -> None:
     for metric in ("count", "count_unique", "count_unique_approx"):
         plan = plan_query(spec(metric=metric, period="24h"), SCOPE, NOW)
         third, last = plan.buckets[2], plan.buckets[-1]
-        points = shape_rows(plan, [[_stamp(third), "7"], [_stamp(last), 2]], metric)
+        points = shape_rows(plan, [[_stamp(third), "7"], [_stamp(last), 2]], metric).points
         assert len(points) == 25
         assert [p.bucket for p in points] == plan.buckets
         values = [p.value for p in points]
@@ -567,14 +567,14 @@ def test_shape_rows_zero_fills_count_metrics() -> None:
 
 def test_shape_rows_empty_result_is_all_zero_buckets() -> None:
     plan = plan_query(spec(period="7d"), SCOPE, NOW)
-    assert shape_rows(plan, [], "count") == [Point(b, 0, None) for b in plan.buckets]
+    assert shape_rows(plan, [], "count").points == [Point(b, 0, None) for b in plan.buckets]
 
 
 def test_shape_rows_grouped_fills_each_seen_group() -> None:
     plan = plan_query(spec(period="24h", granularity="day", group_by="model"), SCOPE, NOW)
     day1, day2 = plan.buckets
     rows = [[_stamp(day1), "gpt-4", 3], [_stamp(day2), "claude", 1], [_stamp(day2), "", 4]]
-    assert shape_rows(plan, rows, "count") == [
+    assert shape_rows(plan, rows, "count").points == [
         Point(day1, 0, ""),
         Point(day1, 0, "claude"),
         Point(day1, 3, "gpt-4"),
@@ -582,7 +582,7 @@ def test_shape_rows_grouped_fills_each_seen_group() -> None:
         Point(day2, 1, "claude"),
         Point(day2, 0, "gpt-4"),
     ]
-    assert shape_rows(plan, [], "count") == []
+    assert shape_rows(plan, [], "count").points == []
 
 
 def test_shape_rows_does_not_fill_numeric_metrics() -> None:
@@ -590,10 +590,10 @@ def test_shape_rows_does_not_fill_numeric_metrics() -> None:
     assert plan.fill_zero is False
     b1, b2, b3 = plan.buckets[1], plan.buckets[5], plan.buckets[9]
     rows = [[_stamp(b1), 2.5], [_stamp(b2), math.nan], [_stamp(b3), None]]
-    points = shape_rows(plan, rows, "avg")
+    points = shape_rows(plan, rows, "avg").points
     assert points == [Point(b1, 2.5, None)]
     assert type(points[0].value) is float
-    assert shape_rows(plan, [], "avg") == []
+    assert shape_rows(plan, [], "avg").points == []
 
 
 def test_shape_rows_grouped_numeric_has_only_found_points() -> None:
@@ -604,7 +604,7 @@ def test_shape_rows_grouped_numeric_has_only_found_points() -> None:
     )
     day1, day2 = plan.buckets
     rows = [[_stamp(day1), "b", 10], [_stamp(day2), "a", 20.5]]
-    assert shape_rows(plan, rows, "p95") == [Point(day1, 10.0, "b"), Point(day2, 20.5, "a")]
+    assert shape_rows(plan, rows, "p95").points == [Point(day1, 10.0, "b"), Point(day2, 20.5, "a")]
 
 
 @pytest.mark.parametrize("metric", ["sum", "avg", "p95", "p99"])

@@ -227,7 +227,7 @@ def _within(a: float, b: float, tolerance: float) -> bool:
 
 async def _run(runtime: Runtime, plan: Plan, metric: str) -> list[Point]:
     result = await runtime.events.query(plan.sql, plan.params)
-    return shape_rows(plan, result.rows, metric)
+    return shape_rows(plan, result.rows, metric).points
 
 
 async def test_rollup_answers_equal_raw_answers_on_random_data(runtime: Runtime) -> None:

@@ -195,11 +195,14 @@ async def test_healthz_names_clickhouse_when_the_events_store_fails(
     port, dead = free_port(), free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "EMBAN_DATA_DIR": str(tmp_path / "data"),
         "EMBAN_DATABASE_URL": database_url,
         "EMBAN_SECRET_KEY": secrets.token_urlsafe(40),
         "EMBAN_CLICKHOUSE_URL": f"http://127.0.0.1:{dead}/db",
     }
+    if "PYTHONPATH" in os.environ:  # the checkout under test, not the installed package
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     process = await asyncio.create_subprocess_exec(
         str(EMBAN),
         "serve",
@@ -223,8 +226,14 @@ async def test_healthz_names_clickhouse_when_the_events_store_fails(
             assert response.status == 503
             assert await response.json() == {
                 "status": "unavailable",
-                "failed": {"clickhouse": "ClickHouseError"},
+                "failed": {"clickhouse": "Unavailable"},
+                "request_id": response.headers["X-Request-Id"],  # a 5xx body carries it
             }
+            # The failed ping is counted as a ClickHouse error (loopback scrape, no token).
+            metrics = await http.get(f"http://127.0.0.1:{port}/metrics")
+            lines = (await metrics.text()).splitlines()
+            assert 'emban_clickhouse_errors_total{kind="ping"} 1.0' in lines
+            assert 'emban_clickhouse_query_duration_seconds_count{kind="ping"} 1.0' in lines
             # Metadata still answers: a console route that needs only PostgreSQL works.
             plans = await http.get(f"http://127.0.0.1:{port}/v1/billing/plans")
             assert plans.status == 200

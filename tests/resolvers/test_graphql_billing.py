@@ -3,6 +3,7 @@ the same roles and codes (parity with tests/rest_compat/test_billing_routes.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.conftest import Client, ClientFactory, join_as, register
@@ -101,7 +102,7 @@ async def test_unconfigured_is_service_unavailable(make_client: ClientFactory) -
     for query in (CHECKOUT, PORTAL):
         error = await error_of(owner, query)
         assert error["message"] == "billing is not configured on this server (PADDLE_* settings)"
-        assert error["extensions"] == {
+        assert _without_request_id(error["extensions"]) == {
             "code": "SERVICE_UNAVAILABLE",
             "reason": "billing_not_configured",
         }
@@ -118,7 +119,18 @@ async def test_billing_portal(make_client: ClientFactory, billing_on: PaddleStan
     other, other_org = await _owner_in(make_client)
     await _subscribe(other, other_org, UNKNOWN_CUSTOMER)
     error = await error_of(other, PORTAL)
-    assert error["extensions"] == {"code": "BAD_GATEWAY", "reason": "billing_provider_error"}
+    assert _without_request_id(error["extensions"]) == {
+        "code": "BAD_GATEWAY",
+        "reason": "billing_provider_error",
+    }
+
+
+def _without_request_id(extensions: dict[str, Any]) -> dict[str, Any]:
+    """A 5xx-category error's extensions carry the request id (a generated one: 16 hex
+    characters); the rest as given."""
+    rest = dict(extensions)
+    assert re.fullmatch(r"[0-9a-f]{16}", rest.pop("request_id"))
+    return rest
 
 
 async def _owner_in(make_client: ClientFactory) -> tuple[Client, str]:

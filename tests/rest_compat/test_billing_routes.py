@@ -79,6 +79,7 @@ async def test_unconfigured_billing_answers_503_with_retry_after(
         assert await response.json() == {
             "error": "billing is not configured on this server (PADDLE_* settings)",
             "code": "billing_not_configured",
+            "request_id": response.headers["X-Request-Id"],  # every 5xx body carries it
         }
     body = notification("evt_1", "subscription.created", subscription(None))
     status, answer = await _hook(owner, body)
@@ -469,6 +470,7 @@ async def test_portal_when_paddle_refuses_is_502(
             "error": "Paddle refused the portal session (entity_not_found: Entity ctm_unknown "
             "not found)",
             "code": "billing_provider_error",
+            "request_id": response.headers["X-Request-Id"],
         },
     )
 
@@ -484,7 +486,11 @@ async def test_portal_when_paddle_times_out_is_502(
     assert time.monotonic() - started < 3
     assert (response.status, await response.json()) == (
         502,
-        {"error": "Paddle did not answer within 0.3 s", "code": "billing_provider_error"},
+        {
+            "error": "Paddle did not answer within 0.3 s",
+            "code": "billing_provider_error",
+            "request_id": response.headers["X-Request-Id"],
+        },
     )
 
 

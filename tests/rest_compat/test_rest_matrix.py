@@ -339,9 +339,9 @@ async def seed_world(tag: str = "") -> World:
 
 
 async def _one_event(runtime: Runtime, world: World) -> None:
-    row = EventRow(
-        world.org_id, world.environment_id, "t", "x", "2026-01-05 10:00:00.000", "e1", "", {}, {}
-    )
+    # Recent: discovery reads the last 30 days only (EMBAN_DISCOVERY_WINDOW_DAYS).
+    at = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.000")
+    row = EventRow(world.org_id, world.environment_id, "t", "x", at, "e1", "", {}, {})
     await runtime.events.insert_json(EVENTS, EVENT_COLUMNS, msgspec.json.encode(row), COMPACT)
 
 

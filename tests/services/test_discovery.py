@@ -5,10 +5,12 @@ on ingested events, the org/environment scope, and the generated dashboard's wid
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emban.models import AuditLog, Dashboard
+from emban.runtime import Runtime
 from emban.services.discovery import (
     DiscoveredEvent,
     NumericProperty,
@@ -27,7 +29,15 @@ from tests.conftest import Client, ClientFactory, bearer, join_as
 from tests.gql_client import gql
 from tests.scenario import owner_and_key, send_events, stamp
 
-BASE = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+# Discovery reads the last 30 days (EMBAN_DISCOVERY_WINDOW_DAYS): the fixture is two days old.
+BASE = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=30, second=0, microsecond=0)
+
+
+def ms_text(moment: datetime) -> str:
+    """A first/last seen time as discovery prints it."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 MINUTE = timedelta(minutes=1)
 DASH_ID = re.compile(r"^dash_[a-z2-7]{20}$")
 NO_EVENTS = {"error": "no events found in this environment: send events first", "code": "no_events"}
@@ -94,8 +104,8 @@ API_CALL = {
     "event_name": "api.call",
     "count": 8,
     "unique_users": 4,
-    "first_seen": "2026-01-05T09:30:00.000Z",
-    "last_seen": "2026-01-05T09:37:00.250Z",
+    "first_seen": ms_text(BASE),
+    "last_seen": ms_text(BASE + 7 * MINUTE + timedelta(milliseconds=250)),
     "string_props": [
         {
             "key": "model",
@@ -144,8 +154,8 @@ USER_SIGNUP = {
     "event_name": "user.signup",
     "count": 2,
     "unique_users": 2,
-    "first_seen": "2026-01-05T10:30:00.000Z",
-    "last_seen": "2026-01-05T11:30:00.000Z",
+    "first_seen": ms_text(BASE + timedelta(hours=1)),
+    "last_seen": ms_text(BASE + timedelta(hours=2)),
     "string_props": [
         {
             "key": "plan",
@@ -211,6 +221,67 @@ async def test_discover_lists_events_with_exact_counts_times_and_properties(
     assert await call(viewer, "GET", "/v1/discover") == (200, expected)
     # GraphQL answers the same values.
     assert await gql(owner, DISCOVER_GQL) == {"data": {"discover": camel(expected["events"])}}
+
+
+async def test_discover_and_auto_create_read_only_the_window(
+    make_client: ClientFactory, runtime: Runtime
+) -> None:
+    owner, key = await owner_and_key(make_client)
+    old = datetime.now(UTC) - timedelta(days=31)
+    outside = [
+        {**CALLS[0], "event_name": "old.event", "timestamp": stamp(old)},
+        {
+            **CALLS[1],
+            "timestamp": stamp(old),
+            "string_props": {"model": "old-model", "old_key": "x"},
+            "numeric_props": {"old_number": 1.0, "latency_ms": 99999.0},
+        },
+    ]
+    await send_events(owner, key, [*SIGNUPS, *CALLS, *outside])
+    # 30 days (the default): the events of 31 days ago count nowhere.
+    assert await call(owner, "GET", "/v1/discover") == (200, {"events": [API_CALL, USER_SIGNUP]})
+    default = runtime.settings
+    try:
+        # One day: the fixture (two days old) is outside too.
+        runtime.settings = replace(default, discovery_window_days=1)
+        assert await call(owner, "GET", "/v1/discover") == (200, {"events": []})
+        assert await call(owner, "POST", "/v1/discover/auto-create") == (400, NO_EVENTS)
+        # 40 days: everything.
+        runtime.settings = replace(default, discovery_window_days=40)
+        status, body = await call(owner, "GET", "/v1/discover")
+        assert status == 200
+        assert [(e["event_name"], e["count"]) for e in body["events"]] == [
+            ("api.call", 9),
+            ("user.signup", 2),
+            ("old.event", 1),
+        ]
+    finally:
+        runtime.settings = default
+
+
+async def test_property_statistics_read_the_most_recent_hours(
+    make_client: ClientFactory, runtime: Runtime
+) -> None:
+    """With EMBAN_DISCOVERY_SAMPLE_ROWS=2 the two most recent hours (one sign-up each) are the
+    sample: counts and times stay exact, api.call's properties (all in an older hour) are not
+    read."""
+    owner, key = await owner_and_key(make_client)
+    await send_events(owner, key, [*SIGNUPS, *CALLS])
+    default = runtime.settings
+    try:
+        runtime.settings = replace(default, discovery_sample_rows=2)
+        sampled = {**API_CALL, "string_props": [], "numeric_props": []}
+        assert await call(owner, "GET", "/v1/discover") == (
+            200,
+            {"events": [sampled, USER_SIGNUP]},
+        )
+        runtime.settings = replace(default, discovery_sample_rows=10)
+        assert await call(owner, "GET", "/v1/discover") == (
+            200,
+            {"events": [API_CALL, USER_SIGNUP]},
+        )
+    finally:
+        runtime.settings = default
 
 
 async def test_discover_refuses_anonymous_and_ingest_keys(make_client: ClientFactory) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emban.analytics.query_spec import Scope
+from emban.analytics.shaping import EMPTY
 from emban.auth.principal import EmbedGrant, Principal
 from emban.error_codes import DashboardErrorCode, EmbedErrorCode
 from emban.errors import Forbidden, NotFound
@@ -116,7 +117,7 @@ async def embed_widget_result(
     if isinstance(widget, TextWidget):
         # Still checked: a refused filter is refused for every widget alike.
         check_embed_filters(filters, grant.permissions, dashboard.exposure, drill)
-        return AnalyticsResult([], dict(_NO_QUERY_META))
+        return AnalyticsResult(EMPTY, dict(_NO_QUERY_META))
     spec = embed_spec(widget, grant, filters, drill, exposure=dashboard.exposure)
     scope = Scope(actor.org_id, actor.environment_id)
     return await run_widget_spec(rt, scope, widget, spec)

@@ -9,6 +9,7 @@ import { dashboardOf, EMBED_DASHBOARD, EMBED_PROBE, EMBED_WIDGET, permissionsOf 
 import { applyTheme, currentColors, ThemeError } from "./theme";
 import { Toolbar } from "./toolbar";
 import { initialSession, reduce, type Session, type SessionEvent } from "./session";
+import type { EmbedDashboardQuery } from "./generated/graphql";
 import type { Dashboard, Drill, Filters, LiveEvent, Permissions, Result, Widget } from "./types";
 import { WidgetView, type RenderContext } from "./widgets";
 
@@ -35,6 +36,36 @@ function isRefusal(error: ApiError): boolean {
   return errorEffect(error.reason, error.field) === "refused";
 }
 
+/** The first data the page carries (emban/embed_boot.py): the answers the runtime's first
+ * EmbedDashboard request and first EmbedWidget requests (no filters, no drill) would get, for
+ * the widgets the server could answer; the others are requested as usual. */
+export interface Boot {
+  embed: EmbedDashboardQuery["embed"];
+  widgets: Record<string, Result>;
+}
+
+/** The page's boot data, removed from the document (read once). */
+export function takeBoot(): Boot | null {
+  const element = document.getElementById("emban-boot");
+  if (!element) return null;
+  element.remove();
+  try {
+    const boot = JSON.parse(element.textContent ?? "") as Boot;
+    return boot && typeof boot === "object" && boot.embed && boot.widgets ? boot : null;
+  } catch {
+    return null;
+  }
+}
+
+function noFilters(filters: Filters): boolean {
+  return (
+    filters.period === null &&
+    !Object.keys(filters.dimensions).length &&
+    !Object.keys(filters.numericRanges).length &&
+    !Object.keys(filters.dateRanges).length
+  );
+}
+
 function tokenExpiry(token: string): number | null {
   try {
     const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
@@ -56,13 +87,19 @@ export class EmbedApp {
   private readonly toolbar: Toolbar;
   private readonly grid: HTMLElement;
   private readonly notice: HTMLElement;
+  private bootEmbed: Boot["embed"] | null;
+  private bootWidgets: Record<string, Result> | null;
 
   constructor(
     private readonly root: HTMLElement,
     private readonly dashboardId: string,
     private readonly token: string | null,
     private readonly bridge: HostBridge,
+    boot: Boot | null = null,
   ) {
+    // Used for the first load only: a retry or a republish asks the server again.
+    this.bootEmbed = boot?.embed ?? null;
+    this.bootWidgets = boot?.widgets ?? null;
     this.toolbar = new Toolbar({
       setPeriod: (period) => void this.setFilters({ period }),
       setDimension: (dimension, value) =>
@@ -152,6 +189,12 @@ export class EmbedApp {
   // --- loading ---------------------------------------------------------------------------
 
   private async loadDashboard(): Promise<boolean> {
+    const booted = this.bootEmbed;
+    this.bootEmbed = null;
+    if (booted) {
+      this.setDashboard(dashboardOf(booted.dashboard), permissionsOf(booted.permissions));
+      return true;
+    }
     try {
       const data = await gql(this.token!, EMBED_DASHBOARD, {});
       this.setDashboard(dashboardOf(data.embed.dashboard), permissionsOf(data.embed.permissions));
@@ -210,9 +253,12 @@ export class EmbedApp {
   private async loadAllProgressively(): Promise<void> {
     const { generation, filters, drill } = this.session;
     const widgets = this.session.dashboard?.widgets ?? [];
+    const booted = (!drill && noFilters(filters) && this.bootWidgets) || {};
+    this.bootWidgets = null;
     await Promise.all(
       widgets.map(async (widget) => {
-        const outcome = await this.fetchWidget(widget, filters, drill);
+        const first = widget.kind === "text" ? undefined : booted[widget.id];
+        const outcome: Outcome = first ? { ok: true, result: first } : await this.fetchWidget(widget, filters, drill);
         if (generation !== this.session.generation) return;
         this.apply(widget.id, outcome);
       }),

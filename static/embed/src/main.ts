@@ -1,7 +1,7 @@
 // Entry point of the iframe page (/embed/:dashboard_id?token=…).
 import "uplot/dist/uPlot.min.css";
 import "./embed.css";
-import { EmbedApp } from "./app";
+import { EmbedApp, takeBoot } from "./app";
 import { HostBridge, pageAllowedOrigins } from "./bridge";
 
 /** The session token, removed from the visible URL (and so from history and screenshots). */
@@ -18,5 +18,6 @@ function takeToken(): string | null {
 const root = document.getElementById("emban-root");
 if (root) {
   const dashboardId = root.dataset.dashboardId ?? location.pathname.split("/").pop() ?? "";
-  void new EmbedApp(root, dashboardId, takeToken(), new HostBridge(pageAllowedOrigins(root))).start();
+  const bridge = new HostBridge(pageAllowedOrigins(root));
+  void new EmbedApp(root, dashboardId, takeToken(), bridge, takeBoot()).start();
 }

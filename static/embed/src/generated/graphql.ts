@@ -175,15 +175,16 @@ export type IngestErrorCode =
   | 'invalid_events';
 
 /**
- * Live embeds' caps: ``too_many_sockets`` is a close reason (4429), the others are the
- * ``extensions.code`` of a refused subscription.
+ * Live embeds' caps: ``too_many_sockets`` (4429) and ``viewer_too_slow`` (1013) are close
+ * reasons, the others are the ``extensions.code`` of a refused subscription.
  *
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
  */
 export type LiveErrorCode =
   | 'too_many_cohorts'
   | 'too_many_sockets'
-  | 'too_many_subscriptions';
+  | 'too_many_subscriptions'
+  | 'viewer_too_slow';
 
 /**
  * The org's own resources: the org, its environments and API keys.
@@ -237,13 +238,15 @@ export type ReportInput = {
 };
 
 /**
- * The request itself: its shape, route, size or pace, and unexpected failures.
+ * The request itself: its shape, route, size or pace, unexpected failures, and a dependency
+ * (ClickHouse, the metadata database, Redis) that is down for now (``unavailable``).
  *
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
  */
 export type RequestErrorCode =
   | 'bad_request'
   | 'conflict'
+  | 'cross_site_request'
   | 'forbidden'
   | 'internal_error'
   | 'invalid_body'
@@ -254,7 +257,8 @@ export type RequestErrorCode =
   | 'not_found'
   | 'payload_too_large'
   | 'rate_limited'
-  | 'route_not_found';
+  | 'route_not_found'
+  | 'unavailable';
 
 /**
  * Members and invites of an org.
