@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.drain_lock import drain_lock
 from emban.analytics.guarded import guarded
-from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import open_store
+from emban.analytics.wal_ingest import WalIngestWriter
 from emban.auth.rate_limit import (
     AttemptLimiter,
     MemoryLimiter,
@@ -94,7 +95,17 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await migrate_metadata(settings)
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
-        events = guarded(open_store(settings), metrics)
+        engine = open_store(settings)
+        ingest = WalIngestWriter(
+            guarded(engine, metrics),
+            settings.data_dir / "wal",
+            backlog_limit=settings.ingest_backlog_bytes,
+            on_stored=record_stored,
+            lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
+            metrics=metrics,
+        )
+        # Readers wait (bounded) for the drain of what was acknowledged before them.
+        events = guarded(engine, metrics, before_read=ingest.visible)
         redis: Redis | None = (
             Redis.from_url(
                 settings.redis_url,
@@ -107,7 +118,6 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             else None
         )
         jobs = InProcessJobs({"settings": settings, "events": events, "metrics": metrics})
-        ingest = IngestWriter(events, on_stored=record_stored, metrics=metrics)
         usage = UsageRecorder()
         bus: LiveBus = RedisBus(redis) if redis is not None else InProcessBus()
         sockets = LiveSockets(bus, redis, max_per_token=settings.live_max_sockets_per_token)
@@ -132,7 +142,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
-                await migrate_clickhouse(events)
+                await migrate_clickhouse(guarded(engine))
             redis_down = functools.partial(outages.down, REDIS)
             limiter: AttemptLimiter = (
                 RedisOrLocalLimiter(redis, redis_down) if redis else MemoryLimiter()

@@ -113,6 +113,7 @@ class IngestErrorCode(StrEnum):
     """Sending events."""
 
     invalid_events = "invalid_events"
+    ingest_backlog = "ingest_backlog"
 
 
 class EmbedErrorCode(StrEnum):

@@ -431,6 +431,14 @@ class Settings:
         "shortest time between two refreshes of one cohort",
         _positive_int,
     )
+    ingest_backlog_bytes: int = setting(
+        256 * 1024 * 1024,
+        "EMBAN_INGEST_BACKLOG_BYTES",
+        "ingest WAL bytes acknowledged but not yet in ClickHouse before POST /v1/events answers"
+        " 503 ingest_backlog",
+        _positive_int,
+        shown="268435456 (256 MiB)",
+    )
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
     query_max_points: int = setting(
         100_000,

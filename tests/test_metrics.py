@@ -76,7 +76,7 @@ async def eventually(condition: Callable[[], Any], within: float = 5.0) -> None:
 
 
 async def test_rest_graphql_ingest_and_clickhouse_are_counted(
-    make_client: ClientFactory, app_server: TestServer
+    make_client: ClientFactory, app_server: TestServer, runtime: Runtime
 ) -> None:
     owner = await make_client()
     await register(owner)
@@ -85,9 +85,10 @@ async def test_rest_graphql_ingest_and_clickhouse_are_counted(
 
     first = [{"tenant_id": "acme", "event_name": "api.call", "event_id": f"e{i}"} for i in (1, 2)]
     second = [{"tenant_id": "acme", "event_name": "api.call", "event_id": f"e{i}"} for i in (2, 3)]
-    for events in (first, second):  # one after the other: two flushes
+    for events in (first, second):  # one after the other: two WAL drains (flushes)
         sent = await owner.post("/v1/events", json={"events": events}, headers=bearer(ingest))
         assert sent.status == 200
+        assert await runtime.ingest.visible()  # drained into the engine
     missing = await owner.get("/v1/dashboards/dash_aaaaaaaaaaaaaaaaaaaa")
     assert missing.status == 404
     assert (await owner.get("/no/such/path/123")).status == 404

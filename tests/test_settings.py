@@ -59,6 +59,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
         settings.live_min_refresh_interval_ms,
     ) == (5, 20, 50, 2, 1000)
     assert settings.adhoc_max_result_bytes == 16 * 1024 * 1024
+    assert settings.ingest_backlog_bytes == 256 * 1024 * 1024
     assert settings.metadata_db_url == f"sqlite://{data_dir.resolve()}/metadata.sqlite3"
     assert settings.chdb_path == (data_dir / "clickhouse").resolve()
     assert settings.base_url == "http://127.0.0.1:8000"
@@ -337,7 +338,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 54
+    assert len(set(names)) == len(names) == 55
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -479,7 +480,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 54
+    assert len(table.splitlines()) == 2 + 55
 
 
 def test_settings_doc_command_prints_and_writes_the_table(

@@ -23,7 +23,13 @@ import chdb
 import msgspec
 
 from emban.analytics.background import in_background, is_deferrable
-from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
+from emban.analytics.store import (
+    ClickHouseError,
+    QueryResult,
+    ResultTooLarge,
+    insert_dedup,
+    param_text,
+)
 
 _POOL_SIZE = 3
 ADHOC_POOL_SIZE = 2
@@ -115,9 +121,17 @@ class ChdbStore:
         return result
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         background = len(payload) > BACKGROUND_INSERT_BYTES
+        settings = BACKGROUND_INSERT_SETTINGS if background else INSERT_SETTINGS
+        settings += "".join(f", {k} = '{v}'" for k, v in insert_dedup(token).items())
         await _on_connection(
             await self._insert_connections(),
             _insert,
@@ -125,7 +139,7 @@ class ChdbStore:
             columns,
             payload,
             fmt,
-            BACKGROUND_INSERT_SETTINGS if background else INSERT_SETTINGS,
+            settings,
             background=background,
         )
 

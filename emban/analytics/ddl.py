@@ -186,11 +186,29 @@ def _version_1(layout: Layout) -> list[str]:
     ]
 
 
+def _version_2(layout: Layout) -> list[str]:
+    """Non-replicated MergeTree keeps no block ids unless asked: the last 10,000 INSERTs' tokens
+    are remembered per table, so a replayed WAL chunk (same token) is dropped by the events table
+    and, with deduplicate_blocks_in_dependent_materialized_views, by each rollup the views write.
+    Replicated tables (a cluster) de-duplicate by token already: nothing to change there."""
+    if layout.cluster is not None:
+        return []
+    return [
+        f"ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = 10000"
+        for table in (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM)
+    ]
+
+
 def versions(cluster: str | None = None) -> list[tuple[int, str, list[str]]]:
     """Every DDL version for one node (``cluster is None``) or for the named cluster."""
     layout = Layout(cluster)
     return [
         (1, "events, event ids for de-duplication, hourly and daily rollups", _version_1(layout)),
+        (
+            2,
+            "INSERTs named by a deduplication token (the ingest WAL's exactly-once replay)",
+            _version_2(layout),
+        ),
     ]
 
 

@@ -17,18 +17,35 @@ import contextlib
 import functools
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from emban.analytics.store import EventStore, QueryResult
 from emban.metadata import refuse_inside_transaction
 from emban.metrics import Metrics
 
+BeforeRead = Callable[[], Awaitable[object]]
+
 
 class OutsideTransactions:
-    def __init__(self, inner: EventStore, metrics: Metrics | None = None) -> None:
+    """``before_read``: awaited before every query and statement (the app's store waits there for
+    the ingest drain of what was acknowledged earlier: read-your-writes). Given ``metrics``, it
+    times and counts its calls."""
+
+    def __init__(
+        self,
+        inner: EventStore,
+        metrics: Metrics | None = None,
+        before_read: BeforeRead | None = None,
+    ) -> None:
         self.inner = inner
         self._metrics = metrics
+        self.before_read = before_read
+
+    async def _ready(self, what: str) -> None:
+        refuse_inside_transaction(what)
+        if self.before_read is not None:
+            await self.before_read()
 
     @contextlib.contextmanager
     def _timed(self, kind: str) -> Iterator[None]:
@@ -50,28 +67,34 @@ class OutsideTransactions:
             await self.inner.ping()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        refuse_inside_transaction("ClickHouse statement")
+        await self._ready("ClickHouse statement")
         with self._timed("execute"):
             await self.inner.execute(sql, params)
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
-        refuse_inside_transaction("ClickHouse query")
+        await self._ready("ClickHouse query")
         with self._timed("background_query" if background else "query"):
             return await self.inner.query(sql, params, background=background)
 
     async def query_adhoc(self, sql: str, *, max_result_bytes: int) -> QueryResult:
-        refuse_inside_transaction("ClickHouse ad-hoc query")
+        await self._ready("ClickHouse ad-hoc query")
         with self._timed("adhoc"):
             return await self.inner.query_adhoc(sql, max_result_bytes=max_result_bytes)
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         refuse_inside_transaction("ClickHouse insert")
         with self._timed("insert"):
-            await self.inner.insert_json(table, columns, payload, fmt)
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -90,7 +113,9 @@ class OutsideTransactions:
         return guarded
 
 
-def guarded(store: EventStore, metrics: Metrics | None = None) -> EventStore:
+def guarded(
+    store: EventStore, metrics: Metrics | None = None, before_read: BeforeRead | None = None
+) -> EventStore:
     """``store`` wrapped so it refuses engine I/O inside a metadata transaction (and, given
-    ``metrics``, times and counts its calls)."""
-    return OutsideTransactions(store, metrics)
+    ``metrics``, times and counts its calls; awaits ``before_read`` before each read)."""
+    return OutsideTransactions(store, metrics, before_read)

@@ -20,7 +20,13 @@ import aiohttp
 import msgspec
 from aiochclient import ChClient, ChClientError
 
-from emban.analytics.store import ClickHouseError, QueryResult, ResultTooLarge, param_text
+from emban.analytics.store import (
+    ClickHouseError,
+    QueryResult,
+    ResultTooLarge,
+    insert_dedup,
+    param_text,
+)
 from emban.dependencies import CLICKHOUSE, unavailable
 
 ADHOC_CONNECTIONS = 2
@@ -163,10 +169,22 @@ class HttpStore:
         )
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT {fmt}"
-        await self._post(payload, {"query": query, **self._insert_settings()})
+        # Without a token no deduplication setting is sent: servers older than the schema's
+        # deduplication window (the transport tests' 18.16) do not know it, and without the
+        # window ClickHouse drops no repeat.
+        settings = {"query": query, **self._insert_settings()}
+        if token is not None:
+            settings |= insert_dedup(token)
+        await self._post(payload, settings)
 
     def _insert_settings(self) -> dict[str, str]:
         """On a cluster ``table`` is a Distributed table: insert in the foreground, so the

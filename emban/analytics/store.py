@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emban.settings import Settings
 
 _CODE = re.compile(r"Code:\s*(\d+)")
+_TOKEN = re.compile(r"[A-Za-z0-9:_-]{1,200}")
 
 
 class ClickHouseError(Exception):
@@ -63,10 +65,18 @@ class EventStore(Protocol):
         ...
 
     async def insert_json(
-        self, table: str, columns: list[str], payload: bytes, fmt: str = "JSONEachRow"
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
     ) -> None:
         """Insert newline-delimited JSON rows into ``table`` in one INSERT: objects
-        (``JSONEachRow``) or arrays in column order (``JSONCompactEachRow``)."""
+        (``JSONEachRow``) or arrays in column order (``JSONCompactEachRow``). With ``token``
+        the INSERT carries it as ``insert_deduplication_token`` (materialized views included):
+        the engine drops a repeat of an INSERT with the same token (the WAL's replay)."""
         ...
 
     async def close(self) -> None: ...
@@ -95,6 +105,28 @@ _QUOTED = str.maketrans(
         "\f": "\\f",
     }
 )
+
+
+def dedup_settings(token: str) -> dict[str, str]:
+    """The settings of an INSERT named by ``token``: a repeat is dropped by the table and by the
+    materialized views' targets (each table needs ``non_replicated_deduplication_window``)."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError(f"not a deduplication token: {token!r}")
+    return {
+        "insert_deduplication_token": token,
+        "insert_deduplicate": "1",
+        "deduplicate_blocks_in_dependent_materialized_views": "1",
+    }
+
+
+def insert_dedup(token: str | None) -> dict[str, str]:
+    """An INSERT's deduplication settings. The tables keep a deduplication window (for the WAL's
+    tokens), and ClickHouse then drops an INSERT whose data repeats a recent block even without
+    a token and with ``insert_deduplicate = 0`` (measured, chDB 26.9): an INSERT without a token
+    of its own gets a random one, so it is never taken for another."""
+    if token is None:
+        return {"insert_deduplication_token": f"once-{uuid.uuid4().hex}"}
+    return dedup_settings(token)
 
 
 def param_text(value: Any) -> str:

@@ -15,9 +15,10 @@ import msgspec
 
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
+from emban.analytics.wal_ingest import IngestBacklogFull
 from emban.auth.principal import Principal
-from emban.error_codes import AuthErrorCode
-from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge
+from emban.error_codes import AuthErrorCode, IngestErrorCode
+from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge, ServiceUnavailable
 from emban.models import Org, UsageDaily
 from emban.runtime import Runtime
 from emban.services import billing
@@ -26,6 +27,7 @@ from emban.usage import add_usage
 from emban.wire import CONVERT_FAILURES, UNREADABLE_JSON, malformed_json
 
 MAX_EVENTS = 10_000
+BACKLOG_RETRY_AFTER = 1  # seconds: a few drain chunks (20,000 rows each)
 OFF_LOOP_BODY_BYTES = 64 * 1024  # bodies above this are decoded on a worker thread
 OFF_LOOP_EVENTS = 1_000  # batches above this become rows on a worker thread
 MAX_NAME = 200
@@ -285,6 +287,11 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
     used = await events_this_month(org.id, batch.received_at.date())
     limit = billing.plan_of(org).events_per_month
     adding = len(rows)
+    if limit is not None and used + rt.ingest.undrained(org.id) + adding > limit:
+        # Usage counts rows once they are in the engine: near the cap, let the drain catch up
+        # so events acknowledged earlier are counted.
+        await rt.ingest.visible()
+        used = await events_this_month(org.id, batch.received_at.date())
     if limit is not None and used + adding > limit:
         # Only events the writer would store count against the cap: a resend of stored event
         # ids (a client retrying after a lost answer) is accepted, not refused. Asked only
@@ -292,7 +299,15 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
         adding = await rt.ingest.count_new(rows)
     if adding:
         billing.check_limit(org, "events_per_month", used, adding)
-    await rt.ingest.submit(rows)  # usage is recorded by the writer, once per flush
+    try:
+        await rt.ingest.submit(rows)  # usage is recorded by the writer, once per flush
+    except IngestBacklogFull as exc:
+        raise ServiceUnavailable(
+            "ingest is behind: the write-ahead log holds more events than the engine has taken "
+            f"({exc.backlog} of {exc.limit} bytes); retry after the Retry-After seconds",
+            code=IngestErrorCode.ingest_backlog,
+            retry_after=BACKLOG_RETRY_AFTER,
+        ) from None
     return len(rows)
 
 

@@ -184,6 +184,7 @@ async def test_invalid_events_are_each_listed_and_nothing_is_stored(
     assert await stored(runtime, org_id) == 0
     assert await stored(runtime, org_id, "event_ids") == 0
     assert await rollup_count(runtime, org_id) == (0, 0)
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == []
 
@@ -370,6 +371,7 @@ async def test_resending_event_ids_never_changes_a_result(
     after = await results()
     assert after == [(5, p) for _, p in first[:3]] + [(4, "daily_rollup"), (5, "hourly_rollup")]
     # the usage counter (which the monthly limit reads) counts each event once
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [5]
 
@@ -406,6 +408,7 @@ async def test_concurrent_requests_are_group_committed(
     assert await stored(runtime, org_id) == 500
     assert await total(owner, key) == (500, "hourly_rollup")
     assert await total(owner, key, metric="count_unique") == (20, "hourly_rollup")
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [500]
 
@@ -457,6 +460,7 @@ async def test_the_cap_counts_only_newly_stored_events(
     await UsageDaily.create(org_id=org_id, day=today, events=99_995)
     first = [ev(event_id=f"e{n}") for n in range(5)]
     assert await post(owner, key, {"events": first}) == (200, {"accepted": 5, "status": "ok"})
+    await runtime.ingest.visible()  # usage counts drained rows
     usage = await UsageDaily.filter(org_id=org_id).values_list("events", flat=True)
     assert list(usage) == [100_000]
     # At the cap: the same five again (a client retrying a lost answer) pass, store nothing.
@@ -605,3 +609,63 @@ def test_both_decoders_give_the_same_typed_events() -> None:
         ("2026-03-01 12:00:00.000", {"n": 2.0}, ""),
     ]
     assert all(len(r.event_id) == 32 for r in rows)
+
+
+# --- backpressure (the WAL's bounded backlog) ----------------------------------------------------
+
+
+class HeldEngine:
+    """The engine with every events INSERT held until ``release`` (a drain that cannot keep up)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def query(self, sql: str, params: Any = None, *, background: bool = False) -> Any:
+        return await self.inner.query(sql, params, background=background)
+
+    async def insert_json(self, table: str, *args: Any, **kwargs: Any) -> None:
+        if table == "events":
+            self.held.set()
+            await self.release.wait()
+        await self.inner.insert_json(table, *args, **kwargs)
+
+
+async def test_past_the_backlog_bound_ingest_answers_503_with_retry_after(
+    make_client: ClientFactory, runtime: Runtime
+) -> None:
+    """Acknowledged bytes not yet in the engine reach EMBAN_INGEST_BACKLOG_BYTES: the next batch
+    is refused, 503 ``ingest_backlog`` with ``Retry-After``, and nothing of it is stored; once
+    the drain catches up, ingest is accepted again."""
+    owner, key, org_id = await setup_org(make_client)
+    writer: Any = runtime.ingest
+    assert await writer.visible() is True
+    engine, limit = writer._store, writer.backlog_limit
+    held = HeldEngine(engine)
+    writer._store, writer.backlog_limit = held, 1
+    try:
+        assert await post(owner, key, {"events": [ev(event_id="a")]}) == (
+            200,
+            {"accepted": 1, "status": "ok"},
+        )
+        await held.held.wait()
+        response = await owner.post(
+            "/v1/events", json={"events": [ev(event_id="b")]}, headers=bearer(key)
+        )
+        body = await response.json()
+        assert (response.status, response.headers.get("Retry-After")) == (503, "1")
+        assert body == {
+            "error": "ingest is behind: the write-ahead log holds more events than the engine "
+            "has taken (193 of 1 bytes); retry after the Retry-After seconds",
+            "code": "ingest_backlog",
+        }
+    finally:
+        held.release.set()
+        assert await writer.visible() is True
+        writer._store, writer.backlog_limit = engine, limit
+    assert await post(owner, key, {"events": [ev(event_id="c")]}) == (
+        200,
+        {"accepted": 1, "status": "ok"},
+    )
+    assert await stored(runtime, org_id) == 2

@@ -171,6 +171,7 @@ export type FilterInput = {
  * Sent as a GraphQL error's `extensions.reason` (REST: the error body's `code`).
  */
 export type IngestErrorCode =
+  | 'ingest_backlog'
   | 'invalid_events';
 
 /**

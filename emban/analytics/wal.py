@@ -1,0 +1,209 @@
+"""The ingest write-ahead log: segment files of length-prefixed, CRC-checked records.
+
+A record is one acknowledged ``POST /v1/events`` batch, already validated and with its event ids
+fixed (generated ids included), so a replay stores exactly what was acknowledged. On disk::
+
+    record  = length (u32 LE) | crc32 of payload (u32 LE) | payload (msgpack)
+    payload = [org_id, environment_id, [[tenant_id, event_name, event_id, line], ...]]
+
+``line`` is the row's ``JSONCompactEachRow`` text, so draining joins lines and never re-encodes.
+Segments are ``<seq>.wal`` in the WAL directory, ``seq`` increasing; a segment is written only
+while it is the current one, then sealed, drained into the engine and deleted. A reader keeps
+whole records only: a torn tail (a write cut by a crash, never acknowledged because its fsync
+had not returned) or a record whose CRC does not match ends the segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+HEADER = struct.Struct("<II")
+MAX_RECORD = 256 * 1024 * 1024  # a length above this is damage, not a record
+SUFFIX = ".wal"
+
+
+class WalLocked(RuntimeError):
+    """Another process holds this WAL directory."""
+
+
+@dataclass(frozen=True)
+class WalEvent:
+    """One row of a record: what de-duplication and live refresh need, and the encoded row."""
+
+    tenant_id: str
+    event_name: str
+    event_id: str
+    line: bytes
+
+
+RecordRows = tuple[str, str, list[tuple[str, str, str, bytes]]]
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(tuple[str, str, list[tuple[str, str, str, bytes]]])
+
+
+def encode_record(
+    org_id: str, environment_id: str, rows: list[tuple[str, str, str, bytes]]
+) -> bytes:
+    """A framed record (header and payload) ready to append."""
+    payload = _encoder.encode((org_id, environment_id, rows))
+    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_payload(payload: bytes) -> RecordRows:
+    return _decoder.decode(payload)
+
+
+def read_records(path: Path) -> Iterator[RecordRows]:
+    """Each whole record of a segment, decoded, in order, read one at a time; stops at the first
+    torn or damaged record."""
+    with path.open("rb") as file:
+        while True:
+            header = file.read(HEADER.size)
+            if len(header) < HEADER.size:
+                return
+            length, crc = HEADER.unpack(header)
+            if length > MAX_RECORD:
+                return
+            payload = file.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return
+            try:
+                record = decode_payload(payload)
+            except msgspec.DecodeError:
+                return
+            yield record
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[list[RecordRows]]:
+    """A segment's records in chunks of whole records, each closed once it holds at least
+    ``chunk_rows`` rows. The cut depends only on the segment's content, so a replay after a crash
+    cuts the same chunks and chunk ``i`` can name its INSERT (deduplication token)."""
+    chunk: list[RecordRows] = []
+    rows = 0
+    for record in read_records(path):
+        chunk.append(record)
+        rows += len(record[2])
+        if rows >= chunk_rows:
+            yield chunk
+            chunk, rows = [], 0
+    if chunk:
+        yield chunk
+
+
+def segment_path(directory: Path, seq: int) -> Path:
+    return directory / f"{seq:012d}{SUFFIX}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    """The segments of one directory, owned by one process (an exclusive ``flock``).
+
+    Blocking methods (``append``, ``seal``, ``delete``) run on a worker thread, never two at once
+    (the ingest writer serialises them); the event loop only reads ``backlog_bytes`` (bytes
+    written and not yet drained), ``sealed`` and ``current``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = (directory / "lock").open("a+")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise WalLocked(f"the ingest WAL {directory} is used by another process") from None
+        id_file = directory / "id"
+        if not id_file.exists():
+            tmp = directory / "id.tmp"
+            tmp.write_text(uuid.uuid4().hex)
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            tmp.rename(id_file)
+            _fsync_dir(directory)
+        # The WAL's identity: with a segment's seq and a chunk index it names each INSERT
+        # (insert_deduplication_token), unique across processes sharing one ClickHouse.
+        self.id = id_file.read_text().strip()
+        self.sealed: list[int] = sorted(
+            int(p.name.removesuffix(SUFFIX))
+            for p in directory.iterdir()
+            if p.name.endswith(SUFFIX) and p.name.removesuffix(SUFFIX).isdigit()
+        )
+        self.backlog_bytes = sum(segment_path(directory, s).stat().st_size for s in self.sealed)
+        self._sizes = {s: segment_path(directory, s).stat().st_size for s in self.sealed}
+        self._next = (self.sealed[-1] + 1) if self.sealed else 1
+        self.current: int | None = None
+        self._file: IO[bytes] | None = None
+
+    def append(self, records: list[bytes]) -> int:
+        """Write framed records to the current segment (opened if needed) and fsync them once;
+        returns the segment's seq. Durable when this returns."""
+        if self._file is None:
+            self.current = self._next
+            self._next += 1
+            self._file = segment_path(self.directory, self.current).open("ab")
+            _fsync_dir(self.directory)  # the new file's entry is durable too
+            self._sizes[self.current] = 0
+        assert self.current is not None
+        data = b"".join(records)
+        try:
+            self._file.write(data)
+            self._file.flush()
+            os.fdatasync(self._file.fileno())
+        except BaseException:
+            # A failed write may have left part of a record: end the segment here (readers stop
+            # at the torn record) and let the next append start a new one.
+            self._close_current()
+            raise
+        self._sizes[self.current] += len(data)
+        self.backlog_bytes += len(data)
+        return self.current
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next segment gets: every segment below it was written already."""
+        return self._next
+
+    def seal(self) -> int | None:
+        """End the current segment (it becomes drainable); its seq, or None when there is none."""
+        return self._close_current()
+
+    def _close_current(self) -> int | None:
+        seq = self.current
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+            assert seq is not None
+            self.sealed.append(seq)
+        self.current = None
+        return seq
+
+    def delete(self, seq: int) -> None:
+        """Remove a drained segment."""
+        segment_path(self.directory, seq).unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        self.sealed.remove(seq)
+        self.backlog_bytes -= self._sizes.pop(seq, 0)
+
+    def close(self) -> None:
+        self._close_current()
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()

@@ -1,0 +1,334 @@
+"""Ingest through a write-ahead log: acknowledged when fsync'd, drained in large INSERTs.
+
+``submit`` frames a request's rows as one WAL record and waits for the fsync that holds it; every
+request arriving while an fsync runs shares the next one (group commit), so the ack costs a few
+milliseconds whatever the engine is doing. The drainer seals the current segment whenever it is
+idle, and stores sealed segments in order, in chunks of whole records (``DRAIN_CHUNK_ROWS``):
+per chunk it drops event ids already stored in the last day and duplicates inside the chunk
+(select-then-insert, exact because one drainer per process runs one chunk at a time and, across
+processes sharing one ClickHouse, the drain lease lets one process drain at a time), inserts the
+events and then their ids, each INSERT named ``<wal id>-<segment>-<chunk>``
+(``insert_deduplication_token``), records usage, announces the touched keys to live refresh,
+and deletes the segment only once all its chunks are in the engine. A crash anywhere replays the
+segments left on disk: the same chunks get the same tokens, so a chunk whose events INSERT had
+landed is dropped by the engine, and one whose ids had landed too finds every id already seen.
+
+Fairness between orgs (a burst never delays another org's small ack): acks wait only for an
+fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path.
+
+Read-your-writes within a process: :meth:`WalIngestWriter.visible` waits until everything
+acknowledged before the call is in the engine (bounded); the app's store awaits it before every
+read (``guarded(store, before_read=...)``), so a query started after an ack sees the
+acknowledged events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from emban.analytics.background import in_background
+from emban.analytics.drain_lock import DrainLock, ProcessLock
+from emban.analytics.ingest import (
+    COMPACT,
+    EVENT_COLUMNS,
+    EventRow,
+    IngestWriter,
+    StoredHook,
+    Touched,
+)
+from emban.analytics.store import EventStore
+from emban.analytics.tables import EVENT_IDS, EVENTS
+from emban.analytics.wal import RecordRows, WriteAheadLog, encode_record, read_chunks, segment_path
+from emban.background_tasks import OwnedTask
+from emban.errors import Unavailable
+from emban.metadata import refuse_inside_transaction
+from emban.metrics import Metrics
+
+log = logging.getLogger("emban.ingest")
+
+DRAIN_CHUNK_ROWS = 20_000  # rows per drain INSERT (whole records); part of each chunk's token
+OFF_LOOP_ROWS = 2_000  # a request this big is framed on a worker thread
+VISIBLE_WAIT = 10.0  # seconds a read waits for the drain before reading anyway
+STOP_DRAIN = 5.0  # seconds shutdown spends draining; the rest is replayed on the next start
+RETRY_DRAIN = 1.0  # seconds between attempts while the engine refuses a drain
+
+
+class IngestBacklogFull(Exception):
+    """The WAL holds more undrained bytes than the configured bound: refuse, retry later."""
+
+    def __init__(self, backlog: int, limit: int) -> None:
+        super().__init__(f"ingest backlog {backlog} bytes is over {limit} bytes")
+        self.backlog = backlog
+        self.limit = limit
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def frame(rows: list[EventRow]) -> bytes:
+    """One request's rows (all of one org and environment) as a framed WAL record."""
+    first = rows[0]
+    return encode_record(
+        first.org_id,
+        first.environment_id,
+        [(r.tenant_id, r.event_name, r.event_id, _encode(r)) for r in rows],
+    )
+
+
+class WalIngestWriter(IngestWriter):
+    def __init__(
+        self,
+        store: EventStore,
+        wal_dir: Path,
+        *,
+        backlog_limit: int,
+        on_stored: StoredHook | None = None,
+        chunk_rows: int = DRAIN_CHUNK_ROWS,
+        lock: DrainLock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(store, on_stored, metrics)
+        self.lock: DrainLock = lock if lock is not None else ProcessLock()
+        self.wal = WriteAheadLog(wal_dir)
+        self.backlog_limit = backlog_limit
+        self.chunk_rows = chunk_rows
+        self._queue: list[tuple[bytes, asyncio.Future[int], int, str]] = []
+        self._undrained: dict[str, int] = {}  # org → rows acknowledged in this run, not drained
+        self._queued = asyncio.Event()
+        self._io = asyncio.Lock()  # one blocking WAL operation at a time
+        self._appender = OwnedTask("emban-ingest-wal")
+        self._drainer = OwnedTask("emban-ingest-drain")
+        self._work = asyncio.Event()  # the drainer has something to look at
+        self._drained = asyncio.Condition()
+        self._acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
+        self._drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
+        self._stopping = False
+        self._drain_failing = False  # the last drain attempt failed (the engine refused it)
+        self.drains = 0
+
+    def start(self) -> None:
+        self._appender.start(self._append_loop)
+        self._drainer.start(self._drain_loop)
+        self._work.set()
+
+    async def stop(self) -> None:
+        """Answer every request already queued, then drain for up to ``STOP_DRAIN`` seconds; the
+        rest stays in the WAL and is drained on the next start."""
+        self._stopping = True
+        while self._queue:  # noqa: ASYNC110 (the appender empties it within one fsync)
+            await asyncio.sleep(0.005)
+        await self._appender.stop()
+        if self._drainer.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.visible(STOP_DRAIN), STOP_DRAIN + 1)
+        await self._drainer.stop()
+        await self.lock.close()
+        await asyncio.to_thread(self.wal.close)
+
+    async def submit(self, rows: list[EventRow]) -> int:
+        """Append rows (one request, of one org and environment) to the WAL and wait until they
+        are fsync'd; returns how many rows were accepted."""
+        refuse_inside_transaction("waiting for the ingest WAL")
+        if not rows:
+            return 0
+        org, env = rows[0].org_id, rows[0].environment_id
+        if any(r.org_id != org or r.environment_id != env for r in rows):
+            raise ValueError("one submit carries the rows of one org and environment")
+        if self._stopping:
+            raise IngestBacklogFull(self.wal.backlog_bytes, self.backlog_limit)
+        if self.wal.backlog_bytes >= self.backlog_limit:
+            self._work.set()
+            raise IngestBacklogFull(self.wal.backlog_bytes, self.backlog_limit)
+        self._appender.start(self._append_loop)  # the drainer starts with start()
+        record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, done, len(rows), org))
+        self._queued.set()
+        return await done
+
+    async def _append_loop(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    async with self._io:
+                        seq = await asyncio.to_thread(self.wal.append, [b[0] for b in batch])
+                except Exception as exc:
+                    log.exception("ingest WAL append of %d records failed", len(batch))
+                    for _, done, _, _ in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                self._acked_seq = max(self._acked_seq, seq)
+                self.flushes += 1  # group commits: each fsync acknowledges a group of requests
+                for _, done, count, org in batch:
+                    self._undrained[org] = self._undrained.get(org, 0) + count
+                    self.queued_rows += count
+                    if not done.done():
+                        done.set_result(count)
+                self._work.set()
+
+    def undrained(self, org_id: str) -> int:
+        return self._undrained.get(org_id, 0)
+
+    async def visible(self, wait: float = VISIBLE_WAIT) -> bool:
+        """Wait until every row acknowledged before this call is in the engine (True), or
+        ``wait`` seconds passed (False)."""
+        target = self._acked_seq
+        if self._drained_below > target or not self._drainer.running or self._drain_failing:
+            # While the engine refuses drains a read would wait for nothing: it goes ahead (and
+            # meets the same outage: 503 unavailable) instead of holding the caller.
+            return self._drained_below > target
+        self._work.set()
+
+        def done() -> bool:
+            return self._drained_below > target
+
+        try:
+            async with self._drained:
+                await asyncio.wait_for(self._drained.wait_for(done), wait)
+        except TimeoutError:
+            log.warning("reading before the ingest drain caught up (%.1f s)", wait)
+            return False
+        return True
+
+    async def _drain_loop(self) -> None:
+        while True:
+            if not self.wal.sealed:
+                if self.wal.current is not None:
+                    async with self._io:
+                        await asyncio.to_thread(self.wal.seal)
+                    continue
+                await self._work.wait()
+                self._work.clear()
+                continue
+            seq = self.wal.sealed[0]
+            try:
+                await self._drain_segment(seq)
+            except Exception as exc:
+                self._drain_failing = True
+                if self._metrics is not None:
+                    self._metrics.ingest_flush_failed.inc()
+                # An outage is logged once by the store (dependencies.py); acknowledged rows
+                # stay in the WAL and are drained when the engine is back.
+                if not isinstance(exc, Unavailable):
+                    log.exception("draining ingest WAL segment %d failed; retrying", seq)
+                await asyncio.sleep(RETRY_DRAIN)
+                continue
+            self._drain_failing = False
+            async with self._io:
+                await asyncio.to_thread(self.wal.delete, seq)
+            async with self._drained:
+                following = self.wal.sealed[0] if self.wal.sealed else self.wal.current
+                self._drained_below = following if following is not None else self.wal.next_seq
+                self._drained.notify_all()
+
+    async def _drain_segment(self, seq: int) -> None:
+        chunks: Iterator[list[RecordRows]] = read_chunks(
+            segment_path(self.wal.directory, seq), self.chunk_rows
+        )
+        index = 0
+        while True:
+            chunk = await in_background(next, chunks, None)
+            if chunk is None:
+                return
+            await self._drain_chunk(chunk, f"{self.wal.id}-{seq}-{index}")
+            index += 1
+
+    async def _drain_chunk(self, chunk: list[RecordRows], token: str) -> None:
+        started = time.perf_counter()
+        by_scope = await in_background(_chunk_scopes, chunk)
+        async with self.lock.hold():  # no other drain inserts between the read and the insert
+            seen = await self._seen(by_scope, background=True)
+            fresh = await in_background(_fresh_chunk, chunk, seen)
+            if fresh.rows:
+                # Events first, then their ids: a crash between the two replays this chunk,
+                # finds none of its ids, and the engine drops the events INSERT (same token).
+                await self._store.insert_json(
+                    EVENTS, EVENT_COLUMNS, fresh.payload, COMPACT, token=token
+                )
+                await self._store.insert_json(
+                    EVENT_IDS,
+                    ["org_id", "environment_id", "event_id"],
+                    fresh.ids_payload,
+                    COMPACT,
+                    token=token,
+                )
+        if fresh.rows and self._on_stored is not None:
+            await self._record(fresh.stored)
+        self.drains += 1
+        total = sum(len(rows) for _, _, rows in chunk)
+        self.queued_rows = max(0, self.queued_rows - total)
+        if self._metrics is not None:
+            self._metrics.ingest_flush_ok.inc()
+            self._metrics.ingest_stored.inc(fresh.rows)
+            self._metrics.ingest_duplicate.inc(total - fresh.rows)
+            self._metrics.ingest_flush_duration.observe(time.perf_counter() - started)
+        for org, _, rows in chunk:
+            left = self._undrained.get(org, 0) - len(rows)
+            if left > 0:
+                self._undrained[org] = left
+            else:  # rows replayed from an earlier run were never counted
+                self._undrained.pop(org, None)
+        log.debug(
+            "drained %d rows (%d new) in %.1f ms",
+            sum(len(r[2]) for r in chunk),
+            fresh.rows,
+            (time.perf_counter() - started) * 1000,
+        )
+        if fresh.touched:
+            touched = Touched(fresh.touched, fresh.stored)
+            for listener in self.listeners:
+                try:
+                    await listener(touched)
+                except Exception:
+                    log.exception("flush listener failed")
+
+
+def _chunk_scopes(chunk: list[RecordRows]) -> dict[tuple[str, str], list[str]]:
+    by_scope: dict[tuple[str, str], set[str]] = {}
+    for org, env, rows in chunk:
+        by_scope.setdefault((org, env), set()).update(r[2] for r in rows)
+    return {scope: sorted(ids) for scope, ids in by_scope.items()}
+
+
+class _FreshChunk(msgspec.Struct):
+    rows: int
+    payload: bytes
+    ids_payload: bytes
+    touched: frozenset[tuple[str, str, str, str]]
+    stored: dict[str, int]
+
+
+def _fresh_chunk(chunk: list[RecordRows], seen: set[tuple[str, str, str]]) -> _FreshChunk:
+    seen = set(seen)
+    lines: list[bytes] = []
+    ids: list[bytes] = []
+    touched: set[tuple[str, str, str, str]] = set()
+    stored: dict[str, int] = {}
+    for org, env, rows in chunk:
+        for tenant, name, event_id, line in rows:
+            key = (org, env, event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(line)
+            ids.append(_encode(key))
+            touched.add((org, env, tenant, name))
+            stored[org] = stored.get(org, 0) + 1
+    return _FreshChunk(
+        rows=len(lines),
+        payload=b"\n".join(lines),
+        ids_payload=b"\n".join(ids),
+        touched=frozenset(touched),
+        stored=stored,
+    )

@@ -1,0 +1,359 @@
+"""The ingest write-ahead log: whole records only after a torn tail or damage, and a replay after
+a crash stores every acknowledged event exactly once (events and rollups), on the real chDB."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emban.analytics.drain_lock import PostgresLock, lock_key
+from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
+from emban.analytics.store import EventStore, QueryResult
+from emban.analytics.wal import (
+    HEADER,
+    WalLocked,
+    WriteAheadLog,
+    encode_record,
+    read_chunks,
+    read_records,
+    segment_path,
+)
+from emban.analytics.wal_ingest import IngestBacklogFull, WalIngestWriter, frame
+from emban.runtime import Runtime
+
+
+def record_rows(n: int, size: int) -> list[tuple[str, str, str, bytes]]:
+    return [("t", "x", f"r{n}-{i}", f'["line {n} {i}"]'.encode()) for i in range(size)]
+
+
+def write_segment(directory: Path, sizes: list[int]) -> tuple[Path, list[int]]:
+    """A sealed segment of records of ``sizes`` rows; returns its path and each record's end."""
+    wal = WriteAheadLog(directory)
+    ends = []
+    end = 0
+    for n, size in enumerate(sizes):
+        data = encode_record("org", "env", record_rows(n, size))
+        seq = wal.append([data])
+        end += len(data)
+        ends.append(end)
+    wal.close()
+    return segment_path(directory, seq), ends
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sizes=st.lists(st.integers(0, 30), min_size=1, max_size=8), data=st.data())
+def test_a_torn_tail_keeps_the_whole_records_before_it(
+    tmp_path: Path, sizes: list[int], data: st.DataObject
+) -> None:
+    directory = tmp_path / uuid.uuid4().hex
+    path, ends = write_segment(directory, sizes)
+    cut = data.draw(st.integers(0, ends[-1]), label="cut")
+    with path.open("r+b") as file:
+        file.truncate(cut)
+    whole = sum(1 for end in ends if end <= cut)
+    expected = [("org", "env", record_rows(n, sizes[n])) for n in range(whole)]
+    assert list(read_records(path)) == expected
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sizes=st.lists(st.integers(1, 20), min_size=1, max_size=6), data=st.data())
+def test_a_damaged_record_ends_the_segment(
+    tmp_path: Path, sizes: list[int], data: st.DataObject
+) -> None:
+    directory = tmp_path / uuid.uuid4().hex
+    path, ends = write_segment(directory, sizes)
+    damaged = data.draw(st.integers(0, len(sizes) - 1), label="record")
+    start = ends[damaged - 1] if damaged else 0
+    position = data.draw(st.integers(start + HEADER.size, ends[damaged] - 1), label="byte")
+    raw = bytearray(path.read_bytes())
+    raw[position] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    expected = [("org", "env", record_rows(n, sizes[n])) for n in range(damaged)]
+    assert list(read_records(path)) == expected
+
+
+def test_chunks_are_whole_records_cut_by_content_only(tmp_path: Path) -> None:
+    path, _ = write_segment(tmp_path / "wal", [3, 4, 2, 5, 1])
+    cuts = [[len(r[2]) for r in chunk] for chunk in read_chunks(path, 6)]
+    assert cuts == [[3, 4], [2, 5], [1]]
+    assert [[len(r[2]) for r in c] for c in read_chunks(path, 6)] == cuts
+
+
+def test_one_process_owns_a_wal_directory(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    with pytest.raises(WalLocked):
+        WriteAheadLog(tmp_path / "wal")
+    wal.close()
+    WriteAheadLog(tmp_path / "wal").close()
+
+
+def test_segments_left_on_disk_are_drained_in_order_after_a_restart(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    first = wal.append([encode_record("o", "e", record_rows(0, 1))])
+    wal.seal()
+    second = wal.append([encode_record("o", "e", record_rows(1, 1))])
+    wal.close()  # a crash leaves the current segment unsealed: it is replayed as well
+    again = WriteAheadLog(tmp_path / "wal")
+    assert (again.sealed, again.current, again.next_seq) == ([first, second], None, second + 1)
+    assert again.backlog_bytes == sum(
+        segment_path(tmp_path / "wal", s).stat().st_size for s in (first, second)
+    )
+    again.close()
+
+
+# --- on the real engine ---------------------------------------------------------------------------
+
+
+def rows(org: str, count: int, start: int = 0) -> list[EventRow]:
+    return [
+        EventRow(
+            org, "env", "tenant", "api.call", "2026-11-01 10:00:00.000", f"id-{n}", f"u{n}",
+            {"model": "m"}, {"tokens": 1.0},
+        )
+        for n in range(start, start + count)
+    ]  # fmt: skip
+
+
+class CrashingStore:
+    """The engine, except that the INSERT into ``crash_on`` raises (a crash at that point)."""
+
+    def __init__(self, inner: EventStore, crash_on: str | None) -> None:
+        self.inner = inner
+        self.crash_on = crash_on
+
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        return await self.inner.query(sql, params, background=background)
+
+    async def insert_json(
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
+    ) -> None:
+        if table == self.crash_on:
+            raise RuntimeError(f"crash before the {table} INSERT")
+        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+
+
+async def counts(runtime: Runtime, org: str) -> dict[str, int]:
+    out = {}
+    for table, measure in (
+        ("events", "count()"),
+        ("event_ids", "count()"),
+        ("events_hourly_rollup", "sum(events)"),
+        ("events_daily_rollup", "sum(events)"),
+        ("events_hourly_dim_rollup", "sum(events)"),
+        ("events_daily_dim_rollup", "sum(events)"),
+    ):
+        result = await runtime.events.query(
+            f"SELECT {measure} FROM {table} WHERE org_id = {{org:String}}",  # noqa: S608
+            {"org": org},
+        )
+        out[table] = int(result.rows[0][0])
+    return out
+
+
+def exactly(n: int) -> dict[str, int]:
+    """Every table holding n events once (5 dimensions per event in the dimension rollups)."""
+    return {
+        "events": n,
+        "event_ids": n,
+        "events_hourly_rollup": n,
+        "events_daily_rollup": n,
+        "events_hourly_dim_rollup": 5 * n,
+        "events_daily_dim_rollup": 5 * n,
+    }
+
+
+@pytest.mark.parametrize("crash_on", ["event_ids", None])
+async def test_a_replay_after_a_crash_stores_each_event_once(
+    runtime: Runtime, tmp_path: Path, crash_on: str | None
+) -> None:
+    """A crash after the events INSERT and before the ids INSERT (crash_on=event_ids), or after
+    both and before the segment is deleted (None): the restarted writer replays the segment and
+    every table holds each event once, the rollups included."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    engine: EventStore = runtime.ingest._store  # the engine under the app's read barrier
+    before = WalIngestWriter(
+        CrashingStore(engine, crash_on),  # type: ignore[arg-type]
+        tmp_path / "wal",
+        backlog_limit=1 << 30,
+        chunk_rows=250,
+    )
+    # Acked through the WAL (appender only; this process "crashes" before draining normally).
+    before._appender.start(before._append_loop)
+    answers = await asyncio.gather(*(before.submit(rows(org, 100, 100 * i)) for i in range(6)))
+    assert answers == [100] * 6
+    await before._appender.stop()
+    before.wal.seal()
+    (seq,) = before.wal.sealed
+    if crash_on is None:
+        await before._drain_segment(seq)  # every chunk stored; the crash comes before delete
+    else:
+        with pytest.raises(RuntimeError, match="crash before the event_ids INSERT"):
+            await before._drain_segment(seq)
+    assert (await counts(runtime, org))["events"] == (600 if crash_on is None else 300)
+    before.wal.close()
+
+    after = WalIngestWriter(engine, tmp_path / "wal", backlog_limit=1 << 30, chunk_rows=250)
+    after.start()
+    assert await after.visible() is True
+    assert after.wal.sealed == [] and after.wal.backlog_bytes == 0
+    assert await counts(runtime, org) == exactly(600)
+    await after.stop()
+
+
+class HeldStore:
+    """The engine, with every events INSERT held until ``release`` is set."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.held = asyncio.Event()
+
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        return await self.inner.query(sql, params, background=background)
+
+    async def insert_json(
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
+    ) -> None:
+        if table == "events":
+            self.held.set()
+            await self.release.wait()
+        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+
+
+async def test_acks_wait_for_the_fsync_only_and_the_backlog_is_bounded(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """While one org's burst is held in the engine, another org's event is acknowledged; once
+    the undrained bytes reach the bound, submit refuses until the drain catches up."""
+    burst, small = f"wal-{uuid.uuid4().hex[:10]}", f"wal-{uuid.uuid4().hex[:10]}"
+    store = HeldStore(runtime.ingest._store)
+    bound = len(frame(rows(burst, 10_000))) + len(frame(rows(small, 1)))
+    writer = WalIngestWriter(store, tmp_path / "wal", backlog_limit=bound)  # type: ignore[arg-type]
+    writer.start()
+    assert await writer.submit(rows(burst, 10_000)) == 10_000
+    await store.held.wait()  # the burst's drain is in the engine, held
+    assert await writer.submit(rows(small, 1)) == 1
+    assert writer.wal.backlog_bytes == bound
+    with pytest.raises(IngestBacklogFull) as refused:
+        await writer.submit(rows(small, 1, start=1))
+    assert (refused.value.backlog, refused.value.limit) == (bound, bound)
+    assert await writer.visible(0.2) is False  # not drained yet: the read barrier times out
+    store.release.set()
+    assert await writer.visible() is True
+    assert writer.wal.backlog_bytes == 0
+    assert await writer.submit(rows(small, 1, start=1)) == 1
+    assert await writer.visible() is True
+    assert (await counts(runtime, burst))["events"] == 10_000
+    assert (await counts(runtime, small))["events"] == 2
+    await writer.stop()
+
+
+# --- several processes on one ClickHouse ----------------------------------------------------------
+
+
+async def test_two_writers_sharing_one_engine_store_each_event_id_once(
+    runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Two WALs (two processes' writers) holding the same event ids drain into one engine at
+    once; the drain lock (a PostgreSQL advisory lock, one session per writer) keeps the
+    select-then-insert exact: each id is stored once, the rollups count each event once."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    key = lock_key(f"http://clickhouse.test:8123/{org}")
+    writers = [
+        WalIngestWriter(
+            runtime.ingest._store,
+            tmp_path / f"wal-{n}",
+            backlog_limit=1 << 30,
+            chunk_rows=500,
+            lock=PostgresLock(database_url, key),
+        )
+        for n in range(2)
+    ]
+    for writer in writers:  # everything acknowledged first, then both drains start together
+        sent = [writer.submit(rows(org, 500, 500 * i)) for i in range(4)]
+        assert await asyncio.gather(*sent) == [500] * 4
+    for writer in writers:
+        writer.start()
+    assert await asyncio.gather(*(w.visible() for w in writers)) == [True, True]
+    assert await counts(runtime, org) == exactly(2000)
+    for writer in writers:
+        await writer.stop()
+
+
+HOLDER = """
+import asyncio, sys
+from emban.analytics.drain_lock import PostgresLock
+
+async def main() -> None:
+    lock = PostgresLock(sys.argv[1], int(sys.argv[2]))
+    async with lock.hold():
+        print("held", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_drain_lock_excludes_another_process_until_it_dies(
+    tmp_path: Path, database_url: str
+) -> None:
+    key = lock_key(f"http://clickhouse.test:8123/{uuid.uuid4().hex}")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, database_url, str(key), stdout=asyncio.subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"held\n"
+    lock = PostgresLock(database_url, key)
+    entered = asyncio.Event()
+
+    async def take() -> None:
+        async with lock.hold():
+            entered.set()
+
+    taking = asyncio.create_task(take())
+    await asyncio.sleep(0.5)
+    assert not entered.is_set()  # the other process holds it
+    holder.kill()  # SIGKILL: its session ends, PostgreSQL releases the lock
+    await holder.wait()
+    await asyncio.wait_for(taking, 30)
+    assert entered.is_set()
+    await lock.close()
+
+
+async def test_an_insert_without_a_token_is_never_dropped_as_a_repeat(runtime: Runtime) -> None:
+    """The tables keep a deduplication window for the WAL's tokens; an INSERT without a token
+    (sample data, the demo's writer) whose data repeats an earlier one is stored again."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    row = rows(org, 1)[0]
+    payload = msgspec.json.encode(row)
+    for _ in range(2):
+        await runtime.ingest._store.insert_json("events", EVENT_COLUMNS, payload, COMPACT)
+    assert (await counts(runtime, org))["events"] == 2
