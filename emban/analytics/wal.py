@@ -129,22 +129,26 @@ class WriteAheadLog:
         except BlockingIOError:
             self._lock.close()
             raise WalLocked(f"the ingest WAL {directory} is used by another process") from None
+        self.sealed: list[int] = sorted(
+            int(p.name.removesuffix(SUFFIX))
+            for p in directory.iterdir()
+            if p.name.endswith(SUFFIX) and p.name.removesuffix(SUFFIX).isdigit()
+        )
+        # The WAL's identity: with a segment's seq and a chunk index it names each INSERT
+        # (insert_deduplication_token), unique across processes sharing one ClickHouse. Segments
+        # left on disk keep the identity they were written under (a replay must repeat their
+        # tokens). An empty WAL starts a new identity: its seqs start again at 1, and reusing
+        # the old identity would repeat tokens the engine remembers, so it would drop new rows
+        # as replays of old ones.
         id_file = directory / "id"
-        if not id_file.exists():
+        if not id_file.exists() or not self.sealed:
             tmp = directory / "id.tmp"
             tmp.write_text(uuid.uuid4().hex)
             with tmp.open("rb") as f:
                 os.fsync(f.fileno())
             tmp.rename(id_file)
             _fsync_dir(directory)
-        # The WAL's identity: with a segment's seq and a chunk index it names each INSERT
-        # (insert_deduplication_token), unique across processes sharing one ClickHouse.
         self.id = id_file.read_text().strip()
-        self.sealed: list[int] = sorted(
-            int(p.name.removesuffix(SUFFIX))
-            for p in directory.iterdir()
-            if p.name.endswith(SUFFIX) and p.name.removesuffix(SUFFIX).isdigit()
-        )
         self.backlog_bytes = sum(segment_path(directory, s).stat().st_size for s in self.sealed)
         self._sizes = {s: segment_path(directory, s).stat().st_size for s in self.sealed}
         self._next = (self.sealed[-1] + 1) if self.sealed else 1

@@ -357,3 +357,50 @@ async def test_an_insert_without_a_token_is_never_dropped_as_a_repeat(runtime: R
     for _ in range(2):
         await runtime.ingest._store.insert_json("events", EVENT_COLUMNS, payload, COMPACT)
     assert (await counts(runtime, org))["events"] == 2
+
+
+async def test_a_restart_on_an_emptied_wal_never_reuses_a_token(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Seqs start again at 1 in an emptied WAL: after a clean stop and a restart, the new
+    segments' INSERTs must not carry tokens the engine remembers from the last run, or it drops
+    new events as replays (found by the browser reconnect test: a restarted server showed no
+    event ingested after the restart)."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    engine: EventStore = runtime.ingest._store
+    tokens: list[str] = []
+
+    class Recording:
+        def __init__(self, inner: EventStore) -> None:
+            self.inner = inner
+
+        async def query(
+            self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+        ) -> QueryResult:
+            return await self.inner.query(sql, params, background=background)
+
+        async def insert_json(
+            self,
+            table: str,
+            columns: list[str],
+            payload: bytes,
+            fmt: str = "JSONEachRow",
+            *,
+            token: str | None = None,
+        ) -> None:
+            if table == "events" and token is not None:
+                tokens.append(token)
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+
+    for run in range(3):
+        writer = WalIngestWriter(
+            Recording(engine),  # type: ignore[arg-type]
+            tmp_path / "wal",
+            backlog_limit=1 << 30,
+        )
+        writer.start()
+        assert await writer.submit(rows(org, 10, 10 * run)) == 10
+        assert await writer.visible() is True
+        await writer.stop()
+        assert await counts(runtime, org) == exactly(10 * (run + 1))
+    assert len(tokens) == len(set(tokens)) == 3
