@@ -178,7 +178,11 @@ class Metrics:
         is not a plain name or comes after the first :data:`MAX_OPERATION_NAMES` names."""
         if not name:
             return ANONYMOUS
-        if _OPERATION_NAME.fullmatch(name) is None or name in (ANONYMOUS, OTHER):
+        if (
+            not isinstance(name, str)
+            or _OPERATION_NAME.fullmatch(name) is None
+            or name in (ANONYMOUS, OTHER)
+        ):
             return OTHER
         if name in self._operation_names:
             return name

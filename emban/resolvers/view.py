@@ -277,6 +277,8 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             raise HTTPException(400, "Unable to parse request body as JSON") from None
         if not isinstance(value, dict | list):
             raise HTTPException(400, "The request body must be a JSON object")
+        for request in value if isinstance(value, list) else [value]:
+            _check_parameter_types(request)
         return value
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
@@ -384,3 +386,24 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
             )
         except EmbanError as error:
             raise ConnectionRejectionError({"reason": error.code}) from None
+
+
+# GraphQL over HTTP (§ "Request parameters"): query and operationName are strings, variables
+# and extensions maps; each may be absent or null. Any other type is a 400 before anything runs
+# (graphql-http audits 6C00-6C03).
+_PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
+    "query": (str,),
+    "operationName": (str,),
+    "variables": (dict,),
+    "extensions": (dict,),
+}
+
+
+def _check_parameter_types(request: object) -> None:
+    if not isinstance(request, dict):
+        raise HTTPException(400, "Each request in a batch must be a JSON object")
+    for name, types in _PARAMETER_TYPES.items():
+        value = request.get(name)
+        if value is not None and not isinstance(value, types):
+            expected = "a string" if types == (str,) else "an object"
+            raise HTTPException(400, f"The {name} parameter must be {expected} or null")

@@ -659,6 +659,7 @@ async def test_past_the_backlog_bound_ingest_answers_503_with_retry_after(
             "error": "ingest is behind: the write-ahead log holds more events than the engine "
             "has taken (193 of 1 bytes); retry after the Retry-After seconds",
             "code": "ingest_backlog",
+            "request_id": response.headers["X-Request-Id"],  # a 5xx body carries it
         }
     finally:
         held.release.set()
