@@ -126,12 +126,12 @@ def rows(org: str, count: int, start: int = 0) -> list[EventRow]:
     ]  # fmt: skip
 
 
-class CrashingStore:
-    """The engine, except that the INSERT into ``crash_on`` raises (a crash at that point)."""
+class EngineProbe:
+    """The engine, passed through, with a hook run before each INSERT (subclasses crash, hold or
+    record there)."""
 
-    def __init__(self, inner: EventStore, crash_on: str | None) -> None:
+    def __init__(self, inner: EventStore) -> None:
         self.inner = inner
-        self.crash_on = crash_on
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
@@ -147,9 +147,23 @@ class CrashingStore:
         *,
         token: str | None = None,
     ) -> None:
+        await self.before_insert(table, token)
+        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+
+    async def before_insert(self, table: str, token: str | None) -> None:
+        pass
+
+
+class CrashingStore(EngineProbe):
+    """The engine, except that the INSERT into ``crash_on`` raises (a crash at that point)."""
+
+    def __init__(self, inner: EventStore, crash_on: str | None) -> None:
+        super().__init__(inner)
+        self.crash_on = crash_on
+
+    async def before_insert(self, table: str, token: str | None) -> None:
         if table == self.crash_on:
             raise RuntimeError(f"crash before the {table} INSERT")
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
 
 async def counts(runtime: Runtime, org: str) -> dict[str, int]:
@@ -220,32 +234,18 @@ async def test_a_replay_after_a_crash_stores_each_event_once(
     await after.stop()
 
 
-class HeldStore:
+class HeldStore(EngineProbe):
     """The engine, with every events INSERT held until ``release`` is set."""
 
     def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.release = asyncio.Event()
         self.held = asyncio.Event()
 
-    async def query(
-        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
-    ) -> QueryResult:
-        return await self.inner.query(sql, params, background=background)
-
-    async def insert_json(
-        self,
-        table: str,
-        columns: list[str],
-        payload: bytes,
-        fmt: str = "JSONEachRow",
-        *,
-        token: str | None = None,
-    ) -> None:
+    async def before_insert(self, table: str, token: str | None) -> None:
         if table == "events":
             self.held.set()
             await self.release.wait()
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
 
 async def test_acks_wait_for_the_fsync_only_and_the_backlog_is_bounded(
@@ -370,27 +370,10 @@ async def test_a_restart_on_an_emptied_wal_never_reuses_a_token(
     engine: EventStore = runtime.ingest._store
     tokens: list[str] = []
 
-    class Recording:
-        def __init__(self, inner: EventStore) -> None:
-            self.inner = inner
-
-        async def query(
-            self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
-        ) -> QueryResult:
-            return await self.inner.query(sql, params, background=background)
-
-        async def insert_json(
-            self,
-            table: str,
-            columns: list[str],
-            payload: bytes,
-            fmt: str = "JSONEachRow",
-            *,
-            token: str | None = None,
-        ) -> None:
+    class Recording(EngineProbe):
+        async def before_insert(self, table: str, token: str | None) -> None:
             if table == "events" and token is not None:
                 tokens.append(token)
-            await self.inner.insert_json(table, columns, payload, fmt, token=token)
 
     for run in range(3):
         writer = WalIngestWriter(
