@@ -17,6 +17,22 @@ import pytest
 from tests.conftest import EMBAN, free_port
 
 BATCH = 100
+
+
+def tagged_batch(batch: str, tenant: str, size: int) -> list[dict[str, object]]:
+    """``size`` events of one batch: ids ``<batch>-<i>`` and the batch name as a property, so a
+    count per batch shows whether a batch was stored whole, twice or in part."""
+    return [
+        {
+            "tenant_id": tenant,
+            "event_name": "e",
+            "event_id": f"{batch}-{i}",
+            "string_props": {"batch": batch},
+        }
+        for i in range(size)
+    ]
+
+
 CLIENTS = 4
 
 
@@ -56,15 +72,7 @@ async def _sender(
     while not stop.is_set():
         batch = f"c{client}-b{n}"
         n += 1
-        events = [
-            {
-                "tenant_id": "durable",
-                "event_name": "e",
-                "event_id": f"{batch}-{i}",
-                "string_props": {"batch": batch},
-            }
-            for i in range(BATCH)
-        ]
+        events = tagged_batch(batch, "durable", BATCH)
         try:
             async with http.post(
                 f"{url}/v1/events",

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import EMBAN, free_port
+from tests.e2e.test_durability import tagged_batch
 
 BATCH = 200
 SENDERS = 4
@@ -84,15 +85,7 @@ async def _sender(
         while not stop.is_set():
             batch = f"s{sender}-b{n}"
             n += 1
-            events = [
-                {
-                    "tenant_id": "drain",
-                    "event_name": "e",
-                    "event_id": f"{batch}-{i}",
-                    "string_props": {"batch": batch},
-                }
-                for i in range(BATCH)
-            ]
+            events = tagged_batch(batch, "drain", BATCH)
             try:
                 async with http.post(
                     f"{url}/v1/events",
@@ -149,9 +142,10 @@ async def test_sigterm_drains_in_flight_requests_and_the_ingest_queue(tmp_path: 
             asyncio.create_task(_sender(url, key, s, acked, statuses, stop, running))
             for s in range(SENDERS)
         ]
-        slow = asyncio.create_task(slow_query())
-        # Let the slow query reach the engine and the senders get going.
+        # The senders get going first (on a busy machine that can take seconds, longer than the
+        # slow query runs), then the slow query is sent and given time to reach the engine.
         await asyncio.wait_for(running.wait(), timeout=30)
+        slow = asyncio.create_task(slow_query())
         await asyncio.sleep(0.5)
         assert not slow.done()
         process.send_signal(signal.SIGTERM)
