@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 
 from emban.analytics.guarded import guarded
@@ -77,8 +77,19 @@ class ResilientWorker(Worker):
 
 
 def run_resilient_worker(settings: Settings) -> None:
-    """``emban worker``: the arq worker with :class:`ResilientWorker`'s polling."""
-    ResilientWorker(**worker_settings(settings)).run()
+    """``emban worker``: the arq worker with :class:`ResilientWorker`'s polling, on a Redis
+    client with socket timeouts: arq's own has none, so a read from a Redis that hangs (or dies
+    mid-reply) could block the worker for good instead of failing into the next poll."""
+    assert settings.redis_url is not None
+    pool = ArqRedis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+    )
+    ResilientWorker(**worker_settings(settings), redis_pool=pool).run()
+
+
+REDIS_SOCKET_TIMEOUT = 5.0  # seconds; longer than any command the worker sends takes
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
