@@ -575,6 +575,7 @@ def main() -> None:
         default=",".join(LOADS),
         help=f"which loads to run, comma-separated (default all: {','.join(LOADS)})",
     )
+    parser.add_argument("--server-log", type=Path, help="keep the server's log in this file")
     args = parser.parse_args()
     kinds = tuple(k for k in args.load.split(",") if k)
     unknown = set(kinds) - set(LOADS)
@@ -582,7 +583,7 @@ def main() -> None:
         parser.error(f"unknown loads: {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="emban-bench-isolation-") as tmp:
         port = free_port()
-        log = (Path(tmp) / "serve.log").open("wb")
+        log = (args.server_log or Path(tmp) / "serve.log").open("wb")
         with serve(Path(tmp) / "data", port, log=log):
             asyncio.run(
                 run(port, args.seconds, args.warmup, args.sockets, args.subs, args.adhoc, kinds)

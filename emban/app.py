@@ -63,6 +63,11 @@ REDIS_TIMEOUT = 2.0
 GOING_AWAY = 1001  # WebSocket close code: the server is going down
 
 
+async def _visible(ingest: WalIngestWriter, org: str | None) -> bool:
+    """Read-your-writes: a read of ``org`` waits for the drain of that org's acknowledged rows."""
+    return await ingest.visible(org=org)
+
+
 async def _close_live_sockets(app: web.Application) -> None:
     """On SIGTERM/SIGINT: close every live socket first, so none holds the shutdown up."""
     runtime = app.get(RUNTIME_KEY)
@@ -105,7 +110,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             metrics=metrics,
         )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
-        events = guarded(engine, metrics, before_read=ingest.visible)
+        events = guarded(engine, metrics, before_read=functools.partial(_visible, ingest))
         redis: Redis | None = (
             Redis.from_url(
                 settings.redis_url,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from emban.analytics.guarded import reading_org
 from emban.auth.client_address import request_client_address
 from emban.auth.cookies import SESSION_COOKIE
 from emban.auth.principal import Principal
@@ -81,7 +82,9 @@ async def resolve_caller(request: web.Request) -> Caller:
 async def caller_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the caller once, before the handler, for the REST and GraphQL edges."""
     if reads_caller(request):
-        request[CALLER_KEY] = await resolve_caller(request)
+        caller = request[CALLER_KEY] = await resolve_caller(request)
+        if caller.principal is not None:
+            reading_org.set(caller.principal.org_id)  # this request's reads wait for its org
     return await handler(request)
 
 

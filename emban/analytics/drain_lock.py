@@ -2,7 +2,7 @@
 
 De-duplication by event id reads the ids stored in the last day and then inserts the rest
 (select-then-insert). It is exact while no other drain inserts into the same database between
-the read and the insert: inside a process one drainer runs one chunk at a time; across processes
+the read and the insert: inside a process no two chunks of one org run at once; across processes
 sharing one ClickHouse server (``EMBAN_CLICKHOUSE_URL``) each chunk holds this lock:
 
 - PostgreSQL metadata: a session advisory lock (``pg_advisory_lock``) on a connection of its
@@ -11,7 +11,8 @@ sharing one ClickHouse server (``EMBAN_CLICKHOUSE_URL``) each chunk holds this l
 - SQLite metadata (processes on one machine sharing the file): an exclusive ``flock`` on a file
   next to the database, released by the kernel when the process ends.
 
-Embedded chDB needs none: one process owns the engine's directory.
+Embedded chDB needs none across processes (one process owns the engine's directory); within the
+process the lock is per org, so the two ingest lanes drain different orgs at the same time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -32,21 +33,38 @@ log = logging.getLogger("emban.ingest")
 
 
 class DrainLock(Protocol):
-    def hold(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def hold(self, orgs: Sequence[str] = ()) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while a drain chunk holding rows of ``orgs`` reads stored ids and inserts."""
+        ...
 
     async def close(self) -> None: ...
 
 
 class ProcessLock:
-    """Within one process only (embedded chDB: the only process on the engine)."""
+    """Within one process only (embedded chDB: the only process on the engine). Per org: chunks
+    of different orgs (the ingest lanes) drain at the same time; two chunks holding rows of one
+    org take turns."""
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        async with self._lock:
-            yield
+    async def hold(self, orgs: Sequence[str] = ()) -> AsyncIterator[None]:
+        keys = sorted(set(orgs)) or [""]  # one order for every holder: no deadlock
+        for key in keys:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for key in keys:
+                    await stack.enter_async_context(self._locks[key])
+                yield
+        finally:
+            for key in keys:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]
 
     async def close(self) -> None:
         return None
@@ -69,7 +87,8 @@ class PostgresLock:
         self._local = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, orgs: Sequence[str] = ()) -> AsyncIterator[None]:
+        """One chunk at a time per ClickHouse database, whatever its orgs."""
         async with self._local:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn)
@@ -98,7 +117,8 @@ class FileLock:
         self._local = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, orgs: Sequence[str] = ()) -> AsyncIterator[None]:
+        """One chunk at a time per ClickHouse database, whatever its orgs."""
         async with self._local:
             file: IO[str] = self.path.open("a+")
             try:

@@ -18,19 +18,25 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from emban.analytics.store import EventStore, QueryResult
 from emban.metadata import refuse_inside_transaction
 from emban.metrics import Metrics
 
-BeforeRead = Callable[[], Awaitable[object]]
+BeforeRead = Callable[[str | None], Awaitable[object]]
+
+# The org whose request is running (set once its caller is resolved): a read with no ``org``
+# parameter (ad-hoc SQL pins the org in its text) waits for that org's rows only.
+reading_org: ContextVar[str | None] = ContextVar("emban_reading_org", default=None)
 
 
 class OutsideTransactions:
-    """``before_read``: awaited before every query and statement (the app's store waits there for
-    the ingest drain of what was acknowledged earlier: read-your-writes). Given ``metrics``, it
-    times and counts its calls."""
+    """``before_read``: awaited before every query and statement with the org read (the ``org``
+    parameter, else :data:`reading_org`; None: any) — the app's store waits there for the ingest
+    drain of that org's rows acknowledged earlier (read-your-writes). Given ``metrics``, it times
+    and counts its calls."""
 
     def __init__(
         self,
@@ -42,10 +48,11 @@ class OutsideTransactions:
         self._metrics = metrics
         self.before_read = before_read
 
-    async def _ready(self, what: str) -> None:
+    async def _ready(self, what: str, params: dict[str, Any] | None = None) -> None:
         refuse_inside_transaction(what)
         if self.before_read is not None:
-            await self.before_read()
+            org = params.get("org") if params else None
+            await self.before_read(org if isinstance(org, str) else reading_org.get())
 
     @contextlib.contextmanager
     def _timed(self, kind: str) -> Iterator[None]:
@@ -67,14 +74,14 @@ class OutsideTransactions:
             await self.inner.ping()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        await self._ready("ClickHouse statement")
+        await self._ready("ClickHouse statement", params)
         with self._timed("execute"):
             await self.inner.execute(sql, params)
 
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
-        await self._ready("ClickHouse query")
+        await self._ready("ClickHouse query", params)
         with self._timed("background_query" if background else "query"):
             return await self.inner.query(sql, params, background=background)
 

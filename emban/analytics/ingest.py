@@ -151,7 +151,7 @@ class IngestWriter:
         """Rows of ``org_id`` acknowledged and not yet in the engine (none: acks wait for it)."""
         return 0
 
-    async def visible(self, wait: float = 0.0) -> bool:
+    async def visible(self, wait: float = 0.0, *, org: str | None = None) -> bool:
         """Every acknowledged row is in the engine already: acks wait for the INSERT."""
         return True
 
@@ -275,7 +275,9 @@ class IngestWriter:
             if dependency_failure(exc) is None:
                 log.exception("recording usage for %s failed", stored)
             else:  # the outage itself is logged once (dependencies.py)
-                self._usage_pending = stored
+                # Added, not assigned: another lane's flush may have kept counts meanwhile.
+                for org, count in stored.items():
+                    self._usage_pending[org] = self._usage_pending.get(org, 0) + count
 
     async def count_new(self, rows: list[EventRow]) -> int:
         """How many of ``rows`` a flush would store now: ids not seen in the last day, each once.

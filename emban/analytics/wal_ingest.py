@@ -14,12 +14,14 @@ segments left on disk: the same chunks get the same tokens, so a chunk whose eve
 landed is dropped by the engine, and one whose ids had landed too finds every id already seen.
 
 Fairness between orgs (a burst never delays another org's small ack): acks wait only for an
-fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path.
+fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path. Bulk
+requests, and orgs sending many rows a second, go to a lane of their own (:class:`WalIngestWriter`),
+so another org's rows reach the engine without waiting behind a burst's backlog.
 
-Read-your-writes within a process: :meth:`WalIngestWriter.visible` waits until everything
-acknowledged before the call is in the engine (bounded); the app's store awaits it before every
-read (``guarded(store, before_read=...)``), so a query started after an ack sees the
-acknowledged events.
+Read-your-writes within a process: :meth:`WalIngestWriter.visible` waits until every row of the
+reading org acknowledged before the call is in the engine (bounded); the app's store awaits it
+before every read (``guarded(store, before_read=...)``), so a query started after an ack sees the
+acknowledged events, and never waits for another org's backlog.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -52,12 +55,17 @@ from emban.metadata import refuse_inside_transaction
 from emban.metrics import Metrics
 
 log = logging.getLogger("emban.ingest")
+R = TypeVar("R")
 
 DRAIN_CHUNK_ROWS = 20_000  # rows per drain INSERT (whole records); part of each chunk's token
 OFF_LOOP_ROWS = 2_000  # a request this big is framed on a worker thread
 VISIBLE_WAIT = 10.0  # seconds a read waits for the drain before reading anyway
 STOP_DRAIN = 5.0  # seconds shutdown spends draining; the rest is replayed on the next start
 RETRY_DRAIN = 1.0  # seconds between attempts while the engine refuses a drain
+BULK_ROWS = 1_000  # a request this big goes to the bulk lane
+BULK_RATE = 5_000  # rows a second: an org sending more goes to the bulk lane
+FAST_LANE_DIR = "fast"  # the fast lane's WAL, inside the bulk lane's directory
+PRUNE_RATES = 10_000  # orgs tracked before idle ones are forgotten
 
 
 class IngestBacklogFull(Exception):
@@ -82,74 +90,84 @@ def frame(rows: list[EventRow]) -> bytes:
     )
 
 
-class WalIngestWriter(IngestWriter):
-    def __init__(
-        self,
-        store: EventStore,
-        wal_dir: Path,
-        *,
-        backlog_limit: int,
-        on_stored: StoredHook | None = None,
-        chunk_rows: int = DRAIN_CHUNK_ROWS,
-        lock: DrainLock | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        super().__init__(store, on_stored, metrics)
-        self.lock: DrainLock = lock if lock is not None else ProcessLock()
-        self.wal = WriteAheadLog(wal_dir)
-        self.backlog_limit = backlog_limit
-        self.chunk_rows = chunk_rows
+class Offload(Protocol):
+    def __call__(self, func: Callable[..., R], /, *args: Any) -> Awaitable[R]: ...
+
+
+class _RecentRows:
+    """Rows acknowledged per org over about the last second (two one-second windows)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int, int]] = {}  # org → (second, this, previous)
+
+    def add(self, org: str, rows: int) -> float:
+        """Count ``rows`` for ``org`` now; its rate (rows per second) including them."""
+        now = time.monotonic()
+        second = int(now)
+        window, this, previous = self._windows.get(org, (second, 0, 0))
+        if second != window:
+            previous, this = (this if second == window + 1 else 0), 0
+        this += rows
+        self._windows[org] = (second, this, previous)
+        if len(self._windows) > PRUNE_RATES:
+            self._windows = {o: w for o, w in self._windows.items() if w[0] >= second - 1}
+        return this + previous * (1.0 - (now - second))
+
+
+class _Lane:
+    """One write-ahead log and the two tasks that serve it: the appender (group commit: every
+    record queued while an fsync runs shares the next one) and the drainer (sealed segments in
+    order, in chunks of whole records, each INSERT named by the lane's WAL id, the segment and
+    the chunk index)."""
+
+    def __init__(self, owner: WalIngestWriter, name: str, directory: Path, *, bulk: bool) -> None:
+        self.owner = owner
+        self.name = name
+        # The bulk lane's work (reading and sorting big chunks) runs on the low-priority threads;
+        # the fast lane's small chunks at normal priority, as the requests waiting for them.
+        self.offload: Offload = in_background if bulk else asyncio.to_thread
+        self.wal = WriteAheadLog(directory)
         self._queue: list[tuple[bytes, asyncio.Future[int], int, str]] = []
-        self._undrained: dict[str, int] = {}  # org → rows acknowledged in this run, not drained
+        self.undrained: dict[str, int] = {}  # org → rows acknowledged in this run, not drained
+        self.org_seq: dict[str, int] = {}  # org → the last segment holding its acknowledged rows
         self._queued = asyncio.Event()
         self._io = asyncio.Lock()  # one blocking WAL operation at a time
-        self._appender = OwnedTask("emban-ingest-wal")
-        self._drainer = OwnedTask("emban-ingest-drain")
+        self._appender = OwnedTask(f"emban-ingest-wal-{name}")
+        self._drainer = OwnedTask(f"emban-ingest-drain-{name}")
         self._work = asyncio.Event()  # the drainer has something to look at
         self._drained = asyncio.Condition()
-        self._acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
-        self._drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
-        self._stopping = False
-        self._drain_failing = False  # the last drain attempt failed (the engine refused it)
-        self.drains = 0
+        self.acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
+        self.drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
+        self.drain_failing = False  # the last drain attempt failed (the engine refused it)
 
     def start(self) -> None:
         self._appender.start(self._append_loop)
         self._drainer.start(self._drain_loop)
         self._work.set()
 
-    async def stop(self) -> None:
-        """Answer every request already queued, then drain for up to ``STOP_DRAIN`` seconds; the
-        rest stays in the WAL and is drained on the next start."""
-        self._stopping = True
+    @property
+    def draining(self) -> bool:
+        return self._drainer.running
+
+    async def stop_appending(self) -> None:
         while self._queue:  # noqa: ASYNC110 (the appender empties it within one fsync)
             await asyncio.sleep(0.005)
         await self._appender.stop()
-        if self._drainer.running:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.visible(STOP_DRAIN), STOP_DRAIN + 1)
+
+    async def stop_draining(self) -> None:
         await self._drainer.stop()
-        await self.lock.close()
         await asyncio.to_thread(self.wal.close)
 
-    async def submit(self, rows: list[EventRow]) -> int:
-        """Append rows (one request, of one org and environment) to the WAL and wait until they
-        are fsync'd; returns how many rows were accepted."""
-        refuse_inside_transaction("waiting for the ingest WAL")
-        if not rows:
-            return 0
-        org, env = rows[0].org_id, rows[0].environment_id
-        if any(r.org_id != org or r.environment_id != env for r in rows):
-            raise ValueError("one submit carries the rows of one org and environment")
-        if self._stopping:
-            raise IngestBacklogFull(self.wal.backlog_bytes, self.backlog_limit)
-        if self.wal.backlog_bytes >= self.backlog_limit:
+    def full(self) -> bool:
+        if self.wal.backlog_bytes >= self.owner.backlog_limit:
             self._work.set()
-            raise IngestBacklogFull(self.wal.backlog_bytes, self.backlog_limit)
+            return True
+        return False
+
+    async def append(self, record: bytes, rows: int, org: str) -> int:
         self._appender.start(self._append_loop)  # the drainer starts with start()
-        record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((record, done, len(rows), org))
+        self._queue.append((record, done, rows, org))
         self._queued.set()
         return await done
 
@@ -168,36 +186,36 @@ class WalIngestWriter(IngestWriter):
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                self._acked_seq = max(self._acked_seq, seq)
-                self.flushes += 1  # group commits: each fsync acknowledges a group of requests
+                self.acked_seq = max(self.acked_seq, seq)
+                self.owner.flushes += 1  # group commits: each fsync acknowledges a group
                 for _, done, count, org in batch:
-                    self._undrained[org] = self._undrained.get(org, 0) + count
-                    self.queued_rows += count
+                    self.undrained[org] = self.undrained.get(org, 0) + count
+                    self.org_seq[org] = seq
+                    self.owner.queued_rows += count
                     if not done.done():
                         done.set_result(count)
                 self._work.set()
 
-    def undrained(self, org_id: str) -> int:
-        return self._undrained.get(org_id, 0)
+    def target(self, org: str | None) -> int | None:
+        """The segment a read of ``org`` (any org: None) must see drained, or None when
+        everything it needs is in the engine already."""
+        seq = self.acked_seq if org is None else self.org_seq.get(org)
+        return seq if seq is not None and seq >= self.drained_below else None
 
-    async def visible(self, wait: float = VISIBLE_WAIT) -> bool:
-        """Wait until every row acknowledged before this call is in the engine (True), or
-        ``wait`` seconds passed (False)."""
-        target = self._acked_seq
-        if self._drained_below > target or not self._drainer.running or self._drain_failing:
+    async def wait_drained(self, target: int, wait: float) -> bool:
+        if self.drained_below > target or not self._drainer.running or self.drain_failing:
             # While the engine refuses drains a read would wait for nothing: it goes ahead (and
             # meets the same outage: 503 unavailable) instead of holding the caller.
-            return self._drained_below > target
+            return self.drained_below > target
         self._work.set()
 
         def done() -> bool:
-            return self._drained_below > target
+            return self.drained_below > target
 
         try:
             async with self._drained:
                 await asyncio.wait_for(self._drained.wait_for(done), wait)
         except TimeoutError:
-            log.warning("reading before the ingest drain caught up (%.1f s)", wait)
             return False
         return True
 
@@ -215,41 +233,142 @@ class WalIngestWriter(IngestWriter):
             try:
                 await self._drain_segment(seq)
             except Exception as exc:
-                self._drain_failing = True
-                if self._metrics is not None:
-                    self._metrics.ingest_flush_failed.inc()
+                self.drain_failing = True
+                if self.owner.metrics is not None:
+                    self.owner.metrics.ingest_flush_failed.inc()
                 # An outage is logged once by the store (dependencies.py); acknowledged rows
                 # stay in the WAL and are drained when the engine is back.
                 if not isinstance(exc, Unavailable):
                     log.exception("draining ingest WAL segment %d failed; retrying", seq)
                 await asyncio.sleep(RETRY_DRAIN)
                 continue
-            self._drain_failing = False
+            self.drain_failing = False
             async with self._io:
                 await asyncio.to_thread(self.wal.delete, seq)
             async with self._drained:
                 following = self.wal.sealed[0] if self.wal.sealed else self.wal.current
-                self._drained_below = following if following is not None else self.wal.next_seq
+                self.drained_below = following if following is not None else self.wal.next_seq
+                self.org_seq = {o: s for o, s in self.org_seq.items() if s >= self.drained_below}
                 self._drained.notify_all()
 
     async def _drain_segment(self, seq: int) -> None:
         chunks: Iterator[list[RecordRows]] = read_chunks(
-            segment_path(self.wal.directory, seq), self.chunk_rows
+            segment_path(self.wal.directory, seq), self.owner.chunk_rows
         )
         index = 0
         while True:
-            chunk = await in_background(next, chunks, None)
+            chunk = await self.offload(next, chunks, None)
             if chunk is None:
                 return
-            await self._drain_chunk(chunk, f"{self.wal.id}-{seq}-{index}")
+            await self.owner.drain_chunk(chunk, f"{self.wal.id}-{seq}-{index}", self.offload)
+            for org, _, rows in chunk:
+                left = self.undrained.get(org, 0) - len(rows)
+                if left > 0:
+                    self.undrained[org] = left
+                else:  # rows replayed from an earlier run were never counted
+                    self.undrained.pop(org, None)
             index += 1
 
-    async def _drain_chunk(self, chunk: list[RecordRows], token: str) -> None:
+
+class WalIngestWriter(IngestWriter):
+    """Two lanes, each a write-ahead log with its own drainer, so that a bulk backlog never
+    stands between another org and the engine: a request of ``BULK_ROWS`` rows or more, and
+    every request of an org sending over ``BULK_RATE`` rows a second, goes to the bulk lane;
+    the rest to the fast lane. An org with rows still undrained in the bulk lane stays there
+    (its reads wait for them anyway). The lanes drain at the same time; two chunks never hold
+    rows of the same org at once (the drain lock is per org within a process), so
+    de-duplication by event id stays exact. A read waits only for the lanes holding its own
+    org's acknowledged rows (:meth:`visible`)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        wal_dir: Path,
+        *,
+        backlog_limit: int,
+        on_stored: StoredHook | None = None,
+        chunk_rows: int = DRAIN_CHUNK_ROWS,
+        lock: DrainLock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(store, on_stored, metrics)
+        self.lock: DrainLock = lock if lock is not None else ProcessLock()
+        self.backlog_limit = backlog_limit
+        self.chunk_rows = chunk_rows
+        # The bulk lane keeps the WAL directory of the single-lane writer, so segments written
+        # before an upgrade are replayed.
+        self.bulk = _Lane(self, "bulk", wal_dir, bulk=True)
+        self.fast = _Lane(self, "fast", wal_dir / FAST_LANE_DIR, bulk=False)
+        self.lanes = (self.fast, self.bulk)
+        self._rates = _RecentRows()
+        self._stopping = False
+        self.drains = 0
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return self._metrics
+
+    def start(self) -> None:
+        for lane in self.lanes:
+            lane.start()
+
+    async def stop(self) -> None:
+        """Answer every request already queued, then drain for up to ``STOP_DRAIN`` seconds; the
+        rest stays in the WAL and is drained on the next start."""
+        self._stopping = True
+        for lane in self.lanes:
+            await lane.stop_appending()
+        if any(lane.draining for lane in self.lanes):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.visible(STOP_DRAIN), STOP_DRAIN + 1)
+        for lane in self.lanes:
+            await lane.stop_draining()
+        await self.lock.close()
+
+    def lane_for(self, org: str, rows: int) -> _Lane:
+        """Where a request of ``rows`` rows from ``org`` goes (and counts them in its rate)."""
+        rate = self._rates.add(org, rows)
+        if self.bulk.undrained.get(org) or rows >= BULK_ROWS or rate >= BULK_RATE:
+            return self.bulk
+        return self.fast
+
+    async def submit(self, rows: list[EventRow]) -> int:
+        """Append rows (one request, of one org and environment) to a lane's WAL and wait until
+        they are fsync'd; returns how many rows were accepted."""
+        refuse_inside_transaction("waiting for the ingest WAL")
+        if not rows:
+            return 0
+        org, env = rows[0].org_id, rows[0].environment_id
+        if any(r.org_id != org or r.environment_id != env for r in rows):
+            raise ValueError("one submit carries the rows of one org and environment")
+        lane = self.lane_for(org, len(rows))
+        if self._stopping or lane.full():
+            raise IngestBacklogFull(lane.wal.backlog_bytes, self.backlog_limit)
+        record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
+        return await lane.append(record, len(rows), org)
+
+    def undrained(self, org_id: str) -> int:
+        return sum(lane.undrained.get(org_id, 0) for lane in self.lanes)
+
+    async def visible(self, wait: float = VISIBLE_WAIT, *, org: str | None = None) -> bool:
+        """Wait until every row of ``org`` (of every org: None) acknowledged before this call is
+        in the engine (True), or ``wait`` seconds passed (False)."""
+        targets = [(lane, lane.target(org)) for lane in self.lanes]
+        waits = [lane.wait_drained(t, wait) for lane, t in targets if t is not None]
+        if not waits:
+            return True
+        if all(await asyncio.gather(*waits)):
+            return True
+        log.warning("reading before the ingest drain caught up (%.1f s)", wait)
+        return False
+
+    async def drain_chunk(self, chunk: list[RecordRows], token: str, offload: Offload) -> None:
         started = time.perf_counter()
-        by_scope = await in_background(_chunk_scopes, chunk)
-        async with self.lock.hold():  # no other drain inserts between the read and the insert
-            seen = await self._seen(by_scope, background=True)
-            fresh = await in_background(_fresh_chunk, chunk, seen)
+        by_scope = await offload(_chunk_scopes, chunk)
+        orgs = sorted({org for org, _ in by_scope})
+        async with self.lock.hold(orgs):  # no other drain of these orgs between read and insert
+            seen = await self._seen(by_scope, background=offload is in_background)
+            fresh = await offload(_fresh_chunk, chunk, seen)
             if fresh.rows:
                 # Events first, then their ids: a crash between the two replays this chunk,
                 # finds none of its ids, and the engine drops the events INSERT (same token).
@@ -273,15 +392,9 @@ class WalIngestWriter(IngestWriter):
             self._metrics.ingest_stored.inc(fresh.rows)
             self._metrics.ingest_duplicate.inc(total - fresh.rows)
             self._metrics.ingest_flush_duration.observe(time.perf_counter() - started)
-        for org, _, rows in chunk:
-            left = self._undrained.get(org, 0) - len(rows)
-            if left > 0:
-                self._undrained[org] = left
-            else:  # rows replayed from an earlier run were never counted
-                self._undrained.pop(org, None)
         log.debug(
             "drained %d rows (%d new) in %.1f ms",
-            sum(len(r[2]) for r in chunk),
+            total,
             fresh.rows,
             (time.perf_counter() - started) * 1000,
         )

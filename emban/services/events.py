@@ -290,7 +290,7 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
     if limit is not None and used + rt.ingest.undrained(org.id) + adding > limit:
         # Usage counts rows once they are in the engine: near the cap, let the drain catch up
         # so events acknowledged earlier are counted.
-        await rt.ingest.visible()
+        await rt.ingest.visible(org=org.id)
         used = await events_this_month(org.id, batch.received_at.date())
     if limit is not None and used + adding > limit:
         # Only events the writer would store count against the cap: a resend of stored event

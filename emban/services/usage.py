@@ -42,7 +42,8 @@ async def get_usage(rt: Runtime, *, actor: Principal, period: str | None) -> Usa
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}", field="period")
     await rt.usage.flush()  # include this process's buffered query counts
-    await rt.ingest.visible()  # and the events acknowledged so far (counted once drained)
+    # and the events acknowledged so far (counted once drained)
+    await rt.ingest.visible(org=actor.org_id)
     today = datetime.now(UTC).date()
     first = (datetime.now(UTC) - PERIOD_LENGTH[period]).date()
     rows = {

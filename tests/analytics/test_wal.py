@@ -26,7 +26,13 @@ from emban.analytics.wal import (
     read_records,
     segment_path,
 )
-from emban.analytics.wal_ingest import IngestBacklogFull, WalIngestWriter, frame
+from emban.analytics.wal_ingest import (
+    BULK_RATE,
+    BULK_ROWS,
+    IngestBacklogFull,
+    WalIngestWriter,
+    frame,
+)
 from emban.runtime import Runtime
 
 
@@ -212,67 +218,118 @@ async def test_a_replay_after_a_crash_stores_each_event_once(
         chunk_rows=250,
     )
     # Acked through the WAL (appender only; this process "crashes" before draining normally).
-    before._appender.start(before._append_loop)
+    # Six small requests of one org at a modest rate: all in the fast lane.
+    lane = before.fast
     answers = await asyncio.gather(*(before.submit(rows(org, 100, 100 * i)) for i in range(6)))
     assert answers == [100] * 6
-    await before._appender.stop()
-    before.wal.seal()
-    (seq,) = before.wal.sealed
+    await lane.stop_appending()
+    assert before.bulk.wal.current is None and before.bulk.wal.sealed == []
+    lane.wal.seal()
+    (seq,) = lane.wal.sealed
     if crash_on is None:
-        await before._drain_segment(seq)  # every chunk stored; the crash comes before delete
+        await lane._drain_segment(seq)  # every chunk stored; the crash comes before delete
     else:
         with pytest.raises(RuntimeError, match="crash before the event_ids INSERT"):
-            await before._drain_segment(seq)
+            await lane._drain_segment(seq)
     assert (await counts(runtime, org))["events"] == (600 if crash_on is None else 300)
-    before.wal.close()
+    for each in before.lanes:
+        each.wal.close()
 
     after = WalIngestWriter(engine, tmp_path / "wal", backlog_limit=1 << 30, chunk_rows=250)
     after.start()
     assert await after.visible() is True
-    assert after.wal.sealed == [] and after.wal.backlog_bytes == 0
+    assert [(lane.wal.sealed, lane.wal.backlog_bytes) for lane in after.lanes] == [([], 0)] * 2
     assert await counts(runtime, org) == exactly(600)
     await after.stop()
 
 
 class HeldStore(EngineProbe):
-    """The engine, with every events INSERT held until ``release`` is set."""
+    """The engine, with every events INSERT whose token starts with ``prefix`` (a lane's WAL id)
+    held until ``release`` is set."""
 
     def __init__(self, inner: EventStore) -> None:
         super().__init__(inner)
+        self.prefix = "?"
         self.release = asyncio.Event()
         self.held = asyncio.Event()
 
     async def before_insert(self, table: str, token: str | None) -> None:
-        if table == "events":
+        if table == "events" and (token or "").startswith(self.prefix):
             self.held.set()
             await self.release.wait()
 
 
-async def test_acks_wait_for_the_fsync_only_and_the_backlog_is_bounded(
+async def test_a_burst_held_in_the_engine_delays_no_other_org(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    """While one org's burst is held in the engine, another org's event is acknowledged; once
-    the undrained bytes reach the bound, submit refuses until the drain catches up."""
+    """While one org's burst is held in the engine (its drain stuck in the bulk lane), another
+    org's event is acknowledged and drained, and a read of that org does not wait for the burst;
+    once the bulk lane's undrained bytes reach the bound, the burst is refused until the drain
+    catches up, while the other org is still accepted."""
     burst, small = f"wal-{uuid.uuid4().hex[:10]}", f"wal-{uuid.uuid4().hex[:10]}"
     store = HeldStore(runtime.ingest._store)
-    bound = len(frame(rows(burst, 10_000))) + len(frame(rows(small, 1)))
+    bound = len(frame(rows(burst, 10_000)))
     writer = WalIngestWriter(store, tmp_path / "wal", backlog_limit=bound)  # type: ignore[arg-type]
+    store.prefix = writer.bulk.wal.id
     writer.start()
     assert await writer.submit(rows(burst, 10_000)) == 10_000
     await store.held.wait()  # the burst's drain is in the engine, held
     assert await writer.submit(rows(small, 1)) == 1
-    assert writer.wal.backlog_bytes == bound
+    assert await writer.visible(5, org=small) is True  # drained past the held burst
+    assert (await counts(runtime, small))["events"] == 1
+    assert writer.bulk.wal.backlog_bytes == bound
     with pytest.raises(IngestBacklogFull) as refused:
-        await writer.submit(rows(small, 1, start=1))
+        await writer.submit(rows(burst, 1, start=10_000))  # the burst org stays in its lane
     assert (refused.value.backlog, refused.value.limit) == (bound, bound)
-    assert await writer.visible(0.2) is False  # not drained yet: the read barrier times out
+    assert await writer.submit(rows(small, 1, start=1)) == 1  # its own lane has room
+    assert await writer.visible(0.2, org=burst) is False  # the burst is not drained yet
+    assert await writer.visible(0.2) is False  # nor is "every org"
     store.release.set()
     assert await writer.visible() is True
-    assert writer.wal.backlog_bytes == 0
-    assert await writer.submit(rows(small, 1, start=1)) == 1
+    assert writer.bulk.wal.backlog_bytes == 0
+    assert await writer.submit(rows(burst, 1, start=10_000)) == 1
     assert await writer.visible() is True
-    assert (await counts(runtime, burst))["events"] == 10_000
+    assert (await counts(runtime, burst))["events"] == 10_001
     assert (await counts(runtime, small))["events"] == 2
+    await writer.stop()
+
+
+async def test_requests_are_routed_to_the_bulk_lane_by_size_rate_and_backlog(
+    tmp_path: Path,
+) -> None:
+    writer = WalIngestWriter(EngineProbe(None), tmp_path / "wal", backlog_limit=1 << 30)  # type: ignore[arg-type]
+    assert writer.lane_for("a", BULK_ROWS - 1) is writer.fast
+    assert writer.lane_for("b", BULK_ROWS) is writer.bulk  # size
+    assert writer.lane_for("b", 1) is writer.fast  # b has nothing undrained in the bulk lane
+    for _ in range(BULK_RATE // (BULK_ROWS - 1)):
+        writer.lane_for("c", BULK_ROWS - 1)
+    assert writer.lane_for("c", BULK_ROWS - 1) is writer.bulk  # rate: over BULK_RATE rows/s
+    assert writer.lane_for("a", 1) is writer.fast  # another org's rate is its own
+    writer.bulk.undrained["d"] = 1
+    assert writer.lane_for("d", 1) is writer.bulk  # sticky while its bulk rows are undrained
+    for lane in writer.lanes:
+        lane.wal.close()
+
+
+async def test_one_org_in_both_lanes_stores_each_event_id_once(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """An org's small request drains in the fast lane (held in the engine) while its big request
+    holding the same event ids waits in the bulk lane: the per-org drain lock keeps the two
+    chunks from reading stored ids at the same time, so each id is stored once."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    store = HeldStore(runtime.ingest._store)
+    writer = WalIngestWriter(store, tmp_path / "wal", backlog_limit=1 << 30)  # type: ignore[arg-type]
+    store.prefix = writer.fast.wal.id
+    writer.start()
+    assert await writer.submit(rows(org, 100)) == 100  # fast lane
+    await store.held.wait()
+    assert await writer.submit(rows(org, BULK_ROWS)) == BULK_ROWS  # bulk lane, ids 0..999
+    await asyncio.sleep(0.3)  # the bulk drain waits for the org's lock
+    assert writer.bulk.drained_below <= writer.bulk.acked_seq
+    store.release.set()
+    assert await writer.visible() is True
+    assert await counts(runtime, org) == exactly(BULK_ROWS)
     await writer.stop()
 
 
