@@ -143,6 +143,12 @@ class RateLimited(EmbanError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class TooManyAttempts(RateLimited):
+    """429 from an anonymous attempt limit (login, registration, invite acceptance): the same
+    answer as :class:`RateLimited`, which the edges send only after the tarpit's delay
+    (:mod:`emban.auth.tarpit`)."""
+
+
 class BadGateway(EmbanError):
     """502: a provider this service relies on (Paddle) answered an error or did not answer."""
 

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestBudgets
+from emban.auth.tarpit import RefusalTarpit
 from emban.jobs.queue import JobQueue
 from emban.live.hub import LiveHub
 from emban.services.adhoc_slots import OrgSlots
@@ -33,6 +34,8 @@ class Runtime:
     adhoc_slots: OrgSlots = field(default_factory=OrgSlots)
     # Verified API keys (services/api_key_cache.py), invalidated through the live bus.
     api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
+    # Refusals of the attempt limits waiting before they are sent (auth/tarpit.py).
+    tarpit: RefusalTarpit = field(default_factory=RefusalTarpit)
 
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)

@@ -184,6 +184,16 @@ def _positive_float(name: str, raw: str) -> float:
     return value
 
 
+def _non_negative_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name} must be zero or positive (got {raw})")
+    return value
+
+
 def _host_list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -335,6 +345,14 @@ class Settings:
         "EMBAN_SIGNUP_WINDOW_SECONDS",
         "the sign-up and invite-acceptance limits' window",
         _positive_int,
+    )
+    # A refusal by one of the attempt limits above is answered this late (auth/tarpit.py).
+    auth_refusal_delay: float = setting(
+        1.0,
+        "EMBAN_AUTH_REFUSAL_DELAY",
+        "seconds a 429 of the login, sign-up and invite limits waits before it is sent "
+        "(at most its Retry-After; 0: at once)",
+        _non_negative_float,
     )
     # Request budgets (token buckets): per embed session (jti) and per admin API key.
     embed_rate_per_second: int = setting(

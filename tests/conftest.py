@@ -102,6 +102,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         public_url="https://emban.test",
         login_max_per_email=5,
         login_max_per_ip=20,
+        # Refusals of the attempt limits are answered at once; tests/auth/test_tarpit.py sets
+        # a delay where it is the behaviour under test.
+        auth_refusal_delay=0.0,
         # Tests evaluate alerts when they choose; the periodic cycle stays out of their way.
         alert_interval_seconds=24 * 3600,
     )

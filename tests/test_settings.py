@@ -46,6 +46,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert settings.login_window_seconds == 900
     assert (settings.register_max_per_ip, settings.accept_invite_max_per_ip) == (10, 20)
     assert settings.signup_window_seconds == 3600
+    assert settings.auth_refusal_delay == 1.0
     assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (20, 60)
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (100, 300)
     assert settings.api_key_cache_ttl == 60.0
@@ -145,6 +146,7 @@ def test_production_settings_are_read(tmp_path: Path) -> None:
             EMBAN_API_KEY_RATE_PER_SECOND="50",
             EMBAN_API_KEY_RATE_BURST="150",
             EMBAN_API_KEY_CACHE_TTL="2.5",
+            EMBAN_AUTH_REFUSAL_DELAY="0",
             EMBAN_TRUSTED_PROXIES=" 10.0.0.0/8, 192.168.1.7 ,fd00::/8,",
         )
     )
@@ -152,6 +154,7 @@ def test_production_settings_are_read(tmp_path: Path) -> None:
     assert (settings.embed_rate_per_second, settings.embed_rate_burst) == (5, 15)
     assert (settings.api_key_rate_per_second, settings.api_key_rate_burst) == (50, 150)
     assert settings.api_key_cache_ttl == 2.5
+    assert settings.auth_refusal_delay == 0.0  # 0 turns the tarpit off
     assert [str(n) for n in settings.trusted_proxies] == [
         "10.0.0.0/8",
         "192.168.1.7/32",
@@ -263,6 +266,14 @@ BAD_SETTINGS = [
     ),
     ({"EMBAN_REGISTER_MAX_PER_IP": "0"}, "EMBAN_REGISTER_MAX_PER_IP must be positive (got 0)"),
     (
+        {"EMBAN_AUTH_REFUSAL_DELAY": "-0.5"},
+        "EMBAN_AUTH_REFUSAL_DELAY must be zero or positive (got -0.5)",
+    ),
+    (
+        {"EMBAN_AUTH_REFUSAL_DELAY": "soon"},
+        "EMBAN_AUTH_REFUSAL_DELAY must be a number (got 'soon')",
+    ),
+    (
         {"EMBAN_ACCEPT_INVITE_MAX_PER_IP": "x"},
         "EMBAN_ACCEPT_INVITE_MAX_PER_IP must be a whole number (got 'x')",
     ),
@@ -338,7 +349,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 55
+    assert len(set(names)) == len(names) == 56
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -480,7 +491,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 55
+    assert len(table.splitlines()) == 2 + 56
 
 
 def test_settings_doc_command_prints_and_writes_the_table(

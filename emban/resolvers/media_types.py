@@ -37,6 +37,9 @@ class Negotiated:
     # Set when a field failed because a dependency is down: the answer is 503 with this
     # Retry-After whatever the media type, so clients and proxies see it is worth retrying.
     unavailable_retry_after: int | None = None
+    # Set when an attempt limit's refusal found too many refusals already waiting for this
+    # client address (auth/tarpit.py): it is answered at once and the connection closes.
+    close_connection: bool = False
 
     @property
     def status(self) -> int:

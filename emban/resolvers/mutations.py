@@ -37,13 +37,14 @@ class Mutation:
         self, info: GqlInfo, email: str, password: str, name: str, org_name: str
     ) -> Registration:
         context = ctx(info)
+        attempt = await accounts.admit(context.runtime, "register", context.ip)
         reg = await accounts.register(
             context.runtime,
+            attempt,
             email=email,
             password=password,
             name=name,
             org_name=org_name,
-            ip=context.ip,
         )
         _set_cookie(info, reg.session_token)
         env = reg.environments[0]
@@ -57,9 +58,8 @@ class Mutation:
     @strawberry.mutation(extensions=[OwnTransaction(ARGON2_FIRST)])
     async def login(self, info: GqlInfo, email: str, password: str) -> LoginResult:
         context = ctx(info)
-        result = await accounts.login(
-            context.runtime, email=email, password=password, ip=context.ip
-        )
+        attempt = await accounts.admit(context.runtime, "login", context.ip)
+        result = await accounts.login(context.runtime, attempt, email=email, password=password)
         _set_cookie(info, result.session_token)
         return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)
 
@@ -76,8 +76,9 @@ class Mutation:
         self, info: GqlInfo, token: str, password: str, name: str
     ) -> LoginResult:
         context = ctx(info)
+        attempt = await accounts.admit(context.runtime, "accept-invite", context.ip)
         result = await accounts.accept_invite(
-            context.runtime, token=token, password=password, name=name, ip=context.ip
+            context.runtime, attempt, token=token, password=password, name=name
         )
         _set_cookie(info, result.session_token)
         return LoginResult(user=User.of(result.user), org=Org.of(result.org), role=result.role)

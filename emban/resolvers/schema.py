@@ -120,6 +120,8 @@ def with_extensions(error: GraphQLError) -> GraphQLError:
         source=error.source,
         positions=error.positions,
         path=error.path,
+        # Kept for the view, which tarpits a refused attempt (TooManyAttempts); never rendered.
+        original_error=domain,
         extensions=extensions,
     )
 

@@ -52,10 +52,11 @@ from strawberry.types.unset import UnsetType
 
 from emban.auth.cross_site import normalize_origin, own_origins
 from emban.auth.principal import Principal
+from emban.auth.tarpit import hold_refusal
 from emban.background_tasks import TaskSet
 from emban.caller import CALLER_KEY, Caller, caller_of, charge_request
 from emban.error_codes import AuthErrorCode, EmbedErrorCode, LiveErrorCode, RequestErrorCode
-from emban.errors import EmbanError, RateLimited, TooManySubscriptions
+from emban.errors import EmbanError, RateLimited, TooManyAttempts, TooManySubscriptions
 from emban.graphiql_page import graphiql_page
 from emban.resolvers.context import EmbanContext
 from emban.resolvers.live_frames import close_or_reset, enter_operation
@@ -308,6 +309,23 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                 extensions = error.extensions or {}
                 if extensions.get("reason") == RequestErrorCode.unavailable:
                     negotiated.unavailable_retry_after = int(extensions["retry_after"])
+        refused = next(
+            (
+                error.original_error
+                for error in result.errors or ()
+                if isinstance(error.original_error, TooManyAttempts)
+            ),
+            None,
+        )
+        if refused is not None:
+            # A login, register or acceptInvite refused by its attempt limit: the answer waits,
+            # as on REST (auth/tarpit.py), once per result however many fields were refused.
+            runtime = request.app[RUNTIME_KEY]
+            held = await hold_refusal(
+                runtime.tarpit, runtime.settings, request, refused.retry_after
+            )
+            if not held and negotiated is not None:
+                negotiated.close_connection = True
         return processed
 
     def create_response(
@@ -323,6 +341,8 @@ class EmbanGraphQLView(GraphQLView[EmbanContext, None]):
                 response.set_status(negotiated.status)
             if negotiated.unavailable_retry_after is not None:
                 response.headers["Retry-After"] = str(negotiated.unavailable_retry_after)
+            if negotiated.close_connection:
+                response.force_close()
         return response
 
     async def get_context(

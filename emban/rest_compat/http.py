@@ -12,6 +12,7 @@ from aiohttp import web
 
 from emban.auth.client_address import request_client_address
 from emban.auth.principal import Principal
+from emban.auth.tarpit import hold_refusal
 from emban.caller import GRAPHQL_PATH, caller_of, charge_request
 from emban.dependencies import dependency_failure
 from emban.error_codes import RequestErrorCode
@@ -21,6 +22,7 @@ from emban.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    TooManyAttempts,
 )
 from emban.metadata import refused_text
 from emban.request_ids import current_request_id, request_id_of
@@ -147,11 +149,20 @@ def graphql_error_response(error: EmbanError) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map EmbanError (and aiohttp's own 404/405/413) to the JSON error body; mask the rest.
+    A refusal of the attempt limits (:class:`TooManyAttempts`) is sent after the tarpit's delay.
 
     Transactions are opened per route (see ``routes.add_routes``), not here.
     """
     try:
         return await handler(request)
+    except TooManyAttempts as error:
+        # An attempt limit's refusal waits before it is sent (auth/tarpit.py); with too many
+        # waiting for this address it goes at once and the connection closes.
+        response = error_response(error)
+        rt = runtime(request)
+        if not await hold_refusal(rt.tarpit, rt.settings, request, error.retry_after):
+            response.force_close()
+        return response
     except EmbanError as error:
         return error_response(error)
     except web.HTTPException as exc:

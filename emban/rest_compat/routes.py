@@ -62,14 +62,16 @@ from emban.services import (
 )
 async def register(request: web.Request) -> Reply[out.Registration]:
     """Create a user, org, owner membership, default environments and admin key."""
+    # Counted before the body is read: a refused attempt costs no decoding (auth/tarpit.py).
+    attempt = await accounts.admit(runtime(request), "register", client_ip(request))
     body = await parse_body(request, RegisterBody)
     reg = await accounts.register(
         runtime(request),
+        attempt,
         email=body.email,
         password=body.password,
         name=body.name,
         org_name=body.org_name,
-        ip=client_ip(request),
     )
     answer = out.Registration(
         user=shapes.user(reg.user),
@@ -103,9 +105,10 @@ async def register(request: web.Request) -> Reply[out.Registration]:
 )
 async def login(request: web.Request) -> Reply[out.SessionStarted]:
     """Log in and set the emban_session cookie."""
+    attempt = await accounts.admit(runtime(request), "login", client_ip(request))
     body = await parse_body(request, LoginBody)
     result = await accounts.login(
-        runtime(request), email=body.email, password=body.password, ip=client_ip(request)
+        runtime(request), attempt, email=body.email, password=body.password
     )
     answer = out.SessionStarted(
         user=shapes.user(result.user), org=shapes.org(result.org), role=shapes.role(result.role)
@@ -144,13 +147,10 @@ async def me(request: web.Request) -> out.Me:
 async def accept_invite(request: web.Request) -> Reply[out.SessionStarted]:
     """Accept a pending invite: creates the user and membership and starts a session (409
     invite_used once it has been accepted)."""
+    attempt = await accounts.admit(runtime(request), "accept-invite", client_ip(request))
     body = await parse_body(request, AcceptInviteBody)
     result = await accounts.accept_invite(
-        runtime(request),
-        token=body.token,
-        password=body.password,
-        name=body.name,
-        ip=client_ip(request),
+        runtime(request), attempt, token=body.token, password=body.password, name=body.name
     )
     answer = out.SessionStarted(
         user=shapes.user(result.user), org=shapes.org(result.org), role=shapes.role(result.role)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from tortoise.exceptions import IntegrityError
 
@@ -16,7 +17,7 @@ from emban.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    RateLimited,
+    TooManyAttempts,
     Unauthenticated,
 )
 from emban.models import ApiKey, Environment, Invite, Membership, Org, User, UserSession
@@ -139,24 +140,64 @@ async def create_org_with_owner(
     return Registration(user, org, environments, api_key, clear_key, token)
 
 
-async def _limit_source(rt: Runtime, action: str, ip: str | None, limit: int) -> None:
-    """Count one attempt of ``action`` from ``ip``; 429 once the source is over ``limit``."""
-    wait = await rt.limiter.hit(f"{action}:ip:{ip}", limit, rt.settings.signup_window_seconds)
+AttemptAction = Literal["register", "accept-invite", "login"]
+LOGIN_REFUSED = "too many login attempts; try again later"
+SOURCE_REFUSED = "too many attempts from this address; try again later"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of ``action`` from ``ip``, counted by that action's per-address limit and let
+    through: the service doing the work requires it. The edges take it before they decode the
+    request, so a refusal costs neither a body decode nor a password hash."""
+
+    action: AttemptAction
+    ip: str | None
+
+
+async def admit(rt: Runtime, action: AttemptAction, ip: str | None) -> Attempt:
+    """Count one attempt of ``action`` from ``ip``; 429 (:class:`TooManyAttempts`, answered
+    after the tarpit's delay) once the address is over its limit for the window."""
+    settings = rt.settings
+    if action == "login":
+        limit, window, refused = (
+            settings.login_max_per_ip,
+            settings.login_window_seconds,
+            LOGIN_REFUSED,
+        )
+    else:
+        limit = (
+            settings.register_max_per_ip
+            if action == "register"
+            else settings.accept_invite_max_per_ip
+        )
+        window, refused = settings.signup_window_seconds, SOURCE_REFUSED
+    wait = await rt.limiter.hit(f"{action}:ip:{ip}", limit, window)
     if wait is not None:
-        raise RateLimited("too many attempts from this address; try again later", retry_after=wait)
+        raise TooManyAttempts(refused, retry_after=wait)
+    return Attempt(action, ip)
+
+
+def _admitted(attempt: Attempt, action: AttemptAction) -> str | None:
+    """The attempt's source address, once it is checked to be an attempt of ``action``."""
+    if attempt.action != action:
+        raise ValueError(f"a {attempt.action} attempt cannot be spent on {action}")
+    return attempt.ip
 
 
 # Registration, login and invite acceptance are the three entry points that hash or verify a
-# password. Each checks its limits and does the argon2 work first, with no transaction open (the
-# work takes ~50 ms; on SQLite an open transaction holds the one connection, on PostgreSQL a pooled
-# one), and only then writes, in its own short transaction. The edges therefore do not wrap them.
+# password. Each is admitted by its per-address limit first (``admit``, called by the edge before
+# it decodes the request), does the argon2 work with no transaction open (the work takes ~50 ms;
+# on SQLite an open transaction holds the one connection, on PostgreSQL a pooled one), and only
+# then writes, in its own short transaction. The edges therefore do not wrap them.
 
 
 async def register(
-    rt: Runtime, *, email: str, password: str, name: str, org_name: str, ip: str | None
+    rt: Runtime, attempt: Attempt, *, email: str, password: str, name: str, org_name: str
 ) -> Registration:
-    """Self-service sign-up: a new org with its owner; limited per source address."""
-    await _limit_source(rt, "register", ip, rt.settings.register_max_per_ip)
+    """Self-service sign-up: a new org with its owner; ``attempt`` is the admitted sign-up
+    (limited per source address)."""
+    ip = _admitted(attempt, "register")
     email = clean_email(email)
     password = clean_password(password)
     clean_name(name, "name")
@@ -180,24 +221,23 @@ def login_source_key(email: str, ip: str | None) -> str:
     return f"login:email-ip:{ip}:{email}"
 
 
-async def login(rt: Runtime, *, email: str, password: str, ip: str | None) -> LoginResult:
+async def login(rt: Runtime, attempt: Attempt, *, email: str, password: str) -> LoginResult:
     """Same 401 for an unknown email and a wrong password.
 
-    Attempts are limited per (email, source address) and per source address, never per email
-    alone: a stranger guessing from elsewhere exhausts only his own counters and cannot lock the
-    owner out. A success resets the (email, source) counter.
+    Attempts are limited per source address (``attempt``, admitted before the body was read) and
+    per (email, source address), here, never per email alone: a stranger guessing from elsewhere
+    exhausts only his own counters and cannot lock the owner out. A success resets the (email,
+    source) counter.
     """
+    ip = _admitted(attempt, "login")
     settings = rt.settings
     normalized = email.strip().lower()
-    window = settings.login_window_seconds
     source_key = login_source_key(normalized, ip)
-    for key, limit in (
-        (f"login:ip:{ip}", settings.login_max_per_ip),
-        (source_key, settings.login_max_per_email),
-    ):
-        wait = await rt.limiter.hit(key, limit, window)
-        if wait is not None:
-            raise RateLimited("too many login attempts; try again later", retry_after=wait)
+    wait = await rt.limiter.hit(
+        source_key, settings.login_max_per_email, settings.login_window_seconds
+    )
+    if wait is not None:
+        raise TooManyAttempts(LOGIN_REFUSED, retry_after=wait)
     user = await User.get_or_none(email=normalized) if storable(normalized) else None
     if not await credentials.verify_password(user.password_hash if user else None, password):
         raise Unauthenticated(BAD_LOGIN, code=AuthErrorCode.invalid_credentials)
@@ -233,10 +273,11 @@ async def logout(*, actor: Principal) -> None:
 
 
 async def accept_invite(
-    rt: Runtime, *, token: str, password: str, name: str, ip: str | None
+    rt: Runtime, attempt: Attempt, *, token: str, password: str, name: str
 ) -> LoginResult:
-    """Join an org through an invite; limited per source address like registration."""
-    await _limit_source(rt, "accept-invite", ip, rt.settings.accept_invite_max_per_ip)
+    """Join an org through an invite; ``attempt`` is the admitted acceptance (limited per source
+    address like registration)."""
+    ip = _admitted(attempt, "accept-invite")
     invite = await _usable_invite(token)
     password = clean_password(password)
     name = clean_name(name, "name")
