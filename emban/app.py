@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
+from emban.analytics.decode_pool import DecodePool
 from emban.analytics.drain_lock import drain_lock
 from emban.analytics.guarded import guarded
 from emban.analytics.store import open_store
@@ -109,6 +110,9 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
             metrics=metrics,
         )
+        decode_pool = (
+            DecodePool(settings.ingest_decode_workers) if settings.ingest_decode_workers else None
+        )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
         events = guarded(engine, metrics, before_read=functools.partial(_visible, ingest))
         redis: Redis | None = (
@@ -166,6 +170,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 redis=redis,
                 budgets=budgets,
                 api_keys=api_keys,
+                decode_pool=decode_pool,
             )
             await bus.start()
             ingest.start()
@@ -185,6 +190,8 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             await sockets.stop()
             await jobs.stop()
             await ingest.stop()
+            if decode_pool is not None:
+                decode_pool.close()
             await usage.stop()
             if redis is not None:
                 await redis.aclose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from redis.asyncio import Redis
 
+from emban.analytics.decode_pool import DecodePool
 from emban.analytics.ingest import IngestWriter
 from emban.analytics.store import EventStore
 from emban.auth.rate_limit import AttemptLimiter, MemoryRequestBudgets, RequestBudgets
@@ -34,6 +35,8 @@ class Runtime:
     adhoc_slots: OrgSlots = field(default_factory=OrgSlots)
     # Verified API keys (services/api_key_cache.py), invalidated through the live bus.
     api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
+    # Worker processes decoding big ingest bodies (analytics/decode_pool.py); None: threads.
+    decode_pool: DecodePool | None = None
     # Refusals of the attempt limits waiting before they are sent (auth/tarpit.py).
     tarpit: RefusalTarpit = field(default_factory=RefusalTarpit)
 

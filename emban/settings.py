@@ -174,6 +174,16 @@ def _port(name: str, raw: str) -> int:
     return value
 
 
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer (got {raw!r})") from None
+    if value < 0:
+        raise SettingsError(f"{name} must be zero or positive (got {raw})")
+    return value
+
+
 def _positive_float(name: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -456,6 +466,13 @@ class Settings:
         " 503 ingest_backlog",
         _positive_int,
         shown="268435456 (256 MiB)",
+    )
+    ingest_decode_workers: int = setting(
+        1,
+        "EMBAN_INGEST_DECODE_WORKERS",
+        "processes (at a low CPU priority) that decode and validate POST /v1/events bodies over"
+        " 64 KiB, so a burst does not hold the event loop's GIL; 0: threads of the server",
+        _non_negative_int,
     )
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
     query_max_points: int = setting(

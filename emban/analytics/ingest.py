@@ -293,8 +293,15 @@ class IngestWriter:
         self, by_scope: dict[tuple[str, str], list[str]], *, background: bool
     ) -> set[tuple[str, str, str]]:
         """The (org, environment, event id) keys among ``by_scope`` stored in the last day."""
+        encoded = {scope: json_lines(ids) for scope, ids in by_scope.items()}
+        return await self._seen_lines(encoded, background=background)
+
+    async def _seen_lines(
+        self, by_scope: dict[tuple[str, str], str], *, background: bool
+    ) -> set[tuple[str, str, str]]:
+        """:meth:`_seen`, with each scope's ids already as JSON lines (:func:`json_lines`)."""
         seen: set[tuple[str, str, str]] = set()
-        for (org, env), ids in by_scope.items():
+        for (org, env), lines in by_scope.items():
             # The ids go as one String of JSON lines read by format(): ``IN {ids:Array(String)}``
             # compares each stored row with every element (100,000 ids against 100,000 stored
             # rows ran for minutes), while a subquery's set is hashed once (under a second).
@@ -303,7 +310,7 @@ class IngestWriter:
                 "AND environment_id = {env:String} AND event_id IN (SELECT event_id FROM "
                 "format(JSONCompactEachRow, 'event_id String', {ids:String})) "
                 "AND seen_at > now() - INTERVAL 1 DAY",
-                {"org": org, "env": env, "ids": _json_lines(ids)},
+                {"org": org, "env": env, "ids": lines},
                 background=background,
             )
             seen.update((org, env, str(row[0])) for row in result.rows)
@@ -327,7 +334,7 @@ class IngestWriter:
         return fresh.counts, Touched(fresh.touched, fresh.stored)
 
 
-def _json_lines(ids: list[str]) -> str:
+def json_lines(ids: list[str]) -> str:
     """Each id as a one-element JSON array, one per line (JSONCompactEachRow)."""
     encode = msgspec.json.Encoder().encode
     return b"\n".join([encode((i,)) for i in ids]).decode()

@@ -90,6 +90,15 @@ class EventStore(Protocol):
 _ESCAPED = str.maketrans(
     {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
 )
+_ESCAPE_ORDER = (
+    ("\\", "\\\\"),
+    ("\t", "\\t"),
+    ("\n", "\\n"),
+    ("\r", "\\r"),
+    ("\0", "\\0"),
+    ("\b", "\\b"),
+    ("\f", "\\f"),
+)
 # Inside an array value each element is a quoted literal (the whole value is not unescaped
 # first: measured), so a quote must be escaped as well; control characters are escaped too so the
 # text never depends on how a raw one is read.
@@ -139,8 +148,22 @@ def param_text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return value.translate(_ESCAPED)
+        return _escaped(value)
     raise TypeError(f"cannot bind a {type(value).__name__} as a ClickHouse parameter")
+
+
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\0\b\f]")
+
+
+def _escaped(value: str) -> str:
+    """``value.translate(_ESCAPED)``, fast: most values (ids, names) need nothing, and a long one
+    (the drain's 20,000 event ids in one parameter) is escaped in C, one character class at a
+    time, the backslash first (the same text: each replacement adds only escaped backslashes)."""
+    if _NEEDS_ESCAPE.search(value) is None:
+        return value
+    for char, escape in _ESCAPE_ORDER:
+        value = value.replace(char, escape)
+    return value
 
 
 def _quoted(value: Any) -> str:

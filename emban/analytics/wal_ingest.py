@@ -45,6 +45,7 @@ from emban.analytics.ingest import (
     IngestWriter,
     StoredHook,
     Touched,
+    json_lines,
 )
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
@@ -347,6 +348,15 @@ class WalIngestWriter(IngestWriter):
         record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
         return await lane.append(record, len(rows), org)
 
+    async def submit_record(self, record: bytes, rows: int, org: str) -> int:
+        """Append a record framed elsewhere (:func:`frame`: ``rows`` rows of ``org``, one
+        environment) and wait until it is fsync'd; returns ``rows``."""
+        refuse_inside_transaction("waiting for the ingest WAL")
+        lane = self.lane_for(org, rows)
+        if self._stopping or lane.full():
+            raise IngestBacklogFull(lane.wal.backlog_bytes, self.backlog_limit)
+        return await lane.append(record, rows, org)
+
     def undrained(self, org_id: str) -> int:
         return sum(lane.undrained.get(org_id, 0) for lane in self.lanes)
 
@@ -367,7 +377,7 @@ class WalIngestWriter(IngestWriter):
         by_scope = await offload(_chunk_scopes, chunk)
         orgs = sorted({org for org, _ in by_scope})
         async with self.lock.hold(orgs):  # no other drain of these orgs between read and insert
-            seen = await self._seen(by_scope, background=offload is in_background)
+            seen = await self._seen_lines(by_scope, background=offload is in_background)
             fresh = await offload(_fresh_chunk, chunk, seen)
             if fresh.rows:
                 # Events first, then their ids: a crash between the two replays this chunk,
@@ -407,11 +417,13 @@ class WalIngestWriter(IngestWriter):
                     log.exception("flush listener failed")
 
 
-def _chunk_scopes(chunk: list[RecordRows]) -> dict[tuple[str, str], list[str]]:
+def _chunk_scopes(chunk: list[RecordRows]) -> dict[tuple[str, str], str]:
+    """Per (org, environment), the chunk's event ids as the JSON lines :meth:`_seen_lines`
+    binds (built off the loop with the rest of a big chunk's work)."""
     by_scope: dict[tuple[str, str], set[str]] = {}
     for org, env, rows in chunk:
         by_scope.setdefault((org, env), set()).update(r[2] for r in rows)
-    return {scope: sorted(ids) for scope, ids in by_scope.items()}
+    return {scope: json_lines(sorted(ids)) for scope, ids in by_scope.items()}
 
 
 class _FreshChunk(msgspec.Struct):

@@ -322,8 +322,7 @@ async def ingest_events(request: web.Request) -> out.IngestAccepted:
     body = await read_body(request, MAX_INGEST_BODY)
     principal = caller(request)
     events.check_can_ingest(principal)
-    batch = await events.decode_body(body)
-    accepted = await events.ingest_events(runtime(request), actor=principal, batch=batch)
+    accepted = await events.ingest_body(runtime(request), actor=principal, body=body)
     return out.IngestAccepted(accepted=accepted, status="ok")
 
 

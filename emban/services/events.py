@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, get_args, get_type_hints
@@ -15,7 +15,7 @@ import msgspec
 
 from emban.analytics.background import in_background
 from emban.analytics.ingest import EventRow
-from emban.analytics.wal_ingest import IngestBacklogFull
+from emban.analytics.wal_ingest import IngestBacklogFull, WalIngestWriter
 from emban.auth.principal import Principal
 from emban.error_codes import AuthErrorCode, IngestErrorCode
 from emban.errors import BadRequest, Forbidden, InvalidEvents, PayloadTooLarge, ServiceUnavailable
@@ -275,6 +275,39 @@ async def events_this_month(org_id: str, today: date) -> int:
     return sum(int(str(n)) for n in days)
 
 
+async def ingest_body(rt: Runtime, *, actor: Principal, body: bytes) -> int:
+    """``POST /v1/events``: a big body is decoded and framed by a worker process
+    (:mod:`emban.analytics.decode_pool`) and appended as it is; near the plan's cap, or when the
+    worker refuses the body, it is decoded here (:func:`decode_body`), which names every bad
+    event."""
+    check_can_ingest(actor)
+    pool, writer = rt.decode_pool, rt.ingest
+    if pool is not None and isinstance(writer, WalIngestWriter) and len(body) > OFF_LOOP_BODY_BYTES:
+        now = datetime.now(UTC)
+        prepared = await pool.prepare(body, now, actor.org_id, actor.environment_id)
+        if prepared is not None:
+            record, count = prepared
+            org = await Org.get(id=actor.org_id)
+            used = await events_this_month(org.id, now.date())
+            limit = billing.plan_of(org).events_per_month
+            if limit is None or used + writer.undrained(org.id) + count <= limit:
+                return await _submitted(writer.submit_record(record, count, org.id))
+    return await ingest_events(rt, actor=actor, batch=await decode_body(body))
+
+
+async def _submitted(submit: Awaitable[int]) -> int:
+    """The writer's answer; a full WAL is 503 ``ingest_backlog``."""
+    try:
+        return await submit
+    except IngestBacklogFull as exc:
+        raise ServiceUnavailable(
+            "ingest is behind: the write-ahead log holds more events than the engine has taken "
+            f"({exc.backlog} of {exc.limit} bytes); retry after the Retry-After seconds",
+            code=IngestErrorCode.ingest_backlog,
+            retry_after=BACKLOG_RETRY_AFTER,
+        ) from None
+
+
 async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) -> int:
     """Check the plan's monthly limit, then wait for the durable group commit of the decoded
     events (both edges decode: :func:`decode_body`, :func:`decode_events`)."""
@@ -299,15 +332,7 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
         adding = await rt.ingest.count_new(rows)
     if adding:
         billing.check_limit(org, "events_per_month", used, adding)
-    try:
-        await rt.ingest.submit(rows)  # usage is recorded by the writer, once per flush
-    except IngestBacklogFull as exc:
-        raise ServiceUnavailable(
-            "ingest is behind: the write-ahead log holds more events than the engine has taken "
-            f"({exc.backlog} of {exc.limit} bytes); retry after the Retry-After seconds",
-            code=IngestErrorCode.ingest_backlog,
-            retry_after=BACKLOG_RETRY_AFTER,
-        ) from None
+    await _submitted(rt.ingest.submit(rows))  # usage is recorded by the writer, once drained
     return len(rows)
 
 

@@ -156,3 +156,22 @@ def test_param_text_escapes_what_the_parser_reads() -> None:
     assert param_text(True) == "1"
     with pytest.raises(TypeError):
         param_text(None)
+
+
+ESCAPES = {
+    "\\": "\\\\",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\0": "\\0",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+@settings(max_examples=500)
+@given(value=st.text(st.sampled_from([*ESCAPES, "a", "t", "'", "é", "\x01"])) | st.text())
+def test_param_text_escapes_each_character_on_its_own(value: str) -> None:
+    """The fast escaping (a check, then one replace per character class) gives the text of
+    escaping each character independently, whatever follows what."""
+    assert param_text(value) == "".join(ESCAPES.get(c, c) for c in value)

@@ -1,0 +1,90 @@
+"""Big ingest bodies are decoded, validated and framed as a WAL record in worker processes.
+
+On threads, that work (msgspec decoding, the per-event checks, building and encoding the rows:
+~10 µs an event) holds the GIL, and the event loop waits for the GIL each time it wakes: one org's
+burst of 5,000-event bodies made another org's 1-event ack, its embed reads and ``/healthz``
+several times slower on a 2-core machine although the loop itself was mostly idle. A process has
+a GIL of its own, and its workers run at a lower CPU priority (``WORKER_NICE``), so the loop's
+requests go first.
+
+A worker answers the framed record and its row count, or None for anything it does not accept —
+the caller then decodes in-process, on the path that names every bad event (index, field), so a
+client sees the same answer either way. A worker that dies is replaced on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+log = logging.getLogger("emban.ingest")
+
+WORKER_NICE = 10
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+
+
+def prepare(body: bytes, received_at: datetime, org_id: str, environment_id: str) -> Prepared:
+    """In a worker: ``POST /v1/events``' body → (framed WAL record, rows), or None when the body
+    is not a valid batch."""
+    from emban.analytics.wal_ingest import frame
+    from emban.services.events import decode_events_json, event_rows
+
+    try:
+        batch = decode_events_json(body, received_at)
+        rows = event_rows(batch, org_id=org_id, environment_id=environment_id)
+    except Exception:  # the caller decodes again in-process and answers the precise error
+        return None
+    return frame(rows), len(rows)
+
+
+Prepared = tuple[bytes, int] | None
+
+
+class DecodePool:
+    """``workers`` processes started on first use (``spawn``: a fork of a process running chDB's
+    threads is not safe)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
+            )
+        return self._executor
+
+    async def prepare(
+        self, body: bytes, received_at: datetime, org_id: str, environment_id: str
+    ) -> Prepared:
+        """The framed record and its row count, or None: decode in-process instead."""
+        pool = self._pool()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                pool, prepare, body, received_at, org_id, environment_id
+            )
+        except BrokenProcessPool:
+            log.warning("an ingest decode worker died; starting new ones")
+            if self._executor is pool:
+                self._executor = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            return None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
