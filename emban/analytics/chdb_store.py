@@ -39,7 +39,13 @@ BACKGROUND_INSERT_BYTES = 256 * 1024
 # Materialized views (the rollups) run in parallel threads instead of one after the other.
 INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
 # A background insert runs its views in its own (low-priority) thread, one after the other.
-BACKGROUND_INSERT_SETTINGS = "SETTINGS parallel_view_processing = 0, max_threads = 1"
+# ``os_thread_priority``: the engine's threads working for it run at this nice value (the
+# engine applies it per query, to every thread it uses, with CAP_SYS_NICE; without, it is a
+# no-op), so a burst's inserts and deferrable reads leave the cores to requests.
+BACKGROUND_NICE_SETTING = "os_thread_priority = 10"
+BACKGROUND_INSERT_SETTINGS = (
+    f"SETTINGS parallel_view_processing = 0, max_threads = 1, {BACKGROUND_NICE_SETTING}"
+)
 
 
 class _JsonCompact(msgspec.Struct):
@@ -104,8 +110,11 @@ class ChdbStore:
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
         pool = await (self._insert_connections() if background else self._connections())
+        deferred = background or is_deferrable()
+        if deferred and "SETTINGS" not in sql.upper():
+            sql += f" SETTINGS {BACKGROUND_NICE_SETTING}"
         result: QueryResult = await _on_connection(
-            pool, _query_result, sql, params, None, background=background or is_deferrable()
+            pool, _query_result, sql, params, None, background=deferred
         )
         return result
 
