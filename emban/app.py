@@ -102,6 +102,9 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         metadata = await open_metadata(settings)
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
         engine = open_store(settings)
+        decode_pool = (
+            DecodePool(settings.ingest_decode_workers) if settings.ingest_decode_workers else None
+        )
         ingest = WalIngestWriter(
             guarded(engine, metrics),
             settings.data_dir / "wal",
@@ -109,9 +112,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
             on_stored=record_stored,
             lock=drain_lock(settings.clickhouse_url, settings.metadata_db_url),
             metrics=metrics,
-        )
-        decode_pool = (
-            DecodePool(settings.ingest_decode_workers) if settings.ingest_decode_workers else None
+            decode_pool=decode_pool,
         )
         # Readers wait (bounded) for the drain of what was acknowledged before them.
         events = guarded(engine, metrics, before_read=functools.partial(_visible, ingest))

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 BACKGROUND_NICE = 10
@@ -64,3 +65,28 @@ async def in_background(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwar
     """``await asyncio.to_thread(func, …)`` on the low-priority pool."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_pool, functools.partial(func, *args, **kwargs))
+
+
+# The embedded engine's own threads that only catch up (merging parts written by inserts): at the
+# same priority as everyone else's requests they took a quarter of a core during a burst.
+ENGINE_BACKGROUND_THREADS = ("MergeMutate",)
+
+
+def lower_engine_background_threads(prefixes: tuple[str, ...] = ENGINE_BACKGROUND_THREADS) -> int:
+    """Give this process's threads whose names start with ``prefixes`` the background nice value
+    (Linux: ``/proc/self/task``; elsewhere nothing). Threads the engine starts later are found on
+    the next call. Returns how many threads were lowered."""
+    setpriority = getattr(os, "setpriority", None)
+    tasks = Path("/proc/self/task")
+    if setpriority is None or not tasks.is_dir():
+        return 0
+    lowered = 0
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if not (task / "comm").read_text().startswith(prefixes):
+                continue
+            tid = int(task.name)
+            if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+                setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+                lowered += 1
+    return lowered

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,11 @@ from typing import Any
 import chdb
 import msgspec
 
-from emban.analytics.background import in_background, is_deferrable
+from emban.analytics.background import (
+    in_background,
+    is_deferrable,
+    lower_engine_background_threads,
+)
 from emban.analytics.store import (
     ClickHouseError,
     QueryResult,
@@ -43,6 +48,7 @@ INSERT_SETTINGS = "SETTINGS parallel_view_processing = 1"
 # engine applies it per query, to every thread it uses, with CAP_SYS_NICE; without, it is a
 # no-op), so a burst's inserts and deferrable reads leave the cores to requests.
 BACKGROUND_NICE_SETTING = "os_thread_priority = 10"
+LOWER_MERGES_EVERY = 5.0  # seconds between looks for the engine's new merge threads
 BACKGROUND_INSERT_SETTINGS = (
     f"SETTINGS parallel_view_processing = 0, max_threads = 1, {BACKGROUND_NICE_SETTING}"
 )
@@ -67,6 +73,7 @@ class ChdbStore:
         self._insert_pool: asyncio.Queue[Any] | None = None
         self._opening = asyncio.Lock()
         self._all: list[Any] = []
+        self._merges_lowered_at = 0.0
 
     async def _open(self, size: int) -> asyncio.Queue[Any]:
         pool: asyncio.Queue[Any] = asyncio.Queue()
@@ -139,6 +146,10 @@ class ChdbStore:
         token: str | None = None,
     ) -> None:
         background = len(payload) > BACKGROUND_INSERT_BYTES
+        if background and time.monotonic() - self._merges_lowered_at > LOWER_MERGES_EVERY:
+            # Big inserts make merges; the threads doing them are lowered once they exist.
+            self._merges_lowered_at = time.monotonic()
+            await in_background(lower_engine_background_threads)
         settings = BACKGROUND_INSERT_SETTINGS if background else INSERT_SETTINGS
         settings += "".join(f", {k} = '{v}'" for k, v in insert_dedup(token).items())
         await _on_connection(

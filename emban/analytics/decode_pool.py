@@ -1,4 +1,5 @@
-"""Big ingest bodies are decoded, validated and framed as a WAL record in worker processes.
+"""Big ingest bodies are decoded, validated and framed as a WAL record in worker processes, and
+the bulk lane's drain chunks are read and prepared there (``wal_ingest.prepare_chunk``).
 
 On threads, that work (msgspec decoding, the per-event checks, building and encoding the rows:
 ~10 µs an event) holds the GIL, and the event loop waits for the GIL each time it wakes: one org's
@@ -19,13 +20,20 @@ import contextlib
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import Any, TypeVar
 
 log = logging.getLogger("emban.ingest")
 
 WORKER_NICE = 10
+R = TypeVar("R")
+
+
+class PoolUnavailable(Exception):
+    """The worker processes are gone: do the work in-process."""
 
 
 def _lower_priority() -> None:
@@ -44,7 +52,7 @@ def prepare(body: bytes, received_at: datetime, org_id: str, environment_id: str
         rows = event_rows(batch, org_id=org_id, environment_id=environment_id)
     except Exception:  # the caller decodes again in-process and answers the precise error
         return None
-    return frame(rows), len(rows)
+    return frame(rows, [not event.event_id for event in batch.events]), len(rows)
 
 
 Prepared = tuple[bytes, int] | None
@@ -71,18 +79,24 @@ class DecodePool:
         self, body: bytes, received_at: datetime, org_id: str, environment_id: str
     ) -> Prepared:
         """The framed record and its row count, or None: decode in-process instead."""
+        try:
+            return await self.run(prepare, body, received_at, org_id, environment_id)
+        except PoolUnavailable:
+            return None
+
+    async def run(self, func: Callable[..., R], /, *args: Any) -> R:
+        """``func(*args)`` in a worker; :class:`PoolUnavailable` if the worker died (new ones
+        start on the next call)."""
         pool = self._pool()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                pool, prepare, body, received_at, org_id, environment_id
-            )
+            return await loop.run_in_executor(pool, func, *args)
         except BrokenProcessPool:
-            log.warning("an ingest decode worker died; starting new ones")
+            log.warning("an ingest worker process died; starting new ones")
             if self._executor is pool:
                 self._executor = None
                 pool.shutdown(wait=False, cancel_futures=True)
-            return None
+            raise PoolUnavailable from None
 
     def close(self) -> None:
         if self._executor is not None:

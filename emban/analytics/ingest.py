@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -131,9 +131,9 @@ class IngestWriter:
         # Flushes already started finish: their rows may be durable, so they get answered.
         await self._flushing.wait()
 
-    async def submit(self, rows: list[EventRow]) -> int:
+    async def submit(self, rows: list[EventRow], generated: Sequence[bool] | None = None) -> int:
         """Queue rows (all of one org) and wait until they are durable; returns how many were
-        new."""
+        new (``generated``, which ids the server made, is for the WAL writer)."""
         # The insert runs in the writer's task, so the store's own guard cannot see the caller's
         # transaction: waiting for it inside one is the same stall.
         refuse_inside_transaction("waiting for an ingest flush")

@@ -67,7 +67,14 @@ def decode_payload(payload: bytes) -> RecordRows:
 def read_records(path: Path) -> Iterator[RecordRows]:
     """Each whole record of a segment, decoded, in order, read one at a time; stops at the first
     torn or damaged record."""
+    for record, _ in read_records_from(path, 0):
+        yield record
+
+
+def read_records_from(path: Path, offset: int) -> Iterator[tuple[RecordRows, int]]:
+    """:func:`read_records` from ``offset`` (a record's start), each with the offset after it."""
     with path.open("rb") as file:
+        file.seek(offset)
         while True:
             header = file.read(HEADER.size)
             if len(header) < HEADER.size:
@@ -82,23 +89,34 @@ def read_records(path: Path) -> Iterator[RecordRows]:
                 record = decode_payload(payload)
             except msgspec.DecodeError:
                 return
-            yield record
+            offset += HEADER.size + length
+            yield record, offset
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[list[RecordRows]]:
     """A segment's records in chunks of whole records, each closed once it holds at least
     ``chunk_rows`` rows. The cut depends only on the segment's content, so a replay after a crash
     cuts the same chunks and chunk ``i`` can name its INSERT (deduplication token)."""
+    offset = 0
+    while True:
+        chunk, offset = read_chunk_at(path, offset, chunk_rows)
+        if not chunk:
+            return
+        yield chunk
+
+
+def read_chunk_at(path: Path, offset: int, chunk_rows: int) -> tuple[list[RecordRows], int]:
+    """The chunk of :func:`read_chunks` starting at ``offset``, and the offset of the next one
+    (an empty chunk at the end): a chunk can be read again, by another process too."""
     chunk: list[RecordRows] = []
     rows = 0
-    for record in read_records(path):
+    for record, end in read_records_from(path, offset):
         chunk.append(record)
         rows += len(record[2])
+        offset = end
         if rows >= chunk_rows:
-            yield chunk
-            chunk, rows = [], 0
-    if chunk:
-        yield chunk
+            break
+    return chunk, offset
 
 
 def segment_path(directory: Path, seq: int) -> Path:

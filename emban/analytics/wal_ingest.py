@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from emban.analytics.background import in_background
+from emban.analytics.decode_pool import DecodePool, PoolUnavailable
 from emban.analytics.drain_lock import DrainLock, ProcessLock
 from emban.analytics.ingest import (
     COMPACT,
@@ -49,7 +52,13 @@ from emban.analytics.ingest import (
 )
 from emban.analytics.store import EventStore
 from emban.analytics.tables import EVENT_IDS, EVENTS
-from emban.analytics.wal import RecordRows, WriteAheadLog, encode_record, read_chunks, segment_path
+from emban.analytics.wal import (
+    RecordRows,
+    WriteAheadLog,
+    encode_record,
+    read_chunk_at,
+    segment_path,
+)
 from emban.background_tasks import OwnedTask
 from emban.errors import Unavailable
 from emban.metadata import refuse_inside_transaction
@@ -81,13 +90,21 @@ class IngestBacklogFull(Exception):
 _encode = msgspec.json.Encoder().encode
 
 
-def frame(rows: list[EventRow]) -> bytes:
-    """One request's rows (all of one org and environment) as a framed WAL record."""
+def frame(rows: list[EventRow], generated: Sequence[bool] | None = None) -> bytes:
+    """One request's rows (all of one org and environment) as a framed WAL record. A row whose
+    event id the server generated (``generated[i]``) is recorded without it: no client knows
+    that id (ingest answers a count), so no resend can repeat it, and the drain neither looks it
+    up nor stores it in ``event_ids`` (the row itself holds it)."""
     first = rows[0]
+    if generated is None:
+        generated = [False] * len(rows)
     return encode_record(
         first.org_id,
         first.environment_id,
-        [(r.tenant_id, r.event_name, r.event_id, _encode(r)) for r in rows],
+        [
+            (r.tenant_id, r.event_name, "" if fresh else r.event_id, _encode(r))
+            for r, fresh in zip(rows, generated, strict=True)
+        ],
     )
 
 
@@ -139,6 +156,7 @@ class _Lane:
         self._drained = asyncio.Condition()
         self.acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
         self.drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
+        self.replayed = max(self.wal.sealed, default=0)  # the last segment of an earlier run
         self.drain_failing = False  # the last drain attempt failed (the engine refused it)
 
     def start(self) -> None:
@@ -200,8 +218,10 @@ class _Lane:
     def target(self, org: str | None) -> int | None:
         """The segment a read of ``org`` (any org: None) must see drained, or None when
         everything it needs is in the engine already."""
-        seq = self.acked_seq if org is None else self.org_seq.get(org)
-        return seq if seq is not None and seq >= self.drained_below else None
+        # Segments left by the last run hold rows of orgs unknown until read: every read waits
+        # for them.
+        seq = self.acked_seq if org is None else max(self.org_seq.get(org, 0), self.replayed)
+        return seq if seq >= self.drained_below else None
 
     async def wait_drained(self, target: int, wait: float) -> bool:
         if self.drained_below > target or not self._drainer.running or self.drain_failing:
@@ -253,21 +273,22 @@ class _Lane:
                 self._drained.notify_all()
 
     async def _drain_segment(self, seq: int) -> None:
-        chunks: Iterator[list[RecordRows]] = read_chunks(
-            segment_path(self.wal.directory, seq), self.owner.chunk_rows
-        )
-        index = 0
+        path = segment_path(self.wal.directory, seq)
+        offset, index = 0, 0
         while True:
-            chunk = await self.offload(next, chunks, None)
-            if chunk is None:
+            prepared = await self.owner.prepare_chunk(path, offset, self.offload)
+            if prepared is None:
                 return
-            await self.owner.drain_chunk(chunk, f"{self.wal.id}-{seq}-{index}", self.offload)
-            for org, _, rows in chunk:
-                left = self.undrained.get(org, 0) - len(rows)
+            await self.owner.drain_chunk(
+                prepared, path, offset, f"{self.wal.id}-{seq}-{index}", self.offload
+            )
+            for org, rows in prepared.records:
+                left = self.undrained.get(org, 0) - rows
                 if left > 0:
                     self.undrained[org] = left
                 else:  # rows replayed from an earlier run were never counted
                     self.undrained.pop(org, None)
+            offset = prepared.end
             index += 1
 
 
@@ -291,8 +312,10 @@ class WalIngestWriter(IngestWriter):
         chunk_rows: int = DRAIN_CHUNK_ROWS,
         lock: DrainLock | None = None,
         metrics: Metrics | None = None,
+        decode_pool: DecodePool | None = None,
     ) -> None:
         super().__init__(store, on_stored, metrics)
+        self.decode_pool = decode_pool
         self.lock: DrainLock = lock if lock is not None else ProcessLock()
         self.backlog_limit = backlog_limit
         self.chunk_rows = chunk_rows
@@ -333,9 +356,10 @@ class WalIngestWriter(IngestWriter):
             return self.bulk
         return self.fast
 
-    async def submit(self, rows: list[EventRow]) -> int:
+    async def submit(self, rows: list[EventRow], generated: Sequence[bool] | None = None) -> int:
         """Append rows (one request, of one org and environment) to a lane's WAL and wait until
-        they are fsync'd; returns how many rows were accepted."""
+        they are fsync'd; returns how many rows were accepted. ``generated``: which rows' event
+        ids the server made (:func:`frame`)."""
         refuse_inside_transaction("waiting for the ingest WAL")
         if not rows:
             return 0
@@ -345,7 +369,8 @@ class WalIngestWriter(IngestWriter):
         lane = self.lane_for(org, len(rows))
         if self._stopping or lane.full():
             raise IngestBacklogFull(lane.wal.backlog_bytes, self.backlog_limit)
-        record = await in_background(frame, rows) if len(rows) >= OFF_LOOP_ROWS else frame(rows)
+        framing = functools.partial(frame, rows, generated)
+        record = await in_background(framing) if len(rows) >= OFF_LOOP_ROWS else framing()
         return await lane.append(record, len(rows), org)
 
     async def submit_record(self, record: bytes, rows: int, org: str) -> int:
@@ -372,19 +397,35 @@ class WalIngestWriter(IngestWriter):
         log.warning("reading before the ingest drain caught up (%.1f s)", wait)
         return False
 
-    async def drain_chunk(self, chunk: list[RecordRows], token: str, offload: Offload) -> None:
+    async def prepare_chunk(
+        self, path: Path, offset: int, offload: Offload
+    ) -> PreparedChunk | None:
+        """The chunk of segment ``path`` at ``offset`` ready to store as if none of its ids were
+        stored yet (None past the last chunk); a bulk chunk is read and prepared by a worker
+        process when the app has them (the per-row work would hold the loop's GIL)."""
+        if self.decode_pool is not None and offload is in_background:
+            with contextlib.suppress(PoolUnavailable):
+                return await self.decode_pool.run(prepare_chunk, path, offset, self.chunk_rows)
+        return await offload(prepare_chunk, path, offset, self.chunk_rows)
+
+    async def drain_chunk(
+        self, prepared: PreparedChunk, path: Path, offset: int, token: str, offload: Offload
+    ) -> None:
         started = time.perf_counter()
-        by_scope = await offload(_chunk_scopes, chunk)
-        orgs = sorted({org for org, _ in by_scope})
+        orgs = sorted({org for org, _ in prepared.records})
         async with self.lock.hold(orgs):  # no other drain of these orgs between read and insert
-            seen = await self._seen_lines(by_scope, background=offload is in_background)
-            fresh = await offload(_fresh_chunk, chunk, seen)
+            seen = await self._seen_lines(prepared.scopes, background=offload is in_background)
+            fresh = prepared.fresh
+            if seen:  # a resend of stored events (rare): the chunk is read again and filtered
+                chunk, _ = await offload(read_chunk_at, path, offset, self.chunk_rows)
+                fresh = await offload(_fresh_chunk, chunk, seen)
             if fresh.rows:
                 # Events first, then their ids: a crash between the two replays this chunk,
                 # finds none of its ids, and the engine drops the events INSERT (same token).
                 await self._store.insert_json(
                     EVENTS, EVENT_COLUMNS, fresh.payload, COMPACT, token=token
                 )
+            if fresh.ids_payload:
                 await self._store.insert_json(
                     EVENT_IDS,
                     ["org_id", "environment_id", "event_id"],
@@ -395,7 +436,7 @@ class WalIngestWriter(IngestWriter):
         if fresh.rows and self._on_stored is not None:
             await self._record(fresh.stored)
         self.drains += 1
-        total = sum(len(rows) for _, _, rows in chunk)
+        total = sum(rows for _, rows in prepared.records)
         self.queued_rows = max(0, self.queued_rows - total)
         if self._metrics is not None:
             self._metrics.ingest_flush_ok.inc()
@@ -417,13 +458,39 @@ class WalIngestWriter(IngestWriter):
                     log.exception("flush listener failed")
 
 
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A chunk of whole records, ready to store: where the next chunk starts, each record's org
+    and row count, its ids per (org, environment) as JSON lines, and its rows as if none were
+    stored yet (duplicates inside the chunk dropped)."""
+
+    end: int
+    records: list[tuple[str, int]]
+    scopes: dict[tuple[str, str], str]
+    fresh: _FreshChunk
+
+
+def prepare_chunk(path: Path, offset: int, chunk_rows: int) -> PreparedChunk | None:
+    """The chunk of segment ``path`` at ``offset`` (:func:`read_chunk_at`), prepared; None past
+    the last one. Runs on a thread or in a worker process."""
+    chunk, end = read_chunk_at(path, offset, chunk_rows)
+    if not chunk:
+        return None
+    return PreparedChunk(
+        end=end,
+        records=[(org, len(rows)) for org, _, rows in chunk],
+        scopes=_chunk_scopes(chunk),
+        fresh=_fresh_chunk(chunk, set()),
+    )
+
+
 def _chunk_scopes(chunk: list[RecordRows]) -> dict[tuple[str, str], str]:
     """Per (org, environment), the chunk's event ids as the JSON lines :meth:`_seen_lines`
     binds (built off the loop with the rest of a big chunk's work)."""
     by_scope: dict[tuple[str, str], set[str]] = {}
     for org, env, rows in chunk:
-        by_scope.setdefault((org, env), set()).update(r[2] for r in rows)
-    return {scope: json_lines(sorted(ids)) for scope, ids in by_scope.items()}
+        by_scope.setdefault((org, env), set()).update(r[2] for r in rows if r[2])
+    return {scope: json_lines(sorted(ids)) for scope, ids in by_scope.items() if ids}
 
 
 class _FreshChunk(msgspec.Struct):
@@ -442,12 +509,13 @@ def _fresh_chunk(chunk: list[RecordRows], seen: set[tuple[str, str, str]]) -> _F
     stored: dict[str, int] = {}
     for org, env, rows in chunk:
         for tenant, name, event_id, line in rows:
-            key = (org, env, event_id)
-            if key in seen:
-                continue
-            seen.add(key)
+            if event_id:  # a client's id: once (an id generated here is recorded as "")
+                key = (org, env, event_id)
+                if key in seen:
+                    continue
+                seen.add(key)
+                ids.append(_encode(key))
             lines.append(line)
-            ids.append(_encode(key))
             touched.add((org, env, tenant, name))
             stored[org] = stored.get(org, 0) + 1
     return _FreshChunk(

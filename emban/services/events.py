@@ -332,7 +332,8 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
         adding = await rt.ingest.count_new(rows)
     if adding:
         billing.check_limit(org, "events_per_month", used, adding)
-    await _submitted(rt.ingest.submit(rows))  # usage is recorded by the writer, once drained
+    generated = [not event.event_id for event in batch.events]
+    await _submitted(rt.ingest.submit(rows, generated))  # usage recorded once drained
     return len(rows)
 
 

@@ -444,3 +444,59 @@ async def test_a_restart_on_an_emptied_wal_never_reuses_a_token(
         await writer.stop()
         assert await counts(runtime, org) == exactly(10 * (run + 1))
     assert len(tokens) == len(set(tokens)) == 3
+
+
+class Counting(EngineProbe):
+    """The engine, counting the statements that read or write ``event_ids``."""
+
+    def __init__(self, inner: EventStore) -> None:
+        super().__init__(inner)
+        self.id_lookups = 0
+        self.id_inserts = 0
+
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
+    ) -> QueryResult:
+        self.id_lookups += "FROM event_ids" in sql
+        return await super().query(sql, params, background=background)
+
+    async def before_insert(self, table: str, token: str | None) -> None:
+        self.id_inserts += table == "event_ids"
+
+
+@pytest.mark.parametrize("replay", [False, True])
+async def test_ids_the_server_generated_are_neither_looked_up_nor_kept(
+    runtime: Runtime, tmp_path: Path, replay: bool
+) -> None:
+    """Rows whose ids the server made (no client knows them, so none can be resent) skip the
+    id lookup and the ``event_ids`` INSERT; the client's ids in the same batch are still
+    de-duplicated. A replay after a crash that came after the INSERT stores them once (the
+    engine drops the INSERT by its token)."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    engine: EventStore = runtime.ingest._store
+    mixed = rows(org, 10)
+    generated = [n % 2 == 0 for n in range(10)]  # ids 0, 2, 4, 6, 8: "generated"
+    probe = Counting(engine)
+    writer = WalIngestWriter(probe, tmp_path / "wal", backlog_limit=1 << 30)  # type: ignore[arg-type]
+    if replay:
+        lane = writer.fast
+        assert await writer.submit(mixed, generated) == 10
+        await lane.stop_appending()
+        lane.wal.seal()
+        (seq,) = lane.wal.sealed
+        await lane._drain_segment(seq)  # stored; the "crash" comes before the segment's delete
+        for each in writer.lanes:
+            each.wal.close()
+        writer = WalIngestWriter(probe, tmp_path / "wal", backlog_limit=1 << 30)  # type: ignore[arg-type]
+    writer.start()
+    if not replay:
+        assert await writer.submit(mixed, generated) == 10
+        resent = [row for row, made in zip(mixed, generated, strict=True) if not made]
+        assert await writer.submit(resent, [False] * 5) == 5  # the client's ids, again
+    assert await writer.visible() is True
+    await writer.stop()
+    stored = await counts(runtime, org)
+    assert stored == {**exactly(10), "event_ids": 5}
+    # One lookup per drained chunk holding client ids (the resend's, the replay's too); the 5
+    # client ids inserted once.
+    assert (probe.id_lookups, probe.id_inserts) == (2, 1)
