@@ -39,6 +39,7 @@ from emban.analytics.store import (
 _POOL_SIZE = 3
 ADHOC_POOL_SIZE = 2
 INSERT_POOL_SIZE = 4  # MAX_CONCURRENT_FLUSHES x (events + event ids)
+DEFERRED_POOL_SIZE = 2  # background and deferrable reads
 # A bigger insert (a burst's flush) runs on a low-priority thread (analytics/background.py).
 BACKGROUND_INSERT_BYTES = 256 * 1024
 # Materialized views (the rollups) run in parallel threads instead of one after the other.
@@ -71,6 +72,7 @@ class ChdbStore:
         self._pool: asyncio.Queue[Any] | None = None
         self._adhoc_pool: asyncio.Queue[Any] | None = None
         self._insert_pool: asyncio.Queue[Any] | None = None
+        self._deferred_pool: asyncio.Queue[Any] | None = None
         self._opening = asyncio.Lock()
         self._all: list[Any] = []
         self._merges_lowered_at = 0.0
@@ -107,6 +109,14 @@ class ChdbStore:
                     self._insert_pool = await self._open(INSERT_POOL_SIZE)
         return self._insert_pool
 
+    async def _deferred_connections(self) -> asyncio.Queue[Any]:
+        await self._connections()
+        if self._deferred_pool is None:
+            async with self._opening:
+                if self._deferred_pool is None:
+                    self._deferred_pool = await self._open(DEFERRED_POOL_SIZE)
+        return self._deferred_pool
+
     async def ping(self) -> None:
         await self.execute("SELECT 1")
 
@@ -116,8 +126,10 @@ class ChdbStore:
     async def query(
         self, sql: str, params: dict[str, Any] | None = None, *, background: bool = False
     ) -> QueryResult:
-        pool = await (self._insert_connections() if background else self._connections())
+        # Work that may wait (a burst's id lookups, live refreshes, discovery scans) has its own
+        # connections, so it never holds one a request or /healthz is waiting for.
         deferred = background or is_deferrable()
+        pool = await (self._deferred_connections() if deferred else self._connections())
         if deferred and "SETTINGS" not in sql.upper():
             sql += f" SETTINGS {BACKGROUND_NICE_SETTING}"
         result: QueryResult = await _on_connection(
@@ -170,6 +182,7 @@ class ChdbStore:
         self._pool = None
         self._adhoc_pool = None
         self._insert_pool = None
+        self._deferred_pool = None
 
 
 async def _on_connection(

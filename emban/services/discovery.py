@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from emban.analytics import discovery as engine
+from emban.analytics.background import deferrable
 from emban.analytics.query_spec import Metric, Period, Scope, default_granularity
 from emban.analytics.tables import ROLLUP_DIMENSIONS
 from emban.auth.principal import Principal
@@ -111,6 +112,14 @@ def _moment(ms: int) -> datetime:
 
 
 async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
+    """:func:`_scan_engine` on the low-priority threads (``deferrable``): a scan of an org's
+    recent events is console work, and an org that loops over auto-create must not take the
+    cores from other orgs' embeds and acks."""
+    with deferrable():
+        return await _scan_engine(rt, scope)
+
+
+async def _scan_engine(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
     """The bounded scan: events of the last ``discovery_window_days``; their properties from
     about the ``discovery_sample_rows`` most recent of them (see analytics/discovery.py)."""
     since = datetime.now(UTC) - timedelta(days=rt.settings.discovery_window_days)
