@@ -64,7 +64,20 @@ def is_deferrable() -> bool:
 async def in_background(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """``await asyncio.to_thread(func, …)`` on the low-priority pool."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_pool, functools.partial(func, *args, **kwargs))
+    return await loop.run_in_executor(
+        _pool, functools.partial(_at_low_priority, functools.partial(func, *args, **kwargs))
+    )
+
+
+def _at_low_priority(job: Callable[[], R]) -> R:
+    """Run ``job`` at the background nice value, and leave the thread there: an engine query
+    with ``os_thread_priority`` sets the calling thread's nice value for the query and puts it
+    back to 0 when the query ends, which would leave this thread at the ordinary priority."""
+    _lower_priority()
+    try:
+        return job()
+    finally:
+        _lower_priority()
 
 
 # The embedded engine's own threads that only catch up (merging parts written by inserts): at the

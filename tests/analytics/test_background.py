@@ -6,6 +6,8 @@ import asyncio
 import os
 import threading
 
+import chdb
+
 from emban.analytics.background import (
     BACKGROUND_NICE,
     deferrable,
@@ -37,3 +39,26 @@ async def test_deferrable_marks_engine_work_of_the_block_only() -> None:
         assert await asyncio.create_task(probe())
     assert not is_deferrable()
     assert not await asyncio.create_task(probe())
+
+
+async def test_a_thread_stays_low_after_an_engine_query_put_it_back() -> None:
+    """The engine applies ``os_thread_priority`` to the calling thread for the query and sets it
+    back to 0 when the query ends; a background thread must not stay at the ordinary priority."""
+    connection = await asyncio.to_thread(chdb.connect, ":memory:")
+
+    def query() -> int:
+        connection.query("SELECT 1 SETTINGS os_thread_priority = 10", "CSV")
+        return threading.get_native_id()
+
+    try:
+        tid = await in_background(query)
+        assert os.getpriority(os.PRIO_PROCESS, tid) == BACKGROUND_NICE
+
+        def unprotected() -> int:  # the engine's reset itself, on a thread lowered by hand
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+            query()
+            return _own_nice()
+
+        assert await asyncio.to_thread(unprotected) == 0
+    finally:
+        await asyncio.to_thread(connection.close)

@@ -16,7 +16,13 @@ from emban.models import UsageDaily
 from emban.resolvers.analytics import EventInput
 from emban.rest_compat import bodies
 from emban.runtime import Runtime
-from emban.services.events import IngestEvent, decode_events, decode_events_json, event_rows
+from emban.services.events import (
+    OFF_LOOP_BODY_BYTES,
+    IngestEvent,
+    decode_events,
+    decode_events_json,
+    event_rows,
+)
 from tests.conftest import Client, ClientFactory, bearer, create_key, register
 
 EVENT = "api.call"
@@ -117,9 +123,12 @@ async def test_no_auth_is_401(make_client: ClientFactory, runtime: Runtime) -> N
 # --- validation --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("padding", [0, 2_000])
 async def test_invalid_events_are_each_listed_and_nothing_is_stored(
-    make_client: ClientFactory, runtime: Runtime
+    make_client: ClientFactory, runtime: Runtime, padding: int
 ) -> None:
+    """Also for a body over 64 KiB (``padding`` valid events after the bad ones), which a worker
+    process decodes first: it refuses the body and the server lists the same errors."""
     owner, key, org_id = await setup_org(make_client)
     now = datetime.now(UTC)
     events: list[Any] = [
@@ -139,6 +148,8 @@ async def test_invalid_events_are_each_listed_and_nothing_is_stored(
         ev(user_id=42, event_id="x" * 201),  # 13
         ev(timestamp="1969-12-31T23:59:59Z"),  # 14
     ]
+    events += [ev(user_id=f"padding-{i}") for i in range(padding)]
+    assert (len(json.dumps({"events": events})) > OFF_LOOP_BODY_BYTES) == bool(padding)
     status, body = await post(owner, key, {"events": events})
     assert status == 400
     timestamp_message = "must be ISO 8601 and at most 24 h in the future"
