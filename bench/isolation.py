@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -566,10 +567,8 @@ CLIENT_NICE = -5
 
 def _raise_client_priority() -> int:
     """Lower this process's nice value to ``CLIENT_NICE`` where allowed; the value in effect."""
-    try:
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, CLIENT_NICE)
-    except OSError:
-        pass
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 

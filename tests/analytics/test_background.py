@@ -14,6 +14,8 @@ from emban.analytics.background import (
     in_background,
     is_deferrable,
 )
+from emban.analytics.chdb_store import ChdbStore
+from emban.runtime import Runtime
 
 
 def _own_nice() -> int:
@@ -41,10 +43,13 @@ async def test_deferrable_marks_engine_work_of_the_block_only() -> None:
     assert not await asyncio.create_task(probe())
 
 
-async def test_a_thread_stays_low_after_an_engine_query_put_it_back() -> None:
+async def test_a_thread_stays_low_after_an_engine_query_put_it_back(runtime: Runtime) -> None:
     """The engine applies ``os_thread_priority`` to the calling thread for the query and sets it
     back to 0 when the query ends; a background thread must not stay at the ordinary priority."""
-    connection = await asyncio.to_thread(chdb.connect, ":memory:")
+    # One embedded engine per process: a connection of its own to the app's data directory.
+    engine = runtime.events.inner
+    assert isinstance(engine, ChdbStore)
+    connection = await asyncio.to_thread(chdb.connect, str(engine.path))
 
     def query() -> int:
         connection.query("SELECT 1 SETTINGS os_thread_priority = 10", "CSV")

@@ -23,10 +23,10 @@ from tests.e2e.test_durability import tagged_batch
 BATCH = 200
 SENDERS = 4
 SHUTDOWN_TIMEOUT = 15  # seconds: EMBAN_SHUTDOWN_TIMEOUT for this server (12 s to drain)
-# 6 s (ClickHouse sleeps at most 3 s per call): still running after the refusal is seen, even on a
-# loaded machine. The two calls differ: ClickHouse computes an expression repeated verbatim once,
-# so `sleep(3) + sleep(3)` sleeps only 3 s.
-SLOW_SQL = "SELECT sleep(3) + sleep(2.99) AS slept"
+# 9 s (ClickHouse sleeps at most 3 s per call): still running after the refusal is seen, even on a
+# loaded machine. The calls differ: ClickHouse computes an expression repeated verbatim once, so
+# `sleep(3) + sleep(3)` sleeps only 3 s.
+SLOW_SQL = "SELECT sleep(3) + sleep(2.99) + sleep(2.98) AS slept"
 
 
 async def _start(env: dict[str, str], port: int, log: Path) -> asyncio.subprocess.Process:
@@ -55,19 +55,24 @@ async def _start(env: dict[str, str], port: int, log: Path) -> asyncio.subproces
 
 
 async def _refuses_connections(url: str) -> bool:
-    """True once a new TCP connection to the server is refused (polled for up to 3 s)."""
+    """True once a new TCP connection to the server is refused (polled for up to 3 s; each try
+    gives up after 0.5 s, so a request the closing server accepted and never answers does not
+    hold the poll past its deadline)."""
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         try:
             async with (
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh,
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(force_close=True),
+                    timeout=aiohttp.ClientTimeout(total=0.5),
+                ) as fresh,
                 fresh.get(f"{url}/healthz") as response,
             ):
                 await response.read()
         except aiohttp.ClientConnectorError:
             return True
-        except aiohttp.ClientError:
-            pass  # accepted, then dropped: the listener is still up
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # accepted, then dropped or left unanswered: the listener was still up
         await asyncio.sleep(0.02)
     return False
 
