@@ -20,6 +20,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 log = logging.getLogger("emban.ingest")
 
 WORKER_NICE = 10
+PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the server is still there
 R = TypeVar("R")
 
 
@@ -36,9 +39,19 @@ class PoolUnavailable(Exception):
     """The worker processes are gone: do the work in-process."""
 
 
-def _lower_priority() -> None:
+def _start_worker(parent: int) -> None:
+    """A worker's initializer: the lower priority, and an exit once the server is gone. A pool
+    worker does not notice its parent's death by itself (it holds both ends of its task queue),
+    so a server killed with SIGKILL would leave it running forever."""
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK)
+    os._exit(0)
 
 
 def prepare(body: bytes, received_at: datetime, org_id: str, environment_id: str) -> Prepared:
@@ -71,7 +84,8 @@ class DecodePool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._executor
 

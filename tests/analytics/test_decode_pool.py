@@ -4,8 +4,10 @@ a bulk drain chunk prepared in a worker is the one prepared in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,3 +109,49 @@ async def test_a_chunk_prepared_in_a_worker_is_the_one_prepared_here(
     assert here.fresh.rows == 1_200 and here.fresh.stored == {"o0": 400, "o1": 400, "o2": 400}
     assert await pool.run(prepare_chunk, path, here.end, 1_000) is None
     wal.close()
+
+
+HOLDER = """
+import asyncio, sys
+from datetime import UTC, datetime
+from emban.analytics.decode_pool import DecodePool
+
+async def main() -> None:
+    pool = DecodePool(1)
+    body = b'{"events": [{"tenant_id": "t", "event_name": "e"}]}'
+    assert await pool.prepare(body, datetime.now(UTC), "o", "e") is not None
+    print(*pool._executor._processes, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_exits_when_the_server_is_killed(tmp_path: Path) -> None:
+    """A server killed with SIGKILL (the durability test does it) leaves no worker behind."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLDER,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert holder.stdout is not None
+    line = await asyncio.wait_for(holder.stdout.readline(), timeout=60)
+    (worker,) = (int(pid) for pid in line.split())
+    holder.kill()
+    await holder.wait()
+    for _ in range(100):  # it looks once a second
+        if not _alive(worker):
+            break
+        await asyncio.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return status != "Z"  # a zombie has exited (its new parent reaps it)
