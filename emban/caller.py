@@ -81,11 +81,16 @@ async def resolve_caller(request: web.Request) -> Caller:
 @web.middleware
 async def caller_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the caller once, before the handler, for the REST and GraphQL edges."""
-    if reads_caller(request):
-        caller = request[CALLER_KEY] = await resolve_caller(request)
-        if caller.principal is not None:
-            reading_org.set(caller.principal.org_id)  # this request's reads wait for its org
-    return await handler(request)
+    if not reads_caller(request):
+        return await handler(request)
+    caller = request[CALLER_KEY] = await resolve_caller(request)
+    # This request's reads wait for its own org's ingest only; reset after, since requests of
+    # one keep-alive connection run in one task and would otherwise inherit it.
+    token = reading_org.set(caller.principal.org_id if caller.principal is not None else None)
+    try:
+        return await handler(request)
+    finally:
+        reading_org.reset(token)
 
 
 def caller_of(request: web.Request) -> Caller:

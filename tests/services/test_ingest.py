@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from emban.analytics.ingest import EventRow
+from emban.analytics.wal_ingest import BULK_ROWS, WalIngestWriter
 from emban.models import UsageDaily
 from emban.resolvers.analytics import EventInput
 from emban.rest_compat import bodies
@@ -681,3 +684,50 @@ async def test_past_the_backlog_bound_ingest_answers_503_with_retry_after(
         {"accepted": 1, "status": "ok"},
     )
     assert await stored(runtime, org_id) == 2
+
+
+async def test_a_read_does_not_wait_for_another_orgs_backlog(
+    make_client: ClientFactory, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read-your-writes is per org: while another org's bulk drain is held in the engine, an
+    ad-hoc read of this org (no ``org`` parameter: the caller's org decides) answers with this
+    org's acknowledged event."""
+    owner, key, _ = await setup_org(make_client)
+    status, _ = await post(owner, key, {"events": [ev()]})
+    assert status == 200
+    writer = runtime.ingest
+    assert isinstance(writer, WalIngestWriter)
+    engine = writer._store
+    held, release = asyncio.Event(), asyncio.Event()
+
+    class Held:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engine, name)
+
+        async def insert_json(self, table: str, *args: Any, token: str | None = None) -> None:
+            if table == "events" and (token or "").startswith(writer.bulk.wal.id):
+                held.set()
+                await release.wait()
+            await engine.insert_json(table, *args, token=token)
+
+    other = [
+        EventRow("org_other", "env", "t", "e", "2026-11-01 10:00:00.000", f"o-{n}", "", {}, {})
+        for n in range(BULK_ROWS)
+    ]
+    writer._store = Held()  # type: ignore[assignment]
+    try:
+        assert await writer.submit(other) == BULK_ROWS  # the bulk lane
+        await asyncio.wait_for(held.wait(), timeout=30)
+        with caplog.at_level(logging.WARNING, logger="emban.ingest"):
+            response = await owner.post(
+                "/v1/query/adhoc", json={"sql": "SELECT count() FROM events"}, headers=bearer(key)
+            )
+        # A read that waited for the held drain would have given up after 10 s and said so.
+        assert [r.message for r in caplog.records if "caught up" in r.message] == []
+        assert response.status == 200, await response.text()
+        assert [[int(n) for n in row] for row in (await response.json())["rows"]] == [[1]]
+        assert writer.bulk.drained_below <= writer.bulk.acked_seq  # the other org: still held
+    finally:
+        release.set()
+        writer._store = engine
+    assert await writer.visible(org="org_other") is True
