@@ -54,6 +54,15 @@ REDIS_GONE: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
 )
 """What redis-py raises when Redis cannot be reached or does not answer in time."""
+
+
+def redis_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` means Redis cannot be reached: one of :data:`REDIS_GONE`, or an error
+    raised while handling one. redis-py turns a connection lost during ``WATCH`` into a
+    ``WatchError`` (arq's job pickup watches keys), which is not a ``ConnectionError``."""
+    return any(isinstance(error, REDIS_GONE) for error in _chain(exc))
+
+
 # Raised from a socket (refused, reset, timed out, name not resolved): which dependency it is
 # comes from the library whose frames raised it.
 _SOCKET_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)

@@ -12,6 +12,7 @@ import socket
 import asyncpg
 import pytest
 import redis.exceptions
+from arq.worker import Worker
 from redis.asyncio import Redis
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
@@ -21,8 +22,11 @@ from emban.dependencies import (
     dependency_failure,
     dependency_failure_part,
     quiet_reconnect_tracebacks,
+    redis_gone,
 )
 from emban.errors import Unavailable
+from emban.jobs import worker as worker_module
+from emban.jobs.worker import ResilientWorker
 
 
 def _closed_port() -> int:
@@ -149,3 +153,65 @@ async def test_redis_limiters_count_in_this_process_while_redis_is_down() -> Non
         assert noticed == ["down"] * 8
     finally:
         await down.aclose()
+
+
+def _raised_while_handling(outer: BaseException, inner: BaseException) -> BaseException:
+    """``outer`` as redis-py raises it: inside the ``except`` that caught ``inner``."""
+    try:
+        try:
+            raise inner
+        except type(inner):
+            raise outer  # noqa: B904 (the implicit context is the point)
+    except type(outer) as raised:
+        return raised
+
+
+@pytest.mark.parametrize(
+    ("error", "gone"),
+    [
+        (redis.exceptions.ConnectionError("refused"), True),
+        (redis.exceptions.TimeoutError("slow"), True),
+        # What arq's job pickup got when Redis died during WATCH (the CI failure):
+        (
+            _raised_while_handling(
+                redis.exceptions.WatchError("A ConnectionError occurred on while watching"),
+                redis.exceptions.ConnectionError("Connection closed by server."),
+            ),
+            True,
+        ),
+        (redis.exceptions.WatchError("a watched key changed"), False),  # a lost race, not down
+        (redis.exceptions.ResponseError("WRONGTYPE"), False),
+        (ValueError("x"), False),
+    ],
+)
+def test_redis_gone_looks_through_what_redis_py_wraps(error: BaseException, gone: bool) -> None:
+    assert redis_gone(error) is gone
+
+
+async def test_the_worker_keeps_polling_when_redis_dies_during_a_watch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll that fails with the WATCH-wrapped connection error is an outage (polled again),
+    not a crash of ``emban worker``; any other error still ends the poll loop."""
+    failure: list[BaseException] = []
+
+    async def poll(self: object) -> None:
+        raise failure[0]
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(Worker, "_poll_iteration", poll)
+    monkeypatch.setattr(worker_module.asyncio, "sleep", no_wait)
+    worker = ResilientWorker.__new__(ResilientWorker)
+    failure.append(
+        _raised_while_handling(
+            redis.exceptions.WatchError("A ConnectionError occurred on while watching"),
+            redis.exceptions.ConnectionError("Connection closed by server."),
+        )
+    )
+    await worker._poll_iteration()
+    assert worker._redis_lost is True
+    failure[0] = RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        await worker._poll_iteration()

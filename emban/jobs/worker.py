@@ -12,7 +12,7 @@ from arq.worker import Worker
 
 from emban.analytics.guarded import guarded
 from emban.analytics.store import open_store
-from emban.dependencies import REDIS, REDIS_GONE, outages
+from emban.dependencies import REDIS, outages, redis_gone
 from emban.jobs.alerts import cron_fields, evaluate_alerts
 from emban.jobs.deliveries import deliver_email, deliver_webhook
 from emban.jobs.maintenance import purge_expired
@@ -64,7 +64,9 @@ class ResilientWorker(Worker):
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except REDIS_GONE:
+        except Exception as exc:
+            if not redis_gone(exc):
+                raise
             if not self._redis_lost:
                 log.warning("worker lost Redis; polling again every second")
                 self._redis_lost = True

@@ -13,7 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from emban.background_tasks import OwnedTask
-from emban.dependencies import REDIS, REDIS_GONE, outages
+from emban.dependencies import REDIS, outages, redis_gone
 
 log = logging.getLogger("emban.live")
 
@@ -80,7 +80,9 @@ class RedisBus:
         sent while they were away)."""
         try:
             await self._redis.publish(self._channel, msgspec.json.encode(message))
-        except REDIS_GONE:
+        except Exception as exc:
+            if not redis_gone(exc):
+                raise
             outages.down(REDIS)
             await self._deliver(message)
 
@@ -125,14 +127,14 @@ class RedisBus:
                     await self._deliver(msgspec.json.decode(item["data"]))
             except asyncio.CancelledError:
                 raise
-            except REDIS_GONE:
-                if not lost:
-                    log.warning("live bus lost Redis; subscribing again every second")
-                    lost = True
-                outages.down(REDIS)
-                await asyncio.sleep(1.0)
-            except Exception:
-                log.exception("live bus reader failed; subscribing again in 1 s")
+            except Exception as exc:
+                if redis_gone(exc):
+                    if not lost:
+                        log.warning("live bus lost Redis; subscribing again every second")
+                        lost = True
+                    outages.down(REDIS)
+                else:
+                    log.exception("live bus reader failed; subscribing again in 1 s")
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):

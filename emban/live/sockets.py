@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from emban.auth.principal import EmbedGrant
 from emban.background_tasks import OwnedTask, TaskSet
-from emban.dependencies import REDIS, REDIS_GONE, outages
+from emban.dependencies import REDIS, outages, redis_gone
 from emban.error_codes import EmbedErrorCode
 from emban.ids import new_id
 from emban.live.bus import LiveBus
@@ -140,7 +140,9 @@ class LiveSockets:
         if self._redis is not None:
             try:
                 claimed = await self._claim_in_redis(socket_id, grant)
-            except REDIS_GONE:
+            except Exception as exc:
+                if not redis_gone(exc):
+                    raise
                 # Redis is down: the cap holds per process until it is back (docs/decisions.md).
                 outages.down(REDIS)
         if claimed is False:
@@ -192,10 +194,11 @@ class LiveSockets:
                     for socket_id, socket in list(self._open.items()):
                         pipe.zadd(REDIS_PREFIX + socket.grant.jti, {socket_id: deadline}, xx=True)
                     await pipe.execute()
-            except REDIS_GONE:
-                outages.down(REDIS)  # the leases are renewed on the next round after it is back
-            except Exception:
-                log.exception("could not renew live socket leases")
+            except Exception as exc:
+                if redis_gone(exc):  # renewed on the next round after it is back
+                    outages.down(REDIS)
+                else:
+                    log.exception("could not renew live socket leases")
 
     async def stop(self) -> None:
         await self._renewer.stop()
