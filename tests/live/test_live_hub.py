@@ -364,6 +364,12 @@ async def test_a_revocation_closes_matching_sockets_in_every_process(redis: Redi
         rule = RevocationRule("env_1", issued_before=150, expires_at=10**10, tenant_id="globex")
         await sockets_a.announce_revocation(rule)
         assert await asyncio.wait_for(closed["tenant"], 2) == (4403, "embed_token_revoked")
+        # Process A hears its own announcement through its own Redis subscription, which may
+        # deliver it after B's has.
+        for _ in range(200):
+            if heard and heard[-1] == rule:
+                break
+            await asyncio.sleep(0.01)
         assert heard[-1] == rule
         await asyncio.sleep(0.1)
         assert sorted(n for n, f in closed.items() if f.done()) == ["revoked", "tenant"]
