@@ -57,13 +57,24 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw)
 
 
-def _positive_int(name: str, raw: str) -> int:
+def _whole(name: str, raw: str) -> int:
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number (got {raw!r})") from None
+
+
+def _positive_int(name: str, raw: str) -> int:
+    value = _whole(name, raw)
     if value <= 0:
         raise SettingsError(f"{name} must be positive (got {value})")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    value = _whole(name, raw)
+    if value < 0:
+        raise SettingsError(f"{name} must be zero or positive (got {value})")
     return value
 
 
@@ -174,31 +185,22 @@ def _port(name: str, raw: str) -> int:
     return value
 
 
-def _non_negative_int(name: str, raw: str) -> int:
+def _number(name: str, raw: str) -> float:
     try:
-        value = int(raw)
+        return float(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer (got {raw!r})") from None
-    if value < 0:
-        raise SettingsError(f"{name} must be zero or positive (got {raw})")
-    return value
+        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
 
 
 def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    value = _number(name, raw)
     if not 0 < value < float("inf"):
         raise SettingsError(f"{name} must be positive (got {raw})")
     return value
 
 
 def _non_negative_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    value = _number(name, raw)
     if not 0 <= value < float("inf"):
         raise SettingsError(f"{name} must be zero or positive (got {raw})")
     return value
