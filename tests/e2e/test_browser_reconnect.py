@@ -16,6 +16,7 @@ import aiohttp
 from playwright.async_api import Browser
 
 from tests.conftest import free_port
+from tests.e2e.served import register_org
 from tests.e2e.test_browser_embed import browser as browser  # the fixture
 from tests.e2e.test_browser_embed import until
 from tests.e2e.test_graceful_shutdown import _start
@@ -56,16 +57,7 @@ async def test_the_runtime_reconnects_to_a_restarted_server(
     context = await browser.new_context(viewport={"width": 1000, "height": 700})
     try:
         async with aiohttp.ClientSession() as http:
-            registered = await http.post(
-                f"{url}/v1/auth/register",
-                json={
-                    "email": "live@acme.test",
-                    "password": "correct-horse-1",
-                    "name": "L",
-                    "org_name": "Live",
-                },
-            )
-            key = (await registered.json())["api_key"]["key"]
+            _, key = await register_org(http, url, "Live")
             admin = {"Authorization": f"Bearer {key}"}
             created = await http.post(
                 f"{url}/v1/dashboards", json={"name": "Live", "widgets": [METRIC]}, headers=admin

@@ -37,11 +37,11 @@ import pytest
 from emban.analytics.http_store import HttpStore
 from emban.errors import Unavailable
 from tests.conftest import EMBAN, free_port
+from tests.e2e.served import register_org
 from tests.live.test_live_two_processes import SUBSCRIPTION, WIDGET
 
 REPO = Path(__file__).resolve().parents[2]
 RECOVERY_SECONDS = 30
-PASSWORD = "correct-horse-1"
 
 
 def _unavailable(dependency: str) -> dict[str, Any]:
@@ -115,13 +115,7 @@ class Serve:
 
 
 async def _register(http: aiohttp.ClientSession, url: str) -> tuple[str, dict[str, str]]:
-    email = f"outage-{secrets.token_hex(4)}@acme.test"
-    registered = await http.post(
-        f"{url}/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "name": "O", "org_name": "Outage"},
-    )
-    assert registered.status == 201, await registered.text()
-    key = (await registered.json())["api_key"]["key"]
+    email, key = await register_org(http, url, "Outage")
     return email, {"Authorization": f"Bearer {key}"}
 
 

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import EMBAN, free_port
+from tests.e2e.served import register_org
 
 BATCH = 100
 
@@ -108,17 +109,7 @@ async def test_sigkill_loses_no_acknowledged_event(
     acked: set[str] = set()
     try:
         async with aiohttp.ClientSession() as http:
-            registered = await http.post(
-                f"{url}/v1/auth/register",
-                json={
-                    "email": f"durable-{secrets.token_hex(3)}@acme.test",
-                    "password": "correct-horse-1",
-                    "name": "D",
-                    "org_name": "Durable",
-                },
-            )
-            assert registered.status == 201, await registered.text()
-            key = (await registered.json())["api_key"]["key"]
+            _, key = await register_org(http, url, "Durable")
             stop = asyncio.Event()
             senders = [
                 asyncio.create_task(_sender(http, url, key, c, acked, stop)) for c in range(CLIENTS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import EMBAN, free_port
+from tests.e2e.served import register_org
 from tests.e2e.test_durability import tagged_batch
 
 BATCH = 200
@@ -123,17 +123,7 @@ async def test_sigterm_drains_in_flight_requests_and_the_ingest_queue(tmp_path: 
     statuses: list[int] = []
     try:
         async with aiohttp.ClientSession() as http:
-            registered = await http.post(
-                f"{url}/v1/auth/register",
-                json={
-                    "email": f"drain-{secrets.token_hex(3)}@acme.test",
-                    "password": "correct-horse-1",
-                    "name": "D",
-                    "org_name": "Drain",
-                },
-            )
-            assert registered.status == 201, await registered.text()
-            key = (await registered.json())["api_key"]["key"]
+            _, key = await register_org(http, url, "Drain")
         auth = {"Authorization": f"Bearer {key}"}
 
         async def slow_query() -> tuple[int, object]:
@@ -212,16 +202,7 @@ async def test_a_request_outlasting_the_timeout_does_not_hold_the_exit(tmp_path:
     process = await _start(env, port, log)
     try:
         async with aiohttp.ClientSession() as http:
-            registered = await http.post(
-                f"{url}/v1/auth/register",
-                json={
-                    "email": "slow@acme.test",
-                    "password": "correct-horse-1",
-                    "name": "S",
-                    "org_name": "Slow",
-                },
-            )
-            key = (await registered.json())["api_key"]["key"]
+            _, key = await register_org(http, url, "Slow")
 
             async def slow_query() -> int:
                 async with http.post(
