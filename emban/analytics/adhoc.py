@@ -70,6 +70,7 @@ rule: ``emban/services/adhoc.py``.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ from emban.errors import BadRequest
 
 DIALECT = "clickhouse"
 MAX_SQL_LENGTH = 100_000
+CACHED_SQL_LENGTH = 4_096  # accepted statements this short are remembered (validate_adhoc)
+VALIDATED_CACHE = 512  # how many: at most 2 MiB of text
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 10
 DEFAULT_MAX_MEMORY_BYTES = 1 << 30
@@ -159,7 +162,23 @@ def _reject(reason: str) -> BadRequest:
 
 
 def validate_adhoc(sql: str) -> ValidatedSql:
-    """Accept one read-only query over the visible datasets, or raise ``BadRequest``."""
+    """Accept one read-only query over the visible datasets, or raise ``BadRequest``.
+
+    Accepted statements up to ``CACHED_SQL_LENGTH`` characters are remembered (the last
+    ``VALIDATED_CACHE`` of them): a dashboard or a client retrying sends the same text again,
+    and parsing it twice over costs the event loop milliseconds each time. Refusals are not
+    remembered (they raise again)."""
+    if len(sql) <= CACHED_SQL_LENGTH:
+        return _validate_remembered(sql)
+    return _validate(sql)
+
+
+@functools.lru_cache(maxsize=VALIDATED_CACHE)
+def _validate_remembered(sql: str) -> ValidatedSql:
+    return _validate(sql)
+
+
+def _validate(sql: str) -> ValidatedSql:
     if not sql or not sql.strip():
         raise _reject("The query is empty.")
     if len(sql) > MAX_SQL_LENGTH:

@@ -288,11 +288,34 @@ async def ingest_body(rt: Runtime, *, actor: Principal, body: bytes) -> int:
         if prepared is not None:
             record, count = prepared
             org = await Org.get(id=actor.org_id)
-            used = await events_this_month(org.id, now.date())
             limit = billing.plan_of(org).events_per_month
-            if limit is None or used + writer.undrained(org.id) + count <= limit:
+            # A plan without a monthly limit needs no usage lookup.
+            if limit is None or (
+                await events_this_month(org.id, now.date()) + writer.undrained(org.id) + count
+                <= limit
+            ):
                 return await _submitted(writer.submit_record(record, count, org.id))
     return await ingest_events(rt, actor=actor, batch=await decode_body(body))
+
+
+async def _check_monthly_limit(
+    rt: Runtime, org: Org, limit: int, rows: list[EventRow], today: date
+) -> None:
+    """402 when storing ``rows`` would take ``org`` past its plan's monthly ``limit``."""
+    used = await events_this_month(org.id, today)
+    adding = len(rows)
+    if used + rt.ingest.undrained(org.id) + adding > limit:
+        # Usage counts rows once they are in the engine: near the cap, let the drain catch up
+        # so events acknowledged earlier are counted.
+        await rt.ingest.visible(org=org.id)
+        used = await events_this_month(org.id, today)
+    if used + adding > limit:
+        # Only events the writer would store count against the cap: a resend of stored event
+        # ids (a client retrying after a lost answer) is accepted, not refused. Asked only
+        # near the cap, so the common request does not pay for the lookup.
+        adding = await rt.ingest.count_new(rows)
+    if adding:
+        billing.check_limit(org, "events_per_month", used, adding)
 
 
 async def _submitted(submit: Awaitable[int]) -> int:
@@ -317,21 +340,9 @@ async def ingest_events(rt: Runtime, *, actor: Principal, batch: IngestBatch) ->
     )
     rows = await in_background(rows_of) if len(batch.events) > OFF_LOOP_EVENTS else rows_of()
     org = await Org.get(id=actor.org_id)
-    used = await events_this_month(org.id, batch.received_at.date())
     limit = billing.plan_of(org).events_per_month
-    adding = len(rows)
-    if limit is not None and used + rt.ingest.undrained(org.id) + adding > limit:
-        # Usage counts rows once they are in the engine: near the cap, let the drain catch up
-        # so events acknowledged earlier are counted.
-        await rt.ingest.visible(org=org.id)
-        used = await events_this_month(org.id, batch.received_at.date())
-    if limit is not None and used + adding > limit:
-        # Only events the writer would store count against the cap: a resend of stored event
-        # ids (a client retrying after a lost answer) is accepted, not refused. Asked only
-        # near the cap, so the common request does not pay for the lookup.
-        adding = await rt.ingest.count_new(rows)
-    if adding:
-        billing.check_limit(org, "events_per_month", used, adding)
+    if limit is not None:  # a plan without a monthly limit needs no usage lookup
+        await _check_monthly_limit(rt, org, limit, rows, batch.received_at.date())
     generated = [not event.event_id for event in batch.events]
     await _submitted(rt.ingest.submit(rows, generated))  # usage recorded once drained
     return len(rows)

@@ -647,3 +647,24 @@ async def test_hostile(seeded: Runtime, case: Hostile) -> None:
     assert await _counts(seeded) == counts_before
     assert await _rollup_total(seeded) == rollup_before == [["org_a", 8], ["org_b", 4]]
     assert await _tables(seeded) == tables_before
+
+
+def test_accepted_statements_are_remembered_and_refusals_are_not() -> None:
+    """The same accepted text is parsed once (a dashboard or a retrying client resends it); a
+    refused text is refused every time, and long texts are not kept."""
+    from emban.analytics.adhoc import CACHED_SQL_LENGTH, VALIDATED_CACHE, _validate_remembered
+
+    sql = "SELECT count() FROM events WHERE event_name = 'remembered once'"
+    first = validate_adhoc(sql)
+    assert validate_adhoc(sql) is first
+    assert first.sql == validate_adhoc(sql + " ").sql
+    for _ in range(2):
+        with pytest.raises(BadRequest) as refused:
+            validate_adhoc("SELECT nosuchfunction(1) FROM events")
+        assert "nosuchfunction" in refused.value.message
+    long = "SELECT count() FROM events WHERE event_name = '" + "x" * CACHED_SQL_LENGTH + "'"
+    kept = _validate_remembered.cache_info().currsize
+    assert validate_adhoc(long) == validate_adhoc(long)
+    assert validate_adhoc(long) is not validate_adhoc(long)
+    assert _validate_remembered.cache_info().currsize == kept
+    assert _validate_remembered.cache_info().maxsize == VALIDATED_CACHE
