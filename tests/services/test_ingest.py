@@ -464,6 +464,31 @@ async def test_monthly_events_limit_is_402(make_client: ClientFactory, runtime: 
     assert await stored(runtime, org_id) == 5
 
 
+async def test_the_usage_lookup_runs_only_for_a_plan_with_a_monthly_limit(
+    make_client: ClientFactory, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unlimited plan's request makes no usage query (on the embedded defaults every query
+    shares one SQLite connection); a limited plan's request still checks its cap."""
+    from emban.models import Org
+    from emban.services import events as events_service
+
+    owner, key, org_id = await setup_org(make_client)
+    lookups: list[str] = []
+    real = events_service.events_this_month
+
+    async def counted(org: str, day: Any) -> int:
+        lookups.append(org)
+        return await real(org, day)
+
+    monkeypatch.setattr(events_service, "events_this_month", counted)
+    assert await post(owner, key, {"events": [ev()] * 3}) == (200, {"accepted": 3, "status": "ok"})
+    assert lookups == [org_id]
+    await Org.filter(id=org_id).update(plan="enterprise")
+    assert await post(owner, key, {"events": [ev()] * 3}) == (200, {"accepted": 3, "status": "ok"})
+    assert lookups == [org_id]
+    assert await stored(runtime, org_id) == 6
+
+
 async def test_the_cap_counts_only_newly_stored_events(
     make_client: ClientFactory, runtime: Runtime
 ) -> None:
