@@ -17,11 +17,25 @@ from emban.errors import BadRequest
 from emban.settings import Settings
 
 APP_LABEL = "emban"
+READ_CONNECTION = "read"  # SQLite: the connection reads outside a transaction use
 
 
-def tortoise_config(settings: Settings) -> dict[str, Any]:
+def tortoise_config(settings: Settings, *, read_connection: bool = True) -> dict[str, Any]:
+    """Tortoise's configuration; ``read_connection=False`` for migrations, whose reads must see
+    their own transaction's writes."""
+    url = settings.metadata_db_url
+    connections = {"default": url}
+    routers: list[str] = []
+    if read_connection and _sqlite_file(url):
+        # One SQLite connection runs one statement at a time (Tortoise serialises them behind a
+        # lock), so every lookup (a credential, an embed's dashboard, an org's plan) would wait
+        # for whatever write or transaction holds it. In WAL mode readers never block the
+        # writer nor wait for it: reads outside a transaction take a second connection.
+        connections[READ_CONNECTION] = url
+        routers.append(f"{__name__}.ReadRouter")
     return {
-        "connections": {"default": settings.metadata_db_url},
+        "connections": connections,
+        "routers": routers,
         "apps": {
             APP_LABEL: {
                 "models": ["emban.models"],
@@ -34,6 +48,24 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _sqlite_file(url: str) -> bool:
+    """A file-backed SQLite URL (``:memory:`` would give each connection a database of its own)."""
+    return url.startswith("sqlite://") and ":memory:" not in url
+
+
+class ReadRouter:
+    """Tortoise's router: a read outside a metadata transaction goes to the read connection; a
+    read inside one stays on the transaction's connection (it must see the transaction's own
+    writes), and every write goes to the default connection. A read after a committed write
+    sees it (SQLite WAL: each statement outside a transaction reads the latest commit)."""
+
+    def db_for_read(self, model: type[Any]) -> str | None:
+        return None if _transaction_open.get() else READ_CONNECTION
+
+    def db_for_write(self, model: type[Any]) -> str | None:
+        return None
+
+
 async def migrate_metadata(settings: Settings) -> None:
     """Apply pending Tortoise migrations (files under ``emban/models/migrations``).
 
@@ -42,7 +74,7 @@ async def migrate_metadata(settings: Settings) -> None:
     if settings.embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with TortoiseContext():
-        await tortoise_migrate(config=tortoise_config(settings))
+        await tortoise_migrate(config=tortoise_config(settings, read_connection=False))
 
 
 async def open_metadata(settings: Settings) -> TortoiseContext:

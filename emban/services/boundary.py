@@ -46,7 +46,7 @@ async def transaction() -> AsyncIterator[None]:
     token = _pending.set(calls)
     try:
         with marked_transaction():
-            async with in_transaction():
+            async with in_transaction("default"):
                 yield
     finally:
         _pending.reset(token)
