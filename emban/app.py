@@ -52,6 +52,7 @@ from emban.runtime import RUNTIME_KEY, Runtime
 from emban.security_headers import add_security_headers
 from emban.services import dashboards, embed_revocations
 from emban.services.api_key_cache import ApiKeyCache
+from emban.services.discovery_cache import DiscoveryCache
 from emban.services.events import record_stored
 from emban.settings import Settings
 from emban.usage import UsageRecorder
@@ -149,6 +150,8 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         metrics.watch(metrics.live_cohorts, lambda: live.cohort_count)
         metrics.watch(metrics.live_viewers, live.viewer_count)
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
+        discovery = DiscoveryCache(ttl=settings.discovery_cache_seconds)
+        ingest.listeners.append(discovery.on_stored)
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:
@@ -172,6 +175,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
                 budgets=budgets,
                 api_keys=api_keys,
                 decode_pool=decode_pool,
+                discovery=discovery,
             )
             await bus.start()
             ingest.start()

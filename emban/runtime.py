@@ -16,6 +16,7 @@ from emban.jobs.queue import JobQueue
 from emban.live.hub import LiveHub
 from emban.services.adhoc_slots import OrgSlots
 from emban.services.api_key_cache import ApiKeyCache
+from emban.services.discovery_cache import DiscoveryCache
 from emban.settings import Settings
 from emban.usage import UsageRecorder
 
@@ -37,6 +38,8 @@ class Runtime:
     api_keys: ApiKeyCache = field(default_factory=ApiKeyCache)
     # Worker processes decoding big ingest bodies (analytics/decode_pool.py); None: threads.
     decode_pool: DecodePool | None = None
+    # Recent discovery scans per environment (services/discovery_cache.py); off unless set.
+    discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
     # Refusals of the attempt limits waiting before they are sent (auth/tarpit.py).
     tarpit: RefusalTarpit = field(default_factory=RefusalTarpit)
 

@@ -501,6 +501,13 @@ class Settings:
         "property statistics read about this many most recent events of the window (whole hours)",
         _positive_int,
     )
+    discovery_cache_seconds: int = setting(
+        30,
+        "EMBAN_DISCOVERY_CACHE_SECONDS",
+        "a discovery scan is reused this long unless the environment's events change in this "
+        "process (0: off)",
+        _non_negative_int,
+    )
     adhoc_max_result_bytes: int = setting(
         16 * 1024 * 1024,
         "EMBAN_ADHOC_MAX_RESULT_BYTES",

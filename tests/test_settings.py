@@ -300,7 +300,17 @@ BAD_SETTINGS = [
         {"EMBAN_ADHOC_MAX_RESULT_BYTES": "16MiB"},
         "EMBAN_ADHOC_MAX_RESULT_BYTES must be a whole number (got '16MiB')",
     ),
+    (
+        {"EMBAN_DISCOVERY_CACHE_SECONDS": "-1"},
+        "EMBAN_DISCOVERY_CACHE_SECONDS must be zero or positive (got -1)",
+    ),
 ]
+
+
+def test_discovery_cache_seconds_is_read(tmp_path: Path) -> None:
+    assert Settings.from_env(env_for(tmp_path)).discovery_cache_seconds == 30
+    settings = Settings.from_env(env_for(tmp_path, EMBAN_DISCOVERY_CACHE_SECONDS="0"))
+    assert settings.discovery_cache_seconds == 0
 
 
 def test_adhoc_limits_are_read(tmp_path: Path) -> None:
@@ -349,7 +359,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 57
+    assert len(set(names)) == len(names) == 58
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -491,7 +501,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 57
+    assert len(table.splitlines()) == 2 + 58
 
 
 def test_settings_doc_command_prints_and_writes_the_table(

@@ -114,9 +114,18 @@ def _moment(ms: int) -> datetime:
 async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
     """:func:`_scan_engine` on the low-priority threads (``deferrable``): a scan of an org's
     recent events is console work, and an org that loops over auto-create must not take the
-    cores from other orgs' embeds and acks."""
-    with deferrable():
-        return await _scan_engine(rt, scope)
+    cores from other orgs' embeds and acks. A recent scan of the environment is reused until its
+    events change (services/discovery_cache.py); the caller's acknowledged events are waited for
+    first, so a reused scan never misses them."""
+    await rt.ingest.visible(org=scope.org_id)
+
+    async def scan() -> list[DiscoveredEvent]:
+        with deferrable():
+            return await _scan_engine(rt, scope)
+
+    settings = rt.settings
+    params = (settings.discovery_window_days, settings.discovery_sample_rows)
+    return await rt.discovery.get((scope.org_id, scope.environment_id), params, scan)
 
 
 async def _scan_engine(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
