@@ -28,7 +28,7 @@ from emban.analytics.ingest import Touched
 
 T = TypeVar("T")
 Key = tuple[str, str]  # (org_id, environment_id)
-MAX_ENTRIES = 10_000
+MAX_ENTRIES = 1_000  # a scan holds up to 100 events with their property statistics
 
 
 @dataclass
