@@ -24,7 +24,8 @@ def test_a_file_backed_sqlite_store_gets_a_read_connection_and_the_router(tmp_pa
     assert config["connections"] == {"default": url, READ_CONNECTION: url}
     assert config["routers"] == ["emban.metadata.ReadRouter"]
     # Migrations read what their own transaction wrote: one connection.
-    migrating = tortoise_config(Settings(database_url=url, secret_key=SECRET), read_connection=False)
+    settings = Settings(database_url=url, secret_key=SECRET)
+    migrating = tortoise_config(settings, read_connection=False)
     assert (migrating["connections"], migrating["routers"]) == ({"default": url}, [])
 
 
