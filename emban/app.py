@@ -152,6 +152,7 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         ingest.listeners.append(lambda touched: live.announce_ingest(touched.keys))
         discovery = DiscoveryCache(ttl=settings.discovery_cache_seconds)
         ingest.listeners.append(discovery.on_stored)
+        bus.subscribe(discovery.on_message)
         stop_listening = dashboards.on_publish_change(live.announce_dashboard)
         try:
             if migrate_on_start:

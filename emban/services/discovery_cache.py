@@ -10,8 +10,10 @@ only changes when events of that environment are stored (or leave the window), s
   for every other read);
 - callers that ask while a scan of the same environment runs wait for that scan instead of
   starting another, unless events were stored since it started;
-- it expires after ``EMBAN_DISCOVERY_CACHE_SECONDS`` (events stored by another process sharing
-  ClickHouse, events leaving the window, retention): 0 turns the cache off;
+- events stored by another process are announced on the live bus (Redis), which drops the kept
+  scan there too;
+- it expires after ``EMBAN_DISCOVERY_CACHE_SECONDS`` (an announcement missed while Redis was
+  down, events leaving the window, retention): 0 turns the cache off;
 - at most ``max_entries`` environments are kept, the least recently used dropped first.
 """
 
@@ -104,6 +106,16 @@ class DiscoveryCache:
             running.stale = True
 
     async def on_stored(self, touched: Touched) -> None:
-        """The ingest writer's flush listener."""
+        """The ingest writer's flush listener (this process's drains, before their readers are
+        let through)."""
         for org, env in {(org, env) for org, env, _, _ in touched.keys}:
             self.forget((org, env))
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        """The live bus handler: events stored by any process sharing the bus (Redis) drop the
+        kept scans of their environments here too."""
+        if message.get("type") != "ingest":
+            return
+        for key in message.get("keys") or ():
+            if isinstance(key, list | tuple) and len(key) >= 2:
+                self.forget((str(key[0]), str(key[1])))

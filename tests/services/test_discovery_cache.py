@@ -5,11 +5,15 @@ an acknowledged ingest still sees it."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from emban.analytics.ingest import Touched
+from emban.live.bus import RedisBus
+from emban.live.hub import LiveHub
 from emban.runtime import Runtime
 from emban.services.discovery_cache import DiscoveryCache
 from tests.conftest import ClientFactory, bearer
@@ -132,6 +136,47 @@ async def test_a_scan_with_other_settings_is_not_reused() -> None:
 async def test_a_ttl_of_zero_scans_every_time() -> None:
     cache, scan = DiscoveryCache(ttl=0), Scans()
     assert [await cache.get(ENV, PARAMS, scan) for _ in range(3)] == [1, 2, 3]
+
+
+async def test_ingest_announcements_on_the_bus_drop_kept_scans() -> None:
+    cache, scan = DiscoveryCache(ttl=60), Scans()
+    assert await cache.get(ENV, PARAMS, scan) == 1
+    assert await cache.get(OTHER, PARAMS, scan) == 2
+    ignored: list[dict[str, Any]] = [
+        {"type": "dashboard", "org": "org_a", "dashboard": "d"},  # not an ingest
+        {"type": "ingest", "keys": [["org_a"], "org_a", None, 5]},  # malformed keys
+        {"type": "ingest"},
+        {"type": "ingest", "keys": [["org_c", "env_c", "t", "e"]]},  # another environment
+    ]
+    for message in ignored:
+        await cache.on_message(message)
+    assert (await cache.get(ENV, PARAMS, scan), await cache.get(OTHER, PARAMS, scan)) == (1, 2)
+    await cache.on_message({"type": "ingest", "keys": [["org_a", "env_a", "acme", "signup"]]})
+    assert (await cache.get(ENV, PARAMS, scan), await cache.get(OTHER, PARAMS, scan)) == (3, 2)
+
+
+async def test_an_ingest_in_another_process_drops_the_kept_scan_here(redis: Redis) -> None:
+    """Two processes on one Redis bus: process A's drain announces the keys it stored (the live
+    hub's announcement); process B's kept scan of that environment is dropped."""
+    channel = f"emban:test:{secrets.token_hex(4)}"
+    bus_a, bus_b = RedisBus(redis, channel), RedisBus(redis, channel)
+    hub_a = LiveHub(bus_a)
+    cache_b, scan = DiscoveryCache(ttl=60), Scans()
+    bus_b.subscribe(cache_b.on_message)
+    await bus_a.start()
+    await bus_b.start()
+    try:
+        assert await cache_b.get(ENV, PARAMS, scan) == 1
+        await hub_a.announce_ingest(frozenset({("org_a", "env_a", "acme", "signup")}))
+        for _ in range(100):  # delivered through Redis within a few milliseconds
+            if await cache_b.get(ENV, PARAMS, scan) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert await cache_b.get(ENV, PARAMS, scan) == 2
+        assert scan.calls == 2
+    finally:
+        await bus_a.stop()
+        await bus_b.stop()
 
 
 def event(name: str) -> dict[str, Any]:
