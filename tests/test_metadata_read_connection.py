@@ -4,17 +4,13 @@ its connection and see its writes."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from emban.metadata import READ_CONNECTION, ReadRouter, marked_transaction, tortoise_config
 from emban.models import Org
 from emban.settings import Settings
+from tests.probes import run_probe
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "x" * 32
 
 
@@ -46,19 +42,7 @@ def test_the_router_sends_reads_outside_a_transaction_to_the_read_connection() -
 
 
 def test_reads_do_not_wait_for_an_open_write_transaction(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBAN_")}
-    env["PYTHONPATH"] = str(ROOT)
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.sqlite_read_probe", str(tmp_path / "data")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1]) == {
+    assert run_probe("tests.sqlite_read_probe", tmp_path / "data", timeout=120) == {
         "inside_sees_own_write": True,
         # With one connection each of these waited for the transaction ("timeout").
         "outside_count": 1,

@@ -8,11 +8,7 @@ event deletion waits on the engine, another org's requests complete.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +26,7 @@ from emban.runtime import Runtime
 from emban.services.boundary import after_commit, transaction
 from emban.settings import Settings
 from tests.conftest import REDIS_URL, ClientFactory, bearer, register
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.probes import run_probe
 
 
 async def test_the_store_refuses_engine_io_inside_a_transaction(runtime: Runtime) -> None:
@@ -81,19 +76,7 @@ async def test_waiting_for_an_ingest_flush_inside_a_transaction_is_refused(
 
 
 def test_other_orgs_are_served_while_engine_work_waits_on_sqlite(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBAN_")}
-    env["PYTHONPATH"] = str(ROOT)
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.sqlite_probe", str(tmp_path / "data")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    outcome = run_probe("tests.sqlite_probe", tmp_path / "data", timeout=300)
     assert outcome == {
         # auto-create's scan is held: org B's credentialed requests still complete
         "auto_create_b_me": 200,
