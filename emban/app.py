@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
-from tortoise import connections
 
 from emban.analytics.ddl import migrate_clickhouse
 from emban.analytics.decode_pool import DecodePool
@@ -40,7 +39,7 @@ from emban.jobs.worker import periodic_jobs
 from emban.live.bus import InProcessBus, LiveBus, RedisBus, alert_event_message
 from emban.live.hub import LiveHub
 from emban.live.sockets import LiveSockets
-from emban.metadata import close_metadata, migrate_metadata, open_metadata
+from emban.metadata import close_metadata, migrate_metadata, open_metadata, probe_connection
 from emban.metrics import Metrics
 from emban.metrics_http import METRICS_KEY, METRICS_PATH, metrics_handler, metrics_middleware
 from emban.request_ids import add_request_id_header, request_id_middleware, request_id_of
@@ -240,7 +239,7 @@ async def healthz(request: web.Request) -> web.Response:
     one that failed or did not answer within ``HEALTH_CHECK_TIMEOUT``. The checks run at once."""
     runtime = request.app[RUNTIME_KEY]
     probes = [
-        _check(METADATA, lambda: connections.get("default").execute_query("SELECT 1")),
+        _check(METADATA, lambda: probe_connection().execute_query("SELECT 1")),
         _check(CLICKHOUSE, runtime.events.ping),
     ]
     redis = runtime.redis

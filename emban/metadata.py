@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
+from tortoise import connections as tortoise_connections
 from tortoise import exceptions as tortoise_exceptions
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -64,6 +65,17 @@ class ReadRouter:
 
     def db_for_write(self, model: type[Any]) -> str | None:
         return None
+
+
+def probe_connection() -> Any:
+    """The connection ``/healthz`` asks ``SELECT 1``: the read connection where there is one
+    (SQLite), so the probe answers whether the database answers instead of queueing behind the
+    writes and transactions on the one write connection (under a sign-up or auto-create loop that
+    queue is what it would measure); else the default connection (PostgreSQL: its pool)."""
+    try:
+        return tortoise_connections.get(READ_CONNECTION)
+    except tortoise_exceptions.ConfigurationError:
+        return tortoise_connections.get("default")
 
 
 async def migrate_metadata(settings: Settings) -> None:

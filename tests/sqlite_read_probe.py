@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emban.metadata import close_metadata, migrate_metadata, open_metadata
+from emban.metadata import close_metadata, migrate_metadata, open_metadata, probe_connection
 from emban.models import Org
 from emban.services.boundary import transaction
 from emban.settings import Settings
@@ -55,6 +55,8 @@ async def main(data_dir: Path) -> dict[str, Any]:
         out["outside_count"] = await bounded(Org.all().count())
         out["outside_get"] = await bounded(Org.get(id="org_before").values_list("name", flat=True))
         out["outside_sees_uncommitted"] = await bounded(Org.filter(id="org_inside").exists())
+        # /healthz's metadata probe answers too.
+        out["health_probe"] = await bounded(probe_connection().execute_query_dict("SELECT 1 AS up"))
         release.set()
         await held
         # After the commit, a read on the read connection sees the write at once.

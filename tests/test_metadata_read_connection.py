@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emban.metadata import READ_CONNECTION, ReadRouter, marked_transaction, tortoise_config
+from tortoise import connections
+
+from emban.metadata import (
+    READ_CONNECTION,
+    ReadRouter,
+    marked_transaction,
+    probe_connection,
+    tortoise_config,
+)
 from emban.models import Org
 from emban.settings import Settings
 from tests.probes import run_probe
@@ -31,6 +39,14 @@ def test_memory_sqlite_and_postgres_keep_one_connection() -> None:
         assert (config["connections"], config["routers"]) == ({"default": url}, [])
 
 
+async def test_the_health_probe_uses_the_default_connection_without_a_read_connection(
+    app_server: object,
+) -> None:
+    # The suite's metadata store is PostgreSQL: one pool, no read connection.
+    assert probe_connection() is connections.get("default")
+    assert await probe_connection().execute_query_dict("SELECT 1 AS up") == [{"up": 1}]
+
+
 def test_the_router_sends_reads_outside_a_transaction_to_the_read_connection() -> None:
     router = ReadRouter()
     assert router.db_for_read(Org) == READ_CONNECTION
@@ -48,6 +64,7 @@ def test_reads_do_not_wait_for_an_open_write_transaction(tmp_path: Path) -> None
         "outside_count": 1,
         "outside_get": "Before",
         "outside_sees_uncommitted": False,
+        "health_probe": [{"up": 1}],
         "after_commit_count": 2,
         "after_update": "Renamed",
     }
