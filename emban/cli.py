@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -56,6 +57,17 @@ async def _arm_exit_deadline(app: web.Application) -> None:
     timer.start()
 
 
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Once the app has started (schema built, modules imported, connections open): collect,
+    then move every object alive to the collector's permanent generation. A full collection
+    otherwise walks those ~million long-lived objects each time and holds the GIL for 65-90 ms
+    (measured), a stall of every request in flight that came more often under load; after the
+    freeze it walks only what was allocated since. The frozen objects live as long as the
+    process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()  # before the heavy imports
     settings = settings.with_listen(
@@ -70,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    app.on_startup.append(freeze_startup_objects)  # after the app's own startup
     app.on_shutdown.insert(0, _arm_exit_deadline)
     print(
         f"Emban is serving at {settings.base_url}/  (GraphQL: {settings.base_url}/graphql)",
