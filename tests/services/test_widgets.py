@@ -8,11 +8,15 @@ seconds of an hour so the server's window is the one the expectations are writte
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from emban.models import AuditLog, Widget
+from emban.services import widgets
 from tests.conftest import Client, ClientFactory, join_as
 from tests.scenario import call, iso, owner_and_key, send_events, stable_now
 from tests.services.test_dashboards import BY_MODEL, CALLS, CALLS_CLEAN, NOTES, NOTES_CLEAN, TOTAL
@@ -409,6 +413,30 @@ async def test_metric_preview_has_current_and_previous_windows(
     ]
     signups = {**config, "query": {**config["query"], "event_name": "user.signup"}}
     assert [p["value"] for p in (await preview(owner, signups))["data"]] == [1, 0]
+
+
+async def test_a_metric_reads_its_two_windows_at_once(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _ = await seeded(make_client)
+    running, most = 0, 0
+    real = widgets.run_spec
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.05)  # both are in flight if they were started together
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(widgets, "run_spec", counted)
+    config = {**TOTAL, "query": {**TOTAL["query"], "period": "24h"}}
+    one = await preview(owner, config, "acme")
+    assert [(p["group"], p["value"]) for p in one["data"]] == [("current", 4), ("previous", 2)]
+    assert most == 2  # one after the other, it was 1
 
 
 async def test_text_preview_has_no_data(make_client: ClientFactory) -> None:
