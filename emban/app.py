@@ -66,7 +66,7 @@ GOING_AWAY = 1001  # WebSocket close code: the server is going down
 
 async def _visible(ingest: WalIngestWriter, org: str | None) -> bool:
     """Read-your-writes: a read of ``org`` waits for the drain of that org's acknowledged rows."""
-    return await ingest.visible(org=org)
+    return await ingest.visible(org=org, readable=True)
 
 
 async def _close_live_sockets(app: web.Application) -> None:

@@ -151,7 +151,9 @@ class IngestWriter:
         """Rows of ``org_id`` acknowledged and not yet in the engine (none: acks wait for it)."""
         return 0
 
-    async def visible(self, wait: float = 0.0, *, org: str | None = None) -> bool:
+    async def visible(
+        self, wait: float = 0.0, *, org: str | None = None, readable: bool = False
+    ) -> bool:
         """Every acknowledged row is in the engine already: acks wait for the INSERT."""
         return True
 

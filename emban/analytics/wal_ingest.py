@@ -8,8 +8,9 @@ per chunk it drops event ids already stored in the last day and duplicates insid
 (select-then-insert, exact because one drainer per process runs one chunk at a time and, across
 processes sharing one ClickHouse, the drain lease lets one process drain at a time), inserts the
 events and then their ids, each INSERT named ``<wal id>-<segment>-<chunk>``
-(``insert_deduplication_token``), records usage, announces the touched keys to live refresh,
-and deletes the segment only once all its chunks are in the engine. A crash anywhere replays the
+(``insert_deduplication_token``) and announces the touched keys to live refresh; once all its
+chunks are in the engine it lets waiting readers through, then records usage and deletes the
+segment. A crash anywhere replays the
 segments left on disk: the same chunks get the same tokens, so a chunk whose events INSERT had
 landed is dropped by the engine, and one whose ids had landed too finds every id already seen.
 
@@ -18,10 +19,11 @@ fsync, which a burst's bytes lengthen by milliseconds; the engine work is off th
 requests, and orgs sending many rows a second, go to a lane of their own (:class:`WalIngestWriter`),
 so another org's rows reach the engine without waiting behind a burst's backlog.
 
-Read-your-writes within a process: :meth:`WalIngestWriter.visible` waits until every row of the
-reading org acknowledged before the call is in the engine (bounded); the app's store awaits it
-before every read (``guarded(store, before_read=...)``), so a query started after an ack sees the
-acknowledged events, and never waits for another org's backlog.
+Read-your-writes within a process: :meth:`WalIngestWriter.visible` (``readable=True``) waits
+until every row of the reading org acknowledged before the call is in the engine (bounded); the
+app's store awaits it before every read (``guarded(store, before_read=...)``), so a query
+started after an ack sees the acknowledged events, and never waits for another org's backlog.
+Without ``readable`` it also waits for those rows' usage (the plan's cap, ``/v1/usage``).
 """
 
 from __future__ import annotations
@@ -156,6 +158,9 @@ class _Lane:
         self._drained = asyncio.Condition()
         self.acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
         self.drained_below = min(self.wal.sealed, default=1)  # every seq below it is drained
+        # Every seq below it is in the engine (readable), its usage perhaps not yet recorded nor
+        # its segment deleted: reads wait for this, accounting waits for ``drained_below``.
+        self.readable_below = self.drained_below
         self.replayed = max(self.wal.sealed, default=0)  # the last segment of an earlier run
         self.drain_failing = False  # the last drain attempt failed (the engine refused it)
 
@@ -223,15 +228,18 @@ class _Lane:
         seq = self.acked_seq if org is None else max(self.org_seq.get(org, 0), self.replayed)
         return seq if seq >= self.drained_below else None
 
-    async def wait_drained(self, target: int, wait: float) -> bool:
-        if self.drained_below > target or not self._drainer.running or self.drain_failing:
-            # While the engine refuses drains a read would wait for nothing: it goes ahead (and
-            # meets the same outage: 503 unavailable) instead of holding the caller.
-            return self.drained_below > target
-        self._work.set()
+    async def wait_drained(self, target: int, wait: float, *, readable: bool = False) -> bool:
+        """Wait until segment ``target`` is drained (in the engine, its usage recorded and the
+        segment deleted), or only in the engine (``readable``); False after ``wait`` seconds."""
 
         def done() -> bool:
-            return self.drained_below > target
+            return (self.readable_below if readable else self.drained_below) > target
+
+        if done() or not self._drainer.running or self.drain_failing:
+            # While the engine refuses drains a read would wait for nothing: it goes ahead (and
+            # meets the same outage: 503 unavailable) instead of holding the caller.
+            return done()
+        self._work.set()
 
         try:
             async with self._drained:
@@ -252,7 +260,7 @@ class _Lane:
                 continue
             seq = self.wal.sealed[0]
             try:
-                await self._drain_segment(seq)
+                stored = await self._drain_segment(seq)
             except Exception as exc:
                 self.drain_failing = True
                 if self.owner.metrics is not None:
@@ -264,30 +272,49 @@ class _Lane:
                 await asyncio.sleep(RETRY_DRAIN)
                 continue
             self.drain_failing = False
+            # Readers go ahead as soon as the rows are in the engine: recording usage (a
+            # metadata write, which may queue behind other orgs' writes) and deleting the
+            # segment (an unlink and a directory fsync) are not on their way.
+            async with self._drained:
+                self.readable_below = self._following(seq)
+                self._drained.notify_all()
+            for chunk_stored, records in stored:
+                if chunk_stored:
+                    await self.owner.record_usage(chunk_stored)
+                for org, rows in records:
+                    left = self.undrained.get(org, 0) - rows
+                    if left > 0:
+                        self.undrained[org] = left
+                    else:  # rows replayed from an earlier run were never counted
+                        self.undrained.pop(org, None)
             async with self._io:
                 await asyncio.to_thread(self.wal.delete, seq)
             async with self._drained:
-                following = self.wal.sealed[0] if self.wal.sealed else self.wal.current
-                self.drained_below = following if following is not None else self.wal.next_seq
+                self.drained_below = self._following(seq)
                 self.org_seq = {o: s for o, s in self.org_seq.items() if s >= self.drained_below}
                 self._drained.notify_all()
 
-    async def _drain_segment(self, seq: int) -> None:
+    def _following(self, seq: int) -> int:
+        """The first seq after ``seq`` that may still hold undrained rows."""
+        later = [s for s in self.wal.sealed if s > seq]
+        if later:
+            return later[0]
+        return self.wal.current if self.wal.current is not None else self.wal.next_seq
+
+    async def _drain_segment(self, seq: int) -> list[tuple[dict[str, int], list[tuple[str, int]]]]:
+        """Store every chunk of segment ``seq``; per chunk, the new rows per org (for usage)
+        and its records' (org, rows), to account for once readers were let through."""
         path = segment_path(self.wal.directory, seq)
         offset, index = 0, 0
+        done: list[tuple[dict[str, int], list[tuple[str, int]]]] = []
         while True:
             prepared = await self.owner.prepare_chunk(path, offset, self.offload)
             if prepared is None:
-                return
-            await self.owner.drain_chunk(
+                return done
+            stored = await self.owner.drain_chunk(
                 prepared, path, offset, f"{self.wal.id}-{seq}-{index}", self.offload
             )
-            for org, rows in prepared.records:
-                left = self.undrained.get(org, 0) - rows
-                if left > 0:
-                    self.undrained[org] = left
-                else:  # rows replayed from an earlier run were never counted
-                    self.undrained.pop(org, None)
+            done.append((stored, prepared.records))
             offset = prepared.end
             index += 1
 
@@ -385,11 +412,16 @@ class WalIngestWriter(IngestWriter):
     def undrained(self, org_id: str) -> int:
         return sum(lane.undrained.get(org_id, 0) for lane in self.lanes)
 
-    async def visible(self, wait: float = VISIBLE_WAIT, *, org: str | None = None) -> bool:
+    async def visible(
+        self, wait: float = VISIBLE_WAIT, *, org: str | None = None, readable: bool = False
+    ) -> bool:
         """Wait until every row of ``org`` (of every org: None) acknowledged before this call is
-        in the engine (True), or ``wait`` seconds passed (False)."""
+        in the engine and counted in its org's usage (True), or ``wait`` seconds passed (False).
+        ``readable``: in the engine is enough (reads; the usage is recorded just after)."""
         targets = [(lane, lane.target(org)) for lane in self.lanes]
-        waits = [lane.wait_drained(t, wait) for lane, t in targets if t is not None]
+        waits = [
+            lane.wait_drained(t, wait, readable=readable) for lane, t in targets if t is not None
+        ]
         if not waits:
             return True
         if all(await asyncio.gather(*waits)):
@@ -410,7 +442,8 @@ class WalIngestWriter(IngestWriter):
 
     async def drain_chunk(
         self, prepared: PreparedChunk, path: Path, offset: int, token: str, offload: Offload
-    ) -> None:
+    ) -> dict[str, int]:
+        """Store one chunk; its new rows per org, whose usage the caller records."""
         started = time.perf_counter()
         orgs = sorted({org for org, _ in prepared.records})
         async with self.lock.hold(orgs):  # no other drain of these orgs between read and insert
@@ -433,8 +466,6 @@ class WalIngestWriter(IngestWriter):
                     COMPACT,
                     token=token,
                 )
-        if fresh.rows and self._on_stored is not None:
-            await self._record(fresh.stored)
         self.drains += 1
         total = sum(rows for _, rows in prepared.records)
         self.queued_rows = max(0, self.queued_rows - total)
@@ -456,6 +487,12 @@ class WalIngestWriter(IngestWriter):
                     await listener(touched)
                 except Exception:
                     log.exception("flush listener failed")
+        return fresh.stored if fresh.rows else {}
+
+    async def record_usage(self, stored: dict[str, int]) -> None:
+        """Add a drained chunk's new rows to each org's usage (the ``on_stored`` hook)."""
+        if self._on_stored is not None:
+            await self._record(stored)
 
 
 @dataclass(frozen=True)

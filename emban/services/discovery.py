@@ -117,7 +117,7 @@ async def _scan(rt: Runtime, scope: Scope) -> list[DiscoveredEvent]:
     cores from other orgs' embeds and acks. A recent scan of the environment is reused until its
     events change (services/discovery_cache.py); the caller's acknowledged events are waited for
     first, so a reused scan never misses them."""
-    await rt.ingest.visible(org=scope.org_id)
+    await rt.ingest.visible(org=scope.org_id, readable=True)
 
     async def scan() -> list[DiscoveredEvent]:
         with deferrable():

@@ -259,6 +259,43 @@ class HeldStore(EngineProbe):
             await self.release.wait()
 
 
+async def test_readers_go_ahead_before_the_usage_is_recorded(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Once a segment's rows are in the engine, a read (``readable``) goes ahead while the usage
+    write (a metadata write that may queue behind other orgs' writes) and the segment's deletion
+    still run; the plan's cap and ``/v1/usage`` (``visible()``) wait for the usage too."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    recording, release = asyncio.Event(), asyncio.Event()
+    recorded: list[dict[str, int]] = []
+
+    async def on_stored(stored: dict[str, int]) -> None:
+        recording.set()
+        await release.wait()
+        recorded.append(stored)
+
+    writer = WalIngestWriter(
+        runtime.ingest._store,  # type: ignore[attr-defined]
+        tmp_path / "wal",
+        backlog_limit=1 << 30,
+        on_stored=on_stored,
+    )
+    writer.start()
+    assert await writer.submit(rows(org, 3)) == 3
+    await asyncio.wait_for(recording.wait(), 10)  # the usage write is held
+    assert await writer.visible(5, org=org, readable=True) is True
+    assert (await counts(runtime, org))["events"] == 3  # a read sees the rows
+    assert await writer.visible(0.2, org=org) is False  # the usage is not recorded yet
+    assert writer.undrained(org) == 3  # so the cap check still counts the rows
+    assert writer.fast.wal.sealed  # nor is the segment deleted
+    release.set()
+    assert await writer.visible(5, org=org) is True
+    assert recorded == [{org: 3}]
+    assert writer.undrained(org) == 0
+    assert writer.fast.wal.sealed == []
+    await writer.stop()
+
+
 async def test_a_burst_held_in_the_engine_delays_no_other_org(
     runtime: Runtime, tmp_path: Path
 ) -> None:
