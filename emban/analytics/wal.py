@@ -134,9 +134,9 @@ def _fsync_dir(directory: Path) -> None:
 class WriteAheadLog:
     """The segments of one directory, owned by one process (an exclusive ``flock``).
 
-    Blocking methods (``append``, ``seal``, ``delete``) run on a worker thread, never two at once
-    (the ingest writer serialises them); the event loop only reads ``backlog_bytes`` (bytes
-    written and not yet drained), ``sealed`` and ``current``."""
+    Blocking methods (``append``, ``seal``, ``delete``, ``retire``, ``prepare_next``) run on a
+    worker thread, never two at once (the ingest writer serialises them); the event loop only
+    reads ``backlog_bytes`` (bytes written and not yet drained), ``sealed`` and ``current``."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -172,15 +172,20 @@ class WriteAheadLog:
         self._next = (self.sealed[-1] + 1) if self.sealed else 1
         self.current: int | None = None
         self._file: IO[bytes] | None = None
+        # The next segment's file, created ahead of the append that starts it (``prepare_next``).
+        self._spare: tuple[int, IO[bytes]] | None = None
 
     def append(self, records: list[bytes]) -> int:
         """Write framed records to the current segment (opened if needed) and fsync them once;
         returns the segment's seq. Durable when this returns."""
         if self._file is None:
-            self.current = self._next
-            self._next += 1
-            self._file = segment_path(self.directory, self.current).open("ab")
-            _fsync_dir(self.directory)  # the new file's entry is durable too
+            if self._spare is not None:  # created and its entry made durable already
+                (self.current, self._file), self._spare = self._spare, None
+            else:
+                self.current = self._next
+                self._next += 1
+                self._file = segment_path(self.directory, self.current).open("ab")
+                _fsync_dir(self.directory)  # the new file's entry is durable too
             self._sizes[self.current] = 0
         assert self.current is not None
         data = b"".join(records)
@@ -200,7 +205,26 @@ class WriteAheadLog:
     @property
     def next_seq(self) -> int:
         """The seq the next segment gets: every segment below it was written already."""
-        return self._next
+        return self._spare[0] if self._spare is not None else self._next
+
+    def prepare_next(self) -> None:
+        """Create the next segment's (empty) file and make its directory entry durable now, so
+        the append that starts the segment only writes and syncs its records: creating a file
+        is the slow part of a small append where a filesystem has just deleted many (ext4
+        without a journal scans the recently freed inodes on every creation)."""
+        if self._file is not None or self._spare is not None:
+            return
+        seq = self._next
+        path = segment_path(self.directory, seq)
+        spare = path.open("ab")
+        try:
+            _fsync_dir(self.directory)
+        except BaseException:
+            spare.close()
+            path.unlink(missing_ok=True)
+            raise
+        self._next += 1
+        self._spare = (seq, spare)
 
     def seal(self) -> int | None:
         """End the current segment (it becomes drainable); its seq, or None when there is none."""
@@ -224,8 +248,19 @@ class WriteAheadLog:
         self.sealed.remove(seq)
         self.backlog_bytes -= self._sizes.pop(seq, 0)
 
+    def retire(self, seq: int) -> None:
+        """Remove a drained segment and have the next segment's file ready."""
+        self.delete(seq)
+        self.prepare_next()
+
     def close(self) -> None:
         self._close_current()
+        if self._spare is not None:  # never written: nothing to replay
+            seq, spare = self._spare
+            self._spare = None
+            with contextlib.suppress(OSError):
+                spare.close()
+                segment_path(self.directory, seq).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
             self._lock.close()

@@ -287,8 +287,8 @@ class _Lane:
                         self.undrained[org] = left
                     else:  # rows replayed from an earlier run were never counted
                         self.undrained.pop(org, None)
-            async with self._io:
-                await asyncio.to_thread(self.wal.delete, seq)
+            async with self._io:  # the next segment's file is made here, off the ack path
+                await asyncio.to_thread(self.wal.retire, seq)
             async with self._drained:
                 self.drained_below = self._following(seq)
                 self.org_seq = {o: s for o, s in self.org_seq.items() if s >= self.drained_below}

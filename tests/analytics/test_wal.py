@@ -119,6 +119,46 @@ def test_segments_left_on_disk_are_drained_in_order_after_a_restart(tmp_path: Pa
     again.close()
 
 
+def test_the_next_segment_file_is_made_when_a_segment_is_retired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retiring a drained segment creates the next one's file (and syncs the directory), so the
+    append that starts it, on an ack's path, creates no file; an unused one is removed on close,
+    and one left by a crash is an empty segment, replayed as nothing."""
+    directory = tmp_path / "wal"
+    wal = WriteAheadLog(directory)
+    first = wal.append([encode_record("o", "e", record_rows(0, 1))])
+    wal.seal()
+    wal.retire(first)
+    spare = segment_path(directory, first + 1)
+    assert (spare.stat().st_size, wal.sealed, wal.current, wal.next_seq) == (0, [], None, first + 1)
+    wal.prepare_next()  # a spare is ready: no second one
+    assert sorted(p.name for p in directory.glob("*.wal")) == [spare.name]
+    synced: list[Path] = []
+    monkeypatch.setattr("emban.analytics.wal._fsync_dir", synced.append)
+    record = encode_record("o", "e", record_rows(1, 1))
+    assert wal.append([record]) == first + 1
+    assert synced == []  # the append synced its data only: the entry was durable already
+    assert (wal.current, wal.next_seq, spare.stat().st_size) == (first + 1, first + 2, len(record))
+    monkeypatch.undo()
+    wal.seal()
+    wal.retire(first + 1)
+    wal.close()  # the unused spare goes with the process
+    assert list(directory.glob("*.wal")) == []
+    # A crash leaves the spare behind: an empty segment, which reads as no records.
+    crashed = WriteAheadLog(directory)
+    crashed.prepare_next()
+    left = segment_path(directory, crashed.next_seq)
+    assert crashed._spare is not None
+    crashed._spare[1].close()
+    crashed._spare = None  # as if the process died holding it
+    crashed.close()
+    again = WriteAheadLog(directory)
+    assert again.sealed == [int(left.name.removesuffix(".wal"))]
+    assert list(read_records(left)) == []
+    again.close()
+
+
 # --- on the real engine ---------------------------------------------------------------------------
 
 
