@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from tortoise import connections as tortoise_connections
 from tortoise import exceptions as tortoise_exceptions
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -67,15 +68,17 @@ class ReadRouter:
         return None
 
 
-def probe_connection() -> Any:
+def probe_connection() -> BaseDBAsyncClient:
     """The connection ``/healthz`` asks ``SELECT 1``: the read connection where there is one
     (SQLite), so the probe answers whether the database answers instead of queueing behind the
     writes and transactions on the one write connection (under a sign-up or auto-create loop that
     queue is what it would measure); else the default connection (PostgreSQL: its pool)."""
+    client: BaseDBAsyncClient
     try:
-        return tortoise_connections.get(READ_CONNECTION)
+        client = tortoise_connections.get(READ_CONNECTION)
     except tortoise_exceptions.ConfigurationError:
-        return tortoise_connections.get("default")
+        client = tortoise_connections.get("default")
+    return client
 
 
 async def migrate_metadata(settings: Settings) -> None:

@@ -10,9 +10,9 @@ processes sharing one ClickHouse, the drain lease lets one process drain at a ti
 events and then their ids, each INSERT named ``<wal id>-<segment>-<chunk>``
 (``insert_deduplication_token``) and announces the touched keys to live refresh; once all its
 chunks are in the engine it lets waiting readers through, then records usage and deletes the
-segment. A crash anywhere replays the
-segments left on disk: the same chunks get the same tokens, so a chunk whose events INSERT had
-landed is dropped by the engine, and one whose ids had landed too finds every id already seen.
+segment. A crash anywhere replays the segments left on disk: the same chunks get the same
+tokens, so a chunk whose events INSERT had landed is dropped by the engine, and one whose ids
+had landed too finds every id already seen.
 
 Fairness between orgs (a burst never delays another org's small ack): acks wait only for an
 fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path. Bulk
