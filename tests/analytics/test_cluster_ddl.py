@@ -94,7 +94,8 @@ def test_the_parser_check_can_fail() -> None:
 
 
 def test_every_cluster_statement_runs_on_the_cluster(cluster_ddl: list[str]) -> None:
-    assert len(cluster_ddl) == 1 + 6 + 6 + 4 + 6  # bookkeeping, local, Distributed, views, ALTERs
+    # bookkeeping, local tables, Distributed tables, views, merge settings, an org's deletion
+    assert len(cluster_ddl) == 1 + 6 + 6 + 4 + 6 + 6
     for text in cluster_ddl:
         assert re.match(r"^(CREATE|ALTER) .*? ON CLUSTER emban_cluster ", text), text
 
@@ -177,19 +178,31 @@ def test_views_read_and_write_the_shard_local_tables(cluster_ddl: list[str]) -> 
     }
 
 
+MERGE_TREE_TABLES = (
+    "events",
+    "event_ids",
+    "events_hourly_rollup",
+    "events_daily_rollup",
+    "events_hourly_dim_rollup",
+    "events_daily_dim_rollup",
+)
+
+
 def test_org_deletion_mutates_the_local_tables_on_every_replica(cluster_ddl: list[str]) -> None:
-    alters = [text for text in cluster_ddl if text.startswith("ALTER")]
+    alters = [text for text in cluster_ddl if text.startswith("ALTER") and "DELETE" in text]
     assert alters == [
         f"ALTER TABLE {table}_local ON CLUSTER emban_cluster (DELETE WHERE org_id = "
         "{org:String}) SETTINGS mutations_sync = 2"
-        for table in (
-            "events",
-            "event_ids",
-            "events_hourly_rollup",
-            "events_daily_rollup",
-            "events_hourly_dim_rollup",
-            "events_daily_dim_rollup",
-        )
+        for table in MERGE_TREE_TABLES
+    ]
+
+
+def test_every_replica_merges_ten_parts_at_once(cluster_ddl: list[str]) -> None:
+    alters = [text for text in cluster_ddl if text.startswith("ALTER") and "DELETE" not in text]
+    assert alters == [
+        f"ALTER TABLE {table}_local ON CLUSTER emban_cluster "
+        "(MODIFY SETTING min_parts_to_merge_at_once = 10)"
+        for table in MERGE_TREE_TABLES
     ]
 
 
