@@ -633,25 +633,34 @@ def main() -> None:
         parser.error(f"unknown loads: {', '.join(sorted(unknown))}")
     if args.runs < 1:
         parser.error("--runs must be 1 or more")
-    runs = [_one_run(args, kinds) for _ in range(args.runs)]
+    # Every run's data directory is removed after the last run, not at the end of its own: a
+    # run's engine data is tens of thousands of files, and on ext4 without a journal (this
+    # machine's disk) each file created in the next minutes skips the inodes just freed, one by
+    # one (``recently_deleted``). Removed between runs, they made each run slower to create
+    # parts than the one before it: the next run measured the last one's clean-up.
+    with tempfile.TemporaryDirectory(prefix="emban-bench-isolation-") as parent:
+        runs = [_one_run(args, kinds, Path(parent) / f"run-{index}") for index in range(args.runs)]
     if len(runs) > 1:
         _summary(runs)
 
 
-def _one_run(args: argparse.Namespace, kinds: tuple[str, ...]) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="emban-bench-isolation-") as tmp:
-        port = free_port()
-        log = (args.server_log or Path(tmp) / "serve.log").open("wb")
-        with serve(Path(tmp) / "data", port, log=log):
-            # The measuring client gets a little more CPU priority than the server (as the
-            # load's clients get less): on a real deployment neither runs on the server's
-            # cores, and on this 2-core machine a client waiting for a core would add its own
-            # delay to the figures. The server is already running, at the ordinary priority.
-            nice = _raise_client_priority()
-            print(f"measuring client at nice {nice}; server at nice 0; load at nice 19")
-            return asyncio.run(
-                run(port, args.seconds, args.warmup, args.sockets, args.subs, args.adhoc, kinds)
-            )
+def _one_run(args: argparse.Namespace, kinds: tuple[str, ...], tmp: Path) -> dict[str, float]:
+    # The last run's server wrote its data through the page cache: written back now, not while
+    # this run's unloaded phase syncs its own small drains behind it.
+    os.sync()
+    tmp.mkdir()
+    port = free_port()
+    log = (args.server_log or Path(tmp) / "serve.log").open("wb")
+    with serve(Path(tmp) / "data", port, log=log):
+        # The measuring client gets a little more CPU priority than the server (as the
+        # load's clients get less): on a real deployment neither runs on the server's
+        # cores, and on this 2-core machine a client waiting for a core would add its own
+        # delay to the figures. The server is already running, at the ordinary priority.
+        nice = _raise_client_priority()
+        print(f"measuring client at nice {nice}; server at nice 0; load at nice 19")
+        return asyncio.run(
+            run(port, args.seconds, args.warmup, args.sockets, args.subs, args.adhoc, kinds)
+        )
 
 
 if __name__ == "__main__":
