@@ -25,6 +25,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 SCHEMA_VERSIONS = "emban_schema_versions"
 MIN_PARTS_TO_MERGE = 10
+# Every table that stores rows (versions 2 and 3 set their settings, an org's deletion mutates
+# them).
+MERGE_TREE_TABLES = (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM)
 # A tenant's events live on one shard, and so do their rollup rows: the views run on the shard
 # the events were inserted into and write to that shard's local rollup tables. The Distributed
 # rollup tables declare the same key, so a row written through them lands beside its events too.
@@ -196,7 +199,7 @@ def _version_2(layout: Layout) -> list[str]:
         return []
     return [
         f"ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = 10000"
-        for table in (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM)
+        for table in MERGE_TREE_TABLES
     ]
 
 
@@ -207,7 +210,7 @@ def _version_3(layout: Layout) -> list[str]:
     return [
         f"ALTER TABLE {layout.local(table)}{layout.on} "
         f"MODIFY SETTING min_parts_to_merge_at_once = {MIN_PARTS_TO_MERGE}"
-        for table in (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM)
+        for table in MERGE_TREE_TABLES
     ]
 
 
@@ -279,7 +282,7 @@ def delete_org_statements(cluster: str | None = None) -> list[str]:
     return [
         f"ALTER TABLE {layout.local(table)}{layout.on} DELETE WHERE org_id = {{org:String}} "
         f"SETTINGS mutations_sync = {wait}"
-        for table in (EVENTS, EVENT_IDS, HOURLY, DAILY, HOURLY_DIM, DAILY_DIM)
+        for table in MERGE_TREE_TABLES
     ]
 
 
