@@ -64,6 +64,7 @@ bench: install chromium
 	$(BIN)/python -m bench.query
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.embed_render
+	$(BIN)/python -m bench.gil_switch
 	$(BIN)/python -m bench.isolation --runs 3
 	$(BIN)/python -m bench.alerts
 	$(BIN)/python -m bench.metrics

@@ -81,6 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from emban.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    # The event loop's thread asks for the GIL back after this long when a worker thread (a
+    # drain's chunk, a live refresh, an engine answer being read) holds it; Python's 5 ms
+    # default is added to a request each time (docs/performance.md, issue 8's benchmark).
+    sys.setswitchinterval(settings.gil_switch_interval_us / 1_000_000)
     app = create_app(settings)
     app.on_startup.append(freeze_startup_objects)  # after the app's own startup
     app.on_shutdown.insert(0, _arm_exit_deadline)

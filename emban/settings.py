@@ -427,6 +427,13 @@ class Settings:
         "last flush; past it the process exits anyway (status 1)",
         _positive_float,
     )
+    gil_switch_interval_us: int = setting(
+        500,
+        "EMBAN_GIL_SWITCH_INTERVAL_US",
+        "`emban serve`: microseconds a thread waits for Python's GIL before asking its holder to "
+        "let go (Python's own default: 5000)",
+        _positive_int,
+    )
     # Live embeds (graphql-transport-ws): bounded work per token, socket and (dashboard, tenant).
     live_max_sockets_per_token: int = setting(
         5, "EMBAN_LIVE_MAX_SOCKETS_PER_TOKEN", "live sockets one embed token holds", _positive_int
