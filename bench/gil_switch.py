@@ -21,11 +21,12 @@ import sys
 import threading
 import time
 
-BACKGROUND_NICE = 10
+from emban.analytics.background import BACKGROUND_NICE
 
 
 def _python_work(stop: threading.Event) -> None:
-    """Pure Python arithmetic (holds the GIL but for the forced switches), at nice 10."""
+    """Pure Python arithmetic (holds the GIL but for the forced switches), at the nice value of
+    `emban serve`'s background threads."""
     setpriority = getattr(os, "setpriority", None)
     if setpriority is not None:
         setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)

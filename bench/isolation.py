@@ -458,10 +458,7 @@ def _row(name: str, unloaded: list[float], loaded: list[float]) -> str:
 
 
 LOADS = ("adhoc", "cohorts", "burst", "autocreate", "register")
-# Not in the default set: the cohorts' org sends one event to their tenant every 100 ms and the
-# burst comes from an org of its own. With the default loads the burst and the cohorts share an
-# org, and every refresh waits (read-your-writes) for that org's backlog to drain, so the
-# cohorts refresh far less often than their cap allows; here they refresh as often as it does.
+# Not in the default set (the module's docstring says why it exists).
 EXTRA_LOADS = ("refresh",)
 REFRESH_INTERVAL = 0.1
 
