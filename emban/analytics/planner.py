@@ -22,7 +22,8 @@ ends, so a rollup answer covers exactly the raw rows the raw plan reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -63,6 +64,8 @@ class Plan:
     grouped: bool = False
     fill_zero: bool = True
     max_points: int = DEFAULT_MAX_POINTS
+    # plan_cohorts: how many specs the rows answer (each row starts with its spec's index)
+    cohorts: int = 0
 
 
 def choose_source(spec: QuerySpec) -> tuple[PlannedBy, str, str | None]:
@@ -199,12 +202,62 @@ def _dt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _any_of(params: dict[str, Any], index: int, values: tuple[str, ...]) -> str:
+def _any_of(params: dict[str, Any], prefix: str, values: tuple[str, ...]) -> str:
     """The placeholders of one "any of" filter's values (one String parameter each, so every
     value is bound and escaped like any other), their parameters added to ``params``."""
-    names = [f"av{index}_{position}" for position in range(len(values))]
+    names = [f"{prefix}_{position}" for position in range(len(values))]
     params.update(zip(names, values, strict=True))
     return ", ".join(f"{{{name}:String}}" for name in names)
+
+
+def _narrowing(
+    spec: QuerySpec, planned_by: PlannedBy, prefix: str
+) -> tuple[list[str], dict[str, Any]]:
+    """The clauses a spec's filters add to the common ones (string filters, "any of" filters and
+    numeric ranges), with their parameters; every parameter name starts with ``prefix``, so the
+    filters of several cohorts can be bound in one query."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    p = prefix
+    if planned_by == "raw":
+        for index, (key, value) in enumerate(spec.filters):
+            where.append(f"string_props[{{{p}fk{index}:String}}] = {{{p}fv{index}:String}}")
+            params[f"{p}fk{index}"] = key
+            params[f"{p}fv{index}"] = value
+        for index, (key, values) in enumerate(spec.any_of):
+            params[f"{p}ak{index}"] = key
+            where.append(
+                f"string_props[{{{p}ak{index}:String}}] IN "
+                f"({_any_of(params, f'{p}av{index}', values)})"
+            )
+        for index, (key, low, high) in enumerate(spec.numeric_ranges):
+            params[f"{p}nk{index}"] = key
+            where.append(f"mapContains(numeric_props, {{{p}nk{index}:String}})")
+            if low is not None:
+                where.append(f"numeric_props[{{{p}nk{index}:String}}] >= {{{p}nlo{index}:Float64}}")
+                params[f"{p}nlo{index}"] = low
+            if high is not None:
+                where.append(f"numeric_props[{{{p}nk{index}:String}}] <= {{{p}nhi{index}:Float64}}")
+                params[f"{p}nhi{index}"] = high
+    else:
+        # a dimension rollup: the filters are on its one dimension's ``value``
+        for index, (_, value) in enumerate(spec.filters):
+            where.append(f"value = {{{p}fv{index}:String}}")
+            params[f"{p}fv{index}"] = value
+        for index, (_, values) in enumerate(spec.any_of):
+            where.append(f"value IN ({_any_of(params, f'{p}av{index}', values)})")
+    return where, params
+
+
+def cohort_group(spec: QuerySpec) -> Hashable:
+    """Specs with the same group can be planned together by :func:`plan_cohorts`: they read the
+    same source, window and buckets and differ only in their narrowing filters."""
+    planned = choose_source(spec)
+    return (
+        planned,
+        spec.dimensions if planned[0] != "raw" else None,
+        replace(spec, filters=(), any_of=(), numeric_ranges=()),
+    )
 
 
 def plan_query(
@@ -224,6 +277,43 @@ def plan_query(
     work; a grouped query reads at most ``max_points + 1`` rows (``LIMIT``), and
     :func:`shape_rows` refuses more groups than the buckets leave room for.
     """
+    return _plan([spec], scope, now, force_raw=force_raw, max_points=max_points, cohorts=False)
+
+
+def plan_cohorts(
+    specs: Sequence[QuerySpec],
+    scope: Scope,
+    now: datetime,
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> Plan:
+    """One query answering several specs of one :func:`cohort_group` (the live cohorts of one
+    dashboard and tenant, each with its own filters): each row starts with the index of the spec
+    it answers (``c``; a row matching several specs' filters is counted for each), and
+    ``plan.cohorts`` is the number of specs. Split by :func:`emban.analytics.shaping.split_rows`,
+    each spec's rows are exactly what :func:`plan_query` would have read for it.
+
+    The common clauses (org, environment, event, tenant, window, property, dimension) come from
+    the first spec; each spec's filters become one condition of the array the rows are joined
+    with, so the engine reads the tenant's rows once for all of them."""
+    if len(specs) < 2:
+        raise ValueError("plan_cohorts needs at least two specs")
+    group = cohort_group(specs[0])
+    if any(cohort_group(spec) != group for spec in specs[1:]):
+        raise ValueError("plan_cohorts: the specs are not of one cohort group")
+    return _plan(specs, scope, now, force_raw=False, max_points=max_points, cohorts=True)
+
+
+def _plan(
+    specs: Sequence[QuerySpec],
+    scope: Scope,
+    now: datetime,
+    *,
+    force_raw: bool,
+    max_points: int,
+    cohorts: bool,
+) -> Plan:
+    spec = specs[0]
     if force_raw:
         planned_by: PlannedBy = "raw"
         table: str = EVENTS
@@ -260,24 +350,6 @@ def plan_query(
             # (not a sum of 0 while avg/p95 omit it)
             where.append("mapContains(numeric_props, {prop:String})")
             params["prop"] = spec.numeric_prop
-        for index, (key, value) in enumerate(spec.filters):
-            where.append(f"string_props[{{fk{index}:String}}] = {{fv{index}:String}}")
-            params[f"fk{index}"] = key
-            params[f"fv{index}"] = value
-        for index, (key, values) in enumerate(spec.any_of):
-            params[f"ak{index}"] = key
-            where.append(
-                f"string_props[{{ak{index}:String}}] IN ({_any_of(params, index, values)})"
-            )
-        for index, (key, low, high) in enumerate(spec.numeric_ranges):
-            params[f"nk{index}"] = key
-            where.append(f"mapContains(numeric_props, {{nk{index}:String}})")
-            if low is not None:
-                where.append(f"numeric_props[{{nk{index}:String}}] >= {{nlo{index}:Float64}}")
-                params[f"nlo{index}"] = low
-            if high is not None:
-                where.append(f"numeric_props[{{nk{index}:String}}] <= {{nhi{index}:Float64}}")
-                params[f"nhi{index}"] = high
         group_expr = "string_props[{gk:String}]"
         if grouped:
             params["gk"] = spec.group_by
@@ -299,30 +371,41 @@ def plan_query(
         if dims:
             where.append("dimension = {dim:String}")
             params["dim"] = next(iter(dims))
-            for index, (_, value) in enumerate(spec.filters):
-                where.append(f"value = {{fv{index}:String}}")
-                params[f"fv{index}"] = value
-            for index, (_, values) in enumerate(spec.any_of):
-                where.append(f"value IN ({_any_of(params, index, values)})")
         group_expr = "value"
+    select: list[str] = []
+    group: list[str] = []
+    source = table
+    if cohorts:
+        conditions: list[str] = []
+        for index, member in enumerate(specs):
+            clauses, bound = _narrowing(member, planned_by, f"c{index}_")
+            params.update(bound)
+            conditions.append(f"if({' AND '.join(clauses) or '1'}, {index}, -1)")
+        source = f"{table} ARRAY JOIN arrayFilter(x -> x >= 0, [{', '.join(conditions)}]) AS c"
+        select.append("c")
+        group.append("c")
+    else:
+        clauses, bound = _narrowing(spec, planned_by, "")
+        where += clauses
+        params.update(bound)
     if spec.total:
-        select = ["{total_bucket:UInt32} AS b"]
+        select.append("{total_bucket:UInt32} AS b")
         params["total_bucket"] = int(start.timestamp())
     else:
-        select = [f"toUnixTimestamp({bucket}) AS b"]
-    group = ["b"]
+        select.append(f"toUnixTimestamp({bucket}) AS b")
+    group.append("b")
     if grouped:
         select.append(f"{group_expr} AS g")
         group.append("g")
     select.append(f"{metric} AS v")
     sql = (
-        f"SELECT {', '.join(select)} FROM {table} WHERE {' AND '.join(where)} "
+        f"SELECT {', '.join(select)} FROM {source} WHERE {' AND '.join(where)} "
         f"GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}"
     )
     if grouped:
         # One row per (bucket, group): more than max_points rows is over the cap whatever the
-        # zero-filling, so the engine never sends more than one row past it.
-        sql += " LIMIT {max_rows:UInt32}"
+        # zero-filling, so the engine never sends more than one row past it (per cohort).
+        sql += " LIMIT {max_rows:UInt32}" + (" BY c" if cohorts else "")
         params["max_rows"] = max_points + 1
     return Plan(
         sql=sql,
@@ -336,4 +419,5 @@ def plan_query(
         grouped=grouped,
         fill_zero=spec.metric in COUNT_METRICS,
         max_points=max_points,
+        cohorts=len(specs) if cohorts else 0,
     )

@@ -137,3 +137,12 @@ def iso_timestamp(value: datetime | None) -> str | None:
 
 def iso_seconds(unix_seconds: int) -> str:
     return iso_bucket(datetime.fromtimestamp(unix_seconds, UTC))
+
+
+def split_rows(plan: Plan, rows: list[list[Any]]) -> list[list[list[Any]]]:
+    """A :func:`~emban.analytics.planner.plan_cohorts` answer's rows, per spec, without the
+    leading index: each list is what :func:`shape_rows` takes for that spec's own plan."""
+    parts: list[list[list[Any]]] = [[] for _ in range(plan.cohorts)]
+    for row in rows:
+        parts[int(row[0])].append(row[1:])
+    return parts

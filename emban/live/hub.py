@@ -87,6 +87,12 @@ class CohortSource(Protocol):
         """The widget's result (any msgspec-encodable value)."""
         ...
 
+    async def widgets(self, widget: Widget, sources: Sequence[CohortSource]) -> list[Any]:
+        """``widget``'s result for each of ``sources`` (this source among them; the cohorts of
+        one dashboard and tenant), as :meth:`widget` would give each: in as few engine queries
+        as the source can make of them."""
+        ...
+
 
 Update = dict[str, Any]
 
@@ -160,14 +166,39 @@ class _Cohort:
     fingerprints: dict[str, bytes] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     reload: bool = False
-    task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    refreshed_at: float = float("-inf")  # loop time the last refresh started
 
     @property
     def events(self) -> set[str]:
         widgets = self.config.widgets if self.config is not None else ()
         return {event for w in widgets if (event := _event_of(w)) is not None}
+
+
+GroupKey = tuple[str, str, str, str]  # (org, environment, dashboard, tenant)
+
+
+def _group_of(key: CohortKey) -> GroupKey:
+    return (key.org_id, key.environment_id, key.dashboard_id, key.tenant_id)
+
+
+@dataclass
+class _Group:
+    """The cohorts of one dashboard and tenant: refreshed together, on one timer, so that each
+    dirty widget is computed for all of them in one batch."""
+
+    cohorts: dict[CohortKey, _Cohort] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    refreshed_at: float = float("-inf")  # loop time the last refresh started
+
+
+@dataclass
+class _Batch:
+    """Computations of one widget for cohorts of one group, waiting for an engine slot."""
+
+    widget: Widget
+    sources: list[CohortSource] = field(default_factory=list)
+    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
 
 
 def _fingerprint(result: Any) -> bytes:
@@ -193,10 +224,13 @@ class LiveHub:
         self._debounce = debounce
         self._min_interval = min_refresh_interval
         self._cohorts: dict[CohortKey, _Cohort] = {}
+        self._groups: dict[GroupKey, _Group] = {}
+        self._batches: dict[tuple[GroupKey, str], _Batch] = {}
         self.max_cohorts = max_cohorts
         self._slots = asyncio.Semaphore(max_concurrent_refreshes)
         self.sockets = sockets if sockets is not None else LiveSockets(bus)
         self.refreshes = 0  # widget computations (for tests and the benchmark)
+        self.batches = 0  # batches those computations were made in (one engine slot each)
         self.written_pushes = 0  # pushes a viewer's writer took (shared frames)
         self._alert_listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         bus.subscribe(self._on_message)
@@ -250,7 +284,7 @@ class LiveHub:
                 dirty = {w.id for w in cohort.config.widgets if _event_of(w) in events}
                 if dirty:
                     cohort.dirty |= dirty
-                    self._schedule(cohort)
+                    self._schedule(k)
         elif message.get("type") == "alert_event":
             for queue in list(self._alert_listeners.get(str(message.get("org_id")), ())):
                 if queue.full():
@@ -263,7 +297,7 @@ class LiveHub:
                     message.get("dashboard"),
                 ):
                     cohort.reload = True
-                    self._schedule(cohort)
+                    self._schedule(cohort.key)
 
     # --- viewers ---------------------------------------------------------------------------
 
@@ -280,20 +314,15 @@ class LiveHub:
         one cohort more than ``max_cohorts`` for its dashboard and tenant.
         """
         cohort = self._cohorts.get(key)
+        group = self._groups.setdefault(_group_of(key), _Group())
         if cohort is None:
-            siblings = sum(
-                1
-                for k in self._cohorts
-                if (k.org_id, k.environment_id, k.dashboard_id, k.tenant_id)
-                == (key.org_id, key.environment_id, key.dashboard_id, key.tenant_id)
-            )
-            if siblings >= self.max_cohorts:
+            if len(group.cohorts) >= self.max_cohorts:
                 raise TooManyCohorts(
                     f"this dashboard already has {self.max_cohorts} live views with different "
                     "filters for this tenant; close one or reuse the same filters",
                     limit=self.max_cohorts,
                 )
-            cohort = self._cohorts[key] = _Cohort(key, source)
+            cohort = self._cohorts[key] = group.cohorts[key] = _Cohort(key, source)
         if viewer is None:
             viewer = LiveViewer()
         try:
@@ -314,8 +343,11 @@ class LiveHub:
             cohort.subscribers.discard(viewer)
             if not cohort.subscribers and self._cohorts.get(key) is cohort:
                 del self._cohorts[key]
-                if cohort.task is not None:
-                    cohort.task.cancel()
+                group.cohorts.pop(key, None)
+            if not group.cohorts and self._groups.get(_group_of(key)) is group:
+                del self._groups[_group_of(key)]
+                if group.task is not None:
+                    group.task.cancel()
 
     def _snapshot(self, cohort: _Cohort) -> list[Update]:
         if not cohort.published or cohort.config is None:
@@ -330,19 +362,29 @@ class LiveHub:
 
     # --- refreshes -------------------------------------------------------------------------
 
-    def _schedule(self, cohort: _Cohort) -> None:
-        if cohort.task is None or cohort.task.done():
-            cohort.task = asyncio.create_task(self._refresh_later(cohort))
+    def _schedule(self, key: CohortKey) -> None:
+        group = self._groups.get(_group_of(key))
+        if group is not None and (group.task is None or group.task.done()):
+            group.task = asyncio.create_task(self._refresh_later(group))
 
-    async def _refresh_later(self, cohort: _Cohort) -> None:
-        # After the debounce, and no sooner than min_refresh_interval after the cohort's last
+    async def _refresh_later(self, group: _Group) -> None:
+        # After the debounce, and no sooner than min_refresh_interval after the group's last
         # refresh: under a continuous ingest every change of the interval is coalesced into one
-        # refresh, so the live recompute rate is bounded by cohorts x widgets / interval.
+        # refresh, so the live recompute rate is bounded by cohorts x widgets / interval. The
+        # group's cohorts refresh together, so each dirty widget is one batch for all of them.
         loop = asyncio.get_running_loop()
-        wait = max(self._debounce, cohort.refreshed_at + self._min_interval - loop.time())
+        wait = max(self._debounce, group.refreshed_at + self._min_interval - loop.time())
         await asyncio.sleep(wait)
+        group.refreshed_at = loop.time()
+        due = [c for c in group.cohorts.values() if c.dirty or c.reload]
+        await asyncio.gather(*(self._refresh(cohort) for cohort in due))
+        if any(c.dirty or c.reload for c in group.cohorts.values()):
+            # changes that arrived while refreshing (this task is still running, so _schedule
+            # would see it and do nothing)
+            group.task = asyncio.create_task(self._refresh_later(group))
+
+    async def _refresh(self, cohort: _Cohort) -> None:
         async with cohort.lock:
-            cohort.refreshed_at = loop.time()
             try:
                 if cohort.reload:
                     cohort.reload = False
@@ -354,9 +396,6 @@ class LiveHub:
             except Exception:
                 log.exception("live refresh failed for %s", cohort.key)
                 self._broadcast(cohort, {"type": "error", "message": "Couldn't refresh"})
-        if cohort.dirty or cohort.reload:  # changes that arrived while refreshing
-            # (this task is still running, so _schedule would see it and do nothing)
-            cohort.task = asyncio.create_task(self._refresh_later(cohort))
 
     async def _load(self, cohort: _Cohort, push: bool) -> None:
         try:
@@ -389,12 +428,9 @@ class LiveHub:
         widgets = [w for w in cohort.config.widgets if w.id in widget_ids]
 
         async def one(widget: Widget) -> tuple[str, Any]:
-            async with self._slots:  # bounded engine use, first come first served
-                with deferrable():  # on low-priority threads: requests go first
-                    return widget.id, await cohort.source.widget(widget)
+            return widget.id, await self._batched(cohort, widget)
 
         results = await asyncio.gather(*(one(w) for w in widgets))
-        self.refreshes += len(results)
         for widget_id, result in results:
             fingerprint = _fingerprint(result)
             if cohort.fingerprints.get(widget_id) == fingerprint:
@@ -403,6 +439,53 @@ class LiveHub:
             cohort.results[widget_id] = result
             if push:
                 self._broadcast(cohort, {"type": "data", "widget_id": widget_id, "result": result})
+
+    async def _batched(self, cohort: _Cohort, widget: Widget) -> Any:
+        """``widget``'s result for ``cohort``, computed in one batch with the other cohorts of its
+        group that ask for the same widget before the batch gets an engine slot."""
+        key = (_group_of(cohort.key), widget.id)
+        batch = self._batches.get(key)
+        if batch is None or batch.widget != widget:
+            if batch is not None:  # another config of the widget (a publish in between)
+                key = (key[0], f"{widget.id}\0{id(widget)}")
+            batch = self._batches.get(key)
+            if batch is None:
+                batch = self._batches[key] = _Batch(widget)
+                batch.task = asyncio.create_task(self._run_batch(key, batch))
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        batch.sources.append(cohort.source)
+        batch.waiters.append(waiter)
+        return await waiter
+
+    async def _run_batch(self, key: tuple[GroupKey, str], batch: _Batch) -> None:
+        try:
+            async with self._slots:  # bounded engine use, first come first served
+                await asyncio.sleep(0)  # the group's other cohorts join in the same loop turn
+                if self._batches.get(key) is batch:
+                    del self._batches[key]  # from here on, askers start the next batch
+                live = [(s, w) for s, w in zip(batch.sources, batch.waiters, strict=True)]
+                live = [(s, w) for s, w in live if not w.done()]  # cancelled: cohort gone
+                if not live:
+                    return
+                sources = [s for s, _ in live]
+                with deferrable():  # on low-priority threads: requests go first
+                    results = await sources[0].widgets(batch.widget, sources)
+                self.batches += 1
+                self.refreshes += len(results)
+                for (_, waiter), result in zip(live, results, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(result)
+        except BaseException as error:
+            if self._batches.get(key) is batch:
+                del self._batches[key]
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    if isinstance(error, asyncio.CancelledError):
+                        waiter.cancel()
+                    else:
+                        waiter.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
 
     def _broadcast(self, cohort: _Cohort, update: Update) -> None:
         push = Push(update)  # one object for the whole cohort: writers share its frames

@@ -9,14 +9,14 @@ are written as frames encoded once per cohort (:mod:`emban.resolvers.live_frames
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import strawberry
 
 from emban.auth.principal import Principal
 from emban.errors import EmbanError
-from emban.live.hub import CohortKey, LiveDashboard, LiveViewer, Update
+from emban.live.hub import CohortKey, CohortSource, LiveDashboard, LiveViewer, Update
 from emban.resolvers.alerts import AlertEvent
 from emban.resolvers.analytics import AnalyticsResult
 from emban.resolvers.context import GqlInfo, ctx
@@ -51,18 +51,32 @@ class EmbedCohortSource:
         return LiveDashboard(dashboard.id, dashboard.name, dashboard.widgets)
 
     async def widget(self, widget: Widget) -> dict[str, Any]:
-        try:
-            result = await embeds.embed_widget_result(
-                self._rt,
-                actor=self._actor,
-                widget=widget,
-                filters=self._filters,
-                dashboard=self._dashboard,
-            )
-        except EmbanError as error:
-            return {"data": None, "error": error.message}
-        data = [(p.bucket.isoformat(), p.value, p.group) for p in result.points]
-        return {"data": data, "result": result}
+        answers: list[dict[str, Any]] = await self.widgets(widget, [self])
+        return answers[0]
+
+    async def widgets(self, widget: Widget, sources: Sequence[CohortSource]) -> list[Any]:
+        """Each cohort's result, the specs of all of them run together
+        (:func:`embeds.embed_widget_results`)."""
+        views = [
+            embeds.EmbedView(source._actor, source._filters, source._dashboard)
+            for source in sources
+            if isinstance(source, EmbedCohortSource)
+        ]
+        if len(views) != len(sources):
+            raise TypeError("an embed cohort is batched only with other embed cohorts")
+        return [
+            _payload(result)
+            for result in await embeds.embed_widget_results(self._rt, widget, views)
+        ]
+
+
+def _payload(result: ServiceResult | EmbanError) -> dict[str, Any]:
+    """What the hub keeps and pushes for one widget: the data (what counts as a change) and the
+    result it came from, or the refusal's message."""
+    if isinstance(result, EmbanError):
+        return {"data": None, "error": result.message}
+    data = [(p.bucket.isoformat(), p.value, p.group) for p in result.points]
+    return {"data": data, "result": result}
 
 
 def _event(update: Update) -> EmbedLiveEvent:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from emban.analytics.planner import plan_query
+from emban.analytics.planner import Plan, cohort_group, plan_cohorts, plan_query
 from emban.analytics.query_spec import QuerySpec, Scope
-from emban.analytics.shaping import Point, Series, shape_rows
-from emban.analytics.store import ClickHouseError
+from emban.analytics.shaping import Point, Series, shape_rows, split_rows
+from emban.analytics.store import ClickHouseError, QueryResult
 from emban.auth.principal import Principal
 from emban.error_codes import QueryErrorCode
-from emban.errors import BadRequest
+from emban.errors import BadRequest, EmbanError
 from emban.runtime import Runtime
 from emban.services.access import requires
 
@@ -37,21 +38,76 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
     """Plan and run one spec for one org/environment (callers have checked permissions)."""
     started = time.perf_counter()
     plan = plan_query(spec, scope, datetime.now(UTC), max_points=rt.settings.query_max_points)
+    result = await _engine(rt, plan)
+    series = await _shape(plan, result.rows, spec.metric)
+    rt.usage.count_query(scope.org_id)
+    return AnalyticsResult(series, _meta(spec, plan, result.rows_read, started))
+
+
+async def run_specs(
+    rt: Runtime, scope: Scope, specs: Sequence[QuerySpec]
+) -> list[AnalyticsResult | EmbanError]:
+    """Each spec's answer (or its refusal), in as few engine queries as the specs allow: equal
+    specs are run once, and specs of one :func:`cohort_group` (the live cohorts of a dashboard
+    and tenant, differing in their filters) share one :func:`plan_cohorts` query. The queries run
+    one after the other: a caller holding one engine slot (the live hub) uses one connection."""
+    answers: dict[QuerySpec, AnalyticsResult | EmbanError] = {}
+    groups: dict[Hashable, list[QuerySpec]] = {}
+    for spec in dict.fromkeys(specs):
+        groups.setdefault(cohort_group(spec), []).append(spec)
+    for members in groups.values():
+        if len(members) == 1:
+            try:
+                answers[members[0]] = await run_spec(rt, scope, members[0])
+            except EmbanError as error:
+                answers[members[0]] = error
+            continue
+        answers.update(zip(members, await _run_cohorts(rt, scope, members), strict=True))
+    return [answers[spec] for spec in specs]
+
+
+async def _run_cohorts(
+    rt: Runtime, scope: Scope, specs: list[QuerySpec]
+) -> list[AnalyticsResult | EmbanError]:
+    started = time.perf_counter()
+    max_points = rt.settings.query_max_points
     try:
-        result = await rt.events.query(plan.sql, plan.params)
+        plan = plan_cohorts(specs, scope, datetime.now(UTC), max_points=max_points)
+        result = await _engine(rt, plan)
+    except EmbanError as error:
+        return [error] * len(specs)
+    rt.usage.count_query(scope.org_id)
+    answers: list[AnalyticsResult | EmbanError] = []
+    for spec, rows in zip(specs, split_rows(plan, result.rows), strict=True):
+        try:
+            series = await _shape(plan, rows, spec.metric)
+        except EmbanError as error:
+            answers.append(error)
+            continue
+        answers.append(AnalyticsResult(series, _meta(spec, plan, result.rows_read, started)))
+    return answers
+
+
+async def _engine(rt: Runtime, plan: Plan) -> QueryResult:
+    try:
+        return await rt.events.query(plan.sql, plan.params)
     except ClickHouseError as exc:
         raise BadRequest(
             f"query failed: {str(exc).splitlines()[0][:300]}", code=QueryErrorCode.query_failed
         ) from exc
-    slots = len(plan.buckets) * (max(1, len(result.rows)) if plan.grouped else 1)
-    if slots + len(result.rows) > SHAPE_INLINE_SLOTS:
-        series = await asyncio.to_thread(shape_rows, plan, result.rows, spec.metric)
-    else:
-        series = shape_rows(plan, result.rows, spec.metric)
-    rt.usage.count_query(scope.org_id)
-    meta: dict[str, Any] = {
+
+
+async def _shape(plan: Plan, rows: list[list[Any]], metric: str) -> Series:
+    slots = len(plan.buckets) * (max(1, len(rows)) if plan.grouped else 1)
+    if slots + len(rows) > SHAPE_INLINE_SLOTS:
+        return await asyncio.to_thread(shape_rows, plan, rows, metric)
+    return shape_rows(plan, rows, metric)
+
+
+def _meta(spec: QuerySpec, plan: Plan, rows_read: int, started: float) -> dict[str, Any]:
+    return {
         "query_time_ms": round((time.perf_counter() - started) * 1000.0, 3),
-        "rows_scanned": result.rows_read,
+        "rows_scanned": rows_read,
         "event_name": spec.event_name,
         "metric": spec.metric,
         "period": spec.period,
@@ -61,7 +117,6 @@ async def run_spec(rt: Runtime, scope: Scope, spec: QuerySpec) -> AnalyticsResul
         "planned_by": plan.planned_by,
         "rollup_granularity": plan.rollup_granularity,
     }
-    return AnalyticsResult(series, meta)
 
 
 @requires("viewer")

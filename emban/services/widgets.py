@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,12 +12,12 @@ from emban.analytics.query_spec import QuerySpec, Scope
 from emban.analytics.shaping import Series
 from emban.auth.principal import Principal
 from emban.error_codes import DashboardErrorCode
-from emban.errors import BadRequest, NotFound
+from emban.errors import BadRequest, EmbanError, NotFound
 from emban.models import Widget as WidgetModel
 from emban.runtime import Runtime
 from emban.services import audit
 from emban.services.access import requires
-from emban.services.analytics import AnalyticsResult, run_spec
+from emban.services.analytics import AnalyticsResult, run_spec, run_specs
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
 from emban.services.widget_config import (
@@ -144,9 +145,44 @@ async def metric_result(rt: Runtime, scope: Scope, spec: QuerySpec) -> Analytics
     """One total for the window and one for the window before it (same length), read at once:
     the two are independent, and a metric widget then answers in the time of the slower one."""
     current, previous = await asyncio.gather(
-        run_spec(rt, scope, replace(spec, group_by=None, total=True)),
-        run_spec(rt, scope, replace(spec, group_by=None, total=True, periods_back=1)),
+        run_spec(rt, scope, _current(spec)), run_spec(rt, scope, _previous(spec))
     )
+    return _metric(current, previous)
+
+
+async def run_widget_specs(
+    rt: Runtime, scope: Scope, widget: QueryWidget, specs: Sequence[QuerySpec]
+) -> list[AnalyticsResult | EmbanError]:
+    """:func:`run_widget_spec` for many specs of one widget at once (one per live cohort of a
+    dashboard and tenant), in as few engine queries as :func:`run_specs` can make of them."""
+    if isinstance(widget, BreakdownWidget):
+        return await run_specs(rt, scope, [replace(spec, total=True) for spec in specs])
+    if not isinstance(widget, MetricWidget):
+        return await run_specs(rt, scope, specs)
+    current, previous = await asyncio.gather(
+        run_specs(rt, scope, [_current(spec) for spec in specs]),
+        run_specs(rt, scope, [_previous(spec) for spec in specs]),
+    )
+    answers: list[AnalyticsResult | EmbanError] = []
+    for now, before in zip(current, previous, strict=True):
+        if isinstance(now, EmbanError):
+            answers.append(now)
+        elif isinstance(before, EmbanError):
+            answers.append(before)
+        else:
+            answers.append(_metric(now, before))
+    return answers
+
+
+def _current(spec: QuerySpec) -> QuerySpec:
+    return replace(spec, group_by=None, total=True)
+
+
+def _previous(spec: QuerySpec) -> QuerySpec:
+    return replace(spec, group_by=None, total=True, periods_back=1)
+
+
+def _metric(current: AnalyticsResult, previous: AnalyticsResult) -> AnalyticsResult:
     points = [
         replace(point, group=label)
         for label, result in (("current", current), ("previous", previous))

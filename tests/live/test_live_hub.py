@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from emban.auth.principal import EmbedGrant
 from emban.errors import NotFound, TooManyCohorts
 from emban.live.bus import InProcessBus, RedisBus
-from emban.live.hub import CohortKey, LiveDashboard, LiveHub, Update
+from emban.live.hub import CohortKey, CohortSource, LiveDashboard, LiveHub, Update
 from emban.live.sockets import REDIS_PREFIX, LiveSockets, RevocationRule
 from emban.services.widget_config import Widget, decode_widgets
 
@@ -56,6 +56,10 @@ class Source:
     async def widget(self, widget: Widget) -> Any:
         self.computed.append(widget.id)
         return {"data": [self.values[widget.id]], "meta": {"query_time_ms": len(self.computed)}}
+
+    async def widgets(self, widget: Widget, sources: Sequence[CohortSource]) -> list[Any]:
+        """One batch: each cohort's own value, one after the other (as one engine slot would)."""
+        return [await source.widget(widget) for source in sources]
 
 
 def key(tenant: str = "acme", filters: str = "{}") -> CohortKey:
@@ -258,6 +262,7 @@ async def test_one_ingest_costs_one_query_per_affected_widget_per_cohort() -> No
     assert hub.cohort_count == 10
     assert len(log) == 30  # the initial state: three widgets per cohort
     log.clear()
+    batches = hub.batches
     for source in sources:
         source.values["calls"] = 7
     await hub.announce_ingest(
@@ -267,6 +272,7 @@ async def test_one_ingest_costs_one_query_per_affected_widget_per_cohort() -> No
         update = (await take(stream, 1))[0]
         assert (update["widget_id"], update["result"]["data"]) == ("calls", [7])
     assert log == ["calls"] * 10  # one query per cohort for the one widget reading api.call
+    assert hub.batches == batches + 1  # all ten in one batch (one engine slot, one query)
     for stream in streams:
         assert await nothing_within(stream, 0.05)
     assert log == ["calls"] * 10

@@ -28,11 +28,13 @@ audit rows (the spec's wording), which is also why every mint is audited.
 
 from emban.services.embeds.data import (
     EmbedDashboard,
+    EmbedView,
     check_live_filters,
     embed_dashboard,
     embed_grant,
     embed_widget_data,
     embed_widget_result,
+    embed_widget_results,
 )
 from emban.services.embeds.enforcement import (
     MAX_BUCKETS,
@@ -89,6 +91,7 @@ __all__ = [
     "EmbedFilters",
     "EmbedPermissions",
     "EmbedSession",
+    "EmbedView",
     "Exposure",
     "check_embed_filters",
     "check_live_filters",
@@ -100,6 +103,7 @@ __all__ = [
     "embed_spec",
     "embed_widget_data",
     "embed_widget_result",
+    "embed_widget_results",
     "exposure_of",
     "list_embed_sessions",
     "parse_embed_filters",

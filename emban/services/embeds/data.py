@@ -3,14 +3,15 @@ widget's data, run for the token's tenant, org and environment."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emban.analytics.query_spec import Scope
+from emban.analytics.query_spec import QuerySpec, Scope
 from emban.analytics.shaping import EMPTY
 from emban.auth.principal import EmbedGrant, Principal
 from emban.error_codes import DashboardErrorCode, EmbedErrorCode
-from emban.errors import Forbidden, NotFound
+from emban.errors import EmbanError, Forbidden, NotFound
 from emban.models import Dashboard
 from emban.runtime import Runtime
 from emban.services.analytics import AnalyticsResult
@@ -20,7 +21,7 @@ from emban.services.embeds.filters import Drill, EmbedFilters
 from emban.services.scope import in_org
 from emban.services.validation import lookupable
 from emban.services.widget_config import TextWidget, Widget
-from emban.services.widgets import run_widget_spec
+from emban.services.widgets import run_widget_spec, run_widget_specs
 
 # A text widget has no query; its "data" is an empty result with a meta that says so.
 _NO_QUERY_META: dict[str, Any] = {
@@ -121,6 +122,46 @@ async def embed_widget_result(
     spec = embed_spec(widget, grant, filters, drill, exposure=dashboard.exposure)
     scope = Scope(actor.org_id, actor.environment_id)
     return await run_widget_spec(rt, scope, widget, spec)
+
+
+@dataclass(frozen=True)
+class EmbedView:
+    """One viewer's ask for a widget: its token, its filters and the dashboard it was shown."""
+
+    actor: Principal
+    filters: EmbedFilters
+    dashboard: EmbedDashboard | None = None
+
+
+async def embed_widget_results(
+    rt: Runtime, widget: Widget, views: Sequence[EmbedView]
+) -> list[AnalyticsResult | EmbanError]:
+    """:func:`embed_widget_result` for many viewers of one widget at once (the live cohorts of a
+    dashboard), each with its own token's permissions and filters: each answer (or refusal) is
+    the one :func:`embed_widget_result` gives that viewer, but the specs of one org and
+    environment run in as few engine queries as :func:`run_widget_specs` can make of them."""
+    answers: list[AnalyticsResult | EmbanError | None] = [None] * len(views)
+    pending: dict[Scope, list[tuple[int, QuerySpec]]] = {}
+    for index, view in enumerate(views):
+        try:
+            grant = embed_grant(view.actor)
+            dashboard = view.dashboard or await embed_dashboard(actor=view.actor)
+            if isinstance(widget, TextWidget):
+                check_embed_filters(view.filters, grant.permissions, dashboard.exposure)
+                answers[index] = AnalyticsResult(EMPTY, dict(_NO_QUERY_META))
+                continue
+            spec = embed_spec(widget, grant, view.filters, None, exposure=dashboard.exposure)
+        except EmbanError as error:
+            answers[index] = error
+            continue
+        scope = Scope(view.actor.org_id, view.actor.environment_id)
+        pending.setdefault(scope, []).append((index, spec))
+    if not isinstance(widget, TextWidget):
+        for scope, asks in pending.items():
+            results = await run_widget_specs(rt, scope, widget, [spec for _, spec in asks])
+            for (index, _), result in zip(asks, results, strict=True):
+                answers[index] = result
+    return [answer for answer in answers if answer is not None]
 
 
 async def embed_widget_data(
