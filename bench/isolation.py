@@ -528,7 +528,34 @@ def _load_process(
     out.put(dict(asyncio.run(_load_main(base, orgs, sql, sockets, subs, kinds, ready, stop))))
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of a process (or of one of its threads) so far, from /proc."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
+    with open(path) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuUse:
+    """The server's CPU over one measuring phase, in cores: all threads, and the event loop's."""
+
+    process: float
+    loop: float
+
+    @classmethod
+    async def during(cls, pid: int, phase: Any) -> tuple[Any, CpuUse]:
+        started = time.monotonic()
+        process, loop = cpu_seconds(pid), cpu_seconds(pid, pid)
+        result = await phase
+        elapsed = time.monotonic() - started
+        return result, cls(
+            (cpu_seconds(pid) - process) / elapsed, (cpu_seconds(pid, pid) - loop) / elapsed
+        )
+
+
 async def run(
+    server_pid: int,
     port: int,
     seconds: float,
     warmup: float,
@@ -559,7 +586,7 @@ async def run(
         assert status == 200, f"the ad-hoc load query is refused: {body}"
 
         print(f"unloaded: measuring for {seconds:.0f} s ...", flush=True)
-        quiet = await measure(http, victim, seconds)
+        quiet, quiet_cpu = await CpuUse.during(server_pid, measure(http, victim, seconds))
 
         spawn = multiprocessing.get_context("spawn")
         ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
@@ -573,7 +600,7 @@ async def run(
             raise RuntimeError("the load process did not start")
         await asyncio.sleep(warmup)
         print(f"loaded ({', '.join(kinds)}): measuring for {seconds:.0f} s ...", flush=True)
-        hot = await measure(http, victim, seconds)
+        hot, hot_cpu = await CpuUse.during(server_pid, measure(http, victim, seconds))
         stop.set()
         counts: dict[str, int] = await asyncio.to_thread(out.get, True, 90)
         loader.join(30)
@@ -590,6 +617,10 @@ async def run(
     print(
         f"samples: unloaded {len(quiet.ingest)}/{len(quiet.embed)}/{len(quiet.health)}, "
         f"loaded {len(hot.ingest)}/{len(hot.embed)}/{len(hot.health)} (ingest/embed/healthz)"
+    )
+    print(
+        f"server CPU (cores of 2): unloaded {quiet_cpu.process:.2f} (event loop "
+        f"{quiet_cpu.loop:.2f}), loaded {hot_cpu.process:.2f} (event loop {hot_cpu.loop:.2f})"
     )
     failed = quiet.failures + hot.failures
     if failed:
@@ -680,7 +711,7 @@ def _one_run(args: argparse.Namespace, kinds: tuple[str, ...], tmp: Path) -> dic
     tmp.mkdir()
     port = free_port()
     log = (args.server_log or Path(tmp) / "serve.log").open("wb")
-    with serve(Path(tmp) / "data", port, log=log):
+    with serve(Path(tmp) / "data", port, log=log) as server:
         # The measuring client gets a little more CPU priority than the server (as the
         # load's clients get less): on a real deployment neither runs on the server's
         # cores, and on this 2-core machine a client waiting for a core would add its own
@@ -688,7 +719,16 @@ def _one_run(args: argparse.Namespace, kinds: tuple[str, ...], tmp: Path) -> dic
         nice = _raise_client_priority()
         print(f"measuring client at nice {nice}; server at nice 0; load at nice 19")
         return asyncio.run(
-            run(port, args.seconds, args.warmup, args.sockets, args.subs, args.adhoc, kinds)
+            run(
+                server.pid,
+                port,
+                args.seconds,
+                args.warmup,
+                args.sockets,
+                args.subs,
+                args.adhoc,
+                kinds,
+            )
         )
 
 

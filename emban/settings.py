@@ -459,13 +459,13 @@ class Settings:
     live_max_concurrent_refreshes: int = setting(
         2,
         "EMBAN_LIVE_MAX_CONCURRENT_REFRESHES",
-        "live widget computations one process runs at once",
+        "live widget computations (batches of cohorts) one process runs at once",
         _positive_int,
     )
     live_min_refresh_interval_ms: int = setting(
         1000,
         "EMBAN_LIVE_MIN_REFRESH_INTERVAL_MS",
-        "shortest time between two refreshes of one cohort",
+        "shortest time between two refreshes of the cohorts of one dashboard and tenant",
         _positive_int,
     )
     ingest_backlog_bytes: int = setting(
