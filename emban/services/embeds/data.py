@@ -161,7 +161,10 @@ async def embed_widget_results(
             results = await run_widget_specs(rt, scope, widget, [spec for _, spec in asks])
             for (index, _), result in zip(asks, results, strict=True):
                 answers[index] = result
-    return [answer for answer in answers if answer is not None]
+    done = [answer for answer in answers if answer is not None]
+    if len(done) != len(views):  # every view is answered above; never a shorter list
+        raise RuntimeError("a live view was left without an answer")
+    return done
 
 
 async def embed_widget_data(
