@@ -463,8 +463,11 @@ class LiveHub:
                 await asyncio.sleep(0)  # the group's other cohorts join in the same loop turn
                 if self._batches.get(key) is batch:
                     del self._batches[key]  # from here on, askers start the next batch
-                live = [(s, w) for s, w in zip(batch.sources, batch.waiters, strict=True)]
-                live = [(s, w) for s, w in live if not w.done()]  # cancelled: cohort gone
+                live = [  # a waiter already done was cancelled: its cohort is gone
+                    (s, w)
+                    for s, w in zip(batch.sources, batch.waiters, strict=True)
+                    if not w.done()
+                ]
                 if not live:
                     return
                 sources = [s for s, _ in live]
