@@ -103,7 +103,9 @@ def create_app(settings: Settings, *, apply_migrations: bool | None = None) -> w
         # Services never see the bare store: engine I/O inside a metadata transaction raises.
         engine = open_store(settings)
         decode_pool = (
-            DecodePool(settings.ingest_decode_workers) if settings.ingest_decode_workers else None
+            DecodePool(settings.ingest_decode_workers, idle=settings.ingest_decode_policy == "idle")
+            if settings.ingest_decode_workers
+            else None
         )
         ingest = WalIngestWriter(
             guarded(engine, metrics),

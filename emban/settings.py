@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 PLANS = ("free", "starter", "pro", "enterprise")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DECODE_POLICIES = ("idle", "nice")
 LOG_FORMATS = ("text", "json")
 PADDLE_ENVIRONMENTS = ("sandbox", "production")
 PADDLE_API_URLS = {
@@ -169,6 +170,13 @@ def _log_format(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if value not in LOG_FORMATS:
         raise SettingsError(f"{name} must be text or json (got {raw!r})")
+    return value
+
+
+def _decode_policy(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in DECODE_POLICIES:
+        raise SettingsError(f"{name} must be idle or nice (got {raw!r})")
     return value
 
 
@@ -482,6 +490,13 @@ class Settings:
         "processes (at a low CPU priority) that decode and validate POST /v1/events bodies over"
         " 64 KiB, so a burst does not hold the event loop's GIL; 0: threads of the server",
         _non_negative_int,
+    )
+    ingest_decode_policy: str = setting(
+        "idle",
+        "EMBAN_INGEST_DECODE_POLICY",
+        "how the OS schedules those processes: idle (Linux SCHED_IDLE: only on a core no other "
+        "thread wants) or nice (nice 10: a smaller share of a busy core)",
+        _decode_policy,
     )
     # Points one analytics answer may hold (buckets x groups, zero-filled ones included).
     query_max_points: int = setting(

@@ -367,7 +367,7 @@ def test_every_setting_has_its_own_emban_variable() -> None:
         "PADDLE_PRICE_IDS",
     ]
     assert all(name.startswith("EMBAN_") for name in names if name not in paddle)
-    assert len(set(names)) == len(names) == 59
+    assert len(set(names)) == len(names) == 60
     assert {item.name.upper() for item in fields} == {
         name if name in paddle else name[len("EMBAN_") :] for name in names
     }
@@ -509,7 +509,7 @@ def test_operations_doc_carries_the_generated_settings_table() -> None:
     assert table.splitlines()[0] == "| variable | default | what it sets |"
     assert "| `EMBAN_PORT` | 8000 | port `emban serve` listens on (`--port` wins) |" in table
     assert "| `EMBAN_COOKIE_SECURE` | false |" in table
-    assert len(table.splitlines()) == 2 + 59
+    assert len(table.splitlines()) == 2 + 60
 
 
 def test_settings_doc_command_prints_and_writes_the_table(

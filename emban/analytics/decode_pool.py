@@ -5,8 +5,9 @@ On threads, that work (msgspec decoding, the per-event checks, building and enco
 ~10 µs an event) holds the GIL, and the event loop waits for the GIL each time it wakes: one org's
 burst of 5,000-event bodies made another org's 1-event ack, its embed reads and ``/healthz``
 several times slower on a 2-core machine although the loop itself was mostly idle. A process has
-a GIL of its own, and its workers run at a lower CPU priority (``WORKER_NICE``), so the loop's
-requests go first.
+a GIL of its own, and its workers run at a lower CPU priority (``WORKER_NICE``, and under
+SCHED_IDLE with ``EMBAN_INGEST_DECODE_POLICY=idle``, the default: a process shares no lock with
+the server's requests, so none waits on it), so the loop's requests go first.
 
 A worker answers the framed record and its row count, or None for anything it does not accept —
 the caller then decodes in-process, on the path that names every bad event (index, field), so a
@@ -39,12 +40,31 @@ class PoolUnavailable(Exception):
     """The worker processes are gone: do the work in-process."""
 
 
-def _start_worker(parent: int) -> None:
+def schedule_idle() -> bool:
+    """Put the calling process's thread under Linux's SCHED_IDLE; False where the platform has no
+    such policy or refuses it. A SCHED_IDLE thread gives its core up as soon as any other thread
+    wants it (a nice value is only a weight). Only for work that shares no lock with requests: a
+    SCHED_IDLE thread of the server holding the GIL or an engine lock would wait for a free core
+    while the request waiting on it waits too — a worker process holds neither."""
+    setscheduler = getattr(os, "sched_setscheduler", None)
+    policy = getattr(os, "SCHED_IDLE", None)
+    if setscheduler is None or policy is None:
+        return False
+    try:
+        setscheduler(0, policy, os.sched_param(0))  # 0: the calling thread (Linux)
+    except OSError:
+        return False
+    return True
+
+
+def _start_worker(parent: int, idle: bool = False) -> None:
     """A worker's initializer: the lower priority, and an exit once the server is gone. A pool
     worker does not notice its parent's death by itself (it holds both ends of its task queue),
     so a server killed with SIGKILL would leave it running forever."""
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
+    if idle:
+        schedule_idle()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
@@ -75,8 +95,9 @@ class DecodePool:
     """``workers`` processes started on first use (``spawn``: a fork of a process running chDB's
     threads is not safe)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, idle: bool = False) -> None:
         self.workers = workers
+        self.idle = idle  # the workers run under SCHED_IDLE (EMBAN_INGEST_DECODE_POLICY=idle)
         self._executor: ProcessPoolExecutor | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -85,7 +106,7 @@ class DecodePool:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.idle),
             )
         return self._executor
 

@@ -2,17 +2,19 @@
 
 ``submit`` frames a request's rows as one WAL record and waits for the fsync that holds it; every
 request arriving while an fsync runs shares the next one (group commit), so the ack costs a few
-milliseconds whatever the engine is doing. The drainer seals the current segment whenever it is
-idle, and stores sealed segments in order, in chunks of whole records (``DRAIN_CHUNK_ROWS``):
-per chunk it drops event ids already stored in the last day and duplicates inside the chunk
-(select-then-insert, exact because one drainer per process runs one chunk at a time and, across
-processes sharing one ClickHouse, the drain lease lets one process drain at a time), inserts the
-events and then their ids, each INSERT named ``<wal id>-<segment>-<chunk>``
-(``insert_deduplication_token``) and announces the touched keys to live refresh; once all its
-chunks are in the engine it lets waiting readers through, then records usage and deletes the
-segment. A crash anywhere replays the segments left on disk: the same chunks get the same
-tokens, so a chunk whose events INSERT had landed is dropped by the engine, and one whose ids
-had landed too finds every id already seen.
+milliseconds whatever the engine is doing. The drainer seals the current segment once it could be
+drained at once, and stores sealed segments in chunks of whole records (``DRAIN_CHUNK_ROWS``): per
+chunk it drops event ids already stored in the last day and duplicates inside the chunk
+(select-then-insert, exact because within a process no two chunks holding one org's rows run at
+once and, across processes sharing one ClickHouse, the drain lease lets one process drain at a
+time), inserts the events and then their ids, each INSERT named ``<wal id>-<segment>-<chunk>``
+(``insert_deduplication_token``) and announces the touched keys to live refresh. The fast lane
+drains two segments at once when they share no org; an org's segments are drained in the order
+they were written. Once a segment's chunks are in the engine its readers go ahead and the drainer
+goes on, while the accountant records the segments' usage and deletes them, in order. A crash
+anywhere replays the segments left on disk: the same chunks get the same tokens, so a chunk whose
+events INSERT had landed is dropped by the engine, and one whose ids had landed too finds every id
+already seen.
 
 Fairness between orgs (a burst never delays another org's small ack): acks wait only for an
 fsync, which a burst's bytes lengthen by milliseconds; the engine work is off the ack path. Bulk
@@ -78,6 +80,10 @@ BULK_ROWS = 1_000  # a request this big goes to the bulk lane
 BULK_RATE = 5_000  # rows a second: an org sending more goes to the bulk lane
 FAST_LANE_DIR = "fast"  # the fast lane's WAL, inside the bulk lane's directory
 PRUNE_RATES = 10_000  # orgs tracked before idle ones are forgotten
+FAST_LANE_DRAINS = 2  # segments of different orgs the fast lane drains at once
+
+# A drained chunk: its new rows per org (usage) and its records' (org, rows) (undrained counts).
+DrainedChunk = tuple[dict[str, int], list[tuple[str, int]]]
 
 
 class IngestBacklogFull(Exception):
@@ -135,10 +141,11 @@ class _RecentRows:
 
 
 class _Lane:
-    """One write-ahead log and the two tasks that serve it: the appender (group commit: every
-    record queued while an fsync runs shares the next one) and the drainer (sealed segments in
-    order, in chunks of whole records, each INSERT named by the lane's WAL id, the segment and
-    the chunk index)."""
+    """One write-ahead log and the tasks that serve it: the appender (group commit: every record
+    queued while an fsync runs shares the next one), the drainer (sealed segments, in chunks of
+    whole records, each INSERT named by the lane's WAL id, the segment and the chunk index; up
+    to ``parallel`` segments at once when they share no org) and the accountant (each drained
+    segment's usage, then its file deleted, in the segments' order)."""
 
     def __init__(self, owner: WalIngestWriter, name: str, directory: Path, *, bulk: bool) -> None:
         self.owner = owner
@@ -154,6 +161,10 @@ class _Lane:
         self._io = asyncio.Lock()  # one blocking WAL operation at a time
         self._appender = OwnedTask(f"emban-ingest-wal-{name}")
         self._drainer = OwnedTask(f"emban-ingest-drain-{name}")
+        # Usage and the segment's deletion are recorded by a task of their own, in order, so
+        # the drainer goes on to the next segment as soon as a segment's rows are readable.
+        self._accountant = OwnedTask(f"emban-ingest-account-{name}")
+        self._to_account: asyncio.Queue[tuple[int, list[DrainedChunk]]] = asyncio.Queue()
         self._work = asyncio.Event()  # the drainer has something to look at
         self._drained = asyncio.Condition()
         self.acked_seq = max(self.wal.sealed, default=0)  # everything up to here is acked
@@ -162,11 +173,21 @@ class _Lane:
         # its segment deleted: reads wait for this, accounting waits for ``drained_below``.
         self.readable_below = self.drained_below
         self.replayed = max(self.wal.sealed, default=0)  # the last segment of an earlier run
+        # Segments drained at once (the fast lane: 2, so that one org's drain never waits for
+        # another's; the bulk lane: 1). Two segments sharing an org never drain at once, nor a
+        # later one before an earlier: an org's rows reach the engine in the order acknowledged.
+        self.parallel = 1 if bulk else FAST_LANE_DRAINS
+        self.seg_orgs: dict[int, set[str]] = {}  # orgs per segment of this run (replayed: unknown)
+        self._running: dict[int, asyncio.Task[None]] = {}  # seq → its drain
+        self._readable: set[int] = set()  # drained segments, until the accountant retires them
+        self._finished: dict[int, list[DrainedChunk]] = {}  # drained, not yet handed on in order
+        self._handed = 0  # the last segment handed to the accountant (they go in order)
         self.drain_failing = False  # the last drain attempt failed (the engine refused it)
 
     def start(self) -> None:
         self._appender.start(self._append_loop)
         self._drainer.start(self._drain_loop)
+        self._accountant.start(self._account_loop)
         self._work.set()
 
     @property
@@ -180,6 +201,12 @@ class _Lane:
 
     async def stop_draining(self) -> None:
         await self._drainer.stop()
+        # What was drained is accounted (usage recorded, segments deleted) before the WAL
+        # closes; a segment left undeleted is replayed and found stored on the next start.
+        if self._accountant.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._to_account.join(), STOP_DRAIN)
+        await self._accountant.stop()
         await asyncio.to_thread(self.wal.close)
 
     def full(self) -> bool:
@@ -212,9 +239,11 @@ class _Lane:
                     continue
                 self.acked_seq = max(self.acked_seq, seq)
                 self.owner.flushes += 1  # group commits: each fsync acknowledges a group
+                orgs = self.seg_orgs.setdefault(seq, set())
                 for _, done, count, org in batch:
                     self.undrained[org] = self.undrained.get(org, 0) + count
                     self.org_seq[org] = seq
+                    orgs.add(org)
                     self.owner.queued_rows += count
                     if not done.done():
                         done.set_result(count)
@@ -228,12 +257,22 @@ class _Lane:
         seq = self.acked_seq if org is None else max(self.org_seq.get(org, 0), self.replayed)
         return seq if seq >= self.drained_below else None
 
-    async def wait_drained(self, target: int, wait: float, *, readable: bool = False) -> bool:
+    async def wait_drained(
+        self, target: int, wait: float, *, readable: bool = False, org: str | None = None
+    ) -> bool:
         """Wait until segment ``target`` is drained (in the engine, its usage recorded and the
-        segment deleted), or only in the engine (``readable``); False after ``wait`` seconds."""
+        segment deleted), or only in the engine (``readable``); False after ``wait`` seconds.
+        ``org`` (with ``readable``): the segment ``org``'s rows are last in, once readable, is
+        enough whatever other orgs' earlier segments still drain (an org's segments drain in
+        order), with every segment of an earlier run."""
 
         def done() -> bool:
-            return (self.readable_below if readable else self.drained_below) > target
+            if not readable:
+                return self.drained_below > target
+            if self.readable_below > target:
+                return True
+            last = self.org_seq.get(org) if org is not None else None
+            return last == target and last in self._readable and self.readable_below > self.replayed
 
         if done() or not self._drainer.running or self.drain_failing:
             # While the engine refuses drains a read would wait for nothing: it goes ahead (and
@@ -249,18 +288,62 @@ class _Lane:
         return True
 
     async def _drain_loop(self) -> None:
-        while True:
-            if not self.wal.sealed:
-                if self.wal.current is not None:
+        """Start the drain of each sealed segment once it may (:meth:`_startable`) and a drain
+        is free, and seal the current segment once it could start at once."""
+        try:
+            while True:
+                # A copy: the accountant's thread removes retired segments from the list.
+                sealed = list(self.wal.sealed)
+                waiting = [s for s in sealed if s not in self._readable and s not in self._running]
+                started = False
+                for seq in waiting:
+                    if len(self._running) >= self.parallel:
+                        break
+                    if self._startable(seq, sealed):
+                        self._running[seq] = asyncio.create_task(
+                            self._drain(seq), name=f"emban-ingest-drain-{self.name}-{seq}"
+                        )
+                        started = True
+                if started:
+                    continue
+                # The current segment is sealed once it could start at once: while it holds rows
+                # of an org whose earlier segment still drains, it gathers that org's next rows.
+                current = self.wal.current
+                free = len(self._running) < self.parallel
+                if free and current is not None and self._startable(current, sealed):
                     async with self._io:
                         await asyncio.to_thread(self.wal.seal)
                     continue
                 await self._work.wait()
                 self._work.clear()
+        finally:
+            running, self._running = list(self._running.values()), {}
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _startable(self, seq: int, sealed: list[int]) -> bool:
+        """No earlier segment still to drain shares an org with ``seq`` (a segment left by an
+        earlier run shares every org: its orgs are unknown until it is read)."""
+        orgs = self.seg_orgs.get(seq)
+        for earlier in sealed:
+            if earlier >= seq:
+                return True
+            if earlier in self._readable:
                 continue
-            seq = self.wal.sealed[0]
+            theirs = self.seg_orgs.get(earlier)
+            if orgs is None or theirs is None or orgs & theirs:
+                return False
+        return True
+
+    async def _drain(self, seq: int) -> None:
+        """Drain segment ``seq`` (retrying while the engine refuses), then let its readers go."""
+        while True:
             try:
                 stored = await self._drain_segment(seq)
+                break
             except Exception as exc:
                 self.drain_failing = True
                 if self.owner.metrics is not None:
@@ -270,43 +353,75 @@ class _Lane:
                 if not isinstance(exc, Unavailable):
                     log.exception("draining ingest WAL segment %d failed; retrying", seq)
                 await asyncio.sleep(RETRY_DRAIN)
+        self.drain_failing = False
+        # Readers go ahead as soon as the rows are in the engine, and the drainer goes on to the
+        # next segment: recording usage (a metadata write, which may queue behind other orgs'
+        # writes) and deleting the segment (an unlink and a directory fsync) are the
+        # accountant's, in order, on neither's way.
+        self._running.pop(seq, None)
+        self._readable.add(seq)
+        self._finished[seq] = stored
+        sealed = list(self.wal.sealed)
+        for s in sealed:  # hand on, in order, every drained segment up to the first undrained
+            if s <= self._handed:
                 continue
-            self.drain_failing = False
-            # Readers go ahead as soon as the rows are in the engine: recording usage (a
-            # metadata write, which may queue behind other orgs' writes) and deleting the
-            # segment (an unlink and a directory fsync) are not on their way.
+            if s not in self._finished:
+                break
+            self._handed = s
+            self._to_account.put_nowait((s, self._finished.pop(s)))
+        async with self._drained:
+            first = next((s for s in sealed if s not in self._readable), None)
+            if first is None:  # every sealed segment is readable
+                first = self.wal.current if self.wal.current is not None else self.wal.next_seq
+            self.readable_below = first
+            self._drained.notify_all()
+        self._work.set()
+
+    async def _account_loop(self) -> None:
+        """Per drained segment, in order: its usage, its rows no longer undrained, its file
+        deleted (and the next one made, off the ack path); then accounting waiters go ahead."""
+        while True:
+            seq, stored = await self._to_account.get()
+            try:
+                await self._account(seq, stored)
+            except Exception:
+                # The rows are in the engine: a segment whose file could not be deleted is
+                # found stored when it is replayed on the next start.
+                log.exception("accounting for drained ingest WAL segment %d failed", seq)
             async with self._drained:
-                self.readable_below = self._following(seq)
-                self._drained.notify_all()
-            for chunk_stored, records in stored:
-                if chunk_stored:
-                    await self.owner.record_usage(chunk_stored)
-                for org, rows in records:
-                    left = self.undrained.get(org, 0) - rows
-                    if left > 0:
-                        self.undrained[org] = left
-                    else:  # rows replayed from an earlier run were never counted
-                        self.undrained.pop(org, None)
-            async with self._io:  # the next segment's file is made here, off the ack path
-                await asyncio.to_thread(self.wal.retire, seq)
-            async with self._drained:
+                self._readable.discard(seq)
+                self.seg_orgs.pop(seq, None)
                 self.drained_below = self._following(seq)
                 self.org_seq = {o: s for o, s in self.org_seq.items() if s >= self.drained_below}
                 self._drained.notify_all()
+            self._to_account.task_done()
+
+    async def _account(self, seq: int, stored: list[DrainedChunk]) -> None:
+        for chunk_stored, records in stored:
+            if chunk_stored:
+                await self.owner.record_usage(chunk_stored)
+            for org, rows in records:
+                left = self.undrained.get(org, 0) - rows
+                if left > 0:
+                    self.undrained[org] = left
+                else:  # rows replayed from an earlier run were never counted
+                    self.undrained.pop(org, None)
+        async with self._io:
+            await asyncio.to_thread(self.wal.retire, seq)
 
     def _following(self, seq: int) -> int:
         """The first seq after ``seq`` that may still hold undrained rows."""
-        later = [s for s in self.wal.sealed if s > seq]
+        later = [s for s in list(self.wal.sealed) if s > seq]
         if later:
             return later[0]
         return self.wal.current if self.wal.current is not None else self.wal.next_seq
 
-    async def _drain_segment(self, seq: int) -> list[tuple[dict[str, int], list[tuple[str, int]]]]:
+    async def _drain_segment(self, seq: int) -> list[DrainedChunk]:
         """Store every chunk of segment ``seq``; per chunk, the new rows per org (for usage)
         and its records' (org, rows), to account for once readers were let through."""
         path = segment_path(self.wal.directory, seq)
         offset, index = 0, 0
-        done: list[tuple[dict[str, int], list[tuple[str, int]]]] = []
+        done: list[DrainedChunk] = []
         while True:
             prepared = await self.owner.prepare_chunk(path, offset, self.offload)
             if prepared is None:
@@ -420,7 +535,9 @@ class WalIngestWriter(IngestWriter):
         ``readable``: in the engine is enough (reads; the usage is recorded just after)."""
         targets = [(lane, lane.target(org)) for lane in self.lanes]
         waits = [
-            lane.wait_drained(t, wait, readable=readable) for lane, t in targets if t is not None
+            lane.wait_drained(t, wait, readable=readable, org=org)
+            for lane, t in targets
+            if t is not None
         ]
         if not waits:
             return True

@@ -4,6 +4,7 @@ a crash stores every acknowledged event exactly once (events and rollups), on th
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import uuid
 from pathlib import Path
@@ -30,6 +31,7 @@ from emban.analytics.wal_ingest import (
     BULK_RATE,
     BULK_ROWS,
     IngestBacklogFull,
+    PreparedChunk,
     WalIngestWriter,
     frame,
 )
@@ -334,6 +336,219 @@ async def test_readers_go_ahead_before_the_usage_is_recorded(
     assert writer.undrained(org) == 0
     assert writer.fast.wal.sealed == []
     await writer.stop()
+
+
+async def test_the_next_segment_drains_while_a_usage_write_is_held(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The drainer goes on to the next segment as soon as a segment's rows are readable: while
+    the first segment's usage write is held, a later ack's rows reach the engine and a read sees
+    them; the accounting (usage, undrained rows, the segment files) then follows in order."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    recording, release = asyncio.Event(), asyncio.Event()
+    recorded: list[dict[str, int]] = []
+
+    async def on_stored(stored: dict[str, int]) -> None:
+        recording.set()
+        await release.wait()
+        recorded.append(stored)
+
+    writer = WalIngestWriter(
+        runtime.ingest._store,  # type: ignore[attr-defined]
+        tmp_path / "wal",
+        backlog_limit=1 << 30,
+        on_stored=on_stored,
+    )
+    writer.start()
+    assert await writer.submit(rows(org, 3)) == 3
+    await asyncio.wait_for(recording.wait(), 10)  # the first segment's usage write is held
+    assert await writer.submit(rows(org, 4, 3)) == 4  # a later segment
+    assert await writer.visible(5, org=org, readable=True) is True
+    assert (await counts(runtime, org))["events"] == 7
+    assert recorded == []
+    assert writer.undrained(org) == 7  # the cap check still counts every row
+    assert len(writer.fast.wal.sealed) == 2  # neither segment is deleted yet
+    assert await writer.visible(0.2, org=org) is False
+    release.set()
+    assert await writer.visible(5, org=org) is True
+    assert recorded == [{org: 3}, {org: 4}]  # in order, once each
+    assert writer.undrained(org) == 0
+    assert writer.fast.wal.sealed == []
+    await writer.stop()
+
+
+class HoldOrg(EngineProbe):
+    """The engine, except that an events INSERT holding rows of ``org`` waits for ``release``;
+    records each events INSERT's org (held or not) and token, as it starts and as it ends."""
+
+    def __init__(self, inner: EventStore, org: str) -> None:
+        super().__init__(inner)
+        self.org = org
+        self.release = asyncio.Event()
+        self.log: list[tuple[str, str, str]] = []
+
+    async def insert_json(
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
+    ) -> None:
+        held = self.org.encode() in payload
+        who = self.org if held else "other"
+        if table == "events":
+            self.log.append(("start", who, token or ""))
+            if held:
+                await self.release.wait()
+        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+        if table == "events":
+            self.log.append(("end", who, token or ""))
+
+
+async def test_one_orgs_drain_in_the_engine_holds_no_other_org_in_its_lane(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The fast lane drains segments of different orgs at once: while org A's drain is held in
+    the engine, org B's later events reach the engine and B's reads go ahead; A's own later
+    events wait for A's earlier ones (an org's rows are stored in the order acknowledged), and
+    the accounting (usage, segment files) still follows the segments' order."""
+    org_a, org_b = (f"wal-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    recorded: list[dict[str, int]] = []
+
+    async def on_stored(stored: dict[str, int]) -> None:
+        recorded.append(stored)
+
+    engine = HoldOrg(runtime.ingest._store, org_a)  # type: ignore[attr-defined]
+    writer = WalIngestWriter(engine, tmp_path / "wal", backlog_limit=1 << 30, on_stored=on_stored)
+    writer.start()
+    assert await writer.submit(rows(org_a, 3)) == 3
+    while not engine.log:  # noqa: ASYNC110 (the drain's INSERT starts on its own)
+        await asyncio.sleep(0.01)
+    assert engine.log[0][:2] == ("start", org_a)  # A's first drain is held in the engine
+    assert await writer.submit(rows(org_b, 2)) == 2
+    assert await writer.visible(5, org=org_b, readable=True) is True
+    assert (await counts(runtime, org_b))["events"] == 2
+    assert await writer.submit(rows(org_b, 1, 2)) == 1
+    assert await writer.visible(5, org=org_b, readable=True) is True
+    assert (await counts(runtime, org_b))["events"] == 3
+    assert await writer.submit(rows(org_a, 4, 3)) == 4  # A's next rows wait for its first
+    assert await writer.visible(0.3, org=org_a, readable=True) is False
+    assert (await counts(runtime, org_a))["events"] == 0
+    assert [who for step, who, _ in engine.log if step == "start"].count(org_a) == 1
+    assert recorded == []  # usage goes in the segments' order: A's first is not drained
+    assert writer.undrained(org_b) == 3
+    engine.release.set()
+    assert await writer.visible(5, org=org_a) is True
+    assert await writer.visible(5, org=org_b) is True
+    assert (await counts(runtime, org_a))["events"] == 7
+    a_steps = [(step, token) for step, who, token in engine.log if who == org_a]
+    assert [step for step, _ in a_steps] == ["start", "end", "start", "end"]  # one at a time
+    assert a_steps[0][1] != a_steps[2][1]  # two segments, in the order acknowledged
+    assert recorded == [{org_a: 3}, {org_b: 2}, {org_b: 1}, {org_a: 4}]  # the segments' order
+    assert writer.undrained(org_a) == 0
+    assert writer.undrained(org_b) == 0
+    assert writer.fast.wal.sealed == []
+    await writer.stop()
+
+
+class SlowEngine(EngineProbe):
+    """The engine with a random delay before each events INSERT; records, per org, the event ids
+    in the order they were inserted, and the most INSERTs of one org ever in flight at once."""
+
+    def __init__(self, inner: EventStore, rng: random.Random) -> None:
+        super().__init__(inner)
+        self.rng = rng
+        self.inserted: dict[str, list[str]] = {}
+        self.in_flight: dict[str, int] = {}
+        self.most_at_once = 0
+
+    async def insert_json(
+        self,
+        table: str,
+        columns: list[str],
+        payload: bytes,
+        fmt: str = "JSONEachRow",
+        *,
+        token: str | None = None,
+    ) -> None:
+        if table != "events":
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+            return
+        lines = [msgspec.json.decode(line) for line in payload.splitlines() if line]
+        orgs = {line[0] for line in lines}
+        for org in orgs:
+            self.in_flight[org] = self.in_flight.get(org, 0) + 1
+            self.most_at_once = max(self.most_at_once, self.in_flight[org])
+        try:
+            await asyncio.sleep(self.rng.choice((0, 0, 0.005, 0.02, 0.05)))
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+        finally:
+            for org in orgs:
+                self.in_flight[org] -= 1
+        for line in lines:
+            self.inserted.setdefault(line[0], []).append(line[5])
+
+
+class JitteryWriter(WalIngestWriter):
+    """A writer whose chunks take a random while to prepare (as when the worker threads are
+    busy), so drains started in order may reach the engine in any order."""
+
+    rng = random.Random(0)  # noqa: S311 - reproducible timing, not secrets
+
+    async def prepare_chunk(self, path: Path, offset: int, offload: Any) -> PreparedChunk | None:
+        await asyncio.sleep(self.rng.choice((0, 0, 0.003, 0.03)))
+        return await super().prepare_chunk(path, offset, offload)
+
+
+async def test_the_lanes_store_each_orgs_rows_once_and_in_order_whatever_the_timing(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Random rounds of three orgs' small ingests (the fast lane, drained two segments at a
+    time), every other round with bulk ones too, under random engine delays: every row is stored
+    once, each org's rows in the order they were acknowledged within a lane, never two INSERTs
+    of one org at once, the usage is each org's rows, and the WAL is empty at the end."""
+    rng = random.Random(8)  # noqa: S311 - reproducible timing, not secrets
+    for round_ in range(10):
+        orgs = [f"wal-{round_}-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+        with_bulk = round_ % 2 == 1  # the lanes drain at once: no order between them
+        recorded: dict[str, int] = {}
+
+        async def on_stored(stored: dict[str, int], into: dict[str, int] = recorded) -> None:
+            for org, n in stored.items():
+                into[org] = into.get(org, 0) + n
+
+        engine = SlowEngine(runtime.ingest._store, rng)  # type: ignore[attr-defined]
+        writer = JitteryWriter(
+            engine, tmp_path / f"wal-{round_}", backlog_limit=1 << 30, on_stored=on_stored
+        )
+        writer.start()
+        sent = dict.fromkeys(orgs, 0)
+        pending = []
+        for _ in range(14):
+            org = rng.choice(orgs)
+            size = rng.choice((1, 1, 2, 3, BULK_ROWS) if with_bulk else (1, 1, 2, 3))
+            pending.append(asyncio.create_task(writer.submit(rows(org, size, sent[org]))))
+            sent[org] += size
+            await asyncio.sleep(rng.choice((0, 0.002, 0.01, 0.03)))
+            await asyncio.gather(*pending)  # acknowledged in the order sent
+            pending.clear()
+        assert await writer.visible(30) is True
+        for org in orgs:
+            expected = [f"id-{n}" for n in range(sent[org])]
+            inserted = engine.inserted.get(org, [])
+            if with_bulk:
+                assert sorted(inserted) == sorted(expected)
+            else:
+                assert inserted == expected
+            assert (await counts(runtime, org))["events"] == sent[org]
+            assert writer.undrained(org) == 0
+        assert engine.most_at_once == 1
+        assert recorded == {org: n for org, n in sent.items() if n}
+        assert writer.fast.wal.sealed == []
+        assert writer.bulk.wal.sealed == []
+        await writer.stop()
 
 
 async def test_a_burst_held_in_the_engine_delays_no_other_org(
