@@ -230,7 +230,10 @@ class _Lane:
                 batch, self._queue = self._queue, []
                 try:
                     async with self._io:
-                        seq = await asyncio.to_thread(self.wal.append, [b[0] for b in batch])
+                        split = self._split_before({b[3] for b in batch})
+                        seq = await asyncio.to_thread(
+                            self._write, [b[0] for b in batch], split=split
+                        )
                 except Exception as exc:
                     log.exception("ingest WAL append of %d records failed", len(batch))
                     for _, done, _, _ in batch:
@@ -248,6 +251,31 @@ class _Lane:
                     if not done.done():
                         done.set_result(count)
                 self._work.set()
+
+    def _split_before(self, orgs: set[str]) -> bool:
+        """Whether records of ``orgs`` start a segment of their own instead of joining the
+        current one: when the current segment waits for an earlier segment of one of its orgs
+        to drain (so it cannot start) and ``orgs`` have nothing to wait for, a new segment lets
+        their rows drain now instead of behind another org's slow drain."""
+        current = self.wal.current
+        if current is None or self.parallel == 1 or orgs & self.seg_orgs.get(current, set()):
+            return False
+        sealed = list(self.wal.sealed)
+        if self._startable(current, sealed):
+            return False  # it can start as soon as a drain is free: no one waits behind it
+        for seq in sealed:
+            if seq in self._readable:
+                continue
+            theirs = self.seg_orgs.get(seq)
+            if theirs is None or orgs & theirs:
+                return False  # these orgs wait for an earlier segment anyway
+        return True
+
+    def _write(self, records: list[bytes], *, split: bool) -> int:
+        """On the WAL's thread: end the current segment first (``split``), then append."""
+        if split:
+            self.wal.seal()
+        return self.wal.append(records)
 
     def target(self, org: str | None) -> int | None:
         """The segment a read of ``org`` (any org: None) must see drained, or None when
