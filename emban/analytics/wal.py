@@ -33,6 +33,14 @@ MAX_RECORD = 256 * 1024 * 1024  # a length above this is damage, not a record
 SUFFIX = ".wal"
 
 
+def remove_segment(path: Path) -> None:
+    """Delete a drained (and forgotten) segment's file. Safe beside an append to another
+    segment; should the deletion not survive a crash, the segment is replayed and every chunk
+    of it is dropped by its INSERT token."""
+    path.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
 class WalLocked(RuntimeError):
     """Another process holds this WAL directory."""
 
@@ -243,10 +251,14 @@ class WriteAheadLog:
 
     def delete(self, seq: int) -> None:
         """Remove a drained segment."""
-        segment_path(self.directory, seq).unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        remove_segment(self.forget(seq))
+
+    def forget(self, seq: int) -> Path:
+        """Stop counting a drained segment (its file is left to :func:`remove_segment`, which
+        needs no exclusion from the other methods); the file's path."""
         self.sealed.remove(seq)
         self.backlog_bytes -= self._sizes.pop(seq, 0)
+        return segment_path(self.directory, seq)
 
     def retire(self, seq: int) -> None:
         """Remove a drained segment and have the next segment's file ready."""

@@ -61,6 +61,7 @@ from emban.analytics.wal import (
     WriteAheadLog,
     encode_record,
     read_chunk_at,
+    remove_segment,
     segment_path,
 )
 from emban.background_tasks import OwnedTask
@@ -434,8 +435,13 @@ class _Lane:
                     self.undrained[org] = left
                 else:  # rows replayed from an earlier run were never counted
                     self.undrained.pop(org, None)
+        # Only the bookkeeping and the next segment's file hold the WAL's lock (acks wait for
+        # it); the file's deletion and its directory sync run beside them.
         async with self._io:
-            await asyncio.to_thread(self.wal.retire, seq)
+            path = self.wal.forget(seq)
+        await asyncio.to_thread(remove_segment, path)
+        async with self._io:
+            await asyncio.to_thread(self.wal.prepare_next)
 
     def _following(self, seq: int) -> int:
         """The first seq after ``seq`` that may still hold undrained rows."""

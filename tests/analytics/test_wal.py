@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emban.analytics import wal_ingest
 from emban.analytics.drain_lock import PostgresLock, lock_key
 from emban.analytics.ingest import COMPACT, EVENT_COLUMNS, EventRow
 from emban.analytics.store import EventStore, QueryResult
@@ -374,6 +376,43 @@ async def test_the_next_segment_drains_while_a_usage_write_is_held(
     assert recorded == [{org: 3}, {org: 4}]  # in order, once each
     assert writer.undrained(org) == 0
     assert writer.fast.wal.sealed == []
+    await writer.stop()
+
+
+async def test_an_ack_never_waits_for_a_drained_segments_deletion(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting a drained segment's file (an unlink and a directory sync, slow on a busy disk)
+    holds no ack: only the bookkeeping and the next segment's file take the WAL's lock."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    removing, release = threading.Event(), threading.Event()
+    real_remove = wal_ingest.remove_segment
+
+    def held_remove(path: Path) -> None:
+        removing.set()
+        release.wait(10)
+        real_remove(path)
+
+    monkeypatch.setattr(wal_ingest, "remove_segment", held_remove)
+    writer = WalIngestWriter(
+        runtime.ingest._store,  # type: ignore[attr-defined]
+        tmp_path / "wal",
+        backlog_limit=1 << 30,
+    )
+    writer.start()
+    try:
+        assert await writer.submit(rows(org, 2)) == 2
+        assert await asyncio.to_thread(removing.wait, 10)  # the first segment's deletion is held
+        assert await asyncio.wait_for(writer.submit(rows(org, 3, 2)), 2) == 3
+        assert await writer.visible(5, org=org, readable=True) is True
+        assert (await counts(runtime, org))["events"] == 5
+    finally:
+        release.set()
+    assert await writer.visible(5, org=org) is True
+    assert writer.fast.wal.sealed == []
+    assert sorted((tmp_path / "wal" / "fast").glob("*.wal")) == [
+        segment_path(tmp_path / "wal" / "fast", writer.fast.wal.next_seq)  # made ahead
+    ]
     await writer.stop()
 
 
