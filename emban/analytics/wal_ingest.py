@@ -415,8 +415,11 @@ class _Lane:
                 await self._account(seq, stored)
             except Exception:
                 # The rows are in the engine: a segment whose file could not be deleted is
-                # found stored when it is replayed on the next start.
+                # found stored when it is replayed on the next start. Never drained again here.
                 log.exception("accounting for drained ingest WAL segment %d failed", seq)
+                if seq in self.wal.sealed:
+                    async with self._io:
+                        self.wal.forget(seq)
             async with self._drained:
                 self._readable.discard(seq)
                 self.seg_orgs.pop(seq, None)

@@ -416,6 +416,66 @@ async def test_an_ack_never_waits_for_a_drained_segments_deletion(
     await writer.stop()
 
 
+class CountInserts(EngineProbe):
+    def __init__(self, inner: EventStore) -> None:
+        super().__init__(inner)
+        self.tokens: list[str] = []
+
+    async def before_insert(self, table: str, token: str | None) -> None:
+        if table == "events":
+            self.tokens.append(token or "")
+
+
+@pytest.mark.parametrize("failing", ["usage", "deletion"])
+async def test_a_segment_whose_accounting_fails_is_not_drained_again(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A failure while accounting for a drained segment (its usage, its file's deletion) is
+    logged; the segment's rows are stored once, it is never drained again in this run (its file
+    is replayed, and found stored, on the next start), and the lane goes on."""
+    org = f"wal-{uuid.uuid4().hex[:10]}"
+    real_remove = wal_ingest.remove_segment
+    failures: list[str] = []
+
+    def failing_once(path: Path) -> None:
+        if failing == "deletion" and not failures:
+            failures.append(str(path))
+            raise OSError("disk says no")
+        real_remove(path)
+
+    monkeypatch.setattr(wal_ingest, "remove_segment", failing_once)
+    engine = CountInserts(runtime.ingest._store)  # type: ignore[attr-defined]
+    recorded: list[dict[str, int]] = []
+
+    async def on_stored(stored: dict[str, int]) -> None:
+        recorded.append(stored)
+
+    writer = WalIngestWriter(engine, tmp_path / "wal", backlog_limit=1 << 30, on_stored=on_stored)
+    real_usage = writer.record_usage
+
+    async def usage_failing_once(stored: dict[str, int]) -> None:
+        if failing == "usage" and not failures:
+            failures.append("usage")
+            raise RuntimeError("usage says no")
+        await real_usage(stored)
+
+    monkeypatch.setattr(writer, "record_usage", usage_failing_once)
+    writer.start()
+    assert await writer.submit(rows(org, 2)) == 2
+    assert await writer.visible(5, org=org) is True
+    assert failures
+    assert await writer.submit(rows(org, 3, 2)) == 3
+    assert await writer.visible(5, org=org) is True
+    await asyncio.sleep(0.2)  # time for a wrong second drain of the first segment
+    assert len(engine.tokens) == len(set(engine.tokens)) == 2
+    assert recorded == ([{org: 2}] if failing == "deletion" else []) + [{org: 3}]
+    assert (await counts(runtime, org))["events"] == 5
+    assert writer.fast.wal.sealed == []
+    # The first segment's file is left for the next start (a replay finds it stored).
+    assert len(list((tmp_path / "wal" / "fast").glob("*.wal"))) == 2
+    await writer.stop()
+
+
 class HoldOrg(EngineProbe):
     """The engine, except that an events INSERT holding rows of ``org`` waits for ``release``;
     records each events INSERT's org (held or not) and token, as it starts and as it ends."""
