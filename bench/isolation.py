@@ -28,7 +28,8 @@ First with nothing else running, then while, at the same time (issue 8's benchma
 its own, and the cohorts' org sends one `api.call` event every 100 ms to their tenant, so every
 cohort is recomputed as often as the live caps allow. By default the burst and the cohorts share
 an org, and each refresh waits (read-your-writes) for that org's backlog to drain: the cohorts
-then hardly refresh at all.
+refresh once per drain of the burst (all 50 answered, ~3,000 pushes a minute since refreshes
+run in batches), not as often as the caps allow.
 
 The load runs in a process of its own, so the measuring client's clock is not delayed by the
 load's client work. `--load` runs a subset (to see which load costs what).
