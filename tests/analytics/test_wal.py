@@ -303,6 +303,31 @@ class HeldStore(EngineProbe):
             await self.release.wait()
 
 
+class HeldUsage:
+    """A writer's usage hook that holds every usage write until ``release``; ``recording`` is set
+    once one is waiting, ``recorded`` lists what was written."""
+
+    def __init__(self) -> None:
+        self.recording, self.release = asyncio.Event(), asyncio.Event()
+        self.recorded: list[dict[str, int]] = []
+
+    async def on_stored(self, stored: dict[str, int]) -> None:
+        self.recording.set()
+        await self.release.wait()
+        self.recorded.append(stored)
+
+    def writer(self, runtime: Runtime, tmp_path: Path) -> WalIngestWriter:
+        """A started writer on the suite's engine, with this hook."""
+        writer = WalIngestWriter(
+            runtime.ingest._store,  # type: ignore[attr-defined]
+            tmp_path / "wal",
+            backlog_limit=1 << 30,
+            on_stored=self.on_stored,
+        )
+        writer.start()
+        return writer
+
+
 async def test_readers_go_ahead_before_the_usage_is_recorded(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -310,21 +335,9 @@ async def test_readers_go_ahead_before_the_usage_is_recorded(
     write (a metadata write that may queue behind other orgs' writes) and the segment's deletion
     still run; the plan's cap and ``/v1/usage`` (``visible()``) wait for the usage too."""
     org = f"wal-{uuid.uuid4().hex[:10]}"
-    recording, release = asyncio.Event(), asyncio.Event()
-    recorded: list[dict[str, int]] = []
-
-    async def on_stored(stored: dict[str, int]) -> None:
-        recording.set()
-        await release.wait()
-        recorded.append(stored)
-
-    writer = WalIngestWriter(
-        runtime.ingest._store,  # type: ignore[attr-defined]
-        tmp_path / "wal",
-        backlog_limit=1 << 30,
-        on_stored=on_stored,
-    )
-    writer.start()
+    usage = HeldUsage()
+    writer = usage.writer(runtime, tmp_path)
+    recording, release, recorded = usage.recording, usage.release, usage.recorded
     assert await writer.submit(rows(org, 3)) == 3
     await asyncio.wait_for(recording.wait(), 10)  # the usage write is held
     assert await writer.visible(5, org=org, readable=True) is True
@@ -347,21 +360,9 @@ async def test_the_next_segment_drains_while_a_usage_write_is_held(
     the first segment's usage write is held, a later ack's rows reach the engine and a read sees
     them; the accounting (usage, undrained rows, the segment files) then follows in order."""
     org = f"wal-{uuid.uuid4().hex[:10]}"
-    recording, release = asyncio.Event(), asyncio.Event()
-    recorded: list[dict[str, int]] = []
-
-    async def on_stored(stored: dict[str, int]) -> None:
-        recording.set()
-        await release.wait()
-        recorded.append(stored)
-
-    writer = WalIngestWriter(
-        runtime.ingest._store,  # type: ignore[attr-defined]
-        tmp_path / "wal",
-        backlog_limit=1 << 30,
-        on_stored=on_stored,
-    )
-    writer.start()
+    usage = HeldUsage()
+    writer = usage.writer(runtime, tmp_path)
+    recording, release, recorded = usage.recording, usage.release, usage.recorded
     assert await writer.submit(rows(org, 3)) == 3
     await asyncio.wait_for(recording.wait(), 10)  # the first segment's usage write is held
     assert await writer.submit(rows(org, 4, 3)) == 4  # a later segment
