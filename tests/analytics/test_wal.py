@@ -8,6 +8,7 @@ import random
 import sys
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,8 @@ def rows(org: str, count: int, start: int = 0) -> list[EventRow]:
 
 
 class EngineProbe:
-    """The engine, passed through, with a hook run before each INSERT (subclasses crash, hold or
-    record there)."""
+    """The engine, passed through, with hooks around each INSERT (subclasses crash, hold, delay
+    or record there)."""
 
     def __init__(self, inner: EventStore) -> None:
         self.inner = inner
@@ -197,8 +198,17 @@ class EngineProbe:
         *,
         token: str | None = None,
     ) -> None:
+        async def insert() -> None:
+            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+
+        await self.around_insert(table, payload, token, insert)
+
+    async def around_insert(
+        self, table: str, payload: bytes, token: str | None, insert: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Runs each INSERT (``insert()``); by default after :meth:`before_insert`."""
         await self.before_insert(table, token)
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+        await insert()
 
     async def before_insert(self, table: str, token: str | None) -> None:
         pass
@@ -487,14 +497,8 @@ class HoldOrg(EngineProbe):
         self.release = asyncio.Event()
         self.log: list[tuple[str, str, str]] = []
 
-    async def insert_json(
-        self,
-        table: str,
-        columns: list[str],
-        payload: bytes,
-        fmt: str = "JSONEachRow",
-        *,
-        token: str | None = None,
+    async def around_insert(
+        self, table: str, payload: bytes, token: str | None, insert: Callable[[], Awaitable[None]]
     ) -> None:
         held = self.org.encode() in payload
         who = self.org if held else "other"
@@ -502,7 +506,7 @@ class HoldOrg(EngineProbe):
             self.log.append(("start", who, token or ""))
             if held:
                 await self.release.wait()
-        await self.inner.insert_json(table, columns, payload, fmt, token=token)
+        await insert()
         if table == "events":
             self.log.append(("end", who, token or ""))
 
@@ -569,17 +573,11 @@ class SlowEngine(EngineProbe):
         self.in_flight: dict[str, int] = {}
         self.most_at_once = 0
 
-    async def insert_json(
-        self,
-        table: str,
-        columns: list[str],
-        payload: bytes,
-        fmt: str = "JSONEachRow",
-        *,
-        token: str | None = None,
+    async def around_insert(
+        self, table: str, payload: bytes, token: str | None, insert: Callable[[], Awaitable[None]]
     ) -> None:
         if table != "events":
-            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+            await insert()
             return
         lines = [msgspec.json.decode(line) for line in payload.splitlines() if line]
         orgs = {line[0] for line in lines}
@@ -588,7 +586,7 @@ class SlowEngine(EngineProbe):
             self.most_at_once = max(self.most_at_once, self.in_flight[org])
         try:
             await asyncio.sleep(self.rng.choice((0, 0, 0.005, 0.02, 0.05)))
-            await self.inner.insert_json(table, columns, payload, fmt, token=token)
+            await insert()
         finally:
             for org in orgs:
                 self.in_flight[org] -= 1
